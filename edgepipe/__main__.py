@@ -1,0 +1,6 @@
+"""``python -m edgepipe`` is the ``edgepipe`` command."""
+import sys
+
+from edgepipe.pipeline.cli import main
+
+sys.exit(main())

@@ -1,0 +1,208 @@
+"""Typed configuration: YAML validated into pydantic models, with dotted ``--set`` overrides.
+
+Every section forbids unknown keys, so a typo fails at once with the key's dotted path and the allowed names,
+instead of being silently ignored while a default is used. Errors are one line and map to exit status 2.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+
+from edgepipe.pipeline.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PipelineSection(Section):
+    name: str = "default"
+    template: Literal["anomaly_detection"] = "anomaly_detection"
+    root: str = ".edgepipe"
+    beam_args: list[str] = Field(default_factory=lambda: ["--runner=DirectRunner"])
+    max_workers: PositiveInt = 1
+
+
+class DataSection(Section):
+    source: str = "builtin:sensors"
+    timestamp_column: str = "timestamp"
+    series_column: str | None = "machine"
+    feature_columns: list[str] | None = None
+    label_column: str | None = "anomaly"
+    labels_json: str | None = None
+    labels_key: str | None = None
+    split: dict[str, float] = Field(default_factory=lambda: {"train": 0.6, "eval": 0.2, "test": 0.2})
+    max_reject_fraction: float = Field(0.01, ge=0.0, le=1.0)
+    chunk_size: PositiveInt = 4096
+
+    @field_validator("split")
+    @classmethod
+    def _split_fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        if "train" not in value:
+            raise ValueError("must contain a 'train' fraction")
+        if any(f <= 0 for f in value.values()) or abs(sum(value.values()) - 1.0) > 1e-6:
+            raise ValueError(f"fractions must be positive and sum to 1 (got {value})")
+        return value
+
+
+class NormalizeSection(Section):
+    method: Literal["zscore", "minmax", "robust"] = "zscore"
+
+
+class WindowSection(Section):
+    size: PositiveInt = 32
+    stride: PositiveInt = 4
+    label_mode: Literal["any", "last"] = "any"
+
+
+class ModelSection(Section):
+    family: Literal["autoencoder"] = "autoencoder"
+    filters: list[PositiveInt] = Field(default_factory=lambda: [32, 16])
+    kernel_size: PositiveInt = 7
+
+
+class TrainingSection(Section):
+    epochs: PositiveInt = 20
+    batch_size: PositiveInt = 64
+    learning_rate: float = Field(1e-3, gt=0)
+    strategy: Literal["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"] = "auto"
+    seed: int = 0
+    train_on: Literal["normal", "all"] = "normal"
+
+
+class PruneSection(Section):
+    enabled: bool = True
+    target_sparsity: float = Field(0.5, gt=0.0, lt=1.0)
+    epochs: PositiveInt = 2
+    schedule: Literal["polynomial", "constant"] = "polynomial"
+    learning_rate: float = Field(5e-4, gt=0)
+
+
+class QATSection(Section):
+    enabled: bool = True
+    epochs: PositiveInt = 2
+    learning_rate: float = Field(1e-4, gt=0)
+
+
+class ConvertSection(Section):
+    representative_samples: PositiveInt = 200
+
+
+class EvaluateSection(Section):
+    threshold_quantile: float = Field(0.995, gt=0.0, le=1.0)
+    threshold_margin: float = Field(1.0, gt=0.0)
+
+
+class ExportSection(Section):
+    min_agreement: float = Field(0.98, ge=0.0, le=1.0)
+
+
+class Config(Section):
+    pipeline: PipelineSection = Field(default_factory=PipelineSection)
+    data: DataSection = Field(default_factory=DataSection)
+    normalize: NormalizeSection = Field(default_factory=NormalizeSection)
+    window: WindowSection = Field(default_factory=WindowSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    prune: PruneSection = Field(default_factory=PruneSection)
+    qat: QATSection = Field(default_factory=QATSection)
+    convert: ConvertSection = Field(default_factory=ConvertSection)
+    evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    export: ExportSection = Field(default_factory=ExportSection)
+
+    @model_validator(mode="after")
+    def _window_fits_model(self) -> "Config":
+        factor = 2 ** len(self.model.filters)
+        if self.window.size % factor:
+            raise ValueError(f"window.size={self.window.size} must be divisible by 2**len(model.filters)={factor}")
+        return self
+
+
+def default_config_path() -> Path:
+    from edgepipe import configs
+
+    return Path(configs.__file__).parent / "default.yaml"
+
+
+def resolve_config_path(name: str | None) -> Path:
+    """A path to a YAML file, or the name of a bundled template (``default``, ``nab`` ...)."""
+    if name is None:
+        return default_config_path()
+    path = Path(name)
+    if path.exists():
+        return path
+    bundled = default_config_path().parent / f"{name}.yaml"
+    if bundled.exists() and path.suffix == "":
+        return bundled
+    raise ConfigError(f"config file '{name}' does not exist")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    config_path = resolve_config_path(str(path) if path is not None else None)
+    try:
+        raw = yaml.safe_load(config_path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{config_path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: the top level must be a mapping of sections")
+    for override in overrides or []:
+        apply_override(raw, override)
+    return validate(raw, source=str(config_path))
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply ``dotted.key=value``; the value is parsed as YAML (``64`` -> int, ``[a, b]`` -> list)."""
+    if "=" not in override:
+        raise ConfigError(f"--set '{override}': expected dotted.key=value")
+    dotted, text = override.split("=", 1)
+    keys = [k for k in dotted.strip().split(".") if k]
+    if not keys:
+        raise ConfigError(f"--set '{override}': empty key")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    node = raw
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set '{override}': '{key}' is a value, not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def validate(raw: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_describe(err.errors()[0], source)) from None
+
+
+def _describe(error: dict[str, Any], source: str) -> str:
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc) or "<root>"
+    if error["type"] == "extra_forbidden":
+        allowed = ", ".join(_allowed_keys(loc[:-1]))
+        return f"{source}: unknown config key '{key}' (allowed: {allowed})"
+    message = error["msg"]
+    if error["type"] == "literal_error":
+        message = f"must be one of {error['ctx']['expected']}"
+    got = error.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{source}: config key '{key}': {message}{shown}"
+
+
+def _allowed_keys(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)

@@ -1,0 +1,198 @@
+"""The metadata store: runs, executions, artifacts and lineage in one SQLite file (MLMD's role in TFX).
+
+The store is the source of truth for the cache: an artifact directory counts only once the execution that produced
+it is recorded ``complete`` here, in the same transaction that registers its artifacts. A process killed at any
+point therefore leaves at worst an unregistered directory or an execution still marked ``running``, both of which
+later runs ignore (and the latter is marked ``abandoned``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL, pid INTEGER,
+    started REAL NOT NULL, ended REAL, config TEXT, error TEXT
+);
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id), node TEXT NOT NULL, component TEXT NOT NULL,
+    code_version TEXT NOT NULL, cache_key TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL,
+    cached INTEGER NOT NULL DEFAULT 0, source_execution TEXT, started REAL NOT NULL, ended REAL,
+    metrics TEXT, error TEXT
+);
+CREATE INDEX IF NOT EXISTS executions_by_key ON executions(cache_key, status);
+CREATE TABLE IF NOT EXISTS artifacts (
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, uri TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    producer TEXT NOT NULL REFERENCES executions(id), name TEXT NOT NULL, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    execution_id TEXT NOT NULL REFERENCES executions(id), artifact_id TEXT NOT NULL REFERENCES artifacts(id),
+    kind TEXT NOT NULL CHECK (kind IN ('input', 'output')), name TEXT NOT NULL
+);
+"""
+
+
+class MetadataStore:
+    """Thread-safe access to the SQLite metadata file (one connection, serialized by a lock)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._conn.executescript(SCHEMA)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # ---- runs ----------------------------------------------------------------------------------------------------
+    def start_run(self, pipeline: str, config: dict[str, Any] | None) -> str:
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        with self._transaction() as db:
+            db.execute("INSERT INTO runs (id, pipeline, status, pid, started, config) VALUES (?,?,?,?,?,?)",
+                       (run_id, pipeline, "running", os.getpid(), time.time(), json.dumps(config, default=str)))
+        return run_id
+
+    def end_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET status=?, ended=?, error=? WHERE id=?", (status, time.time(), error, run_id))
+
+    def mark_abandoned(self) -> int:
+        """Mark runs whose process is gone (killed, crashed) and their running executions as abandoned."""
+        stale = [row["id"] for row in self._query("SELECT id, pid FROM runs WHERE status='running'")
+                 if not _process_alive(row["pid"])]
+        with self._transaction() as db:
+            for run_id in stale:
+                db.execute("UPDATE runs SET status='abandoned', ended=COALESCE(ended, ?) WHERE id=?",
+                           (time.time(), run_id))
+                db.execute("UPDATE executions SET status='abandoned' WHERE run_id=? AND status='running'", (run_id,))
+        return len(stale)
+
+    def runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT r.*, (SELECT COUNT(*) FROM executions e WHERE e.run_id=r.id) AS n_exec, "
+            "(SELECT COUNT(*) FROM executions e WHERE e.run_id=r.id AND e.cached=1) AS n_cached "
+            "FROM runs r ORDER BY started DESC LIMIT ?", (limit,))
+        return [dict(row) for row in rows]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM runs WHERE id=? OR id LIKE ? ORDER BY started DESC", (run_id, run_id + "%"))
+        return dict(rows[0]) if rows else None
+
+    # ---- executions ----------------------------------------------------------------------------------------------
+    def start_execution(self, run_id: str, node: str, component: str, code_version: str, cache_key: str,
+                        params: dict[str, Any]) -> str:
+        execution_id = uuid.uuid4().hex
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO executions (id, run_id, node, component, code_version, cache_key, params, status, "
+                "started) VALUES (?,?,?,?,?,?,?,?,?)",
+                (execution_id, run_id, node, component, code_version, cache_key,
+                 json.dumps(params, sort_keys=True, default=str), "running", time.time()))
+        return execution_id
+
+    def complete_execution(self, execution_id: str, outputs: dict[str, tuple[str, str, str]],
+                           inputs: dict[str, str], metrics: dict[str, Any] | None,
+                           cached_from: str | None = None) -> dict[str, str]:
+        """Register outputs {name: (type, uri, fingerprint)} and input links in one transaction; returns ids."""
+        now = time.time()
+        artifact_ids: dict[str, str] = {}
+        with self._transaction() as db:
+            if cached_from is None:
+                for name, (type_name, uri, fingerprint) in outputs.items():
+                    artifact_id = uuid.uuid4().hex
+                    artifact_ids[name] = artifact_id
+                    db.execute("INSERT INTO artifacts VALUES (?,?,?,?,?,?,?)",
+                               (artifact_id, type_name, uri, fingerprint, execution_id, name, now))
+            else:
+                for row in db.execute("SELECT id, name FROM artifacts WHERE producer=?", (cached_from,)):
+                    artifact_ids[row["name"]] = row["id"]
+            for name, artifact_id in artifact_ids.items():
+                db.execute("INSERT INTO events VALUES (?,?,?,?)", (execution_id, artifact_id, "output", name))
+            for name, artifact_id in inputs.items():
+                db.execute("INSERT INTO events VALUES (?,?,?,?)", (execution_id, artifact_id, "input", name))
+            db.execute("UPDATE executions SET status='complete', ended=?, metrics=?, cached=?, source_execution=? "
+                       "WHERE id=?", (now, json.dumps(metrics or {}, default=str), int(cached_from is not None),
+                                     cached_from, execution_id))
+        return artifact_ids
+
+    def fail_execution(self, execution_id: str, error: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE executions SET status='failed', ended=?, error=? WHERE id=?",
+                       (time.time(), error, execution_id))
+
+    def find_cached(self, cache_key: str) -> dict[str, Any] | None:
+        """The newest original (non-cached) complete execution with this key, with its output artifacts."""
+        rows = self._query("SELECT * FROM executions WHERE cache_key=? AND status='complete' AND cached=0 "
+                           "ORDER BY ended DESC LIMIT 1", (cache_key,))
+        if not rows:
+            return None
+        execution = dict(rows[0])
+        execution["artifacts"] = {row["name"]: dict(row) for row in
+                                  self._query("SELECT * FROM artifacts WHERE producer=?", (execution["id"],))}
+        return execution
+
+    def executions(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._query("SELECT * FROM executions WHERE run_id=? ORDER BY started", (run_id,))
+        result = []
+        for row in rows:
+            execution = dict(row)
+            producer = execution["source_execution"] or execution["id"]
+            execution["artifacts"] = [dict(a) for a in self._query(
+                "SELECT * FROM artifacts WHERE producer=? ORDER BY name", (producer,))]
+            result.append(execution)
+        return result
+
+    def lineage(self, artifact_id: str) -> list[dict[str, Any]]:
+        """Every artifact upstream of ``artifact_id`` (walks output -> producing execution -> its inputs)."""
+        seen: dict[str, dict[str, Any]] = {}
+        frontier = [artifact_id]
+        while frontier:
+            current = frontier.pop()
+            rows = self._query("SELECT * FROM artifacts WHERE id=?", (current,))
+            if not rows or current in seen:
+                continue
+            artifact = dict(rows[0])
+            seen[current] = artifact
+            for event in self._query("SELECT artifact_id FROM events WHERE execution_id=? AND kind='input'",
+                                     (artifact["producer"],)):
+                frontier.append(event["artifact_id"])
+        return list(seen.values())
+
+
+def _process_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,190 @@
+"""The local runner: executes a pipeline in topological order with caching, lineage and resume.
+
+Storage layout under ``root``::
+
+    metadata.sqlite                  runs, executions, artifacts, lineage (see metadata.py)
+    tmp/<execution>/<output>/        where a component writes while it runs
+    artifacts/<node>/<execution>/    the same folder, renamed into place once the component returned
+
+A component's outputs become visible in one ``rename`` and are registered in one transaction afterwards; nothing is
+reused unless both happened. A run killed at any point (``kill -9`` included) therefore leaves no half-written
+artifact that a later run would pick up, and the next run resumes at the first component without a complete
+execution, because every earlier one is a cache hit. Independent nodes may run concurrently (``max_workers``).
+"""
+from __future__ import annotations
+
+import graphlib
+import json
+import shutil
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from edgepipe.pipeline.artifacts import ARTIFACT_META, Artifact, artifact_type
+from edgepipe.pipeline.cache import cache_key
+from edgepipe.pipeline.component import Node
+from edgepipe.pipeline.dag import Pipeline
+from edgepipe.pipeline.errors import ComponentError
+from edgepipe.pipeline.metadata import MetadataStore
+
+ProgressFn = Callable[[str, Node, dict[str, Any]], None]
+
+
+@dataclass
+class ArtifactRecord:
+    """A registered artifact: what downstream nodes and the caller get back."""
+
+    id: str
+    type: str
+    uri: str
+    fingerprint: str
+
+    def open(self) -> Artifact:
+        return artifact_type(self.type).open(self.uri)
+
+
+@dataclass
+class NodeResult:
+    node: str
+    execution_id: str
+    cached: bool
+    seconds: float
+    outputs: dict[str, ArtifactRecord]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    nodes: dict[str, NodeResult]
+    error: ComponentError | None = None
+
+    def artifact(self, node: str, output: str) -> Artifact:
+        return self.nodes[node].outputs[output].open()
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(result.cached for result in self.nodes.values())
+
+
+class LocalRunner:
+    """Runs pipelines on this machine against a store rooted at ``root``."""
+
+    def __init__(self, root: str | Path, *, use_cache: bool = True, max_workers: int = 1,
+                 progress: ProgressFn | None = None):
+        self.root = Path(root)
+        self.use_cache = use_cache
+        self.max_workers = max(1, max_workers)
+        self.progress = progress or (lambda event, node, info: None)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.store = MetadataStore(self.root / "metadata.sqlite")
+
+    def run(self, pipeline: Pipeline, config: dict[str, Any] | None = None) -> RunResult:
+        self.store.mark_abandoned()
+        self._remove_stale_staging()
+        run_id = self.store.start_run(pipeline.name, config)
+        results: dict[str, NodeResult] = {}
+        error: ComponentError | None = None
+        sorter: graphlib.TopologicalSorter = graphlib.TopologicalSorter(
+            {node: pipeline.upstream(node) for node in pipeline.nodes})
+        sorter.prepare()
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="edgepipe") as pool:
+            running: dict[Future, Node] = {}
+            try:
+                while sorter.is_active():
+                    if error is None:
+                        for node in sorter.get_ready():
+                            running[pool.submit(self._execute, run_id, node, results)] = node
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        node = running.pop(future)
+                        try:
+                            results[node.name] = future.result()
+                            sorter.done(node)
+                        except ComponentError as err:
+                            error = error or err
+            except BaseException as interrupt:  # Ctrl-C: record, let running components see it, re-raise.
+                self.store.end_run(run_id, "failed", f"interrupted: {type(interrupt).__name__}")
+                raise
+        status = "failed" if error else "complete"
+        self.store.end_run(run_id, status, str(error) if error else None)
+        return RunResult(run_id, status, results, error)
+
+    # ---- one node ------------------------------------------------------------------------------------------------
+    def _execute(self, run_id: str, node: Node, results: dict[str, NodeResult]) -> NodeResult:
+        component = node.component
+        inputs = {name: results[ref.node.name].outputs[ref.name] for name, ref in node.inputs.items()}
+        params = component.resolved_params(node)
+        key = cache_key(component, params, {name: record.fingerprint for name, record in inputs.items()})
+        started = time.perf_counter()
+        execution_id = self.store.start_execution(run_id, node.name, component.name, component.code_version, key,
+                                                  params)
+        cached = self.store.find_cached(key) if self.use_cache else None
+        if cached and self._cache_intact(cached, component.outputs):
+            self.store.complete_execution(execution_id, {}, {n: r.id for n, r in inputs.items()},
+                                          _load_metrics(cached), cached_from=cached["id"])
+            outputs = {name: ArtifactRecord(a["id"], a["type"], a["uri"], a["fingerprint"])
+                       for name, a in cached["artifacts"].items()}
+            result = NodeResult(node.name, execution_id, True, time.perf_counter() - started, outputs,
+                                _load_metrics(cached))
+            self.progress("cached", node, {"seconds": result.seconds, "metrics": result.metrics})
+            return result
+
+        self.progress("start", node, {})
+        staging = self.root / "tmp" / execution_id
+        output_artifacts = {name: typ(staging / name) for name, typ in component.outputs.items()}
+        for artifact in output_artifacts.values():
+            artifact.path.mkdir(parents=True, exist_ok=True)
+        try:
+            input_artifacts = {name: record.open() for name, record in inputs.items()}
+            metrics = component.fn(**input_artifacts, **output_artifacts, **params) or {}
+            for artifact in output_artifacts.values():
+                artifact.finalize()
+            final = self.root / "artifacts" / node.name / execution_id
+            final.parent.mkdir(parents=True, exist_ok=True)
+            staging.rename(final)
+        except BaseException as err:
+            shutil.rmtree(staging, ignore_errors=True)
+            self.store.fail_execution(execution_id, "".join(traceback.format_exception_only(type(err), err)).strip())
+            if not isinstance(err, Exception):
+                raise
+            wrapped = ComponentError(node.name, err)
+            self.progress("failed", node, {"error": str(wrapped), "seconds": time.perf_counter() - started})
+            raise wrapped from err
+
+        records = {}
+        for name, typ in component.outputs.items():
+            artifact = typ.open(final / name)
+            records[name] = (typ.type_name, str(final / name), artifact.content_fingerprint())
+        ids = self.store.complete_execution(execution_id, records, {n: r.id for n, r in inputs.items()}, metrics)
+        outputs = {name: ArtifactRecord(ids[name], *records[name]) for name in records}
+        result = NodeResult(node.name, execution_id, False, time.perf_counter() - started, outputs, metrics)
+        self.progress("done", node, {"seconds": result.seconds, "metrics": metrics})
+        return result
+
+    @staticmethod
+    def _cache_intact(cached: dict[str, Any], expected_outputs: dict[str, type]) -> bool:
+        """A cache hit needs every declared output registered and still on disk."""
+        artifacts = cached["artifacts"]
+        return set(artifacts) == set(expected_outputs) and all(
+            (Path(a["uri"]) / ARTIFACT_META).exists() for a in artifacts.values())
+
+    def _remove_stale_staging(self) -> None:
+        """Staging folders belong to executions that never finished; they are never reused, so clear them."""
+        staging_root = self.root / "tmp"
+        if not staging_root.exists():
+            return
+        running = {row["id"] for row in self.store._query("SELECT id FROM executions WHERE status='running'")}
+        for folder in staging_root.iterdir():
+            if folder.name not in running:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _load_metrics(execution: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(execution.get("metrics") or "{}")

@@ -1,0 +1,59 @@
+"""Packaging for edgepipe.
+
+The source tree keeps the brief's top-level folders (``pipeline/``, ``components/``, ``models/``, ``data/``,
+``runtime/``, ``configs/``) but installs them under one import name, ``edgepipe``, so nothing generic such as
+``pipeline`` or ``models`` lands in site-packages.
+"""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+SUBPACKAGES = ["pipeline", "components", "models", "data", "runtime", "configs"]
+
+
+def _packages():
+    packages, package_dir = ["edgepipe"], {"edgepipe": "edgepipe"}
+    for top in SUBPACKAGES:
+        package_dir[f"edgepipe.{top}"] = top
+        packages.append(f"edgepipe.{top}")
+        for sub in find_packages(where=top):
+            packages.append(f"edgepipe.{top}.{sub}")
+            package_dir[f"edgepipe.{top}.{sub}"] = f"{top}/{sub.replace('.', '/')}"
+    return packages, package_dir
+
+
+PACKAGES, PACKAGE_DIR = _packages()
+
+# Versions follow the stack the project is checked on; requirements.lock pins the whole tree for CI and Docker.
+RUNTIME_REQUIRES = ["numpy>=1.26", "ai-edge-litert>=2.0"]
+INSTALL_REQUIRES = RUNTIME_REQUIRES + [
+    "tensorflow==2.21.*",
+    "tf-keras==2.21.*",
+    "tensorflow-model-optimization==0.8.*",
+    "tensorflow-datasets==4.9.*",
+    "apache-beam==2.77.*",
+    "pydantic>=2.6,<3",
+    "PyYAML>=6",
+]
+
+setup(
+    name="edgepipe",
+    version="0.1.0",
+    description="TFX-style pipeline from raw data to a verified TFLite bundle",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
+    package_data={"edgepipe.configs": ["*.yaml"], "edgepipe.data": ["default/*"]},
+    include_package_data=False,
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6"],
+        "runtime": [],
+        "rl": ["tf-agents==0.19.*"],
+        "cloud": ["kfp==2.17.*", "google-cloud-aiplatform"],
+    },
+    entry_points={"console_scripts": ["edgepipe=edgepipe.pipeline.cli:main"]},
+)

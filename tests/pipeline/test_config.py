@@ -1,0 +1,66 @@
+"""Typed config: defaults, dotted overrides, and one-line errors naming the key and what is allowed."""
+import subprocess
+import sys
+
+import pytest
+
+from edgepipe.pipeline.config import Config, apply_override, load_config
+from edgepipe.pipeline.errors import ConfigError
+
+
+def test_default_config_is_the_bundled_default_yaml():
+    config = load_config()
+    assert isinstance(config, Config)
+    assert config.pipeline.template == "anomaly_detection"
+    assert config.window.size == 32 and config.export.min_agreement == 0.98
+
+
+def test_dotted_overrides_are_parsed_as_yaml_values():
+    config = load_config(None, ["window.size=64", "data.split={train: 0.5, eval: 0.25, test: 0.25}",
+                                "prune.enabled=false", "pipeline.beam_args=[--runner=DirectRunner]"])
+    assert config.window.size == 64
+    assert config.data.split == {"train": 0.5, "eval": 0.25, "test": 0.25}
+    assert config.prune.enabled is False
+
+
+@pytest.mark.parametrize("override, message", [
+    ("window.sizee=3", "unknown config key 'window.sizee' (allowed: size, stride, label_mode)"),
+    ("bogus.x=1", "unknown config key 'bogus' (allowed: pipeline, data, normalize"),
+    ("window.size=-1", "config key 'window.size': Input should be greater than 0 (got -1)"),
+    ("window.size=abc", "config key 'window.size': Input should be a valid integer"),
+    ("training.strategy=gpu", "config key 'training.strategy': must be one of 'auto'"),
+    ("data.split={train: 0.9, eval: 0.3}", "config key 'data.split': Value error, fractions must be positive"),
+    ("window.size=30", "window.size=30 must be divisible by 2**len(model.filters)=4"),
+    ("window=5", "config key 'window': Input should be a valid dictionary"),
+    ("noequals", "expected dotted.key=value"),
+])
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("window:\n  size: [1,\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml line \d+: not valid YAML"):
+        load_config(bad)
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="config file 'nope.yaml' does not exist"):
+        load_config("nope.yaml")
+
+
+def test_override_into_value_is_rejected():
+    with pytest.raises(ConfigError, match="'size' is a value, not a section"):
+        apply_override({"window": {"size": 3}}, "window.size.x=1")
+
+
+def test_cli_exits_2_with_one_line_for_a_bad_key():
+    proc = subprocess.run([sys.executable, "-m", "edgepipe", "run", "--set", "window.sizee=3"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown config key 'window.sizee'" in lines[0]
