@@ -15,7 +15,7 @@ Model of one machine (10-minute steps, 4 weeks from 2024-01-01 00:00, a Monday):
 Anomalies (about five per machine, 1-12 hours, at most two in the first 60% of the series so the train split is
 mostly normal): ``vibration_spikes`` (impulsive burst), ``bearing_fault`` (vibration rising several-fold, slight
 heating), ``overheat`` (temperature climbing 10-18 degC above normal), ``current_shift`` (current level jumps by
-+-35-50%), ``stuck_sensor`` (one channel drops out and flatlines at 0). Each is far outside normal variation so a
++-50-70%), ``stuck_sensor`` (one channel drops out and flatlines at 0). Each is far outside normal variation so a
 small Conv1D autoencoder over 32-step windows can find it. ``anomalies.json`` holds ``start``/``end`` as the ISO
 timestamps of the first and last anomalous step (both inclusive, like NAB's windows).
 """
@@ -87,7 +87,7 @@ def _inject(rng: np.random.Generator, values: np.ndarray, kind: str, lo: int, hi
         values[lo:hi, 1] += rng.uniform(10.0, 18.0) * np.minimum(1.0, 2.5 * ramp)
         values[lo:hi, 2] *= 1.06
     elif kind == "current_shift":
-        values[lo:hi, 2] *= 1.0 + rng.choice([-1.0, 1.0]) * rng.uniform(0.35, 0.5)
+        values[lo:hi, 2] *= 1.0 + rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 0.7)
         values[lo:hi, 0] *= 1.15
     elif kind == "stuck_sensor":
         values[lo:hi, rng.integers(0, len(CHANNELS))] = 0.0

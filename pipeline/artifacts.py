@@ -81,7 +81,7 @@ class Artifact:
         destination = Path(destination)
         staging = destination.with_name(destination.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(self.path, staging)
+        shutil.copytree(self.path, staging, ignore=shutil.ignore_patterns(ARTIFACT_META))
         if destination.exists():
             old = destination.with_name(destination.name + ".old")
             shutil.rmtree(old, ignore_errors=True)

@@ -1,7 +1,8 @@
 """The ``edgepipe`` command line (also ``python -m edgepipe``).
 
 Exit status: 0 success, 1 a component failed unexpectedly, 2 bad config/arguments/pipeline definition, 3 unusable
-input data, 4 a converted model failed verification (nothing exported), 130 interrupted.
+input data, 4 a converted model failed verification (nothing exported), 5 a cloud SDK, credentials or service is
+missing or refused (``compile``/``submit``), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 from edgepipe.pipeline.errors import EdgepipeError
 
@@ -26,6 +28,7 @@ def _quiet_frameworks(verbose: bool) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
+    logging.getLogger().setLevel(logging.ERROR)  # Beam warns about optional GCP clients on the root logger
     for name in ("tensorflow", "absl", "apache_beam", "h5py", "tensorflow_model_optimization"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
@@ -57,14 +60,58 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("run_id", help="run id or a unique prefix ('latest' for the newest)")
     show.add_argument("--root", default=".edgepipe")
     show.add_argument("--json", action="store_true", help="print the record as JSON")
+    _add_cloud_commands(sub)
     return parser
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", help="YAML file or bundled template name")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value (repeatable)")
+    parser.add_argument("--pipeline-factory", default=None, metavar="MODULE:FUNCTION",
+                        help="function Config -> Pipeline to build with (default: the config's template)")
+
+
+def _add_cloud_commands(sub) -> None:
+    """compile / submit / execute-node: running the same DAG on Kubeflow or Vertex AI (docs/cloud.md)."""
+    comp = sub.add_parser("compile", help="compile a pipeline to a Kubeflow Pipelines v2 YAML (Kubeflow, Vertex AI)")
+    _config_arguments(comp)
+    comp.add_argument("--target", choices=["kfp", "vertex"], default="kfp",
+                      help="both write the same KFP v2 spec (default: kfp)")
+    comp.add_argument("--output", default="pipeline.yaml", help="YAML to write (default: pipeline.yaml)")
+    comp.add_argument("--image", help="image every task runs (default: $EDGEPIPE_IMAGE or edgepipe:latest)")
+    comp.add_argument("--pipeline-root", help="default pipeline root baked into the spec (gs://..., s3://...)")
+
+    submit = sub.add_parser("submit", help="compile and submit a pipeline run to Vertex AI Pipelines")
+    _config_arguments(submit)
+    submit.add_argument("--target", choices=["vertex"], default="vertex")
+    submit.add_argument("--project", help="Google Cloud project (default: from gcloud credentials)")
+    submit.add_argument("--region", required=True, help="Vertex AI region, e.g. europe-west4")
+    submit.add_argument("--pipeline-root", required=True, help="gs://BUCKET/PATH for the run's artifacts")
+    submit.add_argument("--image", help="image in a registry Vertex can pull (default: $EDGEPIPE_IMAGE)")
+    submit.add_argument("--service-account", help="service account the run's tasks act as")
+    submit.add_argument("--display-name", help="run name in the console (default: the pipeline's name)")
+    submit.add_argument("--output", help="also keep the compiled YAML here")
+    submit.add_argument("--dataflow", action="store_true",
+                        help="run the Beam components on Dataflow in the same project and region")
+    submit.add_argument("--wait", action="store_true", help="wait for the run to finish")
+
+    node = sub.add_parser("execute-node", help="run one node of a pipeline on given artifact paths (task entry point)")
+    _config_arguments(node)
+    node.add_argument("--config-json", help="the whole config as JSON (instead of CONFIG and --set)")
+    node.add_argument("--node", help="node name in the pipeline the config builds")
+    node.add_argument("--spec-json", help="a resolved node spec (what a compiled pipeline's tasks receive)")
+    node.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=PATH")
+    node.add_argument("--output", dest="outputs", action="append", default=[], metavar="NAME=PATH")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_frameworks(args.verbose)
     try:
-        return {"run": cmd_run, "runs": cmd_runs, "show": cmd_show}[args.command](args)
+        commands = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "compile": cmd_compile, "submit": cmd_submit,
+                    "execute-node": cmd_execute_node}
+        return commands[args.command](args)
     except EdgepipeError as err:
         print(f"edgepipe: error: {err}", file=sys.stderr)
         return err.exit_code
@@ -82,6 +129,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     pipeline = build_pipeline(config)
     root = Path(args.root or config.pipeline.root)
+    log_file = None if args.verbose else root / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
+    with _native_stderr_to(log_file):
+        return _run_pipeline(args, config, pipeline, root, log_file)
+
+
+def _run_pipeline(args, config, pipeline, root: Path, log_file: Path | None) -> int:
     from edgepipe.pipeline.runner import LocalRunner
 
     progress = ProgressPrinter(len(pipeline.nodes))
@@ -92,7 +145,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = runner.run(pipeline, config.model_dump(mode="json"))
     elapsed = time.perf_counter() - started
     if result.error:
-        print(f"run {result.run_id} failed after {elapsed:.1f}s", flush=True)
+        where = f"; framework logs in {log_file}" if log_file else ""
+        print(f"run {result.run_id} failed after {elapsed:.1f}s{where}", flush=True)
         raise result.error
     bundle_node = next((n for n in reversed(pipeline.nodes) if "bundle" in n.component.outputs), None)
     print(f"run {result.run_id} complete in {elapsed:.1f}s ({result.cache_hits}/{len(result.nodes)} cached)")
@@ -103,6 +157,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     destination = bundle.copy_to(args.output)
     print(f"bundle written to {destination.resolve()}")
     return 0
+
+
+@contextmanager
+def _native_stderr_to(log_file: Path | None) -> Iterator[None]:
+    """Send what native code (TensorFlow's C++ logging, the TFLite converter, XNNPACK) writes to file
+    descriptor 2 into ``log_file``, while Python's ``sys.stderr`` (edgepipe's own error lines) still reaches the
+    terminal. TF_CPP_MIN_LOG_LEVEL no longer silences all of it, so the descriptor itself is redirected."""
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    terminal_fd = os.dup(2)
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    python_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(terminal_fd), "w", buffering=1)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = python_stderr
+        os.dup2(terminal_fd, 2)
+        os.close(terminal_fd)
 
 
 class ProgressPrinter:
@@ -127,10 +208,11 @@ def _print_summary(bundle_dir: Path) -> None:
     if not meta_file.exists():
         return
     meta = json.loads(meta_file.read_text())
-    for model, values in (meta.get("metrics") or {}).items():
-        if isinstance(values, dict) and "f1" in values:
-            print(f"  {model:<10} precision {values.get('precision', 0):.3f}  recall {values.get('recall', 0):.3f}"
-                  f"  F1 {values['f1']:.3f}")
+    for model, splits in (meta.get("metrics", {}).get("per_model") or {}).items():
+        values = splits.get("all", {})
+        if "f1" in values:
+            print(f"  {model:<8} precision {values['precision']:.3f}  recall {values['recall']:.3f}  "
+                  f"F1 {values['f1']:.3f}  (eval+test windows)")
 
 
 # ---- runs / show ----------------------------------------------------------------------------------------------------
@@ -184,6 +266,97 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"    metrics: {json.dumps(metrics, default=str)[:300]}")
         if ex["error"]:
             print(f"    error: {ex['error'].splitlines()[-1]}")
+    return 0
+
+
+# ---- compile / submit / execute-node --------------------------------------------------------------------------------
+def _factory(args: argparse.Namespace) -> str:
+    from edgepipe.pipeline.remote import DEFAULT_FACTORY
+
+    return args.pipeline_factory or DEFAULT_FACTORY
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from edgepipe.pipeline.config import load_config
+    from edgepipe.pipeline.kfp_compiler import compile_pipeline
+
+    config = load_config(args.config, args.overrides)
+    compiled = compile_pipeline(config, args.output, image=args.image, factory=_factory(args),
+                                pipeline_root=args.pipeline_root)
+    print(f"compiled '{compiled.name}' ({len(compiled.tasks)} node tasks + resolve, {len(compiled.parameters)} "
+          f"parameters, image {compiled.image}) to {compiled.path}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from edgepipe.pipeline.cloud import check_submission, require_vertex, submit_vertex
+    from edgepipe.pipeline.config import load_config
+    from edgepipe.pipeline.kfp_compiler import compile_pipeline, default_image
+
+    image = args.image or default_image()
+    check_submission(args.pipeline_root, image)
+    session = require_vertex(args.project)  # before any building: no SDK or credentials, one line and exit 5
+    config = load_config(args.config, args.overrides)
+    if args.dataflow:
+        from edgepipe.pipeline.beam_options import IMAGE_SOURCE_DIR, dataflow_args, merge_beam_args
+
+        extra = dataflow_args(session.project, args.region, f"{args.pipeline_root.rstrip('/')}/dataflow-tmp",
+                              setup_file=f"{IMAGE_SOURCE_DIR}/setup.py", service_account=args.service_account)
+        config.pipeline.beam_args = merge_beam_args(config.pipeline.beam_args, extra)
+    with tempfile.TemporaryDirectory(prefix="edgepipe-submit-") as tmp:
+        path = Path(args.output) if args.output else Path(tmp) / "pipeline.yaml"
+        compiled = compile_pipeline(config, path, image=image, factory=_factory(args), pipeline_root=args.pipeline_root)
+        job = submit_vertex(session, compiled.path, region=args.region, pipeline_root=args.pipeline_root,
+                            display_name=args.display_name or compiled.name, service_account=args.service_account,
+                            wait=args.wait)
+    print(f"submitted {job}")
+    print(f"console: https://console.cloud.google.com/vertex-ai/pipelines?project={session.project}")
+    return 0
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    from edgepipe.pipeline.errors import ConfigError
+
+    pairs = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"{flag} '{value}': expected NAME=PATH")
+        pairs[name] = path
+    return pairs
+
+
+def cmd_execute_node(args: argparse.Namespace) -> int:
+    from edgepipe.pipeline.errors import ConfigError
+    from edgepipe.pipeline.remote import build_from_config, execute_spec, json_safe, node_spec
+
+    inputs, outputs = _pairs(args.inputs, "--input"), _pairs(args.outputs, "--output")
+    if args.spec_json:
+        spec = json.loads(args.spec_json)
+    else:
+        if not args.node:
+            raise ConfigError("execute-node needs --node NAME (with a config) or --spec-json")
+        from edgepipe.pipeline.config import load_config, validate
+
+        if args.config_json:
+            try:
+                raw = json.loads(args.config_json)
+            except ValueError as err:
+                raise ConfigError(f"--config-json is not JSON: {err}") from None
+            config = validate(raw, source="--config-json")
+        else:
+            config = load_config(args.config, args.overrides)
+        pipeline = build_from_config(config, _factory(args))
+        try:
+            spec = node_spec(pipeline.node(args.node))
+        except KeyError:
+            raise ConfigError(f"no node '{args.node}' in pipeline '{pipeline.name}' "
+                              f"(nodes: {', '.join(n.name for n in pipeline.nodes)})") from None
+    artifacts, metrics = execute_spec(spec, inputs, outputs)
+    print(json.dumps({"node": spec["node"], "outputs": {k: str(a.path) for k, a in artifacts.items()},
+                      "metrics": json_safe(metrics)}, sort_keys=True))
     return 0
 
 

@@ -28,6 +28,7 @@ from edgepipe.pipeline.cache import cache_key
 from edgepipe.pipeline.component import Node
 from edgepipe.pipeline.dag import Pipeline
 from edgepipe.pipeline.errors import ComponentError
+from edgepipe.pipeline.executor import invoke
 from edgepipe.pipeline.metadata import MetadataStore
 
 ProgressFn = Callable[[str, Node, dict[str, Any]], None]
@@ -138,14 +139,10 @@ class LocalRunner:
 
         self.progress("start", node, {})
         staging = self.root / "tmp" / execution_id
-        output_artifacts = {name: typ(staging / name) for name, typ in component.outputs.items()}
-        for artifact in output_artifacts.values():
-            artifact.path.mkdir(parents=True, exist_ok=True)
         try:
             input_artifacts = {name: record.open() for name, record in inputs.items()}
-            metrics = component.fn(**input_artifacts, **output_artifacts, **params) or {}
-            for artifact in output_artifacts.values():
-                artifact.finalize()
+            _, metrics = invoke(component, input_artifacts, {name: staging / name for name in component.outputs},
+                                params)
             final = self.root / "artifacts" / node.name / execution_id
             final.parent.mkdir(parents=True, exist_ok=True)
             staging.rename(final)

@@ -1,0 +1,115 @@
+"""Evaluate the Keras model and every TFLite variant as anomaly detectors, and how often they agree.
+
+Each model gets its own threshold from its own errors on normal training windows: a quantized model's error scale
+shifts slightly, and comparing it against the float model's threshold would count calibration drift as
+disagreement. What must carry over to the device is the *decision*, so agreement is measured on decisions (eval +
+test windows), and the export step gates on it. This component reports; it never fails on poor numbers.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import numpy as np
+
+from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
+from edgepipe.pipeline.component import Input, Output, component
+
+log = logging.getLogger(__name__)
+REFERENCE = "keras"
+EVAL_SPLITS = ("eval", "test")
+
+
+@component
+def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite: Input[TFLiteModels],
+                     evaluation: Output[ModelEvaluation], threshold_quantile: float = 0.995,
+                     threshold_margin: float = 1.0) -> dict:
+    """Write ``evaluation.json`` (thresholds, metrics per model per split, agreement) and ``errors.npz``."""
+    from edgepipe.components.evaluation.metrics import agreement, detection_metrics, threshold
+    from edgepipe.components.optimization.tflite import TFLiteRunner
+    from edgepipe.components.training.inputs import load_windows
+
+    warnings: list[str] = []
+    data = {}
+    for split in ("train", *EVAL_SPLITS):
+        if windows.split_files(split):
+            data[split] = load_windows(windows, split, only_normal=(split == "train"))
+        else:
+            warnings.append(f"split '{split}' is missing")
+    keras_model = float_model.load_keras()
+    predictors: dict[str, Any] = {REFERENCE: lambda x: keras_model.predict(x, batch_size=256, verbose=0)}
+    models: dict[str, Any] = {REFERENCE: {"kind": "keras", "source": "float_model"}}
+    for name in tflite.variants():
+        path = tflite.variant_path(name)
+        runner = TFLiteRunner(path)
+        predictors[name] = runner.predict
+        models[name] = {"kind": "tflite", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                        "input_dtype": np.dtype(runner.input_details["dtype"]).name}
+
+    errors = {m: {s: _errors(predict, d["window"]) for s, d in data.items()} for m, predict in predictors.items()}
+    thresholds = {m: threshold(errors[m].get("train", np.zeros(0)), threshold_quantile, threshold_margin)
+                  for m in predictors}
+    if thresholds[REFERENCE] is None:
+        warnings.append("no normal training windows: thresholds and decisions are undefined")
+    splits = [s for s in EVAL_SPLITS if s in data]
+    labels = {s: data[s]["label"] for s in splits}
+    pooled_labels = np.concatenate([labels[s] for s in splits]) if splits else np.zeros(0, np.int64)
+    metrics, agree = {}, {}
+    for m in predictors:
+        pooled = np.concatenate([errors[m][s] for s in splits]) if splits else np.zeros(0)
+        metrics[m] = {s: detection_metrics(errors[m][s], labels[s], thresholds[m]) for s in splits}
+        metrics[m]["all"] = detection_metrics(pooled, pooled_labels, thresholds[m])
+        if m == REFERENCE:
+            continue
+        ref = np.concatenate([errors[REFERENCE][s] for s in splits]) if splits else np.zeros(0)
+        agree[m] = {s: agreement(errors[m][s], thresholds[m], errors[REFERENCE][s], thresholds[REFERENCE])
+                    for s in splits}
+        agree[m]["all"] = agreement(pooled, thresholds[m], ref, thresholds[REFERENCE])
+        models[m]["score_relative_difference"] = _relative_difference(pooled, ref)
+
+    _save_errors(evaluation, data, errors, splits)
+    counts = {"train_normal": int(len(data["train"]["window"])) if "train" in data else 0,
+              **{s: {"windows": int(len(labels[s])), "anomalous": int(labels[s].sum())} for s in splits}}
+    evaluation.write_json("evaluation.json", {
+        "schema_version": 1, "score": "reconstruction_mse", "reference": REFERENCE, "splits": splits,
+        "threshold_quantile": threshold_quantile, "threshold_margin": threshold_margin, "models": models,
+        "thresholds": thresholds, "metrics": metrics, "agreement": agree, "counts": counts, "warnings": warnings,
+        "errors_file": "errors.npz"})
+    evaluation.properties.update({"reference": REFERENCE, "variants": sorted(agree)})
+    for w in warnings:
+        log.warning("evaluation: %s", w)
+    summary: dict[str, Any] = {f"{m}_agreement": a["all"] for m, a in agree.items()}
+    summary.update({f"{m}_f1": metrics[m]["all"]["f1"] for m in predictors})
+    summary.update({f"{m}_auc": metrics[m]["all"]["auc"] for m in predictors})
+    return summary
+
+
+def _errors(predict, x: np.ndarray) -> np.ndarray:
+    from edgepipe.components.evaluation.metrics import reconstruction_error
+
+    if len(x) == 0:
+        return np.zeros(0)
+    return reconstruction_error(x, predict(x))
+
+
+def _relative_difference(errors: np.ndarray, reference: np.ndarray) -> float | None:
+    """Median |e - e_ref| / e_ref: how far a variant's scores drift from the Keras model's (diagnostic only)."""
+    if len(errors) == 0:
+        return None
+    return float(np.median(np.abs(errors - reference) / np.maximum(reference, 1e-12)))
+
+
+def _save_errors(evaluation: ModelEvaluation, data: dict, errors: dict, splits: list[str]) -> None:
+    """Per-window scores and identities, keyed ``<split>__<model>`` / ``<split>__label`` ..., for plots."""
+    arrays = {}
+    for split, columns in data.items():
+        for model, per_split in errors.items():
+            arrays[f"{split}__{model}"] = per_split[split].astype(np.float32)
+        for key in ("label", "start_time", "start"):
+            if key in columns:
+                arrays[f"{split}__{key}"] = np.asarray(columns[key]).reshape(-1)
+        if "series" in columns:
+            arrays[f"{split}__series"] = np.array([s.decode() if isinstance(s, bytes) else str(s)
+                                                   for s in np.asarray(columns["series"]).reshape(-1)])
+    np.savez_compressed(evaluation.file("errors.npz"), **arrays)

@@ -1,0 +1,72 @@
+"""Anomaly-detection scoring in NumPy: reconstruction error, thresholds, detection metrics, agreement.
+
+Kept free of TensorFlow so the same definitions can be reused on device-side logs. Undefined ratios (no flagged
+windows, no anomalies in a split) are ``None`` rather than 0, so a report never claims a precision it did not
+measure.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def reconstruction_error(x: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+    """Per-window mean squared error over steps and channels (the anomaly score)."""
+    diff = np.asarray(x, dtype=np.float64) - np.asarray(reconstruction, dtype=np.float64)
+    return (diff ** 2).reshape(len(diff), -1).mean(axis=1)
+
+
+def threshold(normal_errors: np.ndarray, quantile: float, margin: float = 1.0) -> float | None:
+    """``quantile`` of the errors on normal training windows, times ``margin``; None without any."""
+    if len(normal_errors) == 0:
+        return None
+    return float(np.quantile(normal_errors, quantile) * margin)
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return float(num / den) if den else None
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    """Area under the ROC curve via the rank-sum statistic (ties averaged); None with a single class."""
+    labels = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if not n_pos or not n_neg:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    ranks[order] = np.arange(1, len(scores) + 1)
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    ranks = (sums / counts)[inverse]
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def detection_metrics(errors: np.ndarray, labels: np.ndarray, limit: float | None) -> dict[str, Any]:
+    """Precision/recall/F1 of ``errors > limit`` against ``labels`` (1 = anomalous), plus counts and AUC."""
+    labels = np.asarray(labels).astype(bool)
+    errors = np.asarray(errors, dtype=np.float64)
+    result: dict[str, Any] = {
+        "windows": int(len(labels)), "anomalous": int(labels.sum()), "auc": roc_auc(errors, labels),
+        "mean_error_normal": float(errors[~labels].mean()) if (~labels).any() else None,
+        "mean_error_anomalous": float(errors[labels].mean()) if labels.any() else None}
+    if limit is None:
+        return {**result, "precision": None, "recall": None, "f1": None}
+    flagged = errors > limit
+    tp = int((flagged & labels).sum())
+    fp = int((flagged & ~labels).sum())
+    fn = int((~flagged & labels).sum())
+    tn = int((~flagged & ~labels).sum())
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    f1 = (2 * precision * recall / (precision + recall) if precision is not None and recall is not None
+          and (precision + recall) > 0 else (0.0 if tp == 0 and (fp or fn) else None))
+    return {**result, "flagged": int(flagged.sum()), "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+            "precision": precision, "recall": recall, "f1": f1}
+
+
+def agreement(errors_a: np.ndarray, limit_a: float | None, errors_b: np.ndarray, limit_b: float | None) -> float | None:
+    """Fraction of windows on which two models (each with its own threshold) make the same decision."""
+    if limit_a is None or limit_b is None or len(errors_a) == 0:
+        return None
+    return float(np.mean((np.asarray(errors_a) > limit_a) == (np.asarray(errors_b) > limit_b)))

@@ -1,0 +1,62 @@
+"""QuantizeConfigs for layers tfmot's default 8-bit registry leaves out (Conv1D, Conv1DTranspose).
+
+tfmot's registry has Conv1D commented out, yet TFLite runs a Conv1D as CONV_2D (and Conv1DTranspose as
+TRANSPOSE_CONV) with int8 kernels. Quantizing the kernel per-tensor, symmetric (zero point 0, as the int8 conv
+kernels require) and the fused activation's output with a moving-average range gives the same fake-quant graph the
+converter expects, so the full-int8 model matches the QAT Keras model. The config has no state, so saving it in an
+HDF5 model needs only its class name (see :mod:`edgepipe.models.custom_objects`).
+"""
+from __future__ import annotations
+
+import tensorflow_model_optimization as tfmot
+
+_quantizers = tfmot.quantization.keras.quantizers
+
+
+class Conv1DQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+    """8-bit QAT for a Conv1D / Conv1DTranspose: per-tensor symmetric kernel, asymmetric post-activation output."""
+
+    def __init__(self):
+        self.weight_quantizer = _quantizers.LastValueQuantizer(num_bits=8, symmetric=True, narrow_range=False,
+                                                               per_axis=False)
+        self.activation_quantizer = _quantizers.MovingAverageQuantizer(num_bits=8, symmetric=False,
+                                                                       narrow_range=False, per_axis=False)
+
+    def get_weights_and_quantizers(self, layer):
+        return [(layer.kernel, self.weight_quantizer)]
+
+    def get_activations_and_quantizers(self, layer):
+        return [(layer.activation, self.activation_quantizer)]
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        (layer.kernel,) = quantize_weights
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        (layer.activation,) = quantize_activations
+
+    def get_output_quantizers(self, layer):
+        return []
+
+    def get_config(self):
+        return {}
+
+    def __eq__(self, other):
+        return type(other) is type(self)
+
+    def __ne__(self, other):
+        return not self == other
+
+
+def quantize_config_for(layer):
+    """The edgepipe QuantizeConfig for ``layer``, or None when tfmot's default registry should handle it.
+
+    Exact class match on purpose: a user subclass of Conv1D may compute something else with the same weights.
+    """
+    import tf_keras as keras
+
+    if type(layer) in (keras.layers.Conv1D, keras.layers.Conv1DTranspose):
+        return Conv1DQuantizeConfig()
+    return None
+
+
+CUSTOM_OBJECTS = {"Conv1DQuantizeConfig": Conv1DQuantizeConfig}

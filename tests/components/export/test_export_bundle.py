@@ -1,0 +1,81 @@
+"""export_bundle: the agreement gate, integrity checks, and the complete bundle."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edgepipe.components.export import export_bundle
+from edgepipe.components.optimization.tflite import TFLiteRunner
+from edgepipe.pipeline.artifacts import Bundle, ModelEvaluation
+from edgepipe.pipeline.errors import VerificationError
+from tests.components.fixtures import CHANNEL_NAMES, CHANNELS, STRIDE, WINDOW
+
+
+def _edited_evaluation(evaluation, tmp_path, edit):
+    copy = ModelEvaluation(tmp_path / "evaluation")
+    shutil.copytree(evaluation.path, copy.path)
+    report = copy.read_json("evaluation.json")
+    edit(report)
+    copy.write_json("evaluation.json", report)
+    return copy
+
+
+def _export(chain, evaluation, bundle, min_agreement):
+    return export_bundle.fn(tflite=chain["tflite"], evaluation=evaluation, transform=chain["transform"],
+                            windows=chain["windows"], bundle=bundle, min_agreement=min_agreement)
+
+
+def test_refuses_below_min_agreement_and_writes_nothing(chain, evaluation, tmp_path):
+    low = _edited_evaluation(evaluation, tmp_path, lambda r: r["agreement"]["int8"].update(all=0.5))
+    bundle = Bundle(tmp_path / "bundle")
+    bundle.path.mkdir()
+    with pytest.raises(VerificationError) as info:
+        _export(chain, low, bundle, 0.98)
+    message = str(info.value)
+    assert "0.5000" in message and "0.9800" in message and "\n" not in message
+    assert info.value.exit_code == 4
+    assert list(bundle.path.iterdir()) == []
+
+
+def test_refuses_a_model_that_is_not_the_evaluated_one(chain, evaluation, tmp_path):
+    wrong = _edited_evaluation(evaluation, tmp_path, lambda r: r["models"]["int8"].update(sha256="0" * 64))
+    bundle = Bundle(tmp_path / "bundle")
+    with pytest.raises(VerificationError, match="sha256 mismatch"):
+        _export(chain, wrong, bundle, 0.0)
+    assert not bundle.path.exists() or list(bundle.path.iterdir()) == []
+
+
+def test_writes_a_complete_bundle(chain, evaluation, tmp_path):
+    bundle = Bundle(tmp_path / "bundle")
+    metrics = _export(chain, evaluation, bundle, 0.0)
+    bundle.finalize()
+    names = sorted(p.name for p in bundle.path.iterdir())
+    assert names == ["SUMMARY.md", "_artifact.json", "bundle.json", "model.tflite", "model_float32.tflite"]
+    doc = json.loads((bundle.path / "bundle.json").read_text())
+    report = evaluation.read_json("evaluation.json")
+    assert doc["schema_version"] == 1 and doc["task"] == "anomaly_detection"
+    assert doc["window"] == {"size": WINDOW, "stride": STRIDE, "channels": CHANNELS, "channel_names": CHANNEL_NAMES,
+                             "layout": doc["window"]["layout"]}
+    assert doc["normalization"] == chain["transform"].read_json("transform.json")
+    assert doc["thresholds"] == {"model.tflite": report["thresholds"]["int8"],
+                                 "model_float32.tflite": report["thresholds"]["float32"]}
+    runner = TFLiteRunner(bundle.path / "model.tflite")
+    scale, zero_point = runner.input_details["quantization"]
+    assert doc["input"] == {"name": runner.input_details["name"], "shape": [None, WINDOW, CHANNELS], "dtype": "int8",
+                            "quantization": {"scale": pytest.approx(scale), "zero_point": zero_point}}
+    assert doc["output"]["dtype"] == "int8" and doc["output"]["quantization"]["scale"] > 0
+    assert doc["models"]["float32"]["input"]["quantization"] is None
+    assert doc["models"]["float32"]["output"]["shape"] == doc["output"]["shape"] == [None, WINDOW, CHANNELS]
+    assert doc["metrics"]["agreement_with_keras"]["int8"]["all"] == metrics["int8_agreement"]
+    assert set(doc["versions"]) == {"tensorflow", "tf_keras", "tfmot", "ai_edge_litert", "apache_beam", "edgepipe",
+                                    "python"}
+    assert all(doc["versions"].values())
+    summary = (bundle.path / "SUMMARY.md").read_text()
+    assert "model.tflite" in summary and "model_float32.tflite" in summary
+
+    # The bundle alone is enough to score a window the way evaluation did.
+    x = chain["windows"].read_numpy("test")["window"]
+    score = ((runner.predict(x) - x) ** 2).reshape(len(x), -1).mean(axis=1)
+    errors = np.load(evaluation.path / "errors.npz")
+    np.testing.assert_allclose(score, errors["test__int8"], rtol=1e-4, atol=1e-7)
