@@ -2,6 +2,9 @@
 # Two targets:
 #   docker build -t edgepipe .                      full pipeline image (also what Kubeflow/Vertex tasks run)
 #   docker build --target runtime -t edgepipe-rt .  small image that only loads and serves a bundle
+# Optional extras for the pipeline image: --build-arg EXTRAS=gcp (Beam on Dataflow), EXTRAS=cloud (also submit).
+# The base is pinned to an exact patch release; pin a digest too (python:3.11.11-slim-bookworm@sha256:...) where
+# builds must be bit-for-bit repeatable.
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS base
@@ -18,23 +21,36 @@ COPY models/ models/
 COPY data/ data/
 COPY runtime/ runtime/
 COPY configs/ configs/
-RUN pip install --no-deps . && pip install -c requirements.lock numpy ai-edge-litert
+RUN pip install --no-deps . && pip install -c requirements.lock numpy ai-edge-litert && rm -rf build *.egg-info
 USER edgepipe
 WORKDIR /home/edgepipe
 ENTRYPOINT ["python", "-m", "edgepipe.runtime"]
 
 FROM base AS pipeline
+# Dependencies first, from the lock (kfp included: Kubeflow/Vertex tasks start with `python3 -m kfp.dsl.executor_main`),
+# so editing the sources does not reinstall TensorFlow.
 COPY requirements.lock ./
 RUN pip install -r requirements.lock
-COPY setup.py README.md ./
-COPY edgepipe/ edgepipe/
-COPY pipeline/ pipeline/
-COPY components/ components/
-COPY models/ models/
-COPY data/ data/
-COPY runtime/ runtime/
-COPY configs/ configs/
-RUN pip install --no-deps .
+# The sources stay here, owned by the runtime user: Beam's --setup_file (Dataflow) builds an sdist from
+# /opt/edgepipe/setup.py inside a task, which writes next to it (see pipeline/beam_options.py).
+ENV EDGEPIPE_SOURCE_DIR=/opt/edgepipe
+COPY --chown=edgepipe:edgepipe setup.py README.md ./
+COPY --chown=edgepipe:edgepipe edgepipe/ edgepipe/
+COPY --chown=edgepipe:edgepipe pipeline/ pipeline/
+COPY --chown=edgepipe:edgepipe components/ components/
+COPY --chown=edgepipe:edgepipe models/ models/
+COPY --chown=edgepipe:edgepipe data/ data/
+COPY --chown=edgepipe:edgepipe runtime/ runtime/
+COPY --chown=edgepipe:edgepipe configs/ configs/
+ARG EXTRAS=""
+RUN pip install --no-deps . \
+ && if [ -n "$EXTRAS" ]; then pip install -c requirements.lock ".[$EXTRAS]"; fi \
+ && rm -rf build *.egg-info \
+ && python -c "import kfp, edgepipe.pipeline.remote, edgepipe.pipeline.cli" \
+ && chown edgepipe:edgepipe /opt/edgepipe \
+ && mkdir -p /gcs /minio /s3 && chown edgepipe:edgepipe /gcs /minio /s3
+# (/gcs, /minio, /s3: where KFP maps artifact URIs to local paths; writable so a non-root task can use them
+#  where the orchestrator mounts nothing there. Vertex AI mounts Cloud Storage FUSE over /gcs.)
 USER edgepipe
 WORKDIR /home/edgepipe
 ENTRYPOINT ["edgepipe"]

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean
+.PHONY: run test install clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,3 +25,7 @@ test: $(STAMP)
 
 clean:
 	rm -rf .edgepipe bundle
+
+lock: $(BIN)/python
+	(echo "# Pinned dependency tree the project is tested with (pip freeze of a working .venv; regenerate with 'make lock')."; \
+	 $(BIN)/pip freeze --exclude-editable | grep -v '^edgepipe') > requirements.lock

@@ -33,6 +33,7 @@ INSTALL_REQUIRES = RUNTIME_REQUIRES + [
     "tensorflow-model-optimization==0.8.*",
     "tensorflow-datasets==4.9.*",
     "apache-beam==2.77.*",
+    "google-crc32c>=1.5",  # Beam's TFRecord writer needs a CRC32C implementation
     "pydantic>=2.6,<3",
     "PyYAML>=6",
 ]
@@ -50,10 +51,14 @@ setup(
     include_package_data=False,
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6"],
+        # kfp in test: the compiled Kubeflow/Vertex spec is executed with kfp.local in the tests
+        "test": ["pytest>=8", "hypothesis>=6", "kfp==2.17.*"],
         "runtime": [],
         "rl": ["tf-agents==0.19.*"],
-        "cloud": ["kfp==2.17.*", "google-cloud-aiplatform"],
+        # compile (kfp), submit (aiplatform) and run the Beam components on Dataflow (apache-beam[gcp])
+        "kfp": ["kfp==2.17.*"],
+        "gcp": ["apache-beam[gcp]==2.77.*"],
+        "cloud": ["kfp==2.17.*", "google-cloud-aiplatform>=1.60,<2", "apache-beam[gcp]==2.77.*"],
     },
     entry_points={"console_scripts": ["edgepipe=edgepipe.pipeline.cli:main"]},
 )

@@ -6,7 +6,8 @@
                   method: str = "zscore", beam_args: list[str] | None = None) -> dict:
         ...
 
-``Input[T]`` parameters are artifacts produced upstream, ``Output[T]`` parameters are fresh artifacts the runner
+``Input[T]`` parameters are artifacts produced upstream (``Input[T] | None`` may stay unconnected and is then
+None), ``Output[T]`` parameters are fresh artifacts the runner
 creates (in a temporary place) and moves into the store when the function returns, and every other parameter is a
 JSON-serializable value that is part of the cache key. ``InputPath`` marks a parameter naming files outside the
 store (a CSV, a glob): their content is fingerprinted, so editing the file invalidates the cache. The function may
@@ -21,6 +22,7 @@ import hashlib
 import inspect
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
 
 from edgepipe.pipeline.artifacts import Artifact
@@ -100,11 +102,16 @@ class Component:
         self.outputs: dict[str, type[Artifact]] = {}
         self.params: dict[str, inspect.Parameter] = {}
         self.path_params: set[str] = set()
+        self.optional_inputs: set[str] = set()
         hints = typing.get_type_hints(fn)
         for pname, param in inspect.signature(fn).parameters.items():
             hint = hints.get(pname, Any)
+            optional_input = _optional_input(hint)
             origin = typing.get_origin(hint)
-            if origin is Input:
+            if optional_input is not None:
+                self.inputs[pname] = optional_input
+                self.optional_inputs.add(pname)
+            elif origin is Input:
                 self.inputs[pname] = typing.get_args(hint)[0]
             elif origin is Output:
                 self.outputs[pname] = typing.get_args(hint)[0]
@@ -115,12 +122,19 @@ class Component:
         self.code_version = self._code_version()
 
     def _code_version(self) -> str:
-        """Declared version plus a hash of the function's source: editing the code invalidates its cache."""
+        """Declared version plus a hash of the code the component runs: its own source and every module of its
+        package (DoFns and helpers live beside the function), so editing any of them invalidates the cache."""
+        digest = hashlib.sha256()
         try:
-            source = inspect.getsource(self.fn)
+            digest.update(inspect.getsource(self.fn).encode())
         except (OSError, TypeError):
-            source = self.fn.__qualname__
-        return f"{self.version}:{hashlib.sha256(source.encode()).hexdigest()[:16]}"
+            digest.update(self.fn.__qualname__.encode())
+        source_file = inspect.getsourcefile(self.fn)
+        if source_file:
+            for module in sorted(Path(source_file).parent.glob("*.py")):
+                digest.update(module.name.encode())
+                digest.update(module.read_bytes())
+        return f"{self.version}:{digest.hexdigest()[:16]}"
 
     def __call__(self, **kwargs: Any) -> Node:
         name = kwargs.pop("_name", self.name)
@@ -153,6 +167,17 @@ class Component:
 
     def __repr__(self) -> str:
         return f"Component({self.name})"
+
+
+def _optional_input(hint: Any) -> type[Artifact] | None:
+    """``Input[T] | None``: an input the pipeline may leave unconnected; the component then receives None."""
+    args = typing.get_args(hint)
+    if type(None) not in args:
+        return None
+    for arg in args:
+        if typing.get_origin(arg) is Input:
+            return typing.get_args(arg)[0]
+    return None
 
 
 def _mentions(hint: Any, target: type) -> bool:

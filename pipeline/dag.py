@@ -42,6 +42,8 @@ class Pipeline:
         for node in self.nodes:
             for input_name, expected in node.component.inputs.items():
                 ref = node.inputs.get(input_name)
+                if ref is None and input_name in node.component.optional_inputs:
+                    continue
                 if ref is None:
                     raise PipelineDefinitionError(
                         f"node '{node.name}': input '{input_name}' ({expected.type_name}) is not connected")

@@ -221,12 +221,13 @@ def generate_source(pipeline: Pipeline, config: Config, factory: str, compiled: 
         if clash:
             raise ConfigError(f"node '{node.name}': artifact name '{clash.pop()}' is reserved by the KFP compiler")
         signature = [f"{_SPEC_INPUT}: str"]
-        signature += [f"{name}: Input[{_kfp_artifact_class(t)}]" for name, t in component.inputs.items()]
+        # only connected inputs: an unconnected optional one (``Input[T] | None``) is None in the task as locally
+        signature += [f"{name}: Input[{_kfp_artifact_class(component.inputs[name])}]" for name in node.inputs]
         signature += [f"{name}: Output[{_kfp_artifact_class(t)}]" for name, t in component.outputs.items()]
         summary = f"{node.name}: {component.doc.splitlines()[0] if component.doc else component.name}"
         lines += [f"def {function}({', '.join(signature)}):", f"    {summary!r}",
                   "    from edgepipe.pipeline.remote import run_task",
-                  f"    run_task({_SPEC_INPUT}, {{{', '.join(f'{n!r}: {n}' for n in component.inputs)}}}, "
+                  f"    run_task({_SPEC_INPUT}, {{{', '.join(f'{n!r}: {n}' for n in node.inputs)}}}, "
                   f"{{{', '.join(f'{n!r}: {n}' for n in component.outputs)}}})", "", ""]
     # pipeline function: sinks' outputs become pipeline outputs
     sinks = [(node, name, typ) for node in pipeline.nodes for name, typ in node.component.outputs.items()

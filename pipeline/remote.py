@@ -17,6 +17,9 @@ import copy
 import importlib
 import json
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -137,18 +140,40 @@ def execute_spec(spec: Mapping[str, Any], input_paths: Mapping[str, str], output
             f"node '{spec['node']}': component code here ({component.code_version}) differs from the code its "
             f"parameters were resolved with ({spec['code_version']}); all tasks must run the same image")
     node = spec["node"]
-    for kind, given, declared in (("input", input_paths, component.inputs), ("output", output_paths,
-                                                                               component.outputs)):
-        if set(given) != set(declared):
+    optional = set(getattr(component, "optional_inputs", ()))  # ``Input[T] | None`` left unconnected -> None
+    for kind, given, declared, may_skip in (("input", input_paths, component.inputs, optional),
+                                            ("output", output_paths, component.outputs, set())):
+        if not set(declared) - may_skip <= set(given) <= set(declared):
             raise ConfigError(f"node '{node}': {kind}s given {sorted(given)} but component '{component.name}' "
                               f"declares {sorted(declared)}")
     inputs = {name: component.inputs[name].open(path) for name, path in input_paths.items()}
+    inputs.update({name: None for name in optional - set(input_paths)})
     params = {name: _fuse_path(value) if name in component.path_params else value
               for name, value in spec["params"].items()}
+    scratch = None if is_chief() else tempfile.mkdtemp(prefix="edgepipe-replica-")
+    if scratch:  # every replica of a multi-worker job runs the node; only the chief publishes its outputs
+        print(f"node '{node}': not the chief replica (TF_CONFIG); outputs go to a scratch folder", flush=True)
+        output_paths = {name: str(Path(scratch) / name) for name in output_paths}
     try:
         return invoke(component, inputs, output_paths, params)
     except Exception as err:  # named like the local runner's failures: which node, then the cause's first line
         raise ComponentError(node, err) from err
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def is_chief() -> bool:
+    """False only for a non-chief replica of a multi-worker job (Vertex AI sets TF_CONFIG with chief/worker)."""
+    try:
+        tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        task, cluster = tf_config.get("task") or {}, tf_config.get("cluster") or {}
+        kind, index = task.get("type"), int(task.get("index", 0))
+    except (ValueError, TypeError, AttributeError):
+        return True
+    if kind is None or kind in ("chief", "master"):
+        return True
+    return kind == "worker" and index == 0 and not ({"chief", "master"} & set(cluster))
 
 
 def run_task(spec_json: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -141,6 +141,7 @@ class LocalRunner:
         staging = self.root / "tmp" / execution_id
         try:
             input_artifacts = {name: record.open() for name, record in inputs.items()}
+            input_artifacts.update({name: None for name in component.optional_inputs if name not in inputs})
             _, metrics = invoke(component, input_artifacts, {name: staging / name for name in component.outputs},
                                 params)
             final = self.root / "artifacts" / node.name / execution_id

@@ -8,6 +8,8 @@ quoted multi-line fields still point at the right place) and the first problem f
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
 from edgepipe.components.data.beam_io import count
 
@@ -30,6 +34,23 @@ class Layout:
     series_column: str | None
     feature_columns: tuple[str, ...]
     label_column: str | None
+
+
+def open_text(path: str) -> io.TextIOWrapper:
+    """A CSV as text through Beam's filesystems, so workers can read ``gs://`` inputs too; ``.gz`` is inflated.
+
+    Undecodable bytes become U+FFFD and then fail number/timestamp parsing: a bad row, not a crash.
+    """
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    if path.endswith(".gz"):
+        raw = gzip.GzipFile(fileobj=raw, mode="rb")
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+
+
+def series_id(path: str) -> str:
+    """Series id of a one-series-per-file CSV: the file name without ``.csv``/``.gz`` (NAB keys match it)."""
+    name = Path(path).name
+    return Path(name[:-3] if name.endswith(".gz") else name).stem
 
 
 def epoch(text: str) -> int:
@@ -99,7 +120,7 @@ class ParseCsv(beam.DoFn):
 
     def process(self, path: str):
         rows_read = 0
-        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        with open_text(path) as handle:
             reader = csv.reader(handle)
             header = [name.strip() for name in next(reader)]
             rows, lines = [], []
@@ -137,7 +158,7 @@ class ParseCsv(beam.DoFn):
         features = np.zeros((len(rows), len(lay.feature_columns)), np.float64)
         labels = np.zeros(len(rows), np.int64)
         stamps = None
-        series = np.full(len(rows), Path(path).stem, dtype=object)
+        series = np.full(len(rows), series_id(path), dtype=object)
         used = [lay.timestamp_column, *lay.feature_columns, *(c for c in (lay.series_column, lay.label_column) if c)]
         for column in sorted(used, key=index.__getitem__):  # left to right: the first problem is reported
             cells = table[:, index[column]]

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 
 from edgepipe.components.data.beam_io import beam_pipeline, count, encode_example, run_pipeline, write_split
-from edgepipe.components.data.csv_rows import REJECTS, Layout, ParseCsv, epoch, reject
+from edgepipe.components.data.csv_rows import REJECTS, Layout, ParseCsv, epoch, open_text, reject
 from edgepipe.pipeline.artifacts import Examples, Rejects
 from edgepipe.pipeline.component import InputPath, Output, component
 from edgepipe.pipeline.errors import ConfigError, DataError
@@ -38,8 +39,16 @@ CHUNK_FEATURE_SPEC = {
 
 # ---- launcher-side checks (cheap, before Beam starts) ----------------------------------------------------------------
 def resolve_files(source: str) -> list[str]:
-    """Expand a path or glob to existing files, or raise DataError naming it."""
+    """Expand a path or glob (local, or any Beam filesystem URL) to existing files, or raise DataError naming it."""
     source = str(source)
+    if "://" in source:
+        try:
+            files = sorted(m.path for m in FileSystems.match([source])[0].metadata_list)
+        except Exception as err:  # Beam raises BeamIOError and friends, per filesystem
+            raise DataError(f"cannot list {source}: {str(err).splitlines()[0]}") from None
+        if not files:
+            raise DataError(f"no file matches {source}")
+        return files
     if any(ch in source for ch in "*?["):
         files = sorted(p for p in glob.glob(source, recursive=True) if Path(p).is_file())
         if not files:
@@ -53,7 +62,7 @@ def resolve_files(source: str) -> list[str]:
 
 def read_header(path: str) -> list[str]:
     """Header of a CSV, requiring at least one data line after it."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+    with open_text(path) as handle:
         reader = csv.reader(handle)
         rows = (row for row in reader if row)
         header = next(rows, None)

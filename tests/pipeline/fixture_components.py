@@ -57,3 +57,11 @@ def slow(examples: Input[Examples], out: Output[Examples], marker: str = "") -> 
 def consume_model(model: Input[Model], out: Output[Artifact]) -> dict:
     out.write_json("seen.json", model.read_json("total.json"))
     return {}
+
+
+@component
+def maybe_add(base: Input[Examples], out: Output[Examples], extra: Input[Examples] | None = None) -> dict:
+    """An optional input: connected or not, the pipeline builds."""
+    value = base.read_json("value.json")["value"] + (extra.read_json("value.json")["value"] if extra else 0)
+    out.write_json("value.json", {"value": value})
+    return {"value": value}

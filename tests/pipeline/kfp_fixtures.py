@@ -7,6 +7,8 @@ exercised as with the default template, without TensorFlow: ``training.epochs`` 
 from __future__ import annotations
 
 from edgepipe import data
+from edgepipe.pipeline.artifacts import Artifact
+from edgepipe.pipeline.component import Output, component
 from edgepipe.pipeline.config import Config
 from edgepipe.pipeline.dag import Pipeline
 from tests.pipeline import fixture_components as fx
@@ -24,16 +26,14 @@ def chain(config: Config) -> Pipeline:
     if config.prune.enabled:
         last = fx.increment(examples=b.outputs["out"], step=config.window.size).named("increment_more")
         nodes.append(last)
-    total = fx.combine(left=a.outputs["out"], right=last.outputs["out"])
+    passed_on = fx.maybe_add(base=last.outputs["out"])  # optional input 'extra' left unconnected
+    total = fx.combine(left=a.outputs["out"], right=passed_on.outputs["out"])
     seen = fx.consume_model(model=total.outputs["model"])
-    return Pipeline(config.pipeline.name, [*nodes, total, seen])
+    return Pipeline(config.pipeline.name, [*nodes, passed_on, total, seen])
 
 
 def closure(config: Config) -> Pipeline:
     """A component defined inside a function: fine locally, impossible to import in a task container."""
-    from edgepipe.pipeline.artifacts import Artifact
-    from edgepipe.pipeline.component import Output, component
-
     @component
     def scratch(out: Output[Artifact]) -> dict:
         return {}

@@ -19,7 +19,7 @@ from tests.pipeline import kfp_fixtures
 REPO = Path(__file__).resolve().parents[2]
 FACTORY = "tests.pipeline.kfp_fixtures:chain"
 IMAGE = "europe-docker.pkg.dev/proj/repo/edgepipe:0.1.0"
-NODE_TASKS = {"source", "increment", "increment-more", "combine", "consume-model"}
+NODE_TASKS = {"source", "increment", "increment-more", "maybe-add", "combine", "consume-model"}
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_spec_has_a_cached_task_per_node_on_the_image_wired_like_the_dag(compile
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) == NODE_TASKS | {"edgepipe-resolve"}
     assert {tasks[t]["taskInfo"]["name"] for t in NODE_TASKS} == {"source", "increment", "increment_more",
-                                                                  "combine", "consume_model"}
+                                                                  "maybe_add", "combine", "consume_model"}
     assert all(tasks[t]["cachingOptions"] == {"enableCache": True} for t in NODE_TASKS)
     assert tasks["edgepipe-resolve"]["cachingOptions"] == {}  # re-resolved every run: reads the image's code
     executors = spec["deploymentSpec"]["executors"].values()
@@ -54,7 +54,8 @@ def test_spec_has_a_cached_task_per_node_on_the_image_wired_like_the_dag(compile
     assert all("edgepipe.pipeline.remote" in e["container"]["command"][-1] for e in executors)
     combine = tasks["combine"]["inputs"]
     assert combine["artifacts"]["left"]["taskOutputArtifact"] == {"outputArtifactKey": "out", "producerTask": "source"}
-    assert combine["artifacts"]["right"]["taskOutputArtifact"]["producerTask"] == "increment-more"
+    assert combine["artifacts"]["right"]["taskOutputArtifact"]["producerTask"] == "maybe-add"
+    assert set(tasks["maybe-add"]["inputs"]["artifacts"]) == {"base"}  # optional 'extra' unconnected: not an input
     assert combine["parameters"]["edgepipe_node_spec"]["taskOutputParameter"] == {
         "outputParameterKey": "spec_combine", "producerTask": "edgepipe-resolve"}
     assert spec["components"]["comp-combine"]["outputDefinitions"]["artifacts"]["model"]["artifactType"][
@@ -107,7 +108,7 @@ def test_kfp_local_executes_the_yaml_to_the_same_artifact_as_the_local_runner(co
     assert json.loads((Path(kfp_changed) / "seen.json").read_text()) == {"total": 10 + 10 + 5 + 16}
     assert _fingerprint(kfp_changed) == local_changed.content_fingerprint()
     with capsys.disabled():
-        print(f"\nkfp.local, 6 tasks: {timings['defaults']:.1f}s with defaults, {timings['changed']:.1f}s changed")
+        print(f"\nkfp.local, 7 tasks: {timings['defaults']:.1f}s with defaults, {timings['changed']:.1f}s changed")
 
 
 def test_resolve_gives_each_node_only_its_own_parameters(config_file):
@@ -198,7 +199,8 @@ def test_default_config_compiles_to_one_task_per_template_node(tmp_path):
     names = {t["taskInfo"]["name"] for t in spec["root"]["dag"]["tasks"].values()}
     assert names == set(nodes) | {"resolve parameters"}
     assert spec["root"]["inputDefinitions"]["parameters"]["data_source"]["defaultValue"] == "builtin:sensors"
-    assert list(spec["root"]["outputDefinitions"]["artifacts"]) == ["export_bundle_bundle"]
+    # outputs no node consumes are the pipeline's outputs: the bundle, and the rows ingest rejected
+    assert set(spec["root"]["outputDefinitions"]["artifacts"]) == {"export_bundle_bundle", "ingest_timeseries_rejects"}
 
 
 @pytest.mark.slow
@@ -219,3 +221,16 @@ def test_kfp_local_runs_the_default_pipeline_to_a_bundle(tmp_path, capsys):
     assert (bundle / "bundle.json").is_file() and list(bundle.glob("*.tflite"))
     with capsys.disabled():
         print(f"\nkfp.local, default pipeline ({len(compiled.tasks) + 1} tasks): {elapsed:.0f}s")
+
+
+@pytest.mark.parametrize("task, publishes", [({"type": "chief", "index": 0}, True),
+                                             ({"type": "worker", "index": 0}, False),
+                                             ({"type": "worker", "index": 1}, False)])
+def test_only_the_chief_replica_of_a_multi_worker_job_publishes_outputs(config_file, tmp_path, monkeypatch, task,
+                                                                        publishes):
+    tf_config = {"cluster": {"chief": ["c:2222"], "worker": ["w0:2222", "w1:2222"]}, "task": task}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    target = tmp_path / "out"
+    assert main(["execute-node", str(config_file), "--pipeline-factory", FACTORY, "--node", "source",
+                 "--output", f"out={target}"]) == 0
+    assert (target / "value.json").exists() is publishes

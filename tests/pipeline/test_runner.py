@@ -150,3 +150,14 @@ def test_kill_9_mid_component_leaves_nothing_reusable_and_resumes(tmp_path):
     statuses = {r["status"] for r in runner.store.runs()}
     assert statuses == {"abandoned", "complete"}
     assert [p.name for p in (root / "tmp").iterdir()] == []
+
+
+def test_optional_input_may_stay_unconnected(tmp_path):
+    a = fx.source(value=3)
+    alone = fx.maybe_add(base=a.outputs["out"])
+    assert LocalRunner(tmp_path).run(Pipeline("p", [a, alone])).artifact("maybe_add", "out").read_json(
+        "value.json") == {"value": 3}
+    b = fx.source(value=4).named("other")
+    both = fx.maybe_add(base=a.outputs["out"], extra=b.outputs["out"])
+    assert LocalRunner(tmp_path).run(Pipeline("p", [a, b, both])).artifact("maybe_add", "out").read_json(
+        "value.json") == {"value": 7}

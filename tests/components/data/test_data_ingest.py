@@ -168,3 +168,14 @@ def test_nab_glob_without_labels_key_matches_entries_by_file_name(tmp_path, run,
                  for split in ("train", "rest")}
     assert positives == {"train": {"art_daily_jumpsup": 0, "art_daily_jumpsdown": 0},
                          "rest": {"art_daily_jumpsup": 403, "art_daily_jumpsdown": 403}}  # 33.5 h of 5-min steps
+
+
+def test_gzipped_csv_reads_like_plain(tmp_path, run, rows):
+    import gzip
+
+    with gzip.open(tmp_path / "z.csv.gz", "wt") as handle:
+        handle.write("timestamp,v\n2024-01-01 00:00:00,1.5\n2024-01-01 00:01:00,2.5\n2024-01-01 00:02:00,x\n")
+    metrics, out = run(ingest_timeseries, tmp_path / "out", source=str(tmp_path / "z.csv.gz"), split={"train": 1.0},
+                       max_reject_fraction=0.5)
+    assert metrics["rows_rejected"] == 1
+    np.testing.assert_array_equal(rows(out["examples"], "train")["z"]["values"][:, 0], [1.5, 2.5])

@@ -1,0 +1,274 @@
+"""Hand-written validation of ``bundle.json``, versioned, with errors that name the offending key.
+
+Why by hand: the runtime ships with NumPy and LiteRT only (no pydantic, no jsonschema), and a device that meets a
+bundle it does not understand must refuse it with one clear line rather than mis-read a field. Validation covers
+types, ranges and cross-field consistency (channel counts, tensor shapes vs window size, thresholds vs models);
+the checks against the model files themselves live in :mod:`edgepipe.runtime.litert`.
+
+A ``schema_version`` newer than :data:`SUPPORTED_SCHEMA_VERSION` is refused: a newer exporter may have changed a
+field's meaning, and guessing would silently produce wrong scores.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable
+
+from edgepipe.runtime.errors import BundleError
+
+SUPPORTED_SCHEMA_VERSION = 1
+DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32")
+INTEGER_DTYPES = ("int8", "uint8", "int16", "int32")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+TaskCheck = Callable[["Checker", dict], None]
+TASK_CHECKS: dict[str, TaskCheck] = {}
+
+
+def task_check(task: str) -> Callable[[TaskCheck], TaskCheck]:
+    """Register the task-specific part of the schema (what a family adds to the common keys)."""
+
+    def register(fn: TaskCheck) -> TaskCheck:
+        TASK_CHECKS[task] = fn
+        return fn
+
+    return register
+
+
+class Checker:
+    """Typed getters over a JSON document; every failure raises BundleError naming ``source`` and the dotted key."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, message: str) -> None:
+        raise BundleError(f"{self.source}: key '{key}' {message}")
+
+    def get(self, obj: dict, key: str, path: str, optional: bool = False) -> Any:
+        full = f"{path}.{key}" if path else key
+        if key not in obj:
+            if optional:
+                return None
+            raise BundleError(f"{self.source}: missing key '{full}'")
+        return obj[key]
+
+    def obj(self, value: Any, key: str) -> dict:
+        if not isinstance(value, dict):
+            self.fail(key, f"must be an object, got {_kind(value)}")
+        return value
+
+    def string(self, value: Any, key: str, choices: tuple[str, ...] | None = None) -> str:
+        if not isinstance(value, str) or not value:
+            self.fail(key, f"must be a non-empty string, got {_kind(value)}")
+        if choices is not None and value not in choices:
+            self.fail(key, f"must be one of {', '.join(choices)}, got '{value}'")
+        return value
+
+    def integer(self, value: Any, key: str, minimum: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, f"must be an integer, got {_kind(value)}")
+        if minimum is not None and value < minimum:
+            self.fail(key, f"must be >= {minimum}, got {value}")
+        return value
+
+    def number(self, value: Any, key: str, positive: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.fail(key, f"must be a finite number, got {_kind(value)}")
+        if positive and value <= 0:
+            self.fail(key, f"must be > 0, got {value}")
+        return float(value)
+
+    def numbers(self, value: Any, key: str, length: int, positive: bool = False) -> list[float]:
+        if not isinstance(value, list):
+            self.fail(key, f"must be a list of {length} numbers, got {_kind(value)}")
+        if len(value) != length:
+            self.fail(key, f"has {len(value)} values, expected {length} (one per channel)")
+        return [self.number(v, f"{key}[{i}]", positive) for i, v in enumerate(value)]
+
+    def strings(self, value: Any, key: str, length: int | None = None) -> list[str]:
+        if not isinstance(value, list):
+            self.fail(key, f"must be a list of strings, got {_kind(value)}")
+        if length is not None and len(value) != length:
+            self.fail(key, f"has {len(value)} names, expected {length}")
+        names = [self.string(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        if len(set(names)) != len(names):
+            self.fail(key, f"has duplicate names: {names}")
+        return names
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, (dict, list)):
+        return type(value).__name__
+    return f"{type(value).__name__} {value!r:.40}"
+
+
+def validate(doc: Any, source: str = "bundle.json") -> dict:
+    """Check ``doc`` (parsed bundle.json) and return it; raise BundleError naming the first bad key."""
+    c = Checker(source)
+    if not isinstance(doc, dict):
+        raise BundleError(f"{source}: must hold a JSON object, got {_kind(doc)}")
+    version = c.get(doc, "schema_version", "")
+    c.integer(version, "schema_version", minimum=1)
+    if version > SUPPORTED_SCHEMA_VERSION:
+        raise BundleError(f"{source}: schema_version {version} is newer than this runtime supports "
+                          f"({SUPPORTED_SCHEMA_VERSION}); upgrade edgepipe to load this bundle")
+    task = c.string(c.get(doc, "task", ""), "task")
+    if task not in TASK_CHECKS:
+        raise BundleError(f"{source}: task '{task}' is not supported by this runtime "
+                          f"(supported: {', '.join(sorted(TASK_CHECKS))})")
+    models = c.obj(c.get(doc, "models", ""), "models")
+    if not models:
+        c.fail("models", "must name at least one model")
+    files = {}
+    for name, entry in models.items():
+        files[_check_model(c, entry, f"models.{name}")] = name
+    default = c.string(c.get(doc, "default_model", ""), "default_model")
+    if default not in files:
+        c.fail("default_model", f"names '{default}', which is not a file of 'models' ({', '.join(files)})")
+    for side in ("input", "output"):
+        top = tensor_spec(c, c.get(doc, side, ""), side)
+        if top != tensor_spec(c, models[files[default]][side], f"models.{files[default]}.{side}"):
+            c.fail(side, f"differs from models.{files[default]}.{side} (the default model '{default}')")
+    thresholds = c.get(doc, "thresholds", "", optional=True)
+    if thresholds is not None:
+        for file, value in c.obj(thresholds, "thresholds").items():
+            if file not in files:
+                c.fail(f"thresholds.{file}", "names no model file of 'models'")
+            expected = models[files[file]].get("threshold")
+            if value != expected:
+                c.fail(f"thresholds.{file}", f"is {value}, but models.{files[file]}.threshold is {expected}")
+    TASK_CHECKS[task](c, doc)
+    return doc
+
+
+def _check_model(c: Checker, entry: Any, key: str) -> str:
+    entry = c.obj(entry, key)
+    file = c.string(c.get(entry, "file", key), f"{key}.file")
+    if "/" in file or "\\" in file or file in (".", "..") or not file.endswith(".tflite"):
+        c.fail(f"{key}.file", f"must be a plain '.tflite' file name inside the bundle, got '{file}'")
+    sha = c.get(entry, "sha256", key, optional=True)
+    if sha is not None and (not isinstance(sha, str) or not _SHA256.match(sha)):
+        c.fail(f"{key}.sha256", f"must be 64 lowercase hex digits, got {_kind(sha)}")
+    size = c.get(entry, "size_bytes", key, optional=True)
+    if size is not None:
+        c.integer(size, f"{key}.size_bytes", minimum=1)
+    threshold = c.get(entry, "threshold", key, optional=True)
+    if threshold is not None:
+        c.number(threshold, f"{key}.threshold")
+    for side in ("input", "output"):
+        tensor_spec(c, c.get(entry, side, key), f"{key}.{side}")
+    return file
+
+
+def tensor_spec(c: Checker, value: Any, key: str) -> dict:
+    """Normalized ``{"shape", "dtype", "scale", "zero_point"}`` of a tensor description (name is informative)."""
+    spec = c.obj(value, key)
+    shape = c.get(spec, "shape", key)
+    if not isinstance(shape, list) or not shape:
+        c.fail(f"{key}.shape", f"must be a non-empty list, got {_kind(shape)}")
+    for i, dim in enumerate(shape):
+        if dim is not None:
+            c.integer(dim, f"{key}.shape[{i}]", minimum=1)
+    dtype = c.string(c.get(spec, "dtype", key), f"{key}.dtype", DTYPES)
+    quant = c.get(spec, "quantization", key, optional=True)
+    scale = zero_point = None
+    if quant is not None:
+        quant = c.obj(quant, f"{key}.quantization")
+        scale = c.number(c.get(quant, "scale", f"{key}.quantization"), f"{key}.quantization.scale", positive=True)
+        zero_point = c.integer(c.get(quant, "zero_point", f"{key}.quantization"), f"{key}.quantization.zero_point")
+    elif dtype in INTEGER_DTYPES:
+        c.fail(f"{key}.quantization", f"is required for a {dtype} tensor (scale and zero point)")
+    return {"shape": shape, "dtype": dtype, "scale": scale, "zero_point": zero_point}
+
+
+def _feature_shape(c: Checker, doc: dict) -> list:
+    """Shape of one model input without the batch dimension, after checking every model agrees on it."""
+    shapes = {name: tensor_spec(c, m["input"], f"models.{name}.input")["shape"] for name, m in doc["models"].items()}
+    for name, shape in shapes.items():
+        if shape[0] is not None and shape[0] != 1:
+            c.fail(f"models.{name}.input.shape[0]", f"is a batch dimension: null or 1, got {shape[0]}")
+        if None in shape[1:]:
+            c.fail(f"models.{name}.input.shape", f"may be dynamic in the batch dimension only, got {shape}")
+    first = next(iter(shapes))
+    for name, shape in shapes.items():
+        if shape[1:] != shapes[first][1:]:
+            c.fail(f"models.{name}.input.shape", f"is {shape}, but models.{first}.input.shape is {shapes[first]}")
+    return shapes[first][1:]
+
+
+@task_check("anomaly_detection")
+def _anomaly(c: Checker, doc: dict) -> None:
+    window = c.obj(c.get(doc, "window", ""), "window")
+    size = c.integer(c.get(window, "size", "window"), "window.size", minimum=1)
+    c.integer(c.get(window, "stride", "window"), "window.stride", minimum=1)
+    channels = c.integer(c.get(window, "channels", "window"), "window.channels", minimum=1)
+    names = c.get(window, "channel_names", "window", optional=True)
+    if names is not None:
+        names = c.strings(names, "window.channel_names", channels)
+    norm = c.obj(c.get(doc, "normalization", ""), "normalization")
+    c.string(c.get(norm, "method", "normalization"), "normalization.method")
+    c.numbers(c.get(norm, "center", "normalization"), "normalization.center", channels)
+    c.numbers(c.get(norm, "scale", "normalization"), "normalization.scale", channels, positive=True)
+    norm_names = c.get(norm, "channels", "normalization", optional=True)
+    if norm_names is not None:
+        norm_names = c.strings(norm_names, "normalization.channels", channels)
+        if names is not None and norm_names != names:
+            c.fail("normalization.channels", f"is {norm_names}, but window.channel_names is {names}")
+    feature = _feature_shape(c, doc)
+    if feature != [size, channels]:
+        c.fail("window", f"says [size {size}, channels {channels}], but the models' input shape is [batch, "
+                         f"{', '.join(map(str, feature))}]")
+    score = c.get(doc, "score", "", optional=True)
+    if score is not None:
+        c.string(c.get(c.obj(score, "score"), "kind", "score"), "score.kind", ("reconstruction_mse",))
+    for name, model in doc["models"].items():
+        c.number(c.get(model, "threshold", f"models.{name}"), f"models.{name}.threshold")
+        out = tensor_spec(c, model["output"], f"models.{name}.output")["shape"]
+        if out[1:] != [size, channels]:
+            c.fail(f"models.{name}.output.shape", f"is {out}; a reconstruction must match the window "
+                                                 f"[batch, {size}, {channels}]")
+
+
+def _optional_affine(c: Checker, doc: dict, key: str, length: int | None) -> None:
+    """``{"center": [...], "scale": [...]}`` applied as ``(x - center) / scale`` over the last axis."""
+    value = c.get(doc, key, "", optional=True)
+    if value is None:
+        return
+    value = c.obj(value, key)
+    center = c.get(value, "center", key)
+    n = length if length is not None else (len(center) if isinstance(center, list) else 0)
+    c.numbers(center, f"{key}.center", n)
+    c.numbers(c.get(value, "scale", key), f"{key}.scale", n, positive=True)
+
+
+def _vector_output(c: Checker, doc: dict) -> int:
+    out = tensor_spec(c, doc["output"], "output")["shape"]
+    if len(out) != 2 or out[1] is None:
+        c.fail("output.shape", f"must be [batch, outputs] for task '{doc['task']}', got {out}")
+    return out[1]
+
+
+@task_check("classification")
+def _classification(c: Checker, doc: dict) -> None:
+    feature = _feature_shape(c, doc)
+    classes = _vector_output(c, doc)
+    labels = c.get(doc, "labels", "", optional=True)
+    if labels is not None:
+        c.strings(labels, "labels", classes)
+    kind = c.get(doc, "output_kind", "", optional=True)
+    if kind is not None:
+        c.string(kind, "output_kind", ("probabilities", "logits"))
+    _optional_affine(c, doc, "normalization", feature[-1])
+
+
+@task_check("regression")
+def _regression(c: Checker, doc: dict) -> None:
+    feature = _feature_shape(c, doc)
+    outputs = _vector_output(c, doc)
+    names = c.get(doc, "target_names", "", optional=True)
+    if names is not None:
+        c.strings(names, "target_names", outputs)
+    _optional_affine(c, doc, "normalization", feature[-1])
+    _optional_affine(c, doc, "target_normalization", outputs)
