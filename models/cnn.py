@@ -33,7 +33,7 @@ def build_cnn(spec: DataSpec, filters: Sequence[int] = (32, 64), convs_per_block
             x = keras.layers.Conv2D(n, kernel_size, padding="same", use_bias=not batch_norm, kernel_regularizer=reg,
                                     name=f"block{b}_conv{c}")(x)
             if batch_norm:
-                x = keras.layers.BatchNormalization(name=f"block{b}_bn{c}")(x)
+                x = keras.layers.BatchNormalization(momentum=0.9, name=f"block{b}_bn{c}")(x)
             x = keras.layers.ReLU(name=f"block{b}_relu{c}")(x)
         x = pool(2, name=f"block{b}_pool")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)

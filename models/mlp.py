@@ -25,7 +25,7 @@ def build_mlp(spec: DataSpec, units: Sequence[int] = (64, 32), activation: str =
     for i, n in enumerate(units):
         x = keras.layers.Dense(n, kernel_regularizer=reg, name=f"dense{i}")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
         x = keras.layers.Activation(activation, name=f"act{i}")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"dropout{i}")(x)

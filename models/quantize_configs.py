@@ -4,21 +4,37 @@ tfmot's registry has Conv1D commented out, yet TFLite runs a Conv1D as CONV_2D (
 TRANSPOSE_CONV) with int8 kernels. Quantizing the kernel per-tensor, symmetric (zero point 0, as the int8 conv
 kernels require) and the fused activation's output with a moving-average range gives the same fake-quant graph the
 converter expects, so the full-int8 model matches the QAT Keras model. The config has no state, so saving it in an
-HDF5 model needs only its class name (see :mod:`edgepipe.models.custom_objects`).
+HDF5 model needs only its class name and ``preserve_sparsity`` (see :mod:`edgepipe.models.custom_objects`).
+
+tfmot's collaborative schemes (PQAT/CQAT) only rewrite the weight quantizers of layers *they* configure; a layer
+annotated with an explicit config keeps it untouched, so under PQAT a Conv1D would silently regrow its pruned weights.
+``Conv1DQuantizeConfig(preserve_sparsity=True)`` uses the same masking quantizer PQAT uses (weights multiplied by the
+mask of their non-zeros, so zeros get no gradient), with the per-tensor symmetric int8 range the conv kernels need.
 """
 from __future__ import annotations
 
 import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+    prune_preserve_quantize_registry as _prune_preserve)
 
 _quantizers = tfmot.quantization.keras.quantizers
+
+
+class SparsityPreservingConvWeightsQuantizer(_prune_preserve.PrunePreserveDefaultWeightsQuantizer):
+    """PQAT's masking weight quantizer with Conv1D's range: per-tensor, symmetric, full [-128, 127]."""
+
+    def __init__(self):
+        super().__init__(num_bits=8, per_axis=False, symmetric=True, narrow_range=False)
 
 
 class Conv1DQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
     """8-bit QAT for a Conv1D / Conv1DTranspose: per-tensor symmetric kernel, asymmetric post-activation output."""
 
-    def __init__(self):
-        self.weight_quantizer = _quantizers.LastValueQuantizer(num_bits=8, symmetric=True, narrow_range=False,
-                                                               per_axis=False)
+    def __init__(self, preserve_sparsity: bool = False):
+        self.preserve_sparsity = bool(preserve_sparsity)
+        self.weight_quantizer = (SparsityPreservingConvWeightsQuantizer() if self.preserve_sparsity else
+                                 _quantizers.LastValueQuantizer(num_bits=8, symmetric=True, narrow_range=False,
+                                                                per_axis=False))
         self.activation_quantizer = _quantizers.MovingAverageQuantizer(num_bits=8, symmetric=False,
                                                                        narrow_range=False, per_axis=False)
 
@@ -38,16 +54,16 @@ class Conv1DQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
         return []
 
     def get_config(self):
-        return {}
+        return {"preserve_sparsity": self.preserve_sparsity}
 
     def __eq__(self, other):
-        return type(other) is type(self)
+        return type(other) is type(self) and other.preserve_sparsity == self.preserve_sparsity
 
     def __ne__(self, other):
         return not self == other
 
 
-def quantize_config_for(layer):
+def quantize_config_for(layer, preserve_sparsity: bool = False):
     """The edgepipe QuantizeConfig for ``layer``, or None when tfmot's default registry should handle it.
 
     Exact class match on purpose: a user subclass of Conv1D may compute something else with the same weights.
@@ -55,7 +71,7 @@ def quantize_config_for(layer):
     import tf_keras as keras
 
     if type(layer) in (keras.layers.Conv1D, keras.layers.Conv1DTranspose):
-        return Conv1DQuantizeConfig()
+        return Conv1DQuantizeConfig(preserve_sparsity=preserve_sparsity)
     return None
 
 

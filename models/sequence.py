@@ -68,7 +68,7 @@ def build_conv1d(spec: DataSpec, filters: Sequence[int] = (32, 64), kernel_size:
         x = keras.layers.Conv1D(n, kernel_size, padding="same", use_bias=not batch_norm, kernel_regularizer=reg,
                                 name=f"block{b}_conv")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"block{b}_bn")(x)
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"block{b}_bn")(x)
         x = keras.layers.ReLU(name=f"block{b}_relu")(x)
         if pool_size > 1:
             x = keras.layers.MaxPooling1D(pool_size, name=f"block{b}_pool")(x)

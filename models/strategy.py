@@ -16,18 +16,26 @@ STRATEGIES = {
     "default": "TensorFlow's default (no distribution): one CPU or GPU",
     "one_device": "everything on the first GPU, or the CPU when there is none",
     "mirrored": "synchronous data parallelism over the local GPUs (or the CPU)",
-    "multi_worker": "MultiWorkerMirroredStrategy; cluster and task from the TF_CONFIG environment variable",
+    "multi_worker": "MultiWorkerMirroredStrategy; cluster and task from TF_CONFIG or an explicit worker list",
     "tpu": "TPUStrategy; TPU address from TPU_NAME (or a Cloud TPU VM's local TPU)",
 }
 
 
-def get_strategy(name: str = "auto"):
-    """Return a ``tf.distribute.Strategy`` for ``name`` (see :data:`STRATEGIES`)."""
+def get_strategy(name: str = "auto", workers: list[str] | None = None, task_index: int | None = None):
+    """Return a ``tf.distribute.Strategy`` for ``name`` (see :data:`STRATEGIES`).
+
+    ``multi_worker`` reads the cluster from ``TF_CONFIG``, or from ``workers`` (``["host:port", ...]``) and this
+    process's ``task_index`` when given (which then set ``TF_CONFIG`` for this process).
+    """
     import tensorflow as tf
 
     if name not in STRATEGIES:
         raise ConfigError(f"unknown distribution strategy '{name}' (allowed: {', '.join(STRATEGIES)})")
+    if workers is not None and name != "multi_worker":
+        raise ConfigError(f"a worker list only applies to strategy 'multi_worker', not '{name}'")
     if name == "multi_worker":  # before anything that initializes the TF context (listing devices does)
+        if workers is not None:
+            os.environ["TF_CONFIG"] = tf_config(workers, task_index)
         return _multi_worker(tf)
     if name == "tpu":
         return _tpu(tf)
@@ -39,6 +47,25 @@ def get_strategy(name: str = "auto"):
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     return tf.distribute.MirroredStrategy()  # "mirrored"
+
+
+def tf_config(workers: list[str], task_index: int | None) -> str:
+    """The ``TF_CONFIG`` JSON for worker ``task_index`` of ``workers``; one-line ConfigError when inconsistent."""
+    if not workers or not all(isinstance(w, str) and ":" in w for w in workers):
+        raise ConfigError(f"strategy 'multi_worker': workers must be a non-empty list of 'host:port', got {workers!r}")
+    if task_index is None or not 0 <= int(task_index) < len(workers):
+        raise ConfigError(f"strategy 'multi_worker': task_index must be in 0..{len(workers) - 1} for "
+                          f"{len(workers)} workers, got {task_index!r}")
+    return json.dumps({"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": int(task_index)}})
+
+
+def is_chief(strategy) -> bool:
+    """True on the worker that writes shared outputs (worker 0, or the only process)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                             and "chief" not in resolver.cluster_spec().as_dict())
 
 
 def _multi_worker(tf):

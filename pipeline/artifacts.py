@@ -254,6 +254,13 @@ class ModelEvaluation(Artifact):
     type_name = "ModelEvaluation"
 
 
+class Report(Artifact):
+    """A self-contained HTML report of a run (``report.html``: inline CSS, plots embedded as base64 PNG)."""
+
+    type_name = "Report"
+    filename = "report.html"
+
+
 class Bundle(Artifact):
     """The exported deliverable: models, ``bundle.json``, summary. Copied to ``--output`` by the CLI."""
 
@@ -263,7 +270,7 @@ class Bundle(Artifact):
 ARTIFACT_TYPES: dict[str, type[Artifact]] = {
     cls.type_name: cls
     for cls in (Artifact, Examples, ExampleStatistics, Schema, ValidationReport, Rejects, TransformParams, Model,
-                TFLiteModels, ModelEvaluation, Bundle)
+                TFLiteModels, ModelEvaluation, Report, Bundle)
 }
 
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 from edgepipe.pipeline.errors import EdgepipeError
+from edgepipe.runtime import cli as runtime_cli
 
 
 def _quiet_frameworks(verbose: bool) -> None:
@@ -60,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("run_id", help="run id or a unique prefix ('latest' for the newest)")
     show.add_argument("--root", default=".edgepipe")
     show.add_argument("--json", action="store_true", help="print the record as JSON")
+    show.add_argument("--open", action="store_true", help="print the run's report.html path and open it")
     _add_cloud_commands(sub)
+    runtime_cli.add_commands(sub)  # predict / serve: edgepipe.runtime, no TensorFlow
     return parser
 
 
@@ -110,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_frameworks(args.verbose)
     try:
         commands = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "compile": cmd_compile, "submit": cmd_submit,
-                    "execute-node": cmd_execute_node}
+                    "execute-node": cmd_execute_node, **runtime_cli.COMMANDS}
         return commands[args.command](args)
     except EdgepipeError as err:
         print(f"edgepipe: error: {err}", file=sys.stderr)
@@ -150,6 +153,7 @@ def _run_pipeline(args, config, pipeline, root: Path, log_file: Path | None) -> 
         raise result.error
     bundle_node = next((n for n in reversed(pipeline.nodes) if "bundle" in n.component.outputs), None)
     print(f"run {result.run_id} complete in {elapsed:.1f}s ({result.cache_hits}/{len(result.nodes)} cached)")
+    _print_rejects(result)
     if bundle_node is None:
         return 0
     bundle = result.artifact(bundle_node.name, "bundle")
@@ -201,6 +205,18 @@ class ProgressPrinter:
         label = {"cached": "cached", "done": "done", "failed": "FAILED"}[event]
         print(f"[{self.finished:>2}/{self.total}] {node.name:<28} {label} ({info.get('seconds', 0):.1f}s)",
               flush=True)
+
+
+def _print_rejects(result: Any) -> None:
+    """Rejected input rows are part of the run summary, with where to read them."""
+    for node, node_result in result.nodes.items():
+        for record in node_result.outputs.values():
+            if record.type != "Rejects":
+                continue
+            props = record.open().properties
+            if "count" in props:
+                print(f"  {node}: {props['count']} of {props.get('rows_read', '?')} input rows rejected"
+                      + (f" (reasons in {record.uri}/rejects.jsonl)" if props["count"] else ""))
 
 
 def _print_summary(bundle_dir: Path) -> None:

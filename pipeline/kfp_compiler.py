@@ -31,6 +31,7 @@ from typing import Any
 
 from edgepipe.pipeline import artifacts as art
 from edgepipe.pipeline.config import Config
+from edgepipe.pipeline.component import Node
 from edgepipe.pipeline.dag import Pipeline
 from edgepipe.pipeline.errors import ConfigError
 from edgepipe.pipeline.remote import DEFAULT_FACTORY, build_from_config, encode_spec, pipeline_shape
@@ -187,74 +188,95 @@ def _kfp_artifact_class(typ: type[art.Artifact]) -> str:
 
 
 # ---- source generation ----------------------------------------------------------------------------------------------
+@dataclass
+class _Names:
+    """Identifiers in the generated module: pipeline inputs, one function per node, resolve outputs, sinks."""
+
+    params: dict[str, tuple[str, Any]]  # input -> (dotted config key, default)
+    tasks: dict[str, str]  # node -> component function
+    specs: dict[str, str]  # node -> resolve output carrying its spec
+    sinks: dict[tuple[str, str], tuple[str, type[art.Artifact]]]  # (node, output) -> (pipeline output, type)
+
+
+def _names(pipeline: Pipeline, config: Config) -> _Names:
+    params = config_parameters(config)
+    taken = {_RESOLVE, "edgepipe_pipeline", "Outputs", *params}
+    tasks = {node.name: _identifier(node.name, taken) for node in pipeline.nodes}
+    specs = {node.name: _identifier(f"spec_{tasks[node.name]}", taken) for node in pipeline.nodes}
+    consumed = {(ref.node.name, ref.name) for node in pipeline.nodes for ref in node.inputs.values()}
+    sinks = {(node.name, out): (_identifier(f"{tasks[node.name]}_{out}", taken), typ)  # outputs nobody consumes
+             for node in pipeline.nodes for out, typ in node.component.outputs.items()
+             if (node.name, out) not in consumed}
+    return _Names(params, tasks, specs, sinks)
+
+
 def generate_source(pipeline: Pipeline, config: Config, factory: str, compiled: CompiledPipeline) -> str:
     """Python source of the resolve component, one component per node and the pipeline function.
 
     Generated as text because KFP ships each lightweight component as its function's source; signatures must be
     real annotations for the KFP executor to map artifacts and parameters onto arguments.
     """
-    params = config_parameters(config)
-    compiled.parameters = {name: value for name, (_, value) in params.items()}
-    taken = {_RESOLVE, "edgepipe_pipeline", "Outputs", *params}
-    compiled.tasks = {node.name: _identifier(node.name, taken) for node in pipeline.nodes}
-    spec_outputs = {node.name: _identifier(f"spec_{compiled.tasks[node.name]}", taken) for node in pipeline.nodes}
-    consumed = {(ref.node.name, ref.name) for node in pipeline.nodes for ref in node.inputs.values()}
-    shape = encode_spec(pipeline_shape(pipeline))
-    base_config = encode_spec(config.model_dump(mode="json"))
-
-    lines = ["from typing import NamedTuple", "from kfp.dsl import Artifact, Dataset, Input, Model, Output, OutputPath",
-             "", ""]
-    # resolve component
-    signature = [f"{name}: {_KFP_TYPES[type(value)]}" for name, (_, value) in params.items()]
-    signature += [f"{out}: OutputPath(str)" for out in spec_outputs.values()]
-    overrides = ", ".join(f"{dotted!r}: {name}" for name, (dotted, _) in params.items())
-    paths = ", ".join(f"{node!r}: {out}" for node, out in spec_outputs.items())
-    lines += [f"def {_RESOLVE}({', '.join(signature)}):",
-              "    '''Rebuild the pipeline from the run's parameters in the image; write one JSON spec per node.'''",
-              "    from edgepipe.pipeline.remote import resolve_node_specs",
-              f"    resolve_node_specs({factory!r}, {base_config!r}, {{{overrides}}}, {shape!r}, {{{paths}}})",
-              "", ""]
-    # one component per node
+    names = _names(pipeline, config)
+    compiled.parameters = {name: value for name, (_, value) in names.params.items()}
+    compiled.tasks = dict(names.tasks)
+    lines = ["from typing import NamedTuple", "from kfp.dsl import Artifact, Dataset, Input, Model, Output, OutputPath"]
+    lines += _resolve_source(pipeline, config, factory, names)
     for node in pipeline.nodes:
-        component, function = node.component, compiled.tasks[node.name]
-        clash = ({_SPEC_INPUT} & (set(component.inputs) | set(component.outputs)))
-        if clash:
-            raise ConfigError(f"node '{node.name}': artifact name '{clash.pop()}' is reserved by the KFP compiler")
-        signature = [f"{_SPEC_INPUT}: str"]
-        # only connected inputs: an unconnected optional one (``Input[T] | None``) is None in the task as locally
-        signature += [f"{name}: Input[{_kfp_artifact_class(component.inputs[name])}]" for name in node.inputs]
-        signature += [f"{name}: Output[{_kfp_artifact_class(t)}]" for name, t in component.outputs.items()]
-        summary = f"{node.name}: {component.doc.splitlines()[0] if component.doc else component.name}"
-        lines += [f"def {function}({', '.join(signature)}):", f"    {summary!r}",
-                  "    from edgepipe.pipeline.remote import run_task",
-                  f"    run_task({_SPEC_INPUT}, {{{', '.join(f'{n!r}: {n}' for n in node.inputs)}}}, "
-                  f"{{{', '.join(f'{n!r}: {n}' for n in component.outputs)}}})", "", ""]
-    # pipeline function: sinks' outputs become pipeline outputs
-    sinks = [(node, name, typ) for node in pipeline.nodes for name, typ in node.component.outputs.items()
-             if (node.name, name) not in consumed]
-    output_names = {(node.name, name): _identifier(f"{compiled.tasks[node.name]}_{name}", taken)
-                    for node, name, _ in sinks}
-    if sinks:
-        lines += ["class Outputs(NamedTuple):"]
-        lines += [f"    {output_names[(n.name, name)]}: {_kfp_artifact_class(t)}" for n, name, t in sinks]
-        lines += ["", ""]
-    signature = [f"{name}: {_KFP_TYPES[type(value)]} = {value!r}" for name, (_, value) in params.items()]
-    lines += [f"def edgepipe_pipeline({', '.join(signature)}){' -> Outputs' if sinks else ''}:",
-              f"    resolve = {_RESOLVE}_op({', '.join(f'{name}={name}' for name in params)})",
+        lines += _node_source(node, names.tasks[node.name])
+    lines += _pipeline_source(pipeline, names)
+    return "\n".join(lines) + "\n"
+
+
+def _resolve_source(pipeline: Pipeline, config: Config, factory: str, names: _Names) -> list[str]:
+    signature = [f"{name}: {_KFP_TYPES[type(value)]}" for name, (_, value) in names.params.items()]
+    signature += [f"{out}: OutputPath(str)" for out in names.specs.values()]
+    overrides = ", ".join(f"{dotted!r}: {name}" for name, (dotted, _) in names.params.items())
+    paths = ", ".join(f"{node!r}: {out}" for node, out in names.specs.items())
+    shape, base_config = encode_spec(pipeline_shape(pipeline)), encode_spec(config.model_dump(mode="json"))
+    return ["", "", f"def {_RESOLVE}({', '.join(signature)}):",
+            "    '''Rebuild the pipeline from the run's parameters in the image; write one JSON spec per node.'''",
+            "    from edgepipe.pipeline.remote import resolve_node_specs",
+            f"    resolve_node_specs({factory!r}, {base_config!r}, {{{overrides}}}, {shape!r}, {{{paths}}})"]
+
+
+def _node_source(node: Node, function: str) -> list[str]:
+    component = node.component
+    clash = {_SPEC_INPUT} & (set(component.inputs) | set(component.outputs))
+    if clash:
+        raise ConfigError(f"node '{node.name}': artifact name '{clash.pop()}' is reserved by the KFP compiler")
+    # only connected inputs: an unconnected optional one (``Input[T] | None``) is None in the task, as locally
+    signature = [f"{_SPEC_INPUT}: str"]
+    signature += [f"{name}: Input[{_kfp_artifact_class(component.inputs[name])}]" for name in node.inputs]
+    signature += [f"{name}: Output[{_kfp_artifact_class(t)}]" for name, t in component.outputs.items()]
+    summary = f"{node.name}: {component.doc.splitlines()[0] if component.doc else component.name}"
+    inputs = ", ".join(f"{n!r}: {n}" for n in node.inputs)
+    outputs = ", ".join(f"{n!r}: {n}" for n in component.outputs)
+    return ["", "", f"def {function}({', '.join(signature)}):", f"    {summary!r}",
+            "    from edgepipe.pipeline.remote import run_task",
+            f"    run_task({_SPEC_INPUT}, {{{inputs}}}, {{{outputs}}})"]
+
+
+def _pipeline_source(pipeline: Pipeline, names: _Names) -> list[str]:
+    lines = []
+    if names.sinks:
+        lines += ["", "", "class Outputs(NamedTuple):"]
+        lines += [f"    {out}: {_kfp_artifact_class(typ)}" for out, typ in names.sinks.values()]
+    signature = [f"{name}: {_KFP_TYPES[type(value)]} = {value!r}" for name, (_, value) in names.params.items()]
+    lines += ["", "", f"def edgepipe_pipeline({', '.join(signature)}){' -> Outputs' if names.sinks else ''}:",
+              f"    resolve = {_RESOLVE}_op({', '.join(f'{name}={name}' for name in names.params)})",
               "    resolve.set_display_name('resolve parameters')",
               "    resolve.set_caching_options(False)"]
     for node in pipeline.nodes:
-        function = compiled.tasks[node.name]
-        args = [f"{_SPEC_INPUT}=resolve.outputs[{spec_outputs[node.name]!r}]"]
-        args += [f"{name}=t_{compiled.tasks[ref.node.name]}.outputs[{ref.name!r}]" for name, ref in node.inputs.items()]
-        lines += [f"    t_{function} = {function}_op({', '.join(args)})",
-                  f"    t_{function}.set_display_name({node.name!r})",
-                  f"    t_{function}.set_caching_options(True)"]
-    if sinks:
-        returned = ", ".join(f"{output_names[(n.name, name)]}=t_{compiled.tasks[n.name]}.outputs[{name!r}]"
-                             for n, name, _ in sinks)
+        task = f"t_{names.tasks[node.name]}"
+        args = [f"{_SPEC_INPUT}=resolve.outputs[{names.specs[node.name]!r}]"]
+        args += [f"{name}=t_{names.tasks[ref.node.name]}.outputs[{ref.name!r}]" for name, ref in node.inputs.items()]
+        lines += [f"    {task} = {names.tasks[node.name]}_op({', '.join(args)})",
+                  f"    {task}.set_display_name({node.name!r})", f"    {task}.set_caching_options(True)"]
+    if names.sinks:
+        returned = ", ".join(f"{out}=t_{names.tasks[node]}.outputs[{output!r}]"
+                             for (node, output), (out, _) in names.sinks.items())
         lines += [f"    return Outputs({returned})"]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _load_source(source: str, name: str) -> tuple[dict[str, Any], str]:

@@ -5,6 +5,7 @@ Storage layout under ``root``::
     metadata.sqlite                  runs, executions, artifacts, lineage (see metadata.py)
     tmp/<execution>/<output>/        where a component writes while it runs
     artifacts/<node>/<execution>/    the same folder, renamed into place once the component returned
+    failed/<node>/<execution>/       what a component that raised had written, kept for debugging, never reused
 
 A component's outputs become visible in one ``rename`` and are registered in one transaction afterwards; nothing is
 reused unless both happened. A run killed at any point (``kill -9`` included) therefore leaves no half-written
@@ -148,7 +149,7 @@ class LocalRunner:
             final.parent.mkdir(parents=True, exist_ok=True)
             staging.rename(final)
         except BaseException as err:
-            shutil.rmtree(staging, ignore_errors=True)
+            self._keep_for_inspection(staging, node.name, execution_id)
             self.store.fail_execution(execution_id, "".join(traceback.format_exception_only(type(err), err)).strip())
             if not isinstance(err, Exception):
                 raise
@@ -165,6 +166,15 @@ class LocalRunner:
         result = NodeResult(node.name, execution_id, False, time.perf_counter() - started, outputs, metrics)
         self.progress("done", node, {"seconds": result.seconds, "metrics": metrics})
         return result
+
+    def _keep_for_inspection(self, staging: Path, node: str, execution_id: str) -> None:
+        """A failed component's partial outputs move to ``failed/`` for debugging; they are never registered, so
+        no later run can reuse them."""
+        if not staging.exists():
+            return
+        target = self.root / "failed" / node / execution_id
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(target)
 
     @staticmethod
     def _cache_intact(cached: dict[str, Any], expected_outputs: dict[str, type]) -> bool:

@@ -5,6 +5,10 @@ steps per epoch the default never reaches the final sparsity. The schedule here 
 steps: the target is reached at ~80% of training and the rest fine-tunes under the final mask. Conv1DTranspose is
 absent from tfmot's prune registry, so it is made prunable on its ``kernel``; any other unsupported layer stays
 dense and is listed in the returned report.
+
+Structured 2:4 sparsity (2 zeros in every 4 consecutive input-channel weights, what sparse int8 kernels exploit) is
+tfmot's ``sparsity_m_by_n``, which only handles rank-2 and rank-4 kernels (Dense, Conv2D); other prunable layers
+fall back to unstructured magnitude pruning at the target and the report says so per layer.
 """
 from __future__ import annotations
 
@@ -42,12 +46,23 @@ def pruning_schedule(kind: str, target_sparsity: float, total_steps: int):
                                      end_step=end_step, frequency=frequency)
 
 
-def wrap_for_pruning(model, schedule) -> tuple[Any, dict[str, Any]]:
+STRUCTURED_KERNEL_RANKS = (2, 4)  # what tfmot's m_by_n mask can rearrange (Dense, Conv2D)
+
+
+def wrap_for_pruning(model, schedule, skip_layers: tuple[str, ...] | list[str] = (),
+                     structured_2_4: bool = False) -> tuple[Any, dict[str, Any]]:
     """Clone ``model`` with every prunable layer wrapped, copying weights; returns ``(model, report)``.
 
-    Cloning (rather than wrapping the caller's layers) keeps the input model untouched by the fine-tuning.
+    Cloning (rather than wrapping the caller's layers) keeps the input model untouched by the fine-tuning. Layers named
+    in ``skip_layers`` stay dense (listed under ``skipped``); an unknown name is an error, not a silent no-op.
     """
-    report: dict[str, Any] = {"pruned": [], "not_pruned": []}
+    names = {layer.name for layer in model.layers}
+    unknown = sorted(set(skip_layers) - names)
+    if unknown:
+        raise ConfigError(f"pruning: skip_layers names unknown layer(s) {', '.join(unknown)} "
+                          f"(layers: {', '.join(sorted(names))})")
+    report: dict[str, Any] = {"pruned": [], "not_pruned": [], "skipped": [], "structured_2_4": [],
+                              "unstructured_fallback": []}
     pairs = []
 
     def wrap(layer):
@@ -55,12 +70,22 @@ def wrap_for_pruning(model, schedule) -> tuple[Any, dict[str, Any]]:
         pairs.append((layer, clone))
         if isinstance(layer, keras.layers.InputLayer) or not layer.weights:
             return clone
+        if layer.name in skip_layers:
+            report["skipped"].append(layer.name)
+            return clone
         if type(layer) is keras.layers.Conv1DTranspose:
             clone.get_prunable_weights = lambda: [clone.kernel]  # as PruneRegistry.make_prunable does for Conv1D
         if prune_registry.PruneRegistry.supports(clone) or hasattr(clone, "get_prunable_weights"):
             report["pruned"].append(layer.name)
+            kernel = getattr(layer, "kernel", None)
+            if structured_2_4 and kernel is not None and len(kernel.shape) in STRUCTURED_KERNEL_RANKS:
+                report["structured_2_4"].append(layer.name)
+                return _sparsity.prune_low_magnitude(clone, pruning_schedule=schedule, sparsity_m_by_n=(2, 4))
+            if structured_2_4:
+                report["unstructured_fallback"].append(layer.name)
             return _sparsity.prune_low_magnitude(clone, pruning_schedule=schedule)
-        report["not_pruned"].append({"layer": layer.name, "class": type(layer).__name__})
+        report["not_pruned"].append({"layer": layer.name, "class": type(layer).__name__,
+                                     "reason": "not in tfmot's prune registry"})
         log.warning("pruning: layer '%s' (%s) is not prunable and stays dense", layer.name, type(layer).__name__)
         return clone
 
@@ -72,30 +97,39 @@ def wrap_for_pruning(model, schedule) -> tuple[Any, dict[str, Any]]:
 
 def prune(model, x_train: np.ndarray, target_sparsity: float = 0.5, epochs: int = 2, schedule: str = "polynomial",
           batch_size: int = 64, learning_rate: float = 5e-4, y_train: np.ndarray | None = None,
-          seed: int = 0) -> Any:
+          seed: int = 0, **options) -> Any:
     """Fine-tune a copy of ``model`` while pruning it to ``target_sparsity``; return the stripped model.
 
-    ``y_train`` defaults to ``x_train`` (an autoencoder reconstructs its input).
+    ``y_train`` defaults to ``x_train`` (an autoencoder reconstructs its input). ``options``: see
+    :func:`prune_with_report`.
     """
     return prune_with_report(model, x_train, target_sparsity, epochs, schedule, batch_size, learning_rate,
-                             y_train, seed)[0]
+                             y_train, seed, **options)[0]
 
 
 def prune_with_report(model, x_train: np.ndarray, target_sparsity: float = 0.5, epochs: int = 2,
                       schedule: str = "polynomial", batch_size: int = 64, learning_rate: float = 5e-4,
-                      y_train: np.ndarray | None = None, seed: int = 0) -> tuple[Any, dict[str, Any]]:
-    """:func:`prune`, also returning ``{"pruned": [layer names], "not_pruned": [{"layer", "class"}], "loss"}``."""
+                      y_train: np.ndarray | None = None, seed: int = 0, skip_layers: list[str] | None = None,
+                      structured_2_4: bool = False, strategy=None, loss: Any = "mse") -> tuple[Any, dict[str, Any]]:
+    """:func:`prune`, also returning ``{"pruned", "not_pruned", "skipped", "structured_2_4", "loss"}``.
+
+    The wrappers are built and compiled inside ``strategy.scope()`` (a ``tf.distribute.Strategy``, default: the
+    current one) so pruning fine-tunes under the same distribution as training.
+    """
+    import tensorflow as tf
+
     if len(x_train) == 0:
         raise ValueError("pruning needs at least one training example")
     keras.utils.set_random_seed(seed)
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     sched = pruning_schedule(schedule, target_sparsity, steps_per_epoch * max(1, epochs))
-    wrapped, report = wrap_for_pruning(model, sched)
-    wrapped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    with (strategy or tf.distribute.get_strategy()).scope():
+        wrapped, report = wrap_for_pruning(model, sched, skip_layers or (), structured_2_4)
+        wrapped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     history = wrapped.fit(x_train, x_train if y_train is None else y_train, batch_size=batch_size,
                           epochs=max(1, epochs), shuffle=True, verbose=0, callbacks=[_sparsity.UpdatePruningStep()])
     stripped = _sparsity.strip_pruning(wrapped)
-    stripped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    stripped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     report["loss"] = [float(v) for v in history.history["loss"]]
     return stripped, report
 
@@ -123,3 +157,16 @@ def measured_sparsity(model) -> float:
     Works on plain, stripped and QAT models alike.
     """
     return _zero_fraction(kernel_weights(model))
+
+
+def is_2_4_sparse(kernel: np.ndarray) -> bool:
+    """True when every group of 4 consecutive input-channel weights (per output channel) has >= 2 zeros.
+
+    Read from the weights: the kernel's last axis is the output channel, the one before it the input channel
+    (Dense ``[in, out]``, Conv2D ``[h, w, in, out]``); groups run along the input channel, as TFLite lays them out.
+    """
+    kernel = np.asarray(kernel)
+    rows = np.moveaxis(kernel, -1, 0).reshape(-1, kernel.shape[-2])  # [out * spatial, in]
+    pad = (-rows.shape[1]) % 4
+    groups = np.pad(rows, ((0, 0), (0, pad)), constant_values=0).reshape(rows.shape[0], -1, 4)
+    return bool(((groups == 0).sum(axis=-1) >= 2).all())

@@ -1,8 +1,9 @@
-"""Pipeline components for pruning, quantization-aware training and TFLite conversion.
+"""Pipeline components for pruning, clustering, quantization-aware training (plain, PQAT, CQAT) and conversion.
 
 Each fine-tunes on the same data the model was trained on (the train split's normal windows unless the upstream
 model was trained on all windows), so an optimization never shifts what "normal" means. Heavy imports happen inside
-the functions: declaring the pipeline must not load TensorFlow.
+the functions: declaring the pipeline must not load TensorFlow. Fine-tuning wrappers are built inside the scope
+of the same ``tf.distribute`` strategy name training uses (an execution parameter, not part of the cache key).
 """
 from __future__ import annotations
 
@@ -27,87 +28,148 @@ def _train_windows(windows: Examples, model: Model) -> np.ndarray:
 
 def _inherit(source: Model, target: Model, **extra) -> None:
     """Carry the upstream model's descriptive properties (window size, train_on ...) to the derived model."""
-    target.properties.update({k: v for k, v in source.properties.items() if k not in ("pruning", "quantization")})
+    target.properties.update({k: v for k, v in source.properties.items() if k not in ("pruning", "quantization", "clustering")})
     target.properties.update(extra)
 
 
-@component
+def _strategy(name: str):
+    from edgepipe.models.strategy import get_strategy
+
+    return get_strategy(name)
+
+
+@component(execution_params=("strategy",))
 def prune_model(windows: Input[Examples], model: Input[Model], pruned: Output[Model], target_sparsity: float = 0.5,
                 epochs: int = 2, schedule: str = "polynomial", batch_size: int = 64, learning_rate: float = 5e-4,
-                seed: int = 0) -> dict:
-    """Magnitude-prune the model to ``target_sparsity`` while fine-tuning, strip the wrappers, save it."""
+                seed: int = 0, skip_layers: list[str] | None = None, structured_2_4: bool = False,
+                strategy: str = "default") -> dict:
+    """Magnitude-prune the model to ``target_sparsity`` (or 2:4 where tfmot can) while fine-tuning; strip, save."""
     from edgepipe.components.optimization.pruning import layer_sparsity, measured_sparsity, prune_with_report
 
     x = _train_windows(windows, model)
     net, report = prune_with_report(model.load_keras(), x, target_sparsity=target_sparsity, epochs=epochs,
-                                    schedule=schedule, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+                                    schedule=schedule, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                    skip_layers=skip_layers, structured_2_4=structured_2_4,
+                                    strategy=_strategy(strategy))
     sparsity = measured_sparsity(net)
     pruned.save_keras(net)
     pruned.write_json("pruning.json", {**report, "target_sparsity": target_sparsity, "schedule": schedule,
                                        "measured_sparsity": sparsity, "layer_sparsity": layer_sparsity(net)})
-    _inherit(model, pruned, pruning={"target_sparsity": target_sparsity, "measured_sparsity": sparsity})
+    _inherit(model, pruned, pruning={"target_sparsity": target_sparsity, "measured_sparsity": sparsity,
+                                     "structured_2_4": report["structured_2_4"]})
     return {"measured_sparsity": sparsity, "final_loss": report["loss"][-1], "not_pruned": len(report["not_pruned"])}
 
 
-@component
-def quantize_model(windows: Input[Examples], model: Input[Model], qat_model: Output[Model], epochs: int = 2,
-                   batch_size: int = 64, learning_rate: float = 1e-4, seed: int = 0) -> dict:
-    """Quantization-aware fine-tuning; records which layers stayed float in ``quantization.json``.
+@component(execution_params=("strategy",))
+def cluster_model(windows: Input[Examples], model: Input[Model], clustered: Output[Model],
+                  number_of_clusters: int = 16, epochs: int = 1, batch_size: int = 64, learning_rate: float = 1e-4,
+                  seed: int = 0, skip_layers: list[str] | None = None, strategy: str = "default") -> dict:
+    """Cluster each kernel to ``number_of_clusters`` shared values, fine-tune the centroids, strip, save."""
+    from edgepipe.components.optimization.clustering import cluster_with_report
+    from edgepipe.components.optimization.pruning import measured_sparsity
 
-    Weights that are exactly zero on input (a pruned model) are kept at zero throughout, so QAT does not undo
-    pruning.
+    x = _train_windows(windows, model)
+    net, report = cluster_with_report(model.load_keras(), x, number_of_clusters=number_of_clusters, epochs=epochs,
+                                      batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                      skip_layers=skip_layers, strategy=_strategy(strategy))
+    clustered.save_keras(net)
+    clustered.write_json("clustering.json", {**report, "number_of_clusters": number_of_clusters})
+    _inherit(model, clustered, clustering={"number_of_clusters": number_of_clusters})
+    return {"max_unique_values": max(report["unique_values"].values(), default=0), "final_loss": report["loss"][-1],
+            "not_clustered": len(report["not_clustered"]), "kernel_sparsity": measured_sparsity(net)}
+
+
+@component(execution_params=("strategy",))
+def quantize_model(windows: Input[Examples], model: Input[Model], qat_model: Output[Model], epochs: int = 2,
+                   batch_size: int = 64, learning_rate: float = 1e-4, seed: int = 0, scheme: str = "default",
+                   strategy: str = "default") -> dict:
+    """Quantization-aware fine-tuning (``scheme``: default, pqat, cqat); layers left float go in quantization.json.
+
+    Weights that are exactly zero on input (a pruned model) are kept at zero throughout, whatever the scheme, so QAT
+    never undoes pruning; under ``cqat`` kernels the scheme does not cover are kept on their clusters.
     """
     import tf_keras as keras
 
+    from edgepipe.components.optimization.clustering import unique_kernel_values
     from edgepipe.components.optimization.pruning import measured_sparsity
-    from edgepipe.components.optimization.qat import KeepSparsity, quantize_aware
+    from edgepipe.components.optimization.qat import KeepClusters, KeepSparsity, quantize_aware, strip_cqat
 
     x = _train_windows(windows, model)
     keras.utils.set_random_seed(seed)
-    qat, report = quantize_aware(model.load_keras())
+    with _strategy(strategy).scope():
+        qat, report = quantize_aware(model.load_keras(), scheme=scheme)
+        qat.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
     keep = KeepSparsity(qat)
-    qat.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    callbacks = [keep] if keep.active else []
+    if scheme == "cqat":
+        snapped = [n for n, how in report["preserved_by"].items() if how == "callback"]
+        callbacks.append(KeepClusters(qat, layers=snapped))
     history = qat.fit(x, x, batch_size=batch_size, epochs=max(1, epochs), shuffle=True, verbose=0,
-                      callbacks=[keep] if keep.active else [])
+                      callbacks=callbacks)
+    if scheme == "cqat":
+        qat = strip_cqat(qat)
     sparsity = measured_sparsity(qat)
     qat_model.save_keras(qat)
     losses = [float(v) for v in history.history["loss"]]
     qat_model.write_json("quantization.json", {**report, "loss": losses, "kernel_sparsity": sparsity,
-                                               "sparsity_preserved": keep.active})
-    _inherit(model, qat_model, quantization={"scheme": "qat_int8", "not_quantized": report["not_quantized"]})
+                                               "sparsity_preserved": keep.active,
+                                               "unique_values": unique_kernel_values(qat) if scheme == "cqat" else None})
+    _inherit(model, qat_model, quantization={"scheme": scheme, "not_quantized": report["not_quantized"]})
     return {"final_loss": losses[-1], "not_quantized": len(report["not_quantized"]), "kernel_sparsity": sparsity}
 
 
 @component
-def convert_tflite(windows: Input[Examples], float_model: Input[Model], qat_model: Input[Model],
-                   tflite: Output[TFLiteModels], representative_samples: int = 200, seed: int = 0) -> dict:
-    """Write ``float32.tflite`` (from float_model) and full-integer ``int8.tflite`` (from qat_model).
+def convert_tflite(windows: Input[Examples], float_model: Input[Model], tflite: Output[TFLiteModels],
+                   qat_model: Input[Model] | None = None, pruned_model: Input[Model] | None = None,
+                   pqat_model: Input[Model] | None = None, clustered_model: Input[Model] | None = None,
+                   cqat_model: Input[Model] | None = None, variants: list[str] | None = None,
+                   inference_type: str = "int8", allow_float_fallback: bool = False,
+                   representative_samples: int = 200, seed: int = 0) -> dict:
+    """Write one ``<variant>.tflite`` per variant (see optimization/variants.py) and an index ``variants.json``.
 
-    ``qat_model`` may also be a plain float model (QAT disabled): it is then post-training quantized, calibrated on
-    ``representative_samples`` train windows drawn with ``seed``.
+    ``variants`` defaults to every variant whose source model is connected. Int8 variants are full-integer with
+    ``inference_type`` input/output, calibrated on ``representative_samples`` train windows drawn with ``seed``; an
+    op with no int8 kernel fails the conversion naming the op unless ``allow_float_fallback``.
     """
-    from edgepipe.components.optimization.tflite import TFLiteRunner, convert, is_qat_model
+    from edgepipe.components.optimization.pruning import measured_sparsity
+    from edgepipe.components.optimization.tflite import TFLiteRunner, convert, float_ops, gzip_size
+    from edgepipe.components.optimization.variants import VARIANTS, check_names
+    from edgepipe.pipeline.errors import ConfigError
 
-    x = _train_windows(windows, qat_model)
+    sources = {"float": float_model, "qat": qat_model, "pruned": pruned_model, "pqat": pqat_model,
+               "clustered": clustered_model, "cqat": cqat_model}
+    names = check_names(list(variants) if variants else [n for n, v in VARIANTS.items() if sources[v.source]])
+    missing = [n for n in names if sources[VARIANTS[n].source] is None]
+    if missing:
+        raise ConfigError(f"convert_tflite: variant(s) {', '.join(missing)} need the "
+                          f"{', '.join(sorted({VARIANTS[n].source for n in missing}))} model input(s)")
+    x = _train_windows(windows, float_model)
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(x), size=min(len(x), max(1, representative_samples)), replace=False)
-    keras_qat = qat_model.load_keras()
-    sources = {"float32": (float_model.load_keras(), "float32"), "int8": (keras_qat, "int8")}
+    pick = np.sort(rng.choice(len(x), size=min(len(x), max(1, representative_samples)), replace=False))
+    loaded = {"float": float_model.load_keras()}
+    params = int(loaded["float"].count_params())  # same architecture for every variant; sparsity says what is zero
     index = {}
-    for name, (net, mode) in sources.items():
-        content = convert(net, mode, representative=x[np.sort(pick)] if mode == "int8" else None)
+    for name in names:
+        variant = VARIANTS[name]
+        if variant.source not in loaded:
+            loaded[variant.source] = sources[variant.source].load_keras()
+        net = loaded[variant.source]
+        content = convert(net, variant.mode, representative=x[pick] if variant.mode == "int8" else None,
+                          inference_type=inference_type, allow_float_fallback=allow_float_fallback)
         path = tflite.write_variant(name, content)
         runner = TFLiteRunner(content)
         index[name] = {
-            "file": path.name, "mode": mode, "size_bytes": len(content),
-            "sha256": hashlib.sha256(content).hexdigest(),
-            "source": "qat" if name == "int8" and is_qat_model(net) else ("ptq" if name == "int8" else "float"),
+            "file": path.name, "mode": variant.mode, "source": variant.source, "description": variant.description,
+            "size_bytes": len(content), "gzip_bytes": gzip_size(content),
+            "sha256": hashlib.sha256(content).hexdigest(), "params": params, "sparsity": measured_sparsity(net),
             "input_dtype": np.dtype(runner.input_details["dtype"]).name,
             "output_dtype": np.dtype(runner.output_details["dtype"]).name,
-            "ops": runner.op_names()}
+            "ops": runner.op_names(),
+            "float_ops": sorted({op for op, _ in float_ops(content)}) if variant.mode == "int8" else None}
     tflite.write_json("variants.json", index)
-    tflite.properties.update({"variants": sorted(index), "window_size": float_model.properties.get("window_size"),
-                              "channels": float_model.properties.get("channels")})
-    return {"float32_bytes": index["float32"]["size_bytes"], "int8_bytes": index["int8"]["size_bytes"],
-            "int8_compression": index["float32"]["size_bytes"] / index["int8"]["size_bytes"],
+    tflite.properties.update({"variants": names, "window_size": float_model.properties.get("window_size"),
+                              "channels": float_model.properties.get("channels"), "inference_type": inference_type})
+    int8 = [n for n in names if VARIANTS[n].mode == "int8"]
+    return {"variants": len(names), "float32_bytes": index["float32"]["size_bytes"] if "float32" in index else None,
+            "smallest_int8_gzip": min((index[n]["gzip_bytes"] for n in int8), default=None),
             "representative_samples": int(len(pick))}

@@ -4,6 +4,10 @@
 lets evaluation treat every variant alike: it takes and returns float32 arrays, quantizing inputs and dequantizing
 outputs with the scale/zero point stored in the model, and runs whole batches by resizing the batch dimension
 (falling back to one example at a time for models whose batch dimension is fixed).
+
+Full-integer conversion is checked, not trusted: the MLIR quantizer quietly leaves an op without an int8 kernel in
+float (wrapped in DEQUANTIZE/QUANTIZE) even when only ``TFLITE_BUILTINS_INT8`` is allowed, so the converted graph is
+inspected and such an op is an error naming it, unless float fallback was asked for.
 """
 from __future__ import annotations
 
@@ -13,9 +17,15 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from edgepipe.pipeline.errors import ConfigError
+from edgepipe.pipeline.errors import ConfigError, VerificationError
 
 MODES = ("float32", "float16", "dynamic", "int8")
+INFERENCE_TYPES = ("int8", "uint8")
+_BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
+
+
+class FullIntegerError(VerificationError):
+    """A model meant to be full-integer has ops left in float and float fallback is not allowed (exit 4)."""
 
 
 def representative_dataset(samples: np.ndarray) -> Callable[[], Iterable[list[np.ndarray]]]:
@@ -33,17 +43,22 @@ def is_qat_model(model) -> bool:
     return any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
 
 
-def convert(model, mode: str, representative: np.ndarray | Callable | None = None) -> bytes:
+def convert(model, mode: str, representative: np.ndarray | Callable | None = None, inference_type: str = "int8",
+            allow_float_fallback: bool = False) -> bytes:
     """Convert a Keras model to a ``.tflite`` flatbuffer.
 
     * ``float32``: no optimization.
     * ``float16``: float16 weights, float32 compute/IO.
     * ``dynamic``: int8 weights, activations quantized on the fly; float32 IO.
-    * ``int8``: full integer (TFLITE_BUILTINS_INT8 only, int8 input and output). Needs ``representative`` (an
-      array of samples or a generator function) unless the model is QAT, whose ranges were learned in training.
+    * ``int8``: full integer with ``inference_type`` (int8 or uint8) input and output. Needs ``representative`` (an
+      array of samples or a generator function) unless the model is QAT, whose ranges were learned in training. An
+      op left in float raises :class:`FullIntegerError` naming it, unless ``allow_float_fallback`` (then
+      TFLITE_BUILTINS are allowed beside TFLITE_BUILTINS_INT8 and such ops run in float).
     """
     if mode not in MODES:
         raise ConfigError(f"unknown TFLite conversion mode '{mode}' (allowed: {', '.join(MODES)})")
+    if inference_type not in INFERENCE_TYPES:
+        raise ConfigError(f"unknown inference_type '{inference_type}' (allowed: {', '.join(INFERENCE_TYPES)})")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -57,10 +72,67 @@ def convert(model, mode: str, representative: np.ndarray | Callable | None = Non
         if representative is not None:
             converter.representative_dataset = (representative if callable(representative)
                                                  else representative_dataset(representative))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    return converter.convert()
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + (
+            [tf.lite.OpsSet.TFLITE_BUILTINS] if allow_float_fallback else [])
+        io_type = tf.as_dtype(inference_type)
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
+    content = converter.convert()
+    if mode == "int8" and not allow_float_fallback:
+        left = float_ops(content)
+        if left:
+            shown = ", ".join(f"{op} (output '{name}')" for op, name in left[:5])
+            raise FullIntegerError(f"full-integer conversion of model '{model.name}' left {len(left)} op(s) in float: "
+                                   f"{shown}; no int8 kernel -- replace the layer or set "
+                                   "convert.allow_float_fallback=true")
+    return content
+
+
+def float_ops(content: bytes) -> list[tuple[str, str]]:
+    """``(op name, first output tensor name)`` of every op that computes in float (QUANTIZE/DEQUANTIZE excluded)."""
+    interpreter = Interpreter(model_content=bytes(content),
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    dtypes = {t["index"]: np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()}
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    found = []
+    for op in interpreter._get_ops_details():
+        if op["op_name"] in _BOUNDARY_OPS:
+            continue
+        tensors = [i for i in (*op["inputs"], *op["outputs"]) if i >= 0]
+        if any(np.issubdtype(dtypes[i], np.floating) for i in tensors if i in dtypes):
+            found.append((op["op_name"], names.get(op["outputs"][0], "?") if len(op["outputs"]) else "?"))
+    return found
+
+
+def gzip_size(content: bytes) -> int:
+    """Size after ``gzip -9``: what over-the-air delivery pays, and where pruning and clustering show."""
+    import gzip
+
+    return len(gzip.compress(bytes(content), 9))
+
+
+def latency_us(content: bytes | str, runs: int = 100, warmup: int = 10) -> float:
+    """Median wall time of one batch-1 invoke, single thread, default delegate (XNNPACK), warm-up excluded."""
+    import time
+
+    runner = TFLiteRunner(content, num_threads=1)
+    details = runner.input_details
+    shape = [1, *(int(v) for v in details["shape"][1:])]
+    interpreter = runner.interpreter
+    if list(details["shape"]) != shape:
+        interpreter.resize_tensor_input(details["index"], shape, strict=False)
+        interpreter.allocate_tensors()
+    sample = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    interpreter.set_tensor(details["index"], runner.quantize_input(sample))
+    for _ in range(max(0, warmup)):
+        interpreter.invoke()
+    times = []
+    for _ in range(max(1, runs)):
+        started = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times) * 1e6)
 
 
 class TFLiteRunner:

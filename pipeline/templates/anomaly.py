@@ -27,6 +27,8 @@ def resolve_source(source: str) -> str:
             raise ConfigError(f"config key 'data.source': unknown built-in source '{source}' "
                               f"(allowed: {', '.join(BUILTIN_SOURCES)})")
         return str(getattr(data, BUILTIN_SOURCES[source])())
+    if "://" in source:  # a URL (gs://...): Path() would fold '//' into '/'
+        return source
     return str(Path(source).expanduser())
 
 

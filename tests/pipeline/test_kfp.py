@@ -205,7 +205,7 @@ def test_default_config_compiles_to_one_task_per_template_node(tmp_path):
 
 @pytest.mark.slow
 def test_kfp_local_runs_the_default_pipeline_to_a_bundle(tmp_path, capsys):
-    """The whole default pipeline through kfp.local on a tiny config (about 80 s on 2 cores)."""
+    """The whole default pipeline through kfp.local on a tiny config (50-80 s on 2 cores)."""
     from kfp import components, local
 
     config = load_config(None, ["window.size=16", "training.epochs=1", "prune.epochs=1", "qat.epochs=1"])
@@ -234,3 +234,26 @@ def test_only_the_chief_replica_of_a_multi_worker_job_publishes_outputs(config_f
     assert main(["execute-node", str(config_file), "--pipeline-factory", FACTORY, "--node", "source",
                  "--output", f"out={target}"]) == 0
     assert (target / "value.json").exists() is publishes
+
+
+def test_default_template_keeps_a_bucket_source_as_a_url(tmp_path):
+    from edgepipe.pipeline.templates import build_pipeline
+
+    config = load_config(None, ["data.source=gs://bucket/sensors/*.csv"])
+    compiled = compile_pipeline(config, tmp_path / "default.yaml", image=IMAGE)
+    specs = resolve_node_specs("edgepipe.pipeline.templates:build_pipeline",
+                               encode_spec(config.model_dump(mode="json")), {},
+                               encode_spec(pipeline_shape(build_pipeline(config))), {})
+    assert json.loads(specs["ingest_timeseries"])["params"]["source"] == "gs://bucket/sensors/*.csv"
+    assert compiled.parameters["data_source"] == "gs://bucket/sensors/*.csv"
+
+
+def test_bucket_paths_are_read_through_the_vertex_fuse_mount(config_file, tmp_path, monkeypatch):
+    from edgepipe.pipeline import remote
+
+    (tmp_path / "gcs" / "bucket").mkdir(parents=True)
+    (tmp_path / "gcs" / "bucket" / "input.txt").write_text("from the bucket")
+    monkeypatch.setattr(remote, "GCS_FUSE_ROOT", tmp_path / "gcs")
+    assert main(["execute-node", str(config_file), "--pipeline-factory", FACTORY, "--set",
+                 "data.source=gs://bucket/input.txt", "--node", "source", "--output", f"out={tmp_path / 'a'}"]) == 0
+    assert json.loads((tmp_path / "a" / "value.json").read_text())["extra"] == "from the bucket"

@@ -77,6 +77,8 @@ def test_failed_component_registers_nothing_and_next_run_resumes(tmp_path):
     assert "combine" not in failed.nodes
     assert not (tmp_path / "artifacts" / "increment").exists()
     assert not any((tmp_path / "tmp").iterdir())
+    kept = list((tmp_path / "failed" / "increment").glob("*/out/value.json"))
+    assert len(kept) == 1 and "partial" in kept[0].read_text()  # kept for debugging, not registered
     rows = runner.store._query("SELECT a.* FROM artifacts a JOIN executions e ON a.producer=e.id "
                                "WHERE e.node='increment'")
     assert rows == []

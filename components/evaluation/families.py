@@ -1,0 +1,149 @@
+"""Evaluation per model family: classification, regression/forecasting, segmentation, reconstruction (one
+component, chosen by the model's task), GANs (sample grids per class + discriminator score) and RL (average return).
+
+Each writes ``evaluation.json`` in a ModelEvaluation artifact and returns its headline numbers as metrics. Like the
+anomaly evaluation it reports and never fails on poor numbers.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation
+from edgepipe.pipeline.component import Input, Output, component
+from edgepipe.pipeline.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def _split_arrays(examples: Examples, model: Model, split: str, with_labels: bool = True):
+    from edgepipe.components.training.fit import supervised_dataset
+    from edgepipe.models.spec import DataSpec
+
+    spec = DataSpec.from_json(model.properties["data_spec"])
+    if not examples.split_files(split):
+        raise DataError(f"{examples.path}: no split '{split}' to evaluate on")
+    ds = supervised_dataset(examples, split, spec, 256, cache=False, with_labels=with_labels)
+    xs, ys = [], []
+    for batch in ds:
+        if with_labels:
+            xs.append(batch[0].numpy())
+            ys.append(batch[1].numpy())
+        else:
+            xs.append(batch.numpy())
+    x = np.concatenate(xs)
+    return spec, x, (np.concatenate(ys) if ys else None)
+
+
+@component(version="1")
+def evaluate_model(examples: Input[Examples], model: Input[Model], evaluation: Output[ModelEvaluation],
+                   split: str = "test", lowest_confidence: int = 10) -> dict:
+    """Metrics of a supervised model on ``split``: accuracy, per-class precision/recall, confusion matrix and the
+    lowest-confidence examples (classification); MAE/RMSE (regression, forecasting); IoU (segmentation);
+    reconstruction error (autoencoders)."""
+    from edgepipe.components.evaluation import family_metrics as fm
+
+    task = model.properties.get("task", "classification")
+    spec, x, y = _split_arrays(examples, model, split, with_labels=task != "reconstruction")
+    net = model.load_keras()
+    out = net.predict(x, batch_size=256, verbose=0)
+    names = list(spec.class_names) if spec.class_names else None
+    if task == "classification":
+        report = fm.classification_report(out, y, names, lowest_confidence)
+        summary = {"accuracy": report["accuracy"]}
+    elif task == "segmentation":
+        report = fm.segmentation_report(out, y, ["background", *names] if names and len(names) + 1 ==
+                                        out.shape[-1] else names)
+        summary = {"mean_iou": report["mean_iou"], "pixel_accuracy": report["pixel_accuracy"]}
+    elif task == "reconstruction":
+        errors = ((x - out) ** 2).reshape(len(x), -1).mean(axis=1)
+        report = {"examples": int(len(x)), "mean_error": float(errors.mean()),
+                  "quantiles": {str(q): float(np.quantile(errors, q)) for q in (0.5, 0.9, 0.99)}}
+        summary = {"mean_reconstruction_error": report["mean_error"]}
+    else:
+        report = fm.regression_report(out, y)
+        summary = {"mae": report["mae"], "rmse": report["rmse"]}
+    evaluation.write_json("evaluation.json", {"schema_version": 1, "family": model.properties.get("family"),
+                                              "task": task, "split": split, "metrics": report})
+    evaluation.properties.update({"task": task, "split": split, **summary})
+    return summary
+
+
+@component(version="1")
+def evaluate_gan(examples: Input[Examples], model: Input[Model], evaluation: Output[ModelEvaluation],
+                 split: str = "test", samples_per_class: int = 8, samples: int = 512, seed: int = 0) -> dict:
+    """Sample grids (``samples_<class>.png``, one row of ``samples_per_class`` per class for a cGAN) and a
+    discriminator-based score: the mean probability the trained discriminator gives real test images and generated
+    ones (a converged GAN drives both towards 0.5), plus the generator's mode coverage proxy (per-pixel std)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from edgepipe.components.evaluation.family_metrics import image_grid
+
+    generator = model.load_keras()
+    discriminator = keras.models.load_model(str(model.path / "discriminator.h5"), compile=False)
+    conditional = bool(model.properties.get("conditional"))
+    latent_dim = int(model.properties["latent_dim"])
+    spec, x_real, y_real = _split_arrays(examples, model, split, with_labels=conditional)
+    rng = np.random.default_rng(seed)
+    num_classes = int(model.properties.get("num_classes") or 0)
+
+    def generate(n, labels=None):
+        noise = rng.normal(size=(n, latent_dim)).astype(np.float32)
+        inputs = [noise, labels.reshape(-1, 1).astype(np.int32)] if conditional else noise
+        return generator.predict(inputs, batch_size=256, verbose=0)
+
+    def d_prob(images, labels=None):
+        inputs = [images, labels.reshape(-1, 1).astype(np.int32)] if conditional else images
+        return tf.sigmoid(discriminator.predict(inputs, batch_size=256, verbose=0)).numpy().reshape(-1)
+
+    fake_labels = rng.integers(0, num_classes, size=samples) if conditional else None
+    fake = generate(samples, fake_labels)
+    real = x_real[:samples]
+    real_labels = y_real[:samples] if conditional else None
+    report: dict[str, Any] = {
+        "samples": int(samples), "real_examples": int(len(real)),
+        "discriminator_real_mean": float(d_prob(real, real_labels).mean()),
+        "discriminator_fake_mean": float(d_prob(fake, fake_labels).mean()),
+        "generated_pixel_std": float(fake.std(axis=0).mean()), "real_pixel_std": float(real.std(axis=0).mean()),
+        "generated_mean": float(fake.mean()), "real_mean": float(real.mean())}
+    grids = []
+    if conditional:
+        names = model.properties.get("class_names") or [str(c) for c in range(num_classes)]
+        rows = []
+        for c in range(num_classes):
+            imgs = generate(samples_per_class, np.full(samples_per_class, c))
+            tf.io.write_file(str(evaluation.file(f"samples_{names[c]}.png")),
+                             tf.io.encode_png(image_grid(imgs, 1, samples_per_class)))
+            grids.append(f"samples_{names[c]}.png")
+            rows.append(imgs)
+        allimgs = np.concatenate(rows)
+        tf.io.write_file(str(evaluation.file("samples_by_class.png")),
+                         tf.io.encode_png(image_grid(allimgs, num_classes, samples_per_class)))
+        grids.append("samples_by_class.png")
+    else:
+        side = max(1, int(np.sqrt(samples_per_class * 8)))
+        tf.io.write_file(str(evaluation.file("samples.png")), tf.io.encode_png(image_grid(fake, side, side)))
+        grids.append("samples.png")
+    report["grids"] = grids
+    evaluation.write_json("evaluation.json", {"schema_version": 1, "family": model.properties.get("family"),
+                                              "task": "generation", "split": split, "metrics": report})
+    summary = {k: report[k] for k in ("discriminator_real_mean", "discriminator_fake_mean", "generated_pixel_std")}
+    evaluation.properties.update({"task": "generation", **summary})
+    return summary
+
+
+@component(version="1")
+def evaluate_policy(model: Input[Model], evaluation: Output[ModelEvaluation], episodes: int = 100,
+                    seed: int = 12345) -> dict:
+    """Average return of the exported Q-network's greedy policy over ``episodes`` fresh episodes."""
+    from edgepipe.models.dqn import evaluate_greedy
+
+    result = evaluate_greedy(model.load_keras(), model.properties["env_name"], episodes,
+                             int(model.properties.get("frame_stack", 1)), seed=seed)
+    evaluation.write_json("evaluation.json", {"schema_version": 1, "family": "dqn", "task": "control",
+                                              "metrics": result})
+    evaluation.properties.update({"task": "control", "average_return": result["average_return"]})
+    return {"average_return": result["average_return"], "episodes": episodes}

@@ -1,0 +1,69 @@
+"""The catalogue of deployable variants: which Keras model each is converted from, and how.
+
+One table instead of ad-hoc names in every component: the config lists variant names, the template builds only the
+optimization nodes those variants need, ``convert_tflite`` converts each from its source model, and evaluation,
+export and reports all speak the same names. No TensorFlow here (config validation imports it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgepipe.pipeline.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    source: str  # which model input of convert_tflite: float | qat | pruned | pqat | clustered | cqat
+    mode: str  # tflite.convert mode
+    description: str
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("float32", "float", "float32", "the Keras float model, converted as is"),
+    Variant("float16", "float", "float16", "float16 weights, float compute"),
+    Variant("dynamic", "float", "dynamic", "int8 weights, activations quantized at run time"),
+    Variant("int8_ptq", "float", "int8", "full-integer, post-training quantized (calibrated)"),
+    Variant("int8_qat", "qat", "int8", "full-integer from quantization-aware training"),
+    Variant("pruned_int8", "pruned", "int8", "magnitude-pruned, post-training quantized"),
+    Variant("pqat", "pqat", "int8", "pruned, then pruning-preserving QAT"),
+    Variant("clustered", "clustered", "int8", "weight-clustered, post-training quantized"),
+    Variant("cqat", "cqat", "int8", "weight-clustered, then cluster-preserving QAT"),
+)}
+DEFAULT_VARIANTS = ["float32", "float16", "dynamic", "int8_ptq", "int8_qat", "pruned_int8", "pqat", "clustered"]
+# What each source needs enabled in the config (prune / qat / cluster sections).
+NEEDS = {"float": (), "qat": ("qat",), "pruned": ("prune",), "pqat": ("prune", "qat"), "clustered": ("cluster",),
+         "cqat": ("cluster", "qat")}
+# Preference when convert.primary is "auto": the most optimized int8 model the config produces.
+AUTO_PRIMARY = ("pqat", "int8_qat", "pruned_int8", "int8_ptq")
+
+
+def check_names(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise ConfigError(f"unknown variant(s) {', '.join(unknown)} (allowed: {', '.join(VARIANTS)})")
+    return names
+
+
+def active_variants(names: list[str], enabled: dict[str, bool]) -> list[str]:
+    """The requested variants whose optimizations are enabled (``float32`` always: it is the bundle's fallback)."""
+    check_names(names)
+    chosen = [n for n in names if all(enabled.get(section, False) for section in NEEDS[VARIANTS[n].source])]
+    return chosen if "float32" in chosen else ["float32", *chosen]
+
+
+def primary_variant(primary: str, active: list[str]) -> str:
+    """The variant shipped as ``model.tflite``: ``primary`` itself, or for ``auto`` the first of AUTO_PRIMARY."""
+    if primary == "auto":
+        for name in AUTO_PRIMARY:
+            if name in active:
+                return name
+        raise ConfigError("convert.variants has no int8 variant to ship as model.tflite "
+                          f"(add one of {', '.join(AUTO_PRIMARY)})")
+    check_names([primary])
+    if VARIANTS[primary].mode != "int8":
+        raise ConfigError(f"convert.primary '{primary}' is not a full-integer variant")
+    if primary not in active:
+        raise ConfigError(f"convert.primary '{primary}' is not produced (variants: {', '.join(active)}; "
+                          f"it needs {' and '.join(NEEDS[VARIANTS[primary].source]) or 'nothing'} enabled)")
+    return primary

@@ -1,0 +1,155 @@
+"""``edgepipe predict`` / ``edgepipe serve`` (also ``python -m edgepipe.runtime predict|serve|info``).
+
+Kept in the runtime so the runtime image's entry point works without the pipeline's dependencies;
+``pipeline/cli.py`` only registers these parsers and handlers. Errors are one line on stderr with edgepipe's exit
+codes: 2 bad argument or unusable bundle, 3 unusable input data.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from edgepipe.runtime.errors import InputError, RuntimeBundleError, UsageError
+
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+
+
+def add_commands(sub) -> None:
+    """Add the ``predict`` and ``serve`` sub-parsers to an ``add_subparsers()`` object."""
+    predict = sub.add_parser("predict", help="run a bundle on a CSV, NPZ, JSON or image file")
+    predict.add_argument("bundle", help="bundle directory (with bundle.json)")
+    predict.add_argument("input", help="CSV (columns named like the bundle's channels), NPZ, JSON or image")
+    predict.add_argument("-o", "--output", help="file to write (default: stdout)")
+    predict.add_argument("--format", choices=["jsonl", "csv"],
+                         help="output format (default: csv for a .csv --output, else jsonl)")
+    predict.add_argument("--level", choices=["window", "step"], default="window",
+                         help="anomaly bundles: one row per window (default) or per time step")
+    predict.add_argument("--model", help="model key or file in the bundle (default: bundle.json's default_model)")
+    predict.add_argument("--series-column", help="CSV column naming the series (default: 'series' if present)")
+    predict.add_argument("--timestamp-column", help="CSV timestamp column echoed in the output "
+                                                    "(default: 'timestamp' if present); rows must be in time order")
+    predict.add_argument("--threads", type=int, default=None, help="LiteRT interpreter threads")
+
+    serve = sub.add_parser("serve", help="serve a bundle over HTTP (POST /predict, GET /healthz, GET /metadata)")
+    serve.add_argument("bundle", help="bundle directory (with bundle.json)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)")
+    serve.add_argument("--model", help="model key or file in the bundle (default: bundle.json's default_model)")
+    serve.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY,
+                       help=f"reject larger request bodies with 413 (default: {DEFAULT_MAX_BODY})")
+    serve.add_argument("--concurrency", type=int, default=min(4, os.cpu_count() or 1),
+                       help="interpreters that may run at once (default: min(4, CPUs))")
+    serve.add_argument("--threads", type=int, default=1, help="LiteRT threads per interpreter (default: 1)")
+    serve.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
+
+
+def _fail(err: RuntimeBundleError) -> int:
+    print(f"edgepipe: error: {err}", file=sys.stderr)
+    return err.exit_code
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from edgepipe.runtime import outputs
+    from edgepipe.runtime.bundle import Bundle
+    from edgepipe.runtime.inputs import read_input
+
+    try:
+        bundle = Bundle.load(args.bundle, model=args.model, num_threads=args.threads)
+        parts = read_input(args.input, bundle.impl, args.series_column, args.timestamp_column)
+        results = []
+        for name, kind, values, stamps in parts:
+            try:
+                results.append((name, bundle.predict(values, None if kind == "image" else kind), stamps))
+            except InputError as err:
+                raise InputError(f"{args.input}: {name}: {err}") from None
+        fmt = args.format or ("csv" if args.output and args.output.lower().endswith(".csv") else "jsonl")
+        records = (row for name, result, stamps in results
+                   for row in outputs.rows(name, result, args.level, stamps))
+        written = _write(records, args.output, fmt)
+    except RuntimeBundleError as err:
+        return _fail(err)
+    print(f"edgepipe: {_summary(results, written)}", file=sys.stderr)
+    return 0
+
+
+def _write(records, output: str | None, fmt: str) -> int:
+    """To stdout, or to ``output`` through a temporary file renamed at the end (never half a file)."""
+    from edgepipe.runtime import outputs
+
+    if not output:
+        return outputs.write(records, sys.stdout, fmt)
+    target = Path(output)
+    if target.parent and not target.parent.is_dir():
+        raise UsageError(f"--output {output}: folder {target.parent} does not exist")
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as handle:
+            n = outputs.write(records, handle, fmt)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return n
+
+
+def _summary(results, written: int) -> str:
+    anomalous = [int(r.window_anomaly.sum()) for _, r, _ in results if hasattr(r, "window_anomaly")]
+    windows = [len(r.window_score) for _, r, _ in results if hasattr(r, "window_score")]
+    model = results[0][1].model if results else "?"
+    if windows:
+        return (f"{len(results)} series, {sum(windows)} windows, {sum(anomalous)} anomalous "
+                f"({model}); {written} rows written")
+    return f"{len(results)} inputs ({model}); {written} rows written"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from edgepipe.runtime.bundle import Bundle
+
+    try:
+        try:
+            from edgepipe.runtime import server
+        except ImportError as err:
+            raise UsageError(f"'serve' needs FastAPI and uvicorn ({err.name} is missing): "
+                             "pip install 'edgepipe[serve]'") from None
+        if args.max_body_bytes < 1:
+            raise UsageError(f"--max-body-bytes must be >= 1, got {args.max_body_bytes}")
+        bundle = Bundle.load(args.bundle, model=args.model, num_threads=args.threads,
+                             concurrency=max(1, args.concurrency))
+    except RuntimeBundleError as err:
+        return _fail(err)
+    server.serve(bundle, host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
+                 log_level=args.log_level)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from edgepipe.runtime.bundle import Bundle
+
+    try:
+        bundle = Bundle.load(args.bundle, model=args.model)
+    except RuntimeBundleError as err:
+        return _fail(err)
+    print(json.dumps(bundle.metadata(), indent=2))
+    return 0
+
+
+COMMANDS = {"predict": cmd_predict, "serve": cmd_serve}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m edgepipe.runtime``: the runtime image's entry point (no TensorFlow needed)."""
+    parser = argparse.ArgumentParser(prog="python -m edgepipe.runtime",
+                                     description="Run an exported edgepipe bundle (NumPy + LiteRT only).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_commands(sub)
+    info = sub.add_parser("info", help="verify a bundle and print what it expects and returns (JSON)")
+    info.add_argument("bundle")
+    info.add_argument("--model", help="model key or file in the bundle")
+    args = parser.parse_args(argv)
+    try:
+        return {**COMMANDS, "info": cmd_info}[args.command](args)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,225 @@
+"""Raw inputs for ``predict``/``serve``: CSV, NPZ, JSON and image files, and JSON request bodies.
+
+Every reader returns named parts ``[(name, kind, array)]`` (a CSV with a series column yields one part per
+series, in order of first appearance) and reports unusable input as one InputError line naming the file, line
+or JSON path, so the CLI exits 3 and the server answers 4xx with the same text. NPZ files are read with
+``allow_pickle=False``: a bundle's input is data, never code.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from edgepipe.runtime.errors import InputError, UsageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+Part = tuple[str, str, Any]  # (name, kind, values)
+
+
+class BodyError(InputError):
+    """The request itself is malformed (not an object, unknown or missing keys): HTTP 400 rather than 422."""
+
+
+def read_input(path: str | Path, task, series_column: str | None = None,
+               timestamp_column: str | None = None) -> list[tuple[str, str, Any, list[str] | None]]:
+    """``[(name, kind, values, timestamps or None)]`` from a file, by suffix."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such input file")
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return [(path.stem, "image", read_image(path, task), None)]
+    if suffix == ".npz":
+        return [(*part, None) for part in read_npz(path, task)]
+    if suffix in (".json", ".jsonl"):
+        return [(path.stem, *parse_body(_load_json(path), task), None)]
+    if suffix in (".csv", ".txt", ".gz"):
+        return read_csv(path, task, series_column, timestamp_column)
+    raise UsageError(f"{path}: unknown input type '{suffix}' (use .csv, .npz, .json or an image)")
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid JSON ({err})") from None
+
+
+def channel_names(task) -> list[str] | None:
+    return getattr(task, "channel_names", None)
+
+
+# ---- CSV ---------------------------------------------------------------------------------------------------------
+def read_csv(path: Path, task, series_column: str | None, timestamp_column: str | None):
+    """Columns named like the bundle's channels (any order, extra columns ignored); rows in time order."""
+    if "series" not in task.input_kinds:
+        raise UsageError(f"{path}: task '{task.name}' does not take CSV time series")
+    names = channel_names(task)
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in next(reader, [])]
+    if not header:
+        raise InputError(f"{path}: empty file (no header)")
+    if names is None:
+        raise UsageError(f"{path}: the bundle does not name its channels; pass an NPZ or JSON array instead")
+    missing = [n for n in names if n not in header]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (bundle channels: {', '.join(names)}; "
+                         f"header: {', '.join(header)})")
+    for flag, column in (("--series-column", series_column), ("--timestamp-column", timestamp_column)):
+        if column and column not in header:
+            raise InputError(f"{path}: {flag} '{column}' is not a column (header: {', '.join(header)})")
+    series_column = series_column or ("series" if "series" in header else None)
+    timestamp_column = timestamp_column or ("timestamp" if "timestamp" in header else None)
+    cols = [header.index(n) for n in names]
+    sid = header.index(series_column) if series_column else None
+    tid = header.index(timestamp_column) if timestamp_column else None
+    groups: dict[str, tuple[list[list[float]], list[str]]] = {}
+    for row in reader:
+        if not row:
+            continue
+        line = reader.line_num
+        if len(row) != len(header):
+            raise InputError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}")
+        values = []
+        for name, i in zip(names, cols):
+            cell = row[i].strip()
+            try:
+                value = float(cell)
+            except ValueError:
+                what = "missing value" if not cell else f"not a number: {cell[:40]!r}"
+                raise InputError(f"{path}:{line}: column '{name}': {what}") from None
+            if not math.isfinite(value):
+                raise InputError(f"{path}:{line}: column '{name}': non-finite value {cell!r}")
+            values.append(value)
+        key = row[sid].strip() if sid is not None else path.stem
+        rows, stamps = groups.setdefault(key, ([], []))
+        rows.append(values)
+        stamps.append(row[tid].strip() if tid is not None else "")
+    if not groups:
+        raise InputError(f"{path}: no data rows after the header")
+    return [(key, "series", np.asarray(rows, dtype=np.float64), stamps if tid is not None else None)
+            for key, (rows, stamps) in groups.items()]
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    if path.suffix.lower() == ".gz":
+        import gzip
+
+        raw = gzip.decompress(raw)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not UTF-8 text ({err})") from None
+
+
+# ---- NPZ / images ------------------------------------------------------------------------------------------------
+def read_npz(path: Path, task) -> list[Part]:
+    """``series`` or ``windows`` or ``features`` array; otherwise every array is one series named by its key."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except ValueError as err:  # object arrays need pickle: refused
+        raise InputError(f"{path}: unreadable NPZ ({str(err).splitlines()[0]})") from None
+    except OSError as err:
+        raise InputError(f"{path}: not an NPZ archive ({err})") from None
+    if not arrays:
+        raise InputError(f"{path}: the archive holds no arrays")
+    for kind in ("windows", "series", "features"):
+        if kind in arrays:
+            _check_kind(task, kind, path)
+            return [(path.stem, kind, _numeric(arrays[kind], f"{path}:{kind}"))]
+    kind = "series" if "series" in task.input_kinds else "features"
+    return [(key, kind, _numeric(value, f"{path}:{key}")) for key, value in arrays.items()]
+
+
+def _numeric(array: np.ndarray, where: str) -> np.ndarray:
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise InputError(f"{where}: not a numeric array (dtype {array.dtype})")
+    return array.astype(np.float64)
+
+
+def _check_kind(task, kind: str, where: Any) -> None:
+    if kind not in task.input_kinds:
+        raise UsageError(f"{where}: task '{task.name}' takes {' or '.join(task.input_kinds)} input, not {kind}")
+
+
+def read_image(path: Path, task) -> np.ndarray:
+    """An image as float64 [H, W, C] (0-255), resized to the model's input; only for image-model bundles."""
+    if "image" not in task.input_kinds or not getattr(task, "takes_images", False):
+        raise UsageError(f"{path}: this bundle's task '{task.name}' takes "
+                         f"{' or '.join(task.input_kinds)} input, not images (give a CSV, NPZ or JSON series)")
+    try:
+        from PIL import Image
+    except ImportError:
+        raise UsageError("reading images needs Pillow: pip install pillow") from None
+    height, width, channels = task.feature_shape
+    try:
+        with Image.open(path) as image:
+            image = image.convert({1: "L", 3: "RGB", 4: "RGBA"}.get(channels, "RGB"))
+            image = image.resize((width, height), Image.BILINEAR)
+            array = np.asarray(image, dtype=np.float64)
+    except OSError as err:
+        raise InputError(f"{path}: unreadable image ({err})") from None
+    return array[..., None] if array.ndim == 2 else array
+
+
+# ---- JSON bodies -------------------------------------------------------------------------------------------------
+def parse_body(body: Any, task) -> tuple[str, np.ndarray]:
+    """``{"series": [[...], ...]}`` or ``{"windows": [[[...]]]}`` (anomaly), ``{"features": [...]}`` (vector
+    tasks) -> (kind, float64 array), with every value checked to be a JSON number (no strings, booleans, null)."""
+    if not isinstance(body, dict):
+        raise BodyError(f"body must be a JSON object with one of: {', '.join(_body_keys(task))}")
+    keys = [k for k in _body_keys(task) if k in body]
+    unknown = sorted(set(body) - set(_body_keys(task)))
+    if unknown:
+        raise BodyError(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(_body_keys(task))})")
+    if len(keys) != 1:
+        raise BodyError(f"body must have exactly one of: {', '.join(_body_keys(task))}")
+    kind = keys[0]
+    array = np.asarray(_numbers(body[kind], kind), dtype=np.float64)
+    return kind, array
+
+
+def _body_keys(task) -> list[str]:
+    return [k for k in ("series", "windows", "features") if k in task.input_kinds]
+
+
+def _numbers(value: Any, where: str, depth: int = 0) -> Any:
+    """Validate a nested list of JSON numbers (rectangular); return it unchanged."""
+    if isinstance(value, list):
+        if not value:
+            raise InputError(f"{where}: empty list")
+        if depth > 4:
+            raise InputError(f"{where}: nested too deeply")
+        first = _shape(value[0])
+        for i, item in enumerate(value):
+            _numbers(item, f"{where}[{i}]", depth + 1)
+            if _shape(item) != first:
+                raise InputError(f"{where}[{i}]: has {_describe(item)}, {where}[0] has {_describe(value[0])}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{where}: not a number: {json.dumps(value)[:40]}")
+    if not math.isfinite(value):
+        raise InputError(f"{where}: non-finite number")
+    return value
+
+
+def _shape(value: Any) -> Sequence[int]:
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        value = value[0] if value else None
+    return shape
+
+
+def _describe(value: Any) -> str:
+    shape = _shape(value)
+    return f"{shape[0]} values" if len(shape) == 1 else ("a single number" if not shape else f"shape {shape}")

@@ -1,0 +1,116 @@
+"""Families whose model maps one input to one vector: classification (class + probabilities) and regression.
+
+Both take a batch of inputs shaped like the model's input without the batch dimension (``features``; for an image
+model [H, W, C], also decoded images), apply the optional ``normalization`` (``(x - center) / scale`` over the last
+axis), quantize, run and dequantize. Classification applies a softmax when ``output_kind`` is ``logits``;
+regression undoes ``target_normalization`` (``y * scale + center``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgepipe.runtime.errors import InputError
+from edgepipe.runtime.tasks.base import Task, register
+
+
+def _affine(doc: dict[str, Any], key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    value = doc.get(key)
+    if not value:
+        return None
+    return np.asarray(value["center"], np.float64), np.asarray(value["scale"], np.float64)
+
+
+class VectorTask(Task):
+    input_kinds = ("features", "image")
+
+    def __init__(self, doc: dict[str, Any], model: dict[str, Any], runner):
+        super().__init__(doc, model, runner)
+        self.feature_shape = tuple(int(d) for d in runner.input.shape[1:])
+        self.normalization = _affine(doc, "normalization")
+
+    @property
+    def takes_images(self) -> bool:
+        return len(self.feature_shape) == 3
+
+    def batch(self, raw: Any) -> np.ndarray:
+        try:
+            x = np.asarray(raw, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError(f"features: not a numeric array shaped {list(self.feature_shape)}") from None
+        if x.shape == self.feature_shape:
+            x = x[None]
+        if x.ndim != len(self.feature_shape) + 1 or x.shape[1:] != self.feature_shape:
+            raise InputError(f"features: expected shape [n, {', '.join(map(str, self.feature_shape))}], "
+                             f"got {list(x.shape)}")
+        if len(x) == 0:
+            raise InputError("features: empty (no examples)")
+        if not np.isfinite(x).all():
+            raise InputError("features: non-finite values")
+        if self.normalization is not None:
+            center, scale = self.normalization
+            x = (x - center) / scale
+        return x.astype(np.float32)
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "feature_shape": list(self.feature_shape), "images": self.takes_images}
+
+
+@dataclass
+class ClassificationResult:
+    model: str
+    labels: list[str]
+    probabilities: np.ndarray  # [n, classes]
+
+    @property
+    def classes(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    def records(self) -> list[dict[str, Any]]:
+        return [{"class": int(c), "label": self.labels[c], "probability": float(p[c]),
+                 "probabilities": [float(v) for v in p]} for c, p in zip(self.classes.tolist(), self.probabilities)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": "classification", "model": self.model, "labels": self.labels,
+                "predictions": self.records()}
+
+
+@register
+class ClassificationTask(VectorTask):
+    name = "classification"
+
+    def predict(self, raw: Any, kind: str | None = None) -> ClassificationResult:
+        y = self.runner.run(self.batch(raw)).astype(np.float64)
+        if self.doc.get("output_kind") == "logits":
+            y = np.exp(y - y.max(axis=1, keepdims=True))
+            y /= y.sum(axis=1, keepdims=True)
+        labels = self.doc.get("labels") or [str(i) for i in range(y.shape[1])]
+        return ClassificationResult(model=self.runner.name, labels=list(labels), probabilities=y)
+
+
+@dataclass
+class RegressionResult:
+    model: str
+    names: list[str]
+    values: np.ndarray  # [n, outputs]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.names, (float(v) for v in row))) for row in self.values]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": "regression", "model": self.model, "names": self.names, "predictions": self.records()}
+
+
+@register
+class RegressionTask(VectorTask):
+    name = "regression"
+
+    def predict(self, raw: Any, kind: str | None = None) -> RegressionResult:
+        y = self.runner.run(self.batch(raw)).astype(np.float64)
+        target = _affine(self.doc, "target_normalization")
+        if target is not None:
+            y = y * target[1] + target[0]
+        names = self.doc.get("target_names") or [f"y{i}" for i in range(y.shape[1])]
+        return RegressionResult(model=self.runner.name, names=list(names), values=y)
