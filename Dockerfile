@@ -21,7 +21,9 @@ COPY models/ models/
 COPY data/ data/
 COPY runtime/ runtime/
 COPY configs/ configs/
-RUN pip install --no-deps . && pip install -c requirements.lock numpy ai-edge-litert && rm -rf build *.egg-info
+# NumPy + LiteRT for the runtime, FastAPI + uvicorn for `serve` (setup.py's serve extra); no TensorFlow.
+RUN pip install --no-deps . && pip install -c requirements.lock numpy ai-edge-litert fastapi uvicorn \
+ && rm -rf build *.egg-info
 USER edgepipe
 WORKDIR /home/edgepipe
 ENTRYPOINT ["python", "-m", "edgepipe.runtime"]

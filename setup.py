@@ -36,7 +36,18 @@ INSTALL_REQUIRES = RUNTIME_REQUIRES + [
     "google-crc32c>=1.5",  # Beam's TFRecord writer needs a CRC32C implementation
     "pydantic>=2.6,<3",
     "PyYAML>=6",
+    "matplotlib>=3.8",  # the run report's plots (components/report)
+    "tensorboard==2.21.*",  # TensorBoard training logs (TF 2.21 no longer pulls it in; tf.summary needs it)
+    "scikit-learn>=1.4",  # bundled offline datasets (digits) for the model-family configs
 ]
+# DQN (models/dqn.py): TF-Agents' own metadata pins typing_extensions==4.5.0, gym<=0.23.0, pygame==2.1.3 and
+# tensorflow-probability~=0.23, which conflict with pydantic 2 and TF 2.21. So this extra lists what TF-Agents really
+# needs at run time, in versions that work with TF 2.21 + tf_keras, and tf-agents itself is installed with --no-deps
+# (`make rl`). gym 0.23's CartPole imports pygame at import time, hence pygame.
+RL_REQUIRES = ["gin-config==0.5.0", "tensorflow-probability==0.25.0", "decorator>=5", "cloudpickle>=2",
+               "gym==0.23.1", "gym-notices==0.1.0", "pygame==2.6.1"]
+# `edgepipe serve`: the runtime plus a small HTTP service (runtime/server.py).
+SERVE_REQUIRES = RUNTIME_REQUIRES + ["fastapi>=0.110", "uvicorn>=0.29"]
 
 setup(
     name="edgepipe",
@@ -53,8 +64,11 @@ setup(
     extras_require={
         # kfp in test: the compiled Kubeflow/Vertex spec is executed with kfp.local in the tests
         "test": ["pytest>=8", "hypothesis>=6", "kfp==2.17.*"],
-        "runtime": [],
-        "rl": ["tf-agents==0.19.*"],
+        # What edgepipe.runtime needs. Extras only add to install_requires, so a device without TensorFlow installs
+        # `pip install --no-deps . && pip install numpy ai-edge-litert` (the Dockerfile's runtime target does).
+        "runtime": RUNTIME_REQUIRES,
+        "serve": SERVE_REQUIRES,
+        "rl": RL_REQUIRES,  # + `pip install --no-deps tf-agents==0.19.0` (see RL_REQUIRES, `make rl`)
         # compile (kfp), submit (aiplatform) and run the Beam components on Dataflow (apache-beam[gcp])
         "kfp": ["kfp==2.17.*"],
         "gcp": ["apache-beam[gcp]==2.77.*"],

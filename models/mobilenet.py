@@ -46,6 +46,10 @@ def build_mobilenet_v2(spec: DataSpec, weights: str | None = None, alpha: float 
         except (ValueError, OSError) as exc:
             raise ConfigError(f"model family 'mobilenet_v2': cannot load weights '{weights}': "
                               f"{str(exc).splitlines()[0]}") from None
+    else:  # Keras' BatchNorm momentum (0.999) needs thousands of steps to settle; small offline datasets have far fewer
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.9
     base.trainable = bool(train_base)
     inputs = keras.Input(shape=spec.input_shape, name="x")
     x = keras.layers.Reshape((*spec.input_shape[:2], 1), name="add_channel")(inputs) if spec.rank == 2 else inputs
@@ -53,7 +57,9 @@ def build_mobilenet_v2(spec: DataSpec, weights: str | None = None, alpha: float 
     if channels == 1:
         x = keras.layers.Concatenate(name="to_rgb")([x, x, x])
     x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_pm1")(x)  # inputs are 0..1; MobileNetV2 wants -1..1
-    x = base(x, training=False)  # BatchNorm stays in inference mode, also while fine-tuning
+    # Pretrained base: BatchNorm stays in inference mode, also while fine-tuning (its statistics are part of what
+    # transfers). Random base (weights=None): there are no statistics to keep, so BatchNorm trains normally.
+    x = base(x, training=False) if weights is not None else base(x)
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(spec.num_classes, activation="softmax", dtype="float32", name="output")(x)

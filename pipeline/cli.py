@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--root", default=".edgepipe")
     show.add_argument("--json", action="store_true", help="print the record as JSON")
     show.add_argument("--open", action="store_true", help="print the run's report.html path and open it")
+    models = sub.add_parser("models", help="list the model families with one-line descriptions")
+    models.add_argument("name", nargs="?", help="show one family's hyperparameters and defaults")
     _add_cloud_commands(sub)
     runtime_cli.add_commands(sub)  # predict / serve: edgepipe.runtime, no TensorFlow
     return parser
@@ -113,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_frameworks(args.verbose)
     try:
         commands = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "compile": cmd_compile, "submit": cmd_submit,
-                    "execute-node": cmd_execute_node, **runtime_cli.COMMANDS}
+                    "execute-node": cmd_execute_node, "models": cmd_models,
+                    **runtime_cli.COMMANDS}
         return commands[args.command](args)
     except EdgepipeError as err:
         print(f"edgepipe: error: {err}", file=sys.stderr)
@@ -128,6 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edgepipe.pipeline.config import load_config
 
     config = load_config(args.config, args.overrides)
+    if args.root:  # templates place per-root things (checkpoints, generated datasets) under pipeline.root
+        config.pipeline.root = args.root
     from edgepipe.pipeline.templates import build_pipeline  # imports components (TensorFlow, Beam): after validation
 
     pipeline = build_pipeline(config)
@@ -231,6 +236,24 @@ def _print_summary(bundle_dir: Path) -> None:
                   f"F1 {values['f1']:.3f}  (eval+test windows)")
 
 
+# ---- models -------------------------------------------------------------------------------------------------------
+def cmd_models(args: argparse.Namespace) -> int:
+    from edgepipe.models.registry import available, family, hyperparameters
+
+    if args.name:
+        fam = family(args.name)
+        print(f"{fam.name}: {fam.description}")
+        print(f"  trainer: {fam.trainer}; tasks: {', '.join(fam.tasks)}")
+        for key, default in hyperparameters(args.name).items():
+            print(f"  {key} = {default!r}")
+        return 0
+    families = available()
+    width = max(map(len, families))
+    for name, description in families.items():
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
 # ---- runs / show ----------------------------------------------------------------------------------------------------
 def _store(root: str):
     from edgepipe.pipeline.errors import ConfigError
@@ -265,6 +288,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if run is None:
         raise ConfigError(f"no run '{args.run_id}' in {args.root}")
     executions = store.executions(run["id"])
+    if args.open:
+        return _open_report(run, executions)
     if args.json:
         print(json.dumps({"run": run, "executions": executions}, indent=2, default=str))
         return 0
@@ -282,6 +307,18 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"    metrics: {json.dumps(metrics, default=str)[:300]}")
         if ex["error"]:
             print(f"    error: {ex['error'].splitlines()[-1]}")
+    return 0
+
+
+def _open_report(run: dict[str, Any], executions: list[dict[str, Any]]) -> int:
+    from edgepipe.components.report.locate import find_report, open_report
+    from edgepipe.pipeline.errors import ConfigError
+
+    path = find_report(executions)
+    if path is None:
+        raise ConfigError(f"run {run['id']} has no report (no render_report node, or it did not complete)")
+    print(path.resolve())
+    open_report(path)
     return 0
 
 

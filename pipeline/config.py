@@ -20,7 +20,7 @@ class Section(BaseModel):
 
 class PipelineSection(Section):
     name: str = "default"
-    template: Literal["anomaly_detection"] = "anomaly_detection"
+    template: Literal["anomaly_detection", "supervised", "gan", "reinforcement"] = "anomaly_detection"
     root: str = ".edgepipe"
     beam_args: list[str] = Field(default_factory=lambda: ["--runner=DirectRunner"])
     max_workers: PositiveInt = 1
@@ -58,10 +58,19 @@ class WindowSection(Section):
     label_mode: Literal["any", "last"] = "any"
 
 
+MODEL_FAMILIES = ("autoencoder", "mlp", "cnn", "rnn", "conv1d", "unet", "mobilenet_v2", "dcgan", "cgan", "dqn")
+
+
 class ModelSection(Section):
-    family: Literal["autoencoder"] = "autoencoder"
+    family: Literal[MODEL_FAMILIES] = "autoencoder"
     filters: list[PositiveInt] = Field(default_factory=lambda: [32, 16])
     kernel_size: PositiveInt = 7
+    # Families other than the anomaly autoencoder: task, input/label features, and the builder's hyperparameters
+    # (validated against the builder's signature when the pipeline is built; see `edgepipe models`).
+    task: Literal["classification", "regression", "segmentation", "forecasting"] = "classification"
+    x_key: str = "x"
+    y_key: str = "label"
+    hparams: dict[str, Any] = Field(default_factory=dict)
 
 
 class TrainingSection(Section):
@@ -71,6 +80,14 @@ class TrainingSection(Section):
     strategy: Literal["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"] = "auto"
     seed: int = 0
     train_on: Literal["normal", "all"] = "normal"
+    patience: int = Field(5, ge=0)
+    lr_schedule: Literal["plateau", "cosine", "constant"] = "plateau"
+    fine_tune_epochs: int = Field(0, ge=0)     # mobilenet_v2: epochs with the top of the base unfrozen
+    mixed_precision: bool = False              # mixed_float16 on GPU (ignored on CPU)
+    checkpoints: bool = True                   # per-epoch checkpoints under ROOT/checkpoints: a retry resumes
+    workers: list[str] | None = None           # multi_worker without TF_CONFIG: ["host:port", ...] ...
+    task_index: int | None = None              # ... and this process's index in it
+    time_budget_s: float | None = None         # dqn: stop collecting/training after this many seconds
 
 
 class PruneSection(Section):
@@ -79,6 +96,8 @@ class PruneSection(Section):
     epochs: PositiveInt = 2
     schedule: Literal["polynomial", "constant"] = "polynomial"
     learning_rate: float = Field(5e-4, gt=0)
+    skip_layers: list[str] = Field(default_factory=list)
+    structured_2_4: bool = False
 
 
 class QATSection(Section):
@@ -87,17 +106,39 @@ class QATSection(Section):
     learning_rate: float = Field(1e-4, gt=0)
 
 
+class ClusterSection(Section):
+    enabled: bool = True
+    number_of_clusters: int = Field(16, ge=2, le=256)
+    epochs: PositiveInt = 1
+    learning_rate: float = Field(1e-4, gt=0)
+    skip_layers: list[str] = Field(default_factory=list)
+
+
+VariantName = Literal["float32", "float16", "dynamic", "int8_ptq", "int8_qat", "pruned_int8", "pqat", "clustered",
+                      "cqat"]
+
+
 class ConvertSection(Section):
     representative_samples: PositiveInt = 200
+    variants: list[VariantName] = Field(default_factory=lambda: [
+        "float32", "float16", "dynamic", "int8_ptq", "int8_qat", "pruned_int8", "pqat", "clustered"])
+    primary: Literal["auto", "int8_ptq", "int8_qat", "pruned_int8", "pqat", "clustered", "cqat"] = "auto"
+    inference_type: Literal["int8", "uint8"] = "int8"
+    allow_float_fallback: bool = False
 
 
 class EvaluateSection(Section):
     threshold_quantile: float = Field(0.995, gt=0.0, le=1.0)
     threshold_margin: float = Field(1.0, gt=0.0)
+    split: str = "test"                        # family templates: the split metrics are reported on
+    episodes: PositiveInt = 100                # dqn: greedy-policy episodes for the average return
+    tolerance: float = Field(1e-3, gt=0.0)     # family templates: max |TFLite - Keras| allowed at export
+    latency_runs: PositiveInt = 100            # batch-1 invokes per variant (median, single thread, XNNPACK)
 
 
 class ExportSection(Section):
     min_agreement: float = Field(0.98, ge=0.0, le=1.0)
+    max_metric_drop: float | None = Field(0.1, ge=0.0)  # task metric (F1 ...) below Keras float by more: refused
 
 
 class Config(Section):
@@ -109,16 +150,34 @@ class Config(Section):
     training: TrainingSection = Field(default_factory=TrainingSection)
     prune: PruneSection = Field(default_factory=PruneSection)
     qat: QATSection = Field(default_factory=QATSection)
+    cluster: ClusterSection = Field(default_factory=ClusterSection)
     convert: ConvertSection = Field(default_factory=ConvertSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     export: ExportSection = Field(default_factory=ExportSection)
 
     @model_validator(mode="after")
     def _window_fits_model(self) -> "Config":
+        if self.pipeline.template != "anomaly_detection":
+            return self
         factor = 2 ** len(self.model.filters)
         if self.window.size % factor:
             raise ValueError(f"window.size={self.window.size} must be divisible by 2**len(model.filters)={factor}")
         return self
+
+    @model_validator(mode="after")
+    def _primary_variant_is_produced(self) -> "Config":
+        from edgepipe.components.optimization.variants import active_variants, primary_variant
+        from edgepipe.pipeline.errors import ConfigError as _ConfigError
+
+        try:
+            primary_variant(self.convert.primary, active_variants(list(self.convert.variants), self.enabled()))
+        except _ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def enabled(self) -> dict[str, bool]:
+        """Which optimization sections are on (decides which variants can be produced)."""
+        return {"prune": self.prune.enabled, "qat": self.qat.enabled, "cluster": self.cluster.enabled}
 
 
 def default_config_path() -> Path:
@@ -190,6 +249,8 @@ def _describe(error: dict[str, Any], source: str) -> str:
         allowed = ", ".join(_allowed_keys(loc[:-1]))
         return f"{source}: unknown config key '{key}' (allowed: {allowed})"
     message = error["msg"]
+    if not loc:  # a cross-section check: its message names the keys itself
+        return f"{source}: {message.removeprefix('Value error, ')}"
     if error["type"] == "literal_error":
         message = f"must be one of {error['ctx']['expected']}"
     got = error.get("input")

@@ -1,7 +1,9 @@
-"""Beam data components: ingest CSV time series, compute statistics, normalize, cut windows.
+"""Beam data components: ingest (time series, CSV tables, TFRecord, npz, images, TFDS), statistics, schema and
+validation, transform/normalize, windows.
 
 Each is a :func:`edgepipe.pipeline.component.component` whose pipeline comes from
-:func:`edgepipe.components.data.beam_io.beam_pipeline`, so one ``beam_args`` list picks the runner for all.
+:class:`edgepipe.components.data.beam_io.Job`, so one ``beam_args`` list picks the runner for all (DirectRunner,
+``--direct_running_mode=multi_processing``, ``--runner=DaskRunner``, Dataflow/Flink/Spark); see ``docs/data.md``.
 """
 from edgepipe.components.data.ingest import ingest_timeseries
 from edgepipe.components.data.normalize import normalize
@@ -9,3 +11,10 @@ from edgepipe.components.data.statistics import compute_statistics
 from edgepipe.components.data.windows import make_windows
 
 __all__ = ["ingest_timeseries", "compute_statistics", "normalize", "make_windows"]
+from edgepipe.components.data.ingest_rows import ingest_csv, ingest_images, ingest_npz, ingest_tfds, ingest_tfrecord
+
+__all__ += ["ingest_csv", "ingest_tfrecord", "ingest_npz", "ingest_images", "ingest_tfds"]
+from edgepipe.components.data.schema import infer_schema, validate_examples
+from edgepipe.components.data.transform import transform_features
+
+__all__ += ["infer_schema", "validate_examples", "transform_features"]

@@ -1,9 +1,16 @@
-"""Row-level CSV parsing for ingest: one file -> NumPy blocks of valid rows per series, plus reject records.
+"""Row-level CSV parsing for ingest: byte ranges of files -> NumPy blocks of valid rows, plus reject records.
 
-Why blocks: converting 8192 rows of strings with one ``astype`` per column is far cheaper than per-row ``float()``;
-only a block that holds a bad value falls back to a per-cell loop to say which cell and why. Every row that cannot
-be used becomes ``{"file", "line", "reason"}`` (``line``: 1-based physical line from ``csv.reader.line_num``, so
-quoted multi-line fields still point at the right place) and the first problem from the left is the reason given.
+Why byte ranges: a file larger than ``split_bytes`` (64 MB) is cut at line boundaries into ranges that different
+workers parse; line numbers are counted per range (local) and made global by the launcher once it knows how many
+lines every range holds (``lines/<file>@<offset>`` report values), so no worker reads another's range.
+
+Why blocks and two paths: the fast path hands a block of up to 65,536 lines to NumPy's C ``loadtxt`` (no quotes,
+every row the header's width); anything it refuses, or any block with a value that turns out missing, not finite
+or not a timestamp, is parsed again by the exact path (``csv.reader`` + one ``astype`` per column, a per-cell loop
+only in blocks holding a bad value) which says which cell and why. Every row that cannot be used becomes
+``{"file", "line", "reason"}`` (``line``: 1-based physical line, header = 1; quoted multi-line fields counted by
+``csv.reader.line_num``) and the first problem from the left is the reason given. Bytes that are not UTF-8 are
+decoded with ``surrogateescape`` so such a row is rejected by name ("invalid UTF-8"), never silently altered.
 """
 from __future__ import annotations
 
@@ -20,10 +27,10 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from edgepipe.components.data.beam_io import count
+from edgepipe.components.data.beam_io import count, data, reject as reject_record, value
 
-REJECTS = "rejects"
-BLOCK_ROWS = 8192  # rows parsed together with NumPy
+BLOCK_ROWS = 65536  # lines parsed together with NumPy
+SPLIT_BYTES = 64 << 20  # files larger than this are parsed as several ranges
 
 
 @dataclass(frozen=True)
@@ -111,57 +118,211 @@ def _set(reason: np.ndarray, i: int, message: str) -> None:
         reason[i] = message
 
 
-# ---- Beam DoFns -----------------------------------------------------------------------------------------------------
-class ParseCsv(beam.DoFn):
-    """One CSV file -> per-series blocks of parsed rows (main) and reject records (tagged ``rejects``)."""
+# ---- ranges ---------------------------------------------------------------------------------------------------------
+def plan_ranges(files: list[str], split_bytes: int = SPLIT_BYTES) -> list[tuple[int, str, int, int]]:
+    """(file index, path, start, end) byte ranges cut just after a newline; end -1 = to the end of the file.
 
-    def __init__(self, layout: Layout):
-        self.layout = layout
-
-    def process(self, path: str):
-        rows_read = 0
-        with open_text(path) as handle:
-            reader = csv.reader(handle)
-            header = [name.strip() for name in next(reader)]
-            rows, lines = [], []
-            while True:
-                try:
-                    row = next(reader)
-                except StopIteration:
+    Compressed or remote files are one range. A quoted field that holds a newline exactly at a cut would be split
+    (its rows are then rejected and counted); pass a larger ``split_bytes`` (or 0: never cut) for such files."""
+    ranges = []
+    for index, path in enumerate(files):
+        if path.endswith(".gz") or "://" in path or split_bytes <= 0:
+            ranges.append((index, path, 0, -1))
+            continue
+        size = Path(path).stat().st_size
+        start = 0
+        with open(path, "rb") as handle:
+            while start < size:
+                target = start + split_bytes
+                if target >= size:
+                    ranges.append((index, path, start, -1))
                     break
-                except csv.Error as err:
-                    rows_read += 1
-                    yield reject(path, reader.line_num, f"malformed CSV: {err}")
-                    continue
-                if not row:
-                    continue  # blank line: not a row
-                rows_read += 1
-                if len(row) != len(header):
-                    what = "missing field" if len(row) < len(header) else "too many fields"
-                    yield reject(path, reader.line_num, f"{what}: expected {len(header)} fields, got {len(row)}")
-                    continue
+                handle.seek(target)
+                while True:
+                    block = handle.read(1 << 16)
+                    if not block:
+                        cut = size
+                        break
+                    newline = block.find(b"\n")
+                    if newline >= 0:
+                        cut = handle.tell() - len(block) + newline + 1
+                        break
+                ranges.append((index, path, start, cut if cut < size else -1))
+                start = cut
+    return ranges
+
+
+def read_range_text(path: str, start: int, end: int) -> tuple[str, int]:
+    """Text of a byte range (``surrogateescape`` for bytes that are not UTF-8, ``\\r\\n`` -> ``\\n``) and its
+    count of newlines."""
+    if path.endswith(".gz") or "://" in path:
+        with open_binary(path) as handle:
+            raw = handle.read()
+    else:
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            raw = handle.read() if end < 0 else handle.read(end - start)
+    if start == 0 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    text = raw.decode("utf-8", "surrogateescape")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    return text, raw.count(b"\n")
+
+
+def open_binary(path: str):
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    return gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
+
+
+def has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def iter_blocks(text: str, skip_header: bool, delimiter: str = ","):
+    """(kind, lines, line numbers) blocks of a range's text: ``fast`` blocks of plain lines, or one ``csv`` block
+    of parsed rows when the range holds quotes (csv.reader keeps quoted newlines together)."""
+    if '"' in text:
+        reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+        rows, lines = [], []
+        bad = []
+        if skip_header:
+            next(reader, None)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as err:
+                bad.append((reader.line_num, f"malformed CSV: {err}"))
+                continue
+            if row:
                 rows.append(row)
                 lines.append(reader.line_num)
-                if len(rows) >= BLOCK_ROWS:
-                    yield from self._block(path, header, rows, lines)
-                    rows, lines = [], []
-            if rows:
-                yield from self._block(path, header, rows, lines)
-        count("rows_read", rows_read)
+        yield "csv", rows, lines, bad
+        return
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    start = 1 if skip_header else 0
+    numbers = range(start + 1, len(lines) + 1)
+    body = lines[start:]
+    for lo in range(0, len(body), BLOCK_ROWS):
+        part = body[lo:lo + BLOCK_ROWS]
+        nums = numbers[lo:lo + BLOCK_ROWS]
+        keep = [i for i, line in enumerate(part) if line]
+        if len(keep) != len(part):
+            part = [part[i] for i in keep]
+            nums = [nums[i] for i in keep]
+        yield "fast", part, list(nums), []
 
-    def _block(self, path: str, header: list[str], rows: list[list[str]], lines: list[int]):
+
+def split_fields(lines: list[str], delimiter: str) -> list[list[str]]:
+    return [line.split(delimiter) for line in lines]
+
+
+# ---- time-series rows -----------------------------------------------------------------------------------------------
+class ParseRange(beam.DoFn):
+    """A byte range of a CSV -> per-series blocks of parsed rows (data) plus rejects and the range's line count.
+
+    Block: ``{"file", "range", "line" [n] (local to the range), "timestamp" [n] epoch s, "values" [n, c] float64,
+    "label" [n]}``. Emits mixed output (see ``beam_io.split_outputs``)."""
+
+    def __init__(self, layout: Layout, headers: dict[str, list[str]], delimiter: str = ","):
+        self.layout, self.headers, self.delimiter = layout, headers, delimiter
+
+    def process(self, item):
+        _, path, start, end = item
+        text, newlines = read_range_text(path, start, end)
+        yield value(f"lines/{path}@{start}", newlines)
+        header = self.headers[path]
+        rows_read = 0
+        for kind, rows, lines, bad in iter_blocks(text, start == 0, self.delimiter):
+            for line, reason in bad:
+                rows_read += 1
+                yield reject_record(path, line, reason, range=start)
+            rows_read += len(rows)
+            out = None
+            if kind == "fast" and rows:
+                out = self._fast(path, start, header, rows, lines)
+            if out is None:
+                table = rows if kind == "csv" else split_fields(rows, self.delimiter)
+                out = list(self._exact(path, start, header, table, lines))
+            yield from out
+        yield count("rows_read", rows_read)
+
+    def _fast(self, path, start, header, lines, numbers):
+        """All rows good -> blocks; None when anything needs the exact path."""
         lay = self.layout
-        table = np.array(rows, dtype=str)
-        lines = np.asarray(lines, dtype=np.int64)
-        reason = np.full(len(rows), None, dtype=object)
+        if has_surrogates("\n".join(lines)):
+            return None
         index = {name: i for i, name in enumerate(header)}
-        features = np.zeros((len(rows), len(lay.feature_columns)), np.float64)
-        labels = np.zeros(len(rows), np.int64)
+        used = [lay.timestamp_column, *lay.feature_columns, *(c for c in (lay.series_column, lay.label_column) if c)]
+        names = {index[c]: c for c in used}
+        # every column typed (unused ones as 1 char), so loadtxt itself refuses a row of the wrong width
+        dtype = [(f"c{i}", "U1" if i not in names else "U64" if names[i] == lay.timestamp_column else
+                  ("U256" if names[i] == lay.series_column else "f8")) for i in range(len(header))]
+        try:
+            table = np.loadtxt(lines, delimiter=self.delimiter, dtype=dtype, comments=None, ndmin=1,
+                               quotechar=None)
+        except ValueError:
+            return None
+        reason = np.full(len(lines), None, dtype=object)
+        stamps = parse_timestamps(table[f"c{index[lay.timestamp_column]}"], lay.timestamp_column, reason)
+        values = np.stack([table[f"c{index[c]}"] for c in lay.feature_columns], axis=1)
+        labels = table[f"c{index[lay.label_column]}"] if lay.label_column else np.zeros(len(lines))
+        if not np.equal(reason, None).all() or not np.isfinite(values).all() or not np.isfinite(labels).all():
+            return None
+        if lay.series_column:
+            series = np.char.strip(table[f"c{index[lay.series_column]}"])
+            if (np.char.str_len(series) == 0).any() or (np.char.str_len(series) >= 256).any():
+                return None
+            series = series.astype(object)
+        else:
+            series = None
+        return list(self._emit(path, start, np.arange(len(lines)), np.asarray(numbers, np.int64), stamps, values,
+                               (labels != 0).astype(np.int64), series))
+
+    def _emit(self, path, start, good, lines, stamps, values, labels, series):
+        if series is None:
+            yield data((series_id(path), {"file": path, "range": start, "line": lines[good],
+                                          "timestamp": stamps[good], "values": values[good], "label": labels[good]}))
+            return
+        ids, inverse = np.unique(series[good], return_inverse=True)
+        inverse = inverse.reshape(-1)
+        groups = np.split(good[np.argsort(inverse, kind="stable")], np.cumsum(np.bincount(inverse))[:-1])
+        for sid, keep in zip(ids.tolist(), groups):  # one sort instead of a mask per series
+            yield data((sid, {"file": path, "range": start, "line": lines[keep], "timestamp": stamps[keep],
+                              "values": values[keep], "label": labels[keep]}))
+
+    def _exact(self, path, start, header, rows, numbers):
+        lay = self.layout
+        good_rows, good_lines = [], []
+        for row, line in zip(rows, numbers):
+            if len(row) != len(header):
+                what = "missing field" if len(row) < len(header) else "too many fields"
+                yield reject_record(path, line, f"{what}: expected {len(header)} fields, got {len(row)}", range=start)
+            else:
+                good_rows.append(row)
+                good_lines.append(line)
+        if not good_rows:
+            return
+        table = np.array(good_rows, dtype=str)
+        lines = np.asarray(good_lines, dtype=np.int64)
+        reason = np.full(len(good_rows), None, dtype=object)
+        index = {name: i for i, name in enumerate(header)}
+        features = np.zeros((len(good_rows), len(lay.feature_columns)), np.float64)
+        labels = np.zeros(len(good_rows), np.int64)
         stamps = None
-        series = np.full(len(rows), series_id(path), dtype=object)
+        series = None
         used = [lay.timestamp_column, *lay.feature_columns, *(c for c in (lay.series_column, lay.label_column) if c)]
         for column in sorted(used, key=index.__getitem__):  # left to right: the first problem is reported
             cells = table[:, index[column]]
+            utf8_check(cells, column, reason)
             if column == lay.timestamp_column:
                 stamps = parse_timestamps(cells, column, reason)
             elif column == lay.series_column:
@@ -174,16 +335,12 @@ class ParseCsv(beam.DoFn):
                 features[:, lay.feature_columns.index(column)] = parse_floats(cells, column, reason)
         ok = np.equal(reason, None)
         for i in np.flatnonzero(~ok):
-            yield reject(path, int(lines[i]), reason[i])
-        good = np.flatnonzero(ok)
-        ids, inverse = np.unique(series[good], return_inverse=True)
-        groups = np.split(good[np.argsort(inverse, kind="stable")], np.cumsum(np.bincount(inverse))[:-1])
-        for sid, keep in zip(ids.tolist(), groups):  # one sort instead of a mask per series
-            yield sid, {"file": path, "line": lines[keep], "timestamp": stamps[keep],
-                        "values": features[keep], "label": labels[keep]}
+            yield reject_record(path, int(lines[i]), reason[i], range=start)
+        yield from self._emit(path, start, np.flatnonzero(ok), lines, stamps, features, labels, series)
 
 
-def reject(path: str, line: int, reason: str) -> beam.pvalue.TaggedOutput:
-    """A reject record on the ``rejects`` output, counted."""
-    count("rows_rejected")
-    return beam.pvalue.TaggedOutput(REJECTS, {"file": path, "line": int(line), "reason": reason})
+def utf8_check(cells: np.ndarray, column: str, reason: np.ndarray) -> None:
+    """Cells holding bytes that were not UTF-8 (decoded as lone surrogates) get a reason."""
+    for i, text in enumerate(cells.tolist()):
+        if reason[i] is None and has_surrogates(text):
+            _set(reason, i, f"invalid UTF-8 in column '{column}'")

@@ -1,9 +1,19 @@
 """ingest_timeseries: CSV files -> validated, time-split chunks of multichannel series (TFRecord Examples).
 
 Why chunks and not one Example per row: a row is a few floats, so per-row protos would cost more than the data;
-a chunk of up to ``chunk_size`` consecutive steps keeps records large, keeps order explicit (``start``) and lets
-``make_windows`` rebuild each series without a global sort. Why split here, by time and per series: windows built
-later must never see the future of another split, so the boundary is fixed once, at the source.
+a chunk of up to ``chunk_size`` consecutive steps keeps records large, keeps order explicit (``start``: step index
+in the series) and lets ``make_windows`` rebuild each series without a global sort. Why split here, by time and
+per series: windows built later must never see the future of another split, so the boundary is fixed once, at the
+source. ``segment`` (the step index where the chunk's contiguous run begins) marks runs that windows must not
+bridge: a split boundary, or a gap when ``gaps="break"``; a chunk never spans two segments.
+
+Optional regularization: ``resample="10min"`` puts every step on a grid of that interval (epoch-aligned; rows in
+one slot are averaged, labels OR-ed); ``gaps`` then says what a missing slot means: ``leave`` (skip it),
+``interpolate`` (linear fill, label of a filled slot = OR of its neighbours) or ``break`` (start a new segment).
+Without ``resample``, ``gaps="break"`` breaks where a step is longer than 1.5x the series' median step.
+
+Parsing runs per byte range of each file (``csv_rows``); grouping is per series, so one series must fit in a
+worker's memory here (``make_windows`` downstream holds only a bounded chunk).
 
 Row problems never abort the run: each bad row goes to the Rejects artifact's ``rejects.jsonl`` as
 ``{"file", "line", "reason"}`` (``line`` is the 1-based physical line, header = line 1; see ``csv_rows``), sorted
@@ -17,20 +27,27 @@ import glob
 import json
 from pathlib import Path
 
+import re
+
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from edgepipe.components.data.beam_io import beam_pipeline, count, encode_example, run_pipeline, write_split
-from edgepipe.components.data.csv_rows import REJECTS, Layout, ParseCsv, epoch, open_text, reject
+from edgepipe.components.data.beam_io import (Job, count, data, encode_example, frame, reject, shard_name,
+                                              split_outputs, write_shard)
+from edgepipe.components.data.csv_rows import SPLIT_BYTES, Layout, ParseRange, epoch, open_text, plan_ranges
+from edgepipe.components.data.splits import parse_split, time_bounds
 from edgepipe.pipeline.artifacts import Examples, Rejects
 from edgepipe.pipeline.component import InputPath, Output, component
 from edgepipe.pipeline.errors import ConfigError, DataError
 
 DEFAULT_SPLIT = {"train": 0.6, "eval": 0.2, "test": 0.2}
+GAP_MODES = ("leave", "interpolate", "break")
+SHARD_STEPS = 1 << 16  # steps per output shard file of one (series, split)
 CHUNK_FEATURE_SPEC = {
     "series": {"dtype": "string", "shape": []},
     "start": {"dtype": "int64", "shape": []},
+    "segment": {"dtype": "int64", "shape": []},
     "timestamp": {"dtype": "int64", "shape": None},
     "values": {"dtype": "float32", "shape": None},
     "label": {"dtype": "int64", "shape": None},
@@ -70,7 +87,7 @@ def read_header(path: str) -> list[str]:
             raise DataError(f"{path}: empty file (no header)")
         if next(rows, None) is None:
             raise DataError(f"{path}: no data rows after the header")
-    header = [name.strip() for name in header]
+    header = [name.strip().lstrip("\ufeff") for name in header]
     if len(set(header)) != len(header):
         raise DataError(f"{path}: duplicate column names in header {header}")
     return header
@@ -93,10 +110,22 @@ def build_layout(files: list[str], timestamp_column: str, series_column: str | N
 
 
 def check_split(split: dict[str, float] | None) -> dict[str, float]:
-    split = dict(split or DEFAULT_SPLIT)
-    if not split or any(f < 0 for f in split.values()) or abs(sum(split.values()) - 1.0) > 1e-6:
-        raise ConfigError(f"split fractions must be >= 0 and sum to 1, got {split}")
-    return split
+    spec = parse_split(split, DEFAULT_SPLIT, allowed=("time",), where="ingest_timeseries split")
+    return dict(zip(spec.names, spec.fractions))
+
+
+_UNITS = {"s": 1, "sec": 1, "min": 60, "t": 60, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(text: str | None) -> int | None:
+    """"10min", "30s", "1h", "2d" -> seconds."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)?\s*([a-zA-Z]+)\s*", str(text))
+    unit = match and _UNITS.get(match.group(2).lower())
+    if not unit or (match.group(1) is not None and int(match.group(1)) == 0):
+        raise ConfigError(f"resample: cannot read interval '{text}' (e.g. '30s', '10min', '1h', '1d')")
+    return int(match.group(1) or 1) * unit
 
 
 def load_label_windows(labels_json: str | None, labels_key: str | None) -> dict[str, list[tuple[int, int]]]:
@@ -126,105 +155,207 @@ def load_label_windows(labels_json: str | None, labels_key: str | None) -> dict[
 
 
 class BuildChunks(beam.DoFn):
-    """All rows of one series -> sorted, de-duplicated, labelled, split by time, cut into chunk Examples."""
+    """All rows of one series -> sorted, de-duplicated, [resampled], labelled, split by time, cut into chunks
+    that are written as shards of ``examples`` here; emits counts and rejects (duplicates) as report records."""
 
-    def __init__(self, split: dict[str, float], chunk_size: int, windows: dict[str, list[tuple[int, int]]]):
-        self.split, self.chunk_size, self.windows = split, chunk_size, windows
+    def __init__(self, examples: Examples, split: dict[str, float], chunk_size: int,
+                 windows: dict[str, list[tuple[int, int]]], resample: int | None, gaps: str):
+        self.examples, self.split, self.chunk_size, self.windows = examples, split, chunk_size, windows
+        self.resample, self.gaps = resample, gaps
 
     def process(self, item):
         sid, blocks = item
-        blocks = list(blocks)
+        blocks = sorted(blocks, key=lambda b: (b["file"], b["range"], int(b["line"][0]) if len(b["line"]) else 0))
         files = sorted({b["file"] for b in blocks})
         rank = np.concatenate([np.full(len(b["line"]), files.index(b["file"])) for b in blocks])
+        ranges = np.concatenate([np.full(len(b["line"]), b["range"], np.int64) for b in blocks])
         lines = np.concatenate([b["line"] for b in blocks])
         stamps = np.concatenate([b["timestamp"] for b in blocks])
-        order = np.lexsort((lines, rank, stamps))  # time, then file, then line: the first occurrence wins
-        rank, lines, stamps = rank[order], lines[order], stamps[order]
-        values = np.concatenate([b["values"] for b in blocks])[order]
-        labels = np.concatenate([b["label"] for b in blocks])[order]
+        values = np.concatenate([b["values"] for b in blocks])
+        labels = np.concatenate([b["label"] for b in blocks])
+        if len(stamps) > 1 and (np.diff(stamps) < 0).any():  # already in time order (the usual case): no sort
+            order = np.lexsort((lines, ranges, rank, stamps))  # time, then file, then line: first occurrence wins
+            rank, ranges, lines, stamps = rank[order], ranges[order], lines[order], stamps[order]
+            values, labels = values[order], labels[order]
+        del blocks
 
         first = np.ones(len(stamps), dtype=bool)
         first[1:] = stamps[1:] != stamps[:-1]
         origin = np.maximum.accumulate(np.where(first, np.arange(len(stamps)), 0))
         for i in np.flatnonzero(~first):
             when = np.datetime64(int(stamps[i]), "s")
+            j = origin[i]
             yield reject(files[rank[i]], int(lines[i]),
-                         f"duplicate timestamp {when} in series '{sid}' (first at line {lines[origin[i]]})")
+                         f"duplicate timestamp {when} in series '{sid}' (first at line {{first}})",
+                         range=int(ranges[i]), ref=[files[rank[j]], int(ranges[j]), int(lines[j])])
         stamps, values, labels = stamps[first], values[first], labels[first]
 
         windows = self.windows.get("*", self.windows.get(sid))
         if windows is not None:
-            count("series_labelled")
+            yield count("series_labelled")
             for lo, hi in windows:
                 labels |= ((stamps >= lo) & (stamps <= hi)).astype(np.int64)
 
-        count("series")
-        bounds = np.round(np.cumsum([0.0, *self.split.values()]) * len(stamps)).astype(int)
-        bounds[-1] = len(stamps)
+        stamps, values, labels, breaks, reports = regularize(stamps, values, labels, self.resample, self.gaps)
+        yield from reports
+
+        yield count("series")
+        bounds = time_bounds(len(stamps), self.split.values())
         for name, lo, hi in zip(self.split, bounds[:-1], bounds[1:]):
-            count(f"steps_{name}", hi - lo)
-            for start in range(lo, hi, self.chunk_size):
-                end = min(start + self.chunk_size, hi)
-                count(f"chunks_{name}")
-                yield name, encode_example({"series": sid, "start": np.int64(start), "timestamp": stamps[start:end],
-                                            "values": values[start:end], "label": labels[start:end]})
+            yield count(f"steps_{name}", hi - lo)
+            seg_starts = [lo, *[b for b in breaks if lo < b < hi]]
+            records, steps_in_shard, shard = [], 0, 0
+            for s_lo, s_hi in zip(seg_starts, [*seg_starts[1:], hi]):
+                for start in range(s_lo, s_hi, self.chunk_size):
+                    end = min(start + self.chunk_size, s_hi)
+                    records.append(encode_example({
+                        "series": sid, "start": np.int64(start), "segment": np.int64(s_lo),
+                        "timestamp": stamps[start:end], "values": values[start:end].astype(np.float32),
+                        "label": labels[start:end]}))
+                    steps_in_shard += end - start
+                    if steps_in_shard >= SHARD_STEPS:
+                        write_shard(self.examples, name, shard_name("ts", sid, name, shard), frame(records))
+                        yield count(f"chunks_{name}", len(records))
+                        records, steps_in_shard, shard = [], 0, shard + 1
+            if records:
+                write_shard(self.examples, name, shard_name("ts", sid, name, shard), frame(records))
+                yield count(f"chunks_{name}", len(records))
 
 
-def _split_index(item, num_partitions: int, names: list[str]) -> int:
-    return names.index(item[0])
+def regularize(stamps, values, labels, resample: int | None, gaps: str):
+    """Resample / fill / find breaks of one sorted series. Returns the new arrays, the step indices where a new
+    segment starts (besides split starts) and count report records."""
+    report: list = []
+    breaks: list[int] = []
+    if resample:
+        step = resample
+        slots = stamps // step * step
+        keys, starts = np.unique(slots, return_index=True)
+        if len(keys) < len(slots):
+            report.append(count("rows_merged_by_resample", len(slots) - len(keys)))
+            sizes = np.diff(np.append(starts, len(slots)))
+            values = np.add.reduceat(values, starts, axis=0) / sizes[:, None]
+            labels = np.maximum.reduceat(labels, starts)
+        stamps = keys
+        position = (stamps - stamps[0]) // step
+        missing = np.diff(position) - 1
+        gap_at = np.flatnonzero(missing > 0)
+        if len(gap_at):
+            report.append(count("gaps", len(gap_at)))
+        if gaps == "interpolate" and len(gap_at):
+            grid = stamps[0] + np.arange(position[-1] + 1) * step
+            filled = np.empty((len(grid), values.shape[1]))
+            for c in range(values.shape[1]):
+                filled[:, c] = np.interp(grid, stamps, values[:, c])
+            before = np.searchsorted(stamps, grid, side="right") - 1
+            after = np.minimum(before + 1, len(stamps) - 1)
+            exact = stamps[before] == grid
+            grid_labels = np.where(exact, labels[before], labels[before] | labels[after])
+            report.append(count("steps_interpolated", len(grid) - len(stamps)))
+            stamps, values, labels = grid, filled, grid_labels
+        elif gaps == "break":
+            breaks = (gap_at + 1).tolist()
+    elif gaps == "break" and len(stamps) > 2:
+        deltas = np.diff(stamps)
+        typical = np.median(deltas)
+        gap_at = np.flatnonzero(deltas > 1.5 * typical)
+        if len(gap_at):
+            report.append(count("gaps", len(gap_at)))
+        breaks = (gap_at + 1).tolist()
+    return stamps, values, labels, breaks, report
 
 
 # ---- the component --------------------------------------------------------------------------------------------------
-@component
+def resolve_lines(records: list[dict], line_counts: dict[str, list]) -> list[dict]:
+    """Make range-local line numbers global: line += newlines in the file's earlier ranges; fill ``{first}``."""
+    offsets: dict[tuple[str, int], int] = {}
+    per_file: dict[str, list[tuple[int, int]]] = {}
+    for key, counts in line_counts.items():
+        path, _, start = key[len("lines/"):].rpartition("@")
+        per_file.setdefault(path, []).append((int(start), int(counts[0])))
+    for path, items in per_file.items():
+        total = 0
+        for start, lines in sorted(items):
+            offsets[(path, start)] = total
+            total += lines
+    out = []
+    for record in records:
+        record = dict(record)
+        start = record.pop("range", 0)
+        record["line"] = offsets.get((record["file"], start), 0) + record["line"]
+        ref = record.pop("ref", None)
+        if ref is not None:
+            path, ref_start, ref_line = ref
+            record["reason"] = record["reason"].replace("{first}", str(offsets.get((path, ref_start), 0) + ref_line))
+        out.append(record)
+    return sorted(out, key=lambda r: (r["file"], r["line"]))
+
+
+def write_rejects(rejects: Rejects, records: list[dict]) -> None:
+    rejects.file("rejects.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+
+
+def check_rejects(records: list[dict], rows_read: int, max_reject_fraction: float) -> None:
+    fraction = len(records) / max(rows_read, 1)
+    if records and fraction > max_reject_fraction:
+        first = records[0]
+        raise DataError(f"{len(records)} of {rows_read} rows rejected ({fraction:.2%} > max_reject_fraction "
+                        f"{max_reject_fraction:.2%}); first: {first['file']}:{first['line']}: {first['reason']}")
+
+
+@component(version="2")
 def ingest_timeseries(examples: Output[Examples], rejects: Output[Rejects], source: InputPath,
                       timestamp_column: str = "timestamp", series_column: str | None = None,
                       feature_columns: list[str] | None = None, label_column: str | None = None,
                       labels_json: InputPath | None = None, labels_key: str | None = None,
                       split: dict[str, float] | None = None, max_reject_fraction: float = 0.01,
-                      chunk_size: int = 4096, beam_args: list[str] | None = None) -> dict:
+                      chunk_size: int = 4096, resample: str | None = None, gaps: str = "leave",
+                      delimiter: str = ",", split_bytes: int = SPLIT_BYTES,
+                      beam_args: list[str] | None = None) -> dict:
     """Read CSV time series (a file or glob; one series per file unless ``series_column``), reject bad rows, label
-    from a column or NAB windows, split each series by time and write chunk Examples plus a rejects list."""
+    from a column or NAB windows, [resample, handle gaps], split each series by time and write chunk Examples plus
+    a rejects list."""
     files = resolve_files(source)
     layout = build_layout(files, timestamp_column, series_column, feature_columns, label_column)
     split = check_split(split)
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
+    if gaps not in GAP_MODES:
+        raise ConfigError(f"gaps: unknown mode '{gaps}' (choose from {', '.join(GAP_MODES)})")
+    interval = parse_interval(resample)
+    if gaps == "interpolate" and interval is None:
+        raise ConfigError("gaps='interpolate' needs resample (the grid to fill), e.g. resample='10min'")
     windows = load_label_windows(labels_json, labels_key)
     names = list(split)
+    headers = {path: read_header(path) for path in files}
 
-    pipeline = beam_pipeline(beam_args)
-    parsed = (pipeline | "Files" >> beam.Create(files)
-              | "Parse" >> beam.ParDo(ParseCsv(layout)).with_outputs(REJECTS, main="rows"))
-    built = (parsed.rows | "BySeries" >> beam.GroupByKey()
-             | "Chunks" >> beam.ParDo(BuildChunks(split, chunk_size, windows)).with_outputs(REJECTS, main="chunks"))
-    reject_file = rejects.file("rejects.jsonl")
-    _ = ((parsed[REJECTS], built[REJECTS]) | "AllRejects" >> beam.Flatten()
-         | "RejectJson" >> beam.Map(json.dumps, sort_keys=True)
-         | "WriteRejects" >> beam.io.WriteToText(str(reject_file), shard_name_template="", num_shards=1))
-    parts = built.chunks | "BySplit" >> beam.Partition(_split_index, len(names), names)
-    for i, name in enumerate(names):
-        write_split(parts[i] | f"Payload[{name}]" >> beam.Values(), examples, name)
-    counters = run_pipeline(pipeline)
+    job = Job(beam_args, examples.path / "_report")
+    parsed = (job.pipeline | "Ranges" >> beam.Create(plan_ranges(files, split_bytes))
+              | "Parse" >> beam.ParDo(ParseRange(layout, headers, delimiter)))
+    rows, parse_report = split_outputs(parsed, "Parse")
+    job.report(parse_report)
+    built = (rows | "BySeries" >> beam.GroupByKey()
+             | "Chunks" >> beam.ParDo(BuildChunks(examples, split, chunk_size, windows, interval, gaps)))
+    job.report(built)
+    result = job.run()
 
-    records = sorted((json.loads(line) for line in reject_file.read_text().splitlines() if line),
-                     key=lambda r: (r["file"], r["line"]))
-    reject_file.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-    rows_read, rejected = counters.get("rows_read", 0), len(records)
-    steps = {name: counters.get(f"steps_{name}", 0) for name in names}
-    fraction = rejected / max(rows_read, 1)
-    if records and fraction > max_reject_fraction:
-        first = records[0]
-        raise DataError(f"{rejected} of {rows_read} rows rejected ({fraction:.2%} > max_reject_fraction "
-                        f"{max_reject_fraction:.2%}); first: {first['file']}:{first['line']}: {first['reason']}")
+    line_counts = {k: v for k, v in result.values.items() if k.startswith("lines/")}
+    records = resolve_lines(result.rejects, line_counts)
+    write_rejects(rejects, records)
+    rows_read, rejected = result.get("rows_read"), len(records)
+    steps = {name: result.get(f"steps_{name}") for name in names}
+    check_rejects(records, rows_read, max_reject_fraction)
     if sum(steps.values()) == 0:
         raise DataError(f"{source}: no valid rows")
-    if windows and counters.get("series_labelled", 0) == 0:
+    if windows and result.get("series_labelled") == 0:
         raise DataError(f"{labels_json}: no entry matches a series of {source} (set labels_key)")
 
     rejects.properties.update(count=rejected, rows_read=rows_read)
     examples.properties.update(
         splits=names, channels=list(layout.feature_columns), kind="timeseries_chunks",
         feature_spec=CHUNK_FEATURE_SPEC, has_labels=bool(label_column or labels_json),
-        chunk_size=chunk_size, series_count=counters.get("series", 0))
-    return {"rows_read": rows_read, "rows_rejected": rejected, "series": counters.get("series", 0),
-            **{f"steps_{name}": n for name, n in steps.items()}}
+        chunk_size=chunk_size, series_count=result.get("series"), resample=resample, gaps=gaps,
+        resample_seconds=interval, split={"method": "time", **split})
+    extra = {k: result.get(k) for k in ("gaps", "steps_interpolated", "rows_merged_by_resample") if result.get(k)}
+    return {"rows_read": rows_read, "rows_rejected": rejected, "series": result.get("series"),
+            **{f"steps_{name}": n for name, n in steps.items()}, **extra}

@@ -1,15 +1,20 @@
-"""normalize: per-channel scaling fitted on the TRAIN split's statistics, applied to every split.
+"""normalize: per-channel scaling of time series fitted on the TRAIN split's statistics, applied to every split.
 
 Why fit on train only: eval/test must be transformed exactly as unseen data will be at serving time, so their own
 mean/range must not leak into the parameters. The fitted ``transform.json`` ({"method", "channels", "center",
-"scale"}, ``x_norm = (x - center) / scale``) is what the export bundle embeds for on-device preprocessing.
+"scale"}, ``x_norm = (x - center) / scale``) is what the export bundle embeds for on-device preprocessing. The
+fitting rules (:func:`fit`) are shared with ``transform_features`` for numeric columns of tables.
+
+Each shard is rewritten by one DoFn call: the float payload of every record (``values`` of a chunk, ``window`` of a
+window) is located in the serialized bytes and overwritten in place, so nothing else is re-encoded.
 """
 from __future__ import annotations
 
 import apache_beam as beam
 import numpy as np
 
-from edgepipe.components.data.beam_io import beam_pipeline, count, read_split, run_pipeline, write_split, example_proto
+from edgepipe.components.data.beam_io import (Job, count, float_spans, frame, read_records, relative_name,
+                                              write_shard)
 from edgepipe.pipeline.artifacts import Examples, ExampleStatistics, TransformParams
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import ConfigError, DataError
@@ -33,24 +38,45 @@ def fit(channel_stats: dict, method: str) -> tuple[float, float]:
     return float(center), float(scale)
 
 
-class Normalize(beam.DoFn):
-    """Rewrites the float feature (``values`` of a chunk, ``window`` of a window) in place; the rest is kept."""
+class NormalizeShard(beam.DoFn):
+    """(split, shard) -> the same shard with the float feature normalized, written under ``transformed``."""
 
-    def __init__(self, center: list[float], scale: list[float]):
+    def __init__(self, transformed: Examples, center: list[float], scale: list[float]):
+        self.transformed = transformed
         self.center = np.asarray(center, np.float64)
         self.scale = np.asarray(scale, np.float64)
 
-    def process(self, record: bytes):
-        example = example_proto().Example.FromString(record)
-        fmap = example.features.feature
-        name = "window" if "window" in fmap else "values"
-        values = np.asarray(fmap[name].float_list.value, np.float64).reshape(-1, len(self.center))
-        fmap[name].float_list.value[:] = ((values - self.center) / self.scale).astype(np.float32).ravel().tolist()
-        count("examples_normalized")
-        yield example.SerializeToString()
+    def process(self, item):
+        split, path = item
+        out = []
+        for record in read_records(path):
+            buffer = bytearray(record)
+            spans = float_spans(buffer)
+            name = "window" if "window" in spans else "values"
+            if name in spans:
+                lo, hi = spans[name]
+                values = np.frombuffer(buffer, "<f4", (hi - lo) // 4, lo).reshape(-1, len(self.center))
+                scaled = ((values.astype(np.float64) - self.center) / self.scale).astype("<f4")
+                buffer[lo:hi] = scaled.tobytes()
+            out.append(bytes(buffer))
+        write_shard(self.transformed, split, relative_name(path), frame(out))
+        yield count("examples_normalized", len(out))
 
 
-@component
+def fit_channels(statistics: ExampleStatistics, channels: list[str], method: str, fit_split: str):
+    stats = statistics.read_json("statistics.json")
+    fitted = stats.get("splits", {}).get(fit_split)
+    if fitted is None:
+        raise DataError(f"{statistics.path}: statistics have no '{fit_split}' split to fit normalization on")
+    if fitted.get("num_steps", fitted.get("num_examples", 0)) == 0:
+        raise DataError(f"{statistics.path}: split '{fit_split}' is empty; cannot fit normalization")
+    if list(stats.get("channels", [])) != channels:
+        raise DataError(f"{statistics.path}: statistics channels {stats.get('channels')} != examples {channels}")
+    center, scale = zip(*(fit(fitted["channels"][c], method) for c in channels))
+    return list(center), list(scale)
+
+
+@component(version="2")
 def normalize(examples: Input[Examples], statistics: Input[ExampleStatistics], transformed: Output[Examples],
               params: Output[TransformParams], method: str = "zscore", fit_split: str = "train",
               beam_args: list[str] | None = None) -> dict:
@@ -59,24 +85,17 @@ def normalize(examples: Input[Examples], statistics: Input[ExampleStatistics], t
     if method not in METHODS:
         raise ConfigError(f"normalize: unknown method '{method}' (choose from {', '.join(METHODS)})")
     channels = list(examples.properties.get("channels") or [])
-    stats = statistics.read_json("statistics.json")
-    fitted = stats.get("splits", {}).get(fit_split)
-    if fitted is None:
-        raise DataError(f"{statistics.path}: statistics have no '{fit_split}' split to fit normalization on")
-    if fitted["num_steps"] == 0:
-        raise DataError(f"{statistics.path}: split '{fit_split}' is empty; cannot fit normalization")
-    if list(stats.get("channels", [])) != channels:
-        raise DataError(f"{statistics.path}: statistics channels {stats.get('channels')} != examples {channels}")
-    center, scale = zip(*(fit(fitted["channels"][c], method) for c in channels))
-    params.write_json("transform.json", {"method": method, "channels": channels, "center": list(center),
-                                         "scale": list(scale)})
+    center, scale = fit_channels(statistics, channels, method, fit_split)
+    params.write_json("transform.json", {"method": method, "channels": channels, "center": center,
+                                         "scale": scale})
     params.properties.update(method=method, channels=channels, fit_split=fit_split)
 
-    pipeline = beam_pipeline(beam_args)
+    job = Job(beam_args, transformed.path / "_report")
+    files = [(s, f) for s in examples.splits for f in examples.split_files(s)]
+    job.report(job.pipeline | "Files" >> beam.Create(files)
+               | "Normalize" >> beam.ParDo(NormalizeShard(transformed, center, scale)))
+    result = job.run()
     for split in examples.splits:
-        normalized = read_split(pipeline, examples, split) | f"Normalize[{split}]" >> beam.ParDo(
-            Normalize(list(center), list(scale)))
-        write_split(normalized, transformed, split)
-    counters = run_pipeline(pipeline)
+        transformed.split_dir(split)
     transformed.properties.update({**examples.properties, "normalization": method})
-    return {"examples": counters.get("examples_normalized", 0)}
+    return {"examples": result.get("examples_normalized")}

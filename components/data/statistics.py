@@ -1,4 +1,11 @@
-"""compute_statistics: one Beam pass -> per split, per channel count/missing/mean/std/min/max/quantiles/histogram.
+"""compute_statistics: one Beam pass -> per split, per feature count/missing/mean/std/min/max/quantiles/histogram
+(numeric features and time-series channels) or count/missing/unique/top values (string features).
+
+Time series (``timeseries_chunks``/``windows``) are described per channel (``channels``, also mirrored under
+``features``) plus label counts; any other Examples (rows of a table, images, arrays) per feature of its
+``feature_spec``: numeric features over all their values (an image's pixels pooled), strings by value counts
+(``top``: the ``top_k`` most frequent with counts, ties broken by value). Each shard is summarized by one DoFn call
+on NumPy arrays and the partial summaries merge in a ``CombineFn``.
 
 Why one pass with a mergeable accumulator: statistics must scale with the data and be computed the same way on
 DirectRunner and a cluster, so every figure is built by a ``CombineFn`` whose partial results merge exactly:
@@ -15,10 +22,12 @@ from __future__ import annotations
 
 import json
 
+from collections import Counter
+
 import apache_beam as beam
 import numpy as np
 
-from edgepipe.components.data.beam_io import beam_pipeline, decode_example, read_split, run_pipeline
+from edgepipe.components.data.beam_io import Job, decode_columns, decode_example, read_records, value
 from edgepipe.pipeline.artifacts import Examples, ExampleStatistics
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import DataError
@@ -113,6 +122,16 @@ class StatsCombineFn(beam.CombineFn):
         return SplitStats(self.channels, self.capacity)
 
     def add_input(self, acc: SplitStats, batch) -> SplitStats:
+        return add_batch(acc, batch)
+
+    def merge_accumulators(self, accumulators) -> SplitStats:
+        return merge_stats(accumulators)
+
+    def extract_output(self, acc: SplitStats) -> dict:
+        return summarize(acc)
+
+
+def add_batch(acc: SplitStats, batch) -> SplitStats:
         values, labels = batch
         values = values.astype(np.float64)
         finite = np.isfinite(values)
@@ -130,7 +149,8 @@ class StatsCombineFn(beam.CombineFn):
             sketch.add(np.sort(values[finite[:, c], c]))
         return acc
 
-    def merge_accumulators(self, accumulators) -> SplitStats:
+
+def merge_stats(accumulators) -> SplitStats:
         accumulators = iter(accumulators)
         acc = next(accumulators)
         for other in accumulators:
@@ -144,9 +164,6 @@ class StatsCombineFn(beam.CombineFn):
             for mine, theirs in zip(acc.sketches, other.sketches):
                 mine.merge(theirs)
         return acc
-
-    def extract_output(self, acc: SplitStats) -> dict:
-        return summarize(acc)
 
 
 def summarize(acc: SplitStats) -> dict:
@@ -166,43 +183,153 @@ def summarize(acc: SplitStats) -> dict:
             "label_positive": acc.label_positive, "channels": channels}
 
 
-def chunk_arrays(item, num_channels: int):
-    """(split, serialized chunk or window) -> (split, (values [steps, channels], labels))."""
-    split, record = item
+# ---- rows: per-feature accumulators ---------------------------------------------------------------------------------
+class RowStats:
+    """Accumulator of one split of row Examples: a 1-channel :class:`SplitStats` per numeric feature, a Counter
+    (plus missing count) per string feature."""
+
+    def __init__(self, spec: dict[str, dict], capacity: int):
+        self.examples = 0
+        self.numeric = {n: SplitStats(1, capacity) for n, d in spec.items() if d.get("dtype") != "string"}
+        self.strings = {n: Counter() for n, d in spec.items() if d.get("dtype") == "string"}
+        self.string_missing = {n: 0 for n in self.strings}
+
+    def add(self, columns: dict, n: int) -> None:
+        self.examples += n
+        for name, acc in self.numeric.items():
+            col = columns[name]
+            if isinstance(col, list):  # var-length
+                col = np.concatenate([np.asarray(v, np.float64) for v in col if v is not None]) if col else np.zeros(0)
+            flat = np.asarray(col, np.float64).reshape(-1, 1)
+            add_batch(acc, (flat, np.zeros(0, np.int64)))
+            acc.examples += n - 1  # add_batch counts one example a batch
+        for name, counter in self.strings.items():
+            col = columns[name]
+            missing = sum(1 for v in col if v is None or v == "")
+            self.string_missing[name] += missing
+            counter.update(v for v in col if v is not None and v != "")
+
+    def merge(self, other: "RowStats") -> "RowStats":
+        self.examples += other.examples
+        for name, acc in self.numeric.items():
+            self.numeric[name] = merge_stats([acc, other.numeric[name]])
+        for name, counter in self.strings.items():
+            counter.update(other.strings[name])
+            self.string_missing[name] += other.string_missing[name]
+        return self
+
+
+def summarize_rows(acc: RowStats, spec: dict[str, dict], top_k: int) -> dict:
+    features = {}
+    for name, desc in spec.items():
+        if name in acc.numeric:
+            stats = summarize(acc.numeric[name])["channels"][0]
+            stats["type"] = "int" if desc["dtype"] == "int64" else "float"
+        else:
+            counter = acc.strings[name]
+            top = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]
+            stats = {"type": "string", "count": int(sum(counter.values())), "missing": acc.string_missing[name],
+                     "unique": len(counter), "top": [[k, int(v)] for k, v in top]}
+        stats["shape"] = desc.get("shape")
+        features[name] = stats
+    return {"num_examples": acc.examples, "features": features}
+
+
+class MergeCombineFn(beam.CombineFn):
+    """Partial accumulators (one per shard) -> their merge."""
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, partial):
+        return partial if acc is None else (acc.merge(partial) if isinstance(acc, RowStats)
+                                            else merge_stats([acc, partial]))
+
+    def merge_accumulators(self, accumulators):
+        out = None
+        for acc in accumulators:
+            if acc is not None:
+                out = self.add_input(out, acc)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+class ShardStats(beam.DoFn):
+    """(split, shard) -> (split, partial accumulator of that shard)."""
+
+    def __init__(self, kind: str, spec: dict, channels: int, capacity: int):
+        self.kind, self.spec, self.channels, self.capacity = kind, spec, channels, capacity
+
+    def process(self, item):
+        split, path = item
+        records = read_records(path)
+        if self.kind in SERIES_KINDS:
+            acc = SplitStats(self.channels, self.capacity)
+            if records:  # one batch a shard: the quantile sketch sorts once, not once a chunk
+                parts = [chunk_arrays(record, self.channels) for record in records]
+                add_batch(acc, (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])))
+                acc.examples += len(parts) - 1
+        else:
+            acc = RowStats(self.spec, self.capacity)
+            if records:
+                acc.add(decode_columns(records, self.spec), len(records))
+        yield split, acc
+
+
+SERIES_KINDS = ("timeseries_chunks", "windows")
+
+
+def chunk_arrays(record: bytes, num_channels: int):
+    """A serialized chunk or window -> (values [steps, channels], labels)."""
     example = decode_example(record)
     values = example["window"] if "window" in example else example.get("values", np.zeros(0, np.float32))
-    return split, (np.asarray(values).reshape(-1, num_channels), np.atleast_1d(example.get("label", 0)))
+    return np.asarray(values).reshape(-1, num_channels), np.atleast_1d(example.get("label", 0))
 
 
-def _assemble(by_split: dict, splits: list[str], channels: list[str], kind: str) -> str:
-    empty = summarize(SplitStats(len(channels), 1))
-    out = {"kind": kind, "channels": channels, "quantile_points": list(QUANTILES), "histogram_bins": HISTOGRAM_BINS,
-           "splits": {}}
-    for split in splits:
-        stats = by_split.get(split, empty)
-        out["splits"][split] = {**stats, "channels": dict(zip(channels, stats["channels"]))}
-    return json.dumps(out, indent=2, sort_keys=True)
+def _summary(item, kind: str, spec: dict, channels: list[str], top_k: int):
+    split, acc = item
+    if kind in SERIES_KINDS:
+        stats = summarize(acc)
+        named = dict(zip(channels, stats["channels"]))
+        for c in named.values():
+            c["type"] = "float"
+        stats = {**stats, "channels": named, "features": named}
+    else:
+        stats = summarize_rows(acc, spec, top_k)
+    return value(f"stats/{split}", stats)[1]
 
 
-@component
+@component(version="2")
 def compute_statistics(examples: Input[Examples], statistics: Output[ExampleStatistics],
-                       max_exact_values: int = MAX_EXACT_VALUES, beam_args: list[str] | None = None) -> dict:
-    """Per split and channel: count, missing, mean, std, min, max, quantiles and a 20-bin histogram, plus label
-    positives, in one Beam pass over time-series chunks (or windows); written to ``statistics.json``."""
+                       max_exact_values: int = MAX_EXACT_VALUES, top_k: int = 1000,
+                       beam_args: list[str] | None = None) -> dict:
+    """Per split: per channel (time series) or per feature (rows) count, missing, mean, std, min, max, quantiles
+    and a 20-bin histogram, or for strings count/missing/unique/top values; label positives for series; in one
+    Beam pass, written to ``statistics.json``."""
+    kind = examples.properties.get("kind", "")
     channels = list(examples.properties.get("channels") or [])
+    spec = examples.feature_spec
     splits = examples.splits
-    if not channels or not splits:
-        raise DataError(f"{examples.path}: Examples artifact has no 'channels'/'splits' properties")
-    pipeline = beam_pipeline(beam_args)
-    keyed = [read_split(pipeline, examples, s) | f"Key[{s}]" >> beam.Map(lambda r, s=s: (s, r)) for s in splits]
-    target = statistics.file("statistics.json")
-    _ = (keyed | "All" >> beam.Flatten()
-         | "Arrays" >> beam.Map(chunk_arrays, len(channels))
-         | "Stats" >> beam.CombinePerKey(StatsCombineFn(len(channels), max_exact_values))
-         | "ToDict" >> beam.combiners.ToDict()
-         | "Json" >> beam.Map(_assemble, splits, channels, examples.properties.get("kind", ""))
-         | "Write" >> beam.io.WriteToText(str(target), shard_name_template="", num_shards=1))
-    run_pipeline(pipeline)
-    result = statistics.read_json("statistics.json")
-    statistics.properties.update(splits=splits, channels=channels, quantile_points=list(QUANTILES))
-    return {f"steps_{s}": result["splits"][s]["num_steps"] for s in splits}
+    if not splits or (kind in SERIES_KINDS and not channels) or (kind not in SERIES_KINDS and not spec):
+        raise DataError(f"{examples.path}: Examples artifact has no 'splits' and 'channels'/'feature_spec' "
+                        f"properties")
+    job = Job(beam_args, statistics.path / "_report")
+    files = [(s, f) for s in splits for f in examples.split_files(s)]
+    job.report(job.pipeline | "Files" >> beam.Create(files)
+               | "Shard" >> beam.ParDo(ShardStats(kind, spec, len(channels), max_exact_values))
+               | "Merge" >> beam.CombinePerKey(MergeCombineFn())
+               | "Summary" >> beam.Map(_summary, kind, spec, channels, top_k))
+    result = job.run()
+
+    empty = (_summary(("", SplitStats(len(channels), 1)), kind, spec, channels, top_k) if kind in SERIES_KINDS
+             else _summary(("", RowStats(spec, 1)), kind, spec, channels, top_k))[2]
+    out = {"kind": kind, "channels": channels, "feature_spec": spec, "quantile_points": list(QUANTILES),
+           "histogram_bins": HISTOGRAM_BINS,
+           "splits": {s: result.values.get(f"stats/{s}", [empty])[0] for s in splits}}
+    statistics.write_json("statistics.json", out)
+    statistics.properties.update(splits=splits, channels=channels, kind=kind, quantile_points=list(QUANTILES))
+    if kind in SERIES_KINDS:
+        return {f"steps_{s}": out["splits"][s]["num_steps"] for s in splits}
+    return {f"examples_{s}": out["splits"][s]["num_examples"] for s in splits}

@@ -1,9 +1,16 @@
-"""make_windows: time-series chunks -> fixed-size sliding windows, one Example per window.
+"""make_windows: time-series chunks -> fixed-size sliding windows, one Example per window, in bounded memory.
 
-Why group by (series, split) before windowing: a window must never mix two machines or straddle a split boundary
-(that would leak eval/test steps into training windows). Chunks of one key are ordered by ``start`` and
-concatenated; a gap in ``start`` (not produced by ingest, but possible from other producers) starts a new segment
-so windows never bridge it either. Windows come from ``sliding_window_view`` over the whole segment at once.
+Why "window chunks" with an overlap: a series may be longer than a worker's memory, so no step ever needs the
+whole series. Steps are keyed by (series, split, k = step // chunk_steps); every step also goes to key k+1 when it
+is among the last ``size - 1`` steps of its chunk. A window belongs to the chunk holding its *last* step, so each
+key holds at most ``chunk_steps + size - 1`` steps and every window is cut exactly once.
+
+Which windows: a window of ``size`` steps starting at step ``w`` exists iff its steps are contiguous (no missing
+step index), lie in one segment (``segment`` of the chunks: split boundaries and ``gaps="break"`` in ingest), and
+``(w - segment) % stride == 0`` (offsets restart at each segment's first step). So no window crosses a split,
+a series or a gap, and the result does not depend on how chunks were cut.
+
+Windows are encoded in bulk (``beam_io.encode_batch``) and each key's windows are written as one shard.
 """
 from __future__ import annotations
 
@@ -11,13 +18,14 @@ import apache_beam as beam
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from edgepipe.components.data.beam_io import (beam_pipeline, count, decode_chunk, encode_example, read_split,
-                                              run_pipeline, write_split)
+from edgepipe.components.data.beam_io import (Job, count, data, decode_chunk, encode_batch, read_records,
+                                              shard_name, split_outputs, write_shard)
 from edgepipe.pipeline.artifacts import Examples
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import ConfigError, DataError
 
 LABEL_MODES = ("any", "last")
+CHUNK_STEPS = 1 << 16
 
 
 def window_feature_spec(size: int, channels: int) -> dict:
@@ -39,54 +47,86 @@ def cut_windows(values: np.ndarray, labels: np.ndarray, size: int, stride: int, 
     return offsets, windows, (window_labels != 0).astype(np.int64)
 
 
-class CutWindows(beam.DoFn):
-    """((series, split), chunks) -> (split, serialized window Example) for every window of every segment."""
+class KeyChunks(beam.DoFn):
+    """(split, shard file) -> ((series, split, k), piece) for every window chunk k a chunk's steps belong to."""
 
-    def __init__(self, size: int, stride: int, label_mode: str):
-        self.size, self.stride, self.label_mode = size, stride, label_mode
+    def __init__(self, channels: int, size: int, chunk_steps: int):
+        self.channels, self.size, self.chunk_steps = channels, size, chunk_steps
 
     def process(self, item):
-        (series, split), chunks = item
-        chunks = sorted(chunks, key=lambda c: c["start"])
-        segments, current = [], [chunks[0]]
-        for chunk in chunks[1:]:
-            previous = current[-1]
-            if chunk["start"] == previous["start"] + len(previous["values"]):
-                current.append(chunk)
-            else:
-                segments.append(current)
-                current = [chunk]
-        segments.append(current)
-        for segment in segments:
-            values = np.concatenate([c["values"] for c in segment])
-            labels = np.concatenate([c["label"] for c in segment])
-            stamps = np.concatenate([c["timestamp"] for c in segment])
-            offsets, windows, window_labels = cut_windows(values, labels, self.size, self.stride, self.label_mode)
-            if len(offsets) == 0:
-                count(f"short_segments_{split}")
+        split, path = item
+        for record in read_records(path):
+            chunk = decode_chunk(record, self.channels)
+            n = len(chunk["values"])
+            if n == 0:
                 continue
-            count(f"windows_{split}", len(offsets))
-            count(f"positives_{split}", int(window_labels.sum()))
-            first = segment[0]["start"]
-            for offset, window, label in zip(offsets.tolist(), windows, window_labels.tolist()):
-                yield split, encode_example({"window": window, "label": np.int64(label), "series": series,
-                                             "start_time": stamps[offset], "start": np.int64(first + offset)})
+            idx = chunk["start"] + np.arange(n)
+            home = idx // self.chunk_steps
+            targets = [(home, np.ones(n, bool))]
+            if self.size > 1:  # the last size-1 steps of a chunk also serve the next one
+                tail = idx >= (home + 1) * self.chunk_steps - (self.size - 1)
+                targets.append((home + 1, tail))
+            for keys, mask in targets:
+                for k in np.unique(keys[mask]).tolist():
+                    sel = mask & (keys == k)
+                    lo, hi = np.flatnonzero(sel)[[0, -1]]
+                    yield (chunk["series"], split, int(k)), {
+                        "start": int(idx[lo]), "segment": chunk["segment"], "values": chunk["values"][lo:hi + 1],
+                        "label": chunk["label"][lo:hi + 1], "timestamp": chunk["timestamp"][lo:hi + 1]}
 
 
-def _keyed_chunk(record: bytes, split: str, channels: int):
-    chunk = decode_chunk(record, channels)
-    return (chunk["series"], split), chunk
+class CutWindowChunk(beam.DoFn):
+    """((series, split, k), pieces) -> the windows whose last step is in chunk k, written as one shard."""
+
+    def __init__(self, windows: Examples, size: int, stride: int, label_mode: str, chunk_steps: int):
+        self.windows, self.size, self.stride = windows, size, stride
+        self.label_mode, self.chunk_steps = label_mode, chunk_steps
+
+    def process(self, item):
+        (series, split, k), pieces = item
+        pieces = sorted(pieces, key=lambda p: p["start"])
+        idx = np.concatenate([p["start"] + np.arange(len(p["values"])) for p in pieces])
+        seg = np.concatenate([np.full(len(p["values"]), p["segment"], np.int64) for p in pieces])
+        values = np.concatenate([p["values"] for p in pieces])
+        labels = np.concatenate([p["label"] for p in pieces])
+        stamps = np.concatenate([p["timestamp"] for p in pieces])
+        if len(idx) > 1 and (np.diff(idx) <= 0).any():  # duplicated steps from an odd producer: keep the first
+            keep = np.concatenate([[True], np.diff(idx) > 0])
+            idx, seg, values, labels, stamps = idx[keep], seg[keep], values[keep], labels[keep], stamps[keep]
+        size, n = self.size, len(idx)
+        if n < size:
+            for s in np.unique(seg).tolist():
+                yield data((series, split, int(s), 0))
+            return
+        first = np.arange(n - size + 1)
+        last = first + size - 1
+        ok = ((idx[last] - idx[first] == size - 1) & (seg[first] == seg[last])
+              & ((idx[first] - seg[first]) % self.stride == 0)
+              & (idx[last] // self.chunk_steps == k))
+        pos = first[ok]
+        if len(pos):
+            windows = sliding_window_view(values, size, axis=0)[pos].transpose(0, 2, 1)
+            if self.label_mode == "any":
+                window_labels = sliding_window_view(labels, size)[pos].max(axis=1)
+            else:
+                window_labels = labels[pos + size - 1]
+            blob = encode_batch({"window": windows, "label": (window_labels != 0).astype(np.int64),
+                                 "series": np.full(len(pos), series, dtype=object),
+                                 "start_time": stamps[pos], "start": idx[pos]})
+            write_shard(self.windows, split, shard_name("win", series, split, k), blob)
+            yield count(f"windows_{split}", len(pos))
+            yield count(f"positives_{split}", int((window_labels != 0).sum()))
+        # segments (series, split, segment) seen here with a window or not: short ones are counted by the launcher
+        for s in np.unique(seg).tolist():
+            yield data((series, split, int(s), int(ok[seg[first] == s].sum()) if len(first) else 0))
 
 
-def _split_index(item, num_partitions: int, names: list[str]) -> int:
-    return names.index(item[0])
-
-
-@component
+@component(version="2")
 def make_windows(examples: Input[Examples], windows: Output[Examples], size: int = 32, stride: int = 4,
-                 label_mode: str = "any", beam_args: list[str] | None = None) -> dict:
-    """Cut every (series, split) of time-series chunks into windows of ``size`` steps every ``stride`` steps;
-    label 1 if any step is anomalous (``any``) or if the last one is (``last``)."""
+                 label_mode: str = "any", chunk_steps: int = CHUNK_STEPS, beam_args: list[str] | None = None) -> dict:
+    """Cut every (series, split, segment) of time-series chunks into windows of ``size`` steps every ``stride``
+    steps; label 1 if any step is anomalous (``any``) or if the last one is (``last``). Memory per worker is
+    bounded by ``chunk_steps + size - 1`` steps."""
     if size < 1 or stride < 1:
         raise ConfigError(f"make_windows: size and stride must be >= 1, got size={size}, stride={stride}")
     if label_mode not in LABEL_MODES:
@@ -95,24 +135,32 @@ def make_windows(examples: Input[Examples], windows: Output[Examples], size: int
         raise DataError(f"{examples.path}: make_windows needs kind 'timeseries_chunks', "
                         f"got '{examples.properties.get('kind')}'")
     channels, splits = list(examples.properties["channels"]), examples.splits
+    chunk_steps = max(int(chunk_steps), size)
 
-    pipeline = beam_pipeline(beam_args)
-    keyed = [read_split(pipeline, examples, s) | f"Decode[{s}]" >> beam.Map(_keyed_chunk, s, len(channels))
-             for s in splits]
-    cut = (keyed | "All" >> beam.Flatten() | "BySeriesSplit" >> beam.GroupByKey()
-           | "Cut" >> beam.ParDo(CutWindows(size, stride, label_mode)))
-    parts = cut | "BySplit" >> beam.Partition(_split_index, len(splits), splits)
-    for i, split in enumerate(splits):
-        write_split(parts[i] | f"Payload[{split}]" >> beam.Values(), windows, split)
-    counters = run_pipeline(pipeline)
+    job = Job(beam_args, windows.path / "_report")
+    files = [(s, f) for s in splits for f in examples.split_files(s)]
+    cut = (job.pipeline | "Files" >> beam.Create(files)
+           | "Key" >> beam.ParDo(KeyChunks(len(channels), size, chunk_steps))
+           | "ByChunk" >> beam.GroupByKey()
+           | "Cut" >> beam.ParDo(CutWindowChunk(windows, size, stride, label_mode, chunk_steps)))
+    segments, report = split_outputs(cut, "Cut")
+    job.report(report)
+    job.report(segments | "Segments" >> beam.Map(lambda s: ("value", "segment", s)))
+    result = job.run()
+    for split in splits:
+        windows.split_dir(split)
 
+    seen: dict[tuple, int] = {}
+    for series, split, segment, n in result.values.get("segment", []):
+        seen[(series, split, segment)] = seen.get((series, split, segment), 0) + n
     carried = {k: v for k, v in examples.properties.items() if k not in ("feature_spec", "kind", "chunk_size")}
     windows.properties.update({**carried, "splits": splits, "channels": channels, "window_size": size,
                                "stride": stride, "label_mode": label_mode, "kind": "windows",
-                               "feature_spec": window_feature_spec(size, len(channels))})
+                               "feature_spec": window_feature_spec(size, len(channels)),
+                               "counts": {s: result.get(f"windows_{s}") for s in splits}})
     metrics = {}
     for split in splits:
-        metrics[f"windows_{split}"] = counters.get(f"windows_{split}", 0)
-        metrics[f"positives_{split}"] = counters.get(f"positives_{split}", 0)
-    metrics["short_segments"] = sum(counters.get(f"short_segments_{s}", 0) for s in splits)
+        metrics[f"windows_{split}"] = result.get(f"windows_{split}")
+        metrics[f"positives_{split}"] = result.get(f"positives_{split}")
+    metrics["short_segments"] = sum(1 for n in seen.values() if n == 0)
     return metrics

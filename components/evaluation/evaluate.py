@@ -4,15 +4,20 @@ Each model gets its own threshold from its own errors on normal training windows
 shifts slightly, and comparing it against the float model's threshold would count calibration drift as
 disagreement. What must carry over to the device is the *decision*, so agreement is measured on decisions (eval +
 test windows), and the export step gates on it. This component reports; it never fails on poor numbers.
+
+It also writes the variant comparison table (``variants.json/.md/.html``, see :mod:`.variants`): per variant F1 and
+agreement against the Keras float model, size, gzip size, parameters, sparsity and batch-1 XNNPACK latency.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from typing import Any
 
 import numpy as np
 
+from edgepipe.components.evaluation.variants import build_rows, write_table
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
 from edgepipe.pipeline.component import Input, Output, component
 
@@ -24,8 +29,9 @@ EVAL_SPLITS = ("eval", "test")
 @component
 def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite: Input[TFLiteModels],
                      evaluation: Output[ModelEvaluation], threshold_quantile: float = 0.995,
-                     threshold_margin: float = 1.0) -> dict:
-    """Write ``evaluation.json`` (thresholds, metrics per model per split, agreement) and ``errors.npz``."""
+                     threshold_margin: float = 1.0, latency_runs: int = 100) -> dict:
+    """Write ``evaluation.json`` (thresholds, metrics per model per split, agreement), ``errors.npz`` and the
+    variant table; latency is the median of ``latency_runs`` batch-1 single-thread invokes after a warm-up."""
     from edgepipe.components.evaluation.metrics import agreement, detection_metrics, threshold
     from edgepipe.components.optimization.tflite import TFLiteRunner
     from edgepipe.components.training.inputs import load_windows
@@ -76,6 +82,8 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
         "threshold_quantile": threshold_quantile, "threshold_margin": threshold_margin, "models": models,
         "thresholds": thresholds, "metrics": metrics, "agreement": agree, "counts": counts, "warnings": warnings,
         "errors_file": "errors.npz"})
+    rows = _variant_rows(tflite, float_model, keras_model, metrics, agree, latency_runs)
+    write_table(evaluation, rows)
     evaluation.properties.update({"reference": REFERENCE, "variants": sorted(agree)})
     for w in warnings:
         log.warning("evaluation: %s", w)
@@ -83,6 +91,25 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
     summary.update({f"{m}_f1": metrics[m]["all"]["f1"] for m in predictors})
     summary.update({f"{m}_auc": metrics[m]["all"]["auc"] for m in predictors})
     return summary
+
+
+def _variant_rows(tflite: TFLiteModels, float_model: Model, keras_model, metrics: dict, agree: dict,
+                  latency_runs: int) -> list[dict[str, Any]]:
+    from edgepipe.components.evaluation.metrics import task_metric
+    from edgepipe.components.optimization.pruning import measured_sparsity
+    from edgepipe.components.optimization.tflite import latency_us
+
+    f1 = task_metric("anomaly")
+    index_file = tflite.path / "variants.json"
+    index = json.loads(index_file.read_text()) if index_file.exists() else {
+        name: {"size_bytes": tflite.variant_path(name).stat().st_size, "gzip_bytes": None}
+        for name in tflite.variants()}
+    values = {m: metrics[m]["all"]["f1"] for m in metrics}
+    latencies = {name: latency_us(tflite.variant_path(name).read_bytes(), runs=latency_runs) for name in index}
+    reference = {"size_bytes": (float_model.path / Model.filename).stat().st_size, "gzip_bytes": None,
+                 "params": int(keras_model.count_params()), "sparsity": measured_sparsity(keras_model)}
+    return build_rows(index, f1.name, values, {m: a["all"] for m, a in agree.items()},
+                      {m: f1.drop(values[m], values[REFERENCE]) for m in values}, latencies, reference)
 
 
 def _errors(predict, x: np.ndarray) -> np.ndarray:

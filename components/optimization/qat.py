@@ -56,6 +56,7 @@ def quantize_aware(model, scheme: str = "default") -> tuple[Any, dict[str, Any]]
     collab = quant_scheme.get_quantize_registry() if scheme != "default" else None
     report: dict[str, Any] = {"scheme": scheme, "custom": [], "default": [], "not_quantized": [],
                               "preserved_by": {}}
+    foldable = _batch_norms_after_linear(model)
 
     def annotate(layer):
         clone = layer.__class__.from_config(layer.get_config())
@@ -69,6 +70,9 @@ def quantize_aware(model, scheme: str = "default") -> tuple[Any, dict[str, Any]]
             return _qk.quantize_annotate_layer(clone, quantize_config=config)
         if isinstance(layer, keras.Model):
             reason = "nested model: flatten it into the outer model to quantize its layers"
+        elif isinstance(layer, keras.layers.BatchNormalization) and layer.name in foldable:
+            report["default"].append(layer.name)  # the scheme's layout transform folds it into the conv/dense
+            return _qk.quantize_annotate_layer(clone)
         elif registry.supports(layer):
             report["default"].append(layer.name)
             if collab is None or collab.supports(layer):
@@ -103,6 +107,19 @@ def strip_cqat(model):
 
     with _qk.quantize_scope(CUSTOM_OBJECTS):
         return cluster_utils.strip_clustering_cqat(model)
+
+
+def _batch_norms_after_linear(model) -> set[str]:
+    """Names of BatchNormalization layers fed only by a Conv2D/DepthwiseConv2D/Dense: tfmot folds those pairs."""
+    linear = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+    found = set()
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization) and len(layer._inbound_nodes) == 1:
+            inbound = layer._inbound_nodes[0].inbound_layers
+            inbound = inbound if isinstance(inbound, list) else [inbound]
+            if len(inbound) == 1 and type(inbound[0]) in linear and type(inbound[0]) is not keras.layers.Conv1D:
+                found.add(layer.name)
+    return found
 
 
 def _is_functional(model) -> bool:

@@ -50,6 +50,8 @@ def channel_histograms(stats: dict[str, Any]) -> str | None:
 
 def training_curves(curves: dict[str, dict[str, list[float]]]) -> str | None:
     """Loss per epoch of each training stage (train, prune, QAT...), one panel per stage."""
+    from matplotlib.ticker import MaxNLocator
+
     curves = {k: v for k, v in curves.items() if any(v.values())}
     if not curves:
         return None
@@ -60,6 +62,7 @@ def training_curves(curves: dict[str, dict[str, list[float]]]) -> str | None:
                 ax.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=name)
         ax.set_title(stage, fontsize=10)
         ax.set_xlabel("epoch", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_yscale("log")
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=8)

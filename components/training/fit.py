@@ -100,8 +100,9 @@ def data_spec(examples: Examples, task: str = "classification", x_key: str = "x"
         output_dim = int(np.prod(spec[y_key]["shape"]))
     class_names = examples.properties.get("class_names")
     if task in ("classification", "segmentation") or (task == "generation" and y_key in spec):
-        num_classes = num_classes or examples.properties.get("num_classes") or (len(class_names) if class_names
-                                                                                 else None)
+        if task != "segmentation":  # class names name image classes; mask classes add a background
+            num_classes = num_classes or examples.properties.get("num_classes") or (
+                len(class_names) if class_names else None)
         if num_classes is None:
             labels = _label_values(examples, "train", y_key)
             if not len(labels):

@@ -12,9 +12,13 @@ from edgepipe.pipeline.config import Config
 from edgepipe.pipeline.dag import Pipeline
 from edgepipe.pipeline.errors import ConfigError
 from edgepipe.pipeline.templates.anomaly import anomaly_detection
+from edgepipe.pipeline.templates.families import gan, reinforcement, supervised
 
 TEMPLATES: dict[str, Callable[[Config], Pipeline]] = {
     "anomaly_detection": anomaly_detection,
+    "supervised": supervised,
+    "gan": gan,
+    "reinforcement": reinforcement,
 }
 
 

@@ -29,16 +29,22 @@ class AnomalyResult:
     model: str
     threshold: float
     window_size: int
-    window_start: np.ndarray  # int64 [n]: offset of each window's first step in the input
+    window_start: np.ndarray  # int64 [n]: offset of each window's first step in the series (windows input: index)
     window_score: np.ndarray  # float64 [n]
     window_anomaly: np.ndarray  # bool [n]
     step_score: np.ndarray | None = None  # float64 [T], NaN where no window covers the step
     step_anomaly: np.ndarray | None = None  # bool [T]
 
+    @property
+    def from_series(self) -> bool:
+        """True when the input was a series (windows cut here); False for ready-cut windows."""
+        return self.step_score is not None
+
     def window_records(self) -> Iterator[dict[str, Any]]:
         for start, score, flag in zip(self.window_start.tolist(), self.window_score.tolist(),
                                       self.window_anomaly.tolist()):
-            yield {"start": start, "end": start + self.window_size, "score": score, "anomaly": flag}
+            where = {"start": start, "end": start + self.window_size} if self.from_series else {"window": start}
+            yield {**where, "score": score, "anomaly": flag}
 
     def step_records(self) -> Iterator[dict[str, Any]]:
         if self.step_score is None:
@@ -51,8 +57,8 @@ class AnomalyResult:
         out: dict[str, Any] = {
             "task": "anomaly_detection", "model": self.model, "threshold": self.threshold,
             "window_size": self.window_size, "anomalous_windows": int(self.window_anomaly.sum()),
-            "windows": {"start": self.window_start.tolist(), "score": self.window_score.tolist(),
-                        "anomaly": self.window_anomaly.tolist()}}
+            "windows": {("start" if self.from_series else "index"): self.window_start.tolist(),
+                        "score": self.window_score.tolist(), "anomaly": self.window_anomaly.tolist()}}
         if self.step_score is not None:
             out["steps"] = {"score": [_json_float(v) for v in self.step_score.tolist()],
                             "anomaly": self.step_anomaly.tolist(), "aggregation": "max over covering windows"}
@@ -94,12 +100,16 @@ class AnomalyTask(Task):
 
     def predict(self, raw: Any, kind: str | None = None) -> AnomalyResult:
         """``kind`` "series" ([T, C] raw values) or "windows" ([n, size, C]); by default from the rank."""
-        kind = kind or ("windows" if np.ndim(raw) == 3 else "series")
+        if kind is None:
+            try:
+                kind = "windows" if np.ndim(raw) == 3 else "series"
+            except ValueError:  # ragged nested lists: let the series check describe the problem
+                kind = "series"
         self.check_kind(kind)
         if kind == "windows":
             raw_windows = preprocess.check_windows(raw, self.size, self.channels, self.channel_names)
             scores = self.scores(preprocess.normalize(raw_windows, self.center, self.scale))
-            return self._result(np.zeros(len(scores), np.int64), scores)
+            return self._result(np.arange(len(scores), dtype=np.int64), scores)
         series = preprocess.check_matrix(raw, self.channels, self.channel_names)
         if len(series) < self.size:
             raise InputError(f"series: {len(series)} steps, fewer than one window ({self.size} steps)")
@@ -113,8 +123,6 @@ class AnomalyTask(Task):
         return result
 
     def _result(self, offsets: np.ndarray, scores: np.ndarray) -> AnomalyResult:
-        if len(offsets) != len(scores):  # windows input: offsets are the windows' indices
-            offsets = np.arange(len(scores), dtype=np.int64)
         return AnomalyResult(model=self.runner.name, threshold=self.threshold, window_size=self.size,
                              window_start=offsets, window_score=scores, window_anomaly=scores > self.threshold)
 

@@ -96,7 +96,8 @@ def _chain(base: str) -> dict[str, object]:
     quantize_model.fn(windows=windows, model=model, qat_model=qat, epochs=2, batch_size=16, learning_rate=1e-4)
     qat.finalize()
     tflite = TFLiteModels(root / "tflite")
-    convert_tflite.fn(windows=windows, float_model=model, qat_model=qat, tflite=tflite, representative_samples=32)
+    convert_tflite.fn(windows=windows, float_model=model, qat_model=qat, tflite=tflite, representative_samples=32,
+                      variants=["float32", "int8_ptq", "int8_qat"])
     tflite.finalize()
     return {"windows": windows, "model": Model.open(model.path), "qat": Model.open(qat.path),
             "tflite": TFLiteModels.open(tflite.path), "transform": make_transform_params(root / "transform")}
@@ -109,7 +110,7 @@ def _evaluation(base: str) -> ModelEvaluation:
     chain = _chain(base)
     evaluation = ModelEvaluation(Path(base) / "evaluation")
     evaluate_anomaly.fn(windows=chain["windows"], float_model=chain["model"], tflite=chain["tflite"],
-                        evaluation=evaluation)
+                        evaluation=evaluation, latency_runs=5)
     evaluation.finalize()
     return ModelEvaluation.open(evaluation.path)
 

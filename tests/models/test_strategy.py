@@ -60,3 +60,22 @@ def test_multi_worker_from_tf_config_in_a_fresh_process():
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["True", "1"]
+
+
+def test_explicit_worker_list_sets_tf_config_and_is_validated(monkeypatch):
+    from edgepipe.models.strategy import tf_config
+
+    assert json.loads(tf_config(["a:1", "b:2"], 1)) == {"cluster": {"worker": ["a:1", "b:2"]},
+                                                         "task": {"type": "worker", "index": 1}}
+    with pytest.raises(ConfigError, match="task_index must be in 0..1"):
+        get_strategy("multi_worker", workers=["a:1", "b:2"], task_index=2)
+    with pytest.raises(ConfigError, match="host:port"):
+        get_strategy("multi_worker", workers=["nohost"], task_index=0)
+    with pytest.raises(ConfigError, match="only applies to strategy 'multi_worker'"):
+        get_strategy("mirrored", workers=["a:1"], task_index=0)
+
+
+def test_single_process_strategies_are_the_chief():
+    from edgepipe.models.strategy import is_chief
+
+    assert is_chief(get_strategy("default"))

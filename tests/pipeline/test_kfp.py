@@ -199,8 +199,8 @@ def test_default_config_compiles_to_one_task_per_template_node(tmp_path):
     names = {t["taskInfo"]["name"] for t in spec["root"]["dag"]["tasks"].values()}
     assert names == set(nodes) | {"resolve parameters"}
     assert spec["root"]["inputDefinitions"]["parameters"]["data_source"]["defaultValue"] == "builtin:sensors"
-    # outputs no node consumes are the pipeline's outputs: the bundle, and the rows ingest rejected
-    assert set(spec["root"]["outputDefinitions"]["artifacts"]) == {"export_bundle_bundle", "ingest_timeseries_rejects"}
+    # outputs no node consumes are the pipeline's outputs: the bundle (ingest's rejects feed render_report)
+    assert set(spec["root"]["outputDefinitions"]["artifacts"]) == {"export_bundle_bundle"}
 
 
 @pytest.mark.slow

@@ -10,18 +10,18 @@ from tests.components.fixtures import SPLITS
 def test_evaluation_report_is_sensible(evaluation):
     report = evaluation.read_json("evaluation.json")
     assert report["splits"] == ["eval", "test"]
-    assert set(report["models"]) == set(report["thresholds"]) == set(report["metrics"]) == {"keras", "float32",
-                                                                                              "int8"}
-    assert set(report["agreement"]) == {"float32", "int8"}
+    assert set(report["models"]) == set(report["thresholds"]) == set(report["metrics"]) == {
+        "keras", "float32", "int8_ptq", "int8_qat"}
+    assert set(report["agreement"]) == {"float32", "int8_ptq", "int8_qat"}
     assert report["counts"] == {"train_normal": SPLITS["train"][0] - SPLITS["train"][1],
                                 "eval": {"windows": SPLITS["eval"][0], "anomalous": SPLITS["eval"][1]},
                                 "test": {"windows": SPLITS["test"][0], "anomalous": SPLITS["test"][1]}}
-    for model in ("keras", "int8"):
+    for model in ("keras", "int8_qat"):
         pooled = report["metrics"][model]["all"]
         assert pooled["auc"] > 0.95 and pooled["recall"] >= 0.9 and pooled["precision"] >= 0.5, (model, pooled)
         assert pooled["mean_error_anomalous"] > 5 * pooled["mean_error_normal"]
     assert report["agreement"]["float32"]["all"] == 1.0
-    assert report["agreement"]["int8"]["all"] >= 0.9
+    assert report["agreement"]["int8_qat"]["all"] >= 0.9
     assert report["models"]["float32"]["score_relative_difference"] < 1e-4
 
 
@@ -33,15 +33,15 @@ def test_errors_file_backs_the_thresholds(evaluation):
         assert limit == pytest.approx(expected * report["threshold_margin"], rel=1e-5)
     for split in report["splits"]:
         n = report["counts"][split]["windows"]
-        assert errors[f"{split}__keras"].shape == errors[f"{split}__int8"].shape == errors[f"{split}__label"].shape
+        assert errors[f"{split}__keras"].shape == errors[f"{split}__int8_qat"].shape == errors[f"{split}__label"].shape
         assert len(errors[f"{split}__label"]) == n and errors[f"{split}__series"][0] in ("m0", "m1")
 
 
 def test_huge_margin_flags_nothing_and_still_reports(windows_examples, trained_model, tflite_models, tmp_path):
     evaluation = ModelEvaluation(tmp_path / "e")
     summary = evaluate_anomaly.fn(windows=windows_examples, float_model=trained_model, tflite=tflite_models,
-                                  evaluation=evaluation, threshold_quantile=0.5, threshold_margin=1e6)
+                                  evaluation=evaluation, threshold_quantile=0.5, threshold_margin=1e6, latency_runs=3)
     report = evaluation.read_json("evaluation.json")
     keras_all = report["metrics"]["keras"]["all"]
     assert keras_all["flagged"] == 0 and keras_all["precision"] is None and keras_all["recall"] == 0.0
-    assert summary["int8_agreement"] == 1.0  # nobody flags anything: decisions agree trivially
+    assert summary["int8_qat_agreement"] == 1.0  # nobody flags anything: decisions agree trivially

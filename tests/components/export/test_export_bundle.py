@@ -27,7 +27,7 @@ def _export(chain, evaluation, bundle, min_agreement):
 
 
 def test_refuses_below_min_agreement_and_writes_nothing(chain, evaluation, tmp_path):
-    low = _edited_evaluation(evaluation, tmp_path, lambda r: r["agreement"]["int8"].update(all=0.5))
+    low = _edited_evaluation(evaluation, tmp_path, lambda r: r["agreement"]["int8_qat"].update(all=0.5))
     bundle = Bundle(tmp_path / "bundle")
     bundle.path.mkdir()
     with pytest.raises(VerificationError) as info:
@@ -39,7 +39,7 @@ def test_refuses_below_min_agreement_and_writes_nothing(chain, evaluation, tmp_p
 
 
 def test_refuses_a_model_that_is_not_the_evaluated_one(chain, evaluation, tmp_path):
-    wrong = _edited_evaluation(evaluation, tmp_path, lambda r: r["models"]["int8"].update(sha256="0" * 64))
+    wrong = _edited_evaluation(evaluation, tmp_path, lambda r: r["models"]["int8_qat"].update(sha256="0" * 64))
     bundle = Bundle(tmp_path / "bundle")
     with pytest.raises(VerificationError, match="sha256 mismatch"):
         _export(chain, wrong, bundle, 0.0)
@@ -51,15 +51,18 @@ def test_writes_a_complete_bundle(chain, evaluation, tmp_path):
     metrics = _export(chain, evaluation, bundle, 0.0)
     bundle.finalize()
     names = sorted(p.name for p in bundle.path.iterdir())
-    assert names == ["SUMMARY.md", "_artifact.json", "bundle.json", "model.tflite", "model_float32.tflite"]
+    assert names == ["SUMMARY.md", "_artifact.json", "bundle.json", "model.tflite", "model_float32.tflite",
+                     "model_int8_ptq.tflite", "variants.html", "variants.json", "variants.md"]
     doc = json.loads((bundle.path / "bundle.json").read_text())
     report = evaluation.read_json("evaluation.json")
     assert doc["schema_version"] == 1 and doc["task"] == "anomaly_detection"
     assert doc["window"] == {"size": WINDOW, "stride": STRIDE, "channels": CHANNELS, "channel_names": CHANNEL_NAMES,
                              "layout": doc["window"]["layout"]}
     assert doc["normalization"] == chain["transform"].read_json("transform.json")
-    assert doc["thresholds"] == {"model.tflite": report["thresholds"]["int8"],
-                                 "model_float32.tflite": report["thresholds"]["float32"]}
+    assert doc["primary_variant"] == "int8_qat" and doc["models"]["int8"]["variant"] == "int8_qat"
+    assert doc["thresholds"] == {"model.tflite": report["thresholds"]["int8_qat"],
+                                 "model_float32.tflite": report["thresholds"]["float32"],
+                                 "model_int8_ptq.tflite": report["thresholds"]["int8_ptq"]}
     runner = TFLiteRunner(bundle.path / "model.tflite")
     scale, zero_point = runner.input_details["quantization"]
     assert doc["input"] == {"name": runner.input_details["name"], "shape": [None, WINDOW, CHANNELS], "dtype": "int8",
@@ -78,4 +81,48 @@ def test_writes_a_complete_bundle(chain, evaluation, tmp_path):
     x = chain["windows"].read_numpy("test")["window"]
     score = ((runner.predict(x) - x) ** 2).reshape(len(x), -1).mean(axis=1)
     errors = np.load(evaluation.path / "errors.npz")
-    np.testing.assert_allclose(score, errors["test__int8"], rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(score, errors["test__int8_qat"], rtol=1e-4, atol=1e-7)
+
+
+def test_variant_table_gates_each_variant_and_only_passing_ones_ship(chain, evaluation, tmp_path):
+    def lower_ptq(report):
+        report["agreement"]["int8_ptq"]["all"] = 0.5
+
+    bundle = Bundle(tmp_path / "bundle")
+    export_bundle.fn(tflite=chain["tflite"], evaluation=_edited_evaluation(evaluation, tmp_path, lower_ptq),
+                     transform=chain["transform"], windows=chain["windows"], bundle=bundle, min_agreement=0.8)
+    rows = {r["variant"]: r for r in json.loads((bundle.path / "variants.json").read_text())}
+    assert list(rows) == ["keras", "float32", "int8_ptq", "int8_qat"]
+    for row in rows.values():
+        assert {"variant", "size_bytes", "gzip_bytes", "latency_us", "metric", "agreement", "exported", "params",
+                "sparsity", "source"} <= set(row)
+    assert rows["int8_ptq"]["exported"] is False and "agreement 0.5 < 0.8" in rows["int8_ptq"]["reason"]
+    assert not (bundle.path / "model_int8_ptq.tflite").exists()
+    assert rows["int8_qat"]["exported"] and rows["int8_qat"]["primary"] and rows["int8_qat"]["file"] == "model.tflite"
+    assert rows["float32"]["gzip_bytes"] < rows["float32"]["size_bytes"] and rows["float32"]["latency_us"] > 0
+    assert rows["float32"]["size_vs_float32"] == 1.0  # (tiny fixture: int8 metadata outweighs its smaller weights)
+    assert "| int8_ptq |" in (bundle.path / "variants.md").read_text()
+    assert "<td>int8_qat</td>" in (bundle.path / "variants.html").read_text()
+
+
+def test_primary_failing_the_metric_bound_is_refused(chain, evaluation, tmp_path):
+    def worse_f1(report):
+        pass  # the table carries the metric; edit it there
+
+    copy = _edited_evaluation(evaluation, tmp_path, worse_f1)
+    rows = copy.read_json("variants.json")
+    for row in rows:
+        if row["variant"] == "int8_qat":
+            row["metric_drop"] = 0.3
+    copy.write_json("variants.json", rows)
+    bundle = Bundle(tmp_path / "bundle")
+    with pytest.raises(VerificationError, match="primary int8 variant 'int8_qat' fails the export bounds"):
+        export_bundle.fn(tflite=chain["tflite"], evaluation=copy, transform=chain["transform"],
+                         windows=chain["windows"], bundle=bundle, min_agreement=0.0, max_metric_drop=0.05)
+    assert not bundle.path.exists() or list(bundle.path.iterdir()) == []
+    # The same drop on a secondary with an explicit primary only un-exports the secondary.
+    ok = Bundle(tmp_path / "ok")
+    export_bundle.fn(tflite=chain["tflite"], evaluation=copy, transform=chain["transform"], windows=chain["windows"],
+                     bundle=ok, min_agreement=0.0, max_metric_drop=0.05, primary="int8_ptq")
+    table = {r["variant"]: r for r in json.loads((ok.path / "variants.json").read_text())}
+    assert table["int8_ptq"]["primary"] and table["int8_qat"]["exported"] is False

@@ -14,7 +14,7 @@ def test_conv1d_autoencoder_is_fully_quantized(qat_model):
 
 
 def test_full_int8_model_matches_qat_keras_model(qat_model, tflite_models, windows_examples):
-    runner = TFLiteRunner(tflite_models.variant_path("int8"))
+    runner = TFLiteRunner(tflite_models.variant_path("int8_qat"))
     assert np.dtype(runner.input_details["dtype"]) == np.int8
     assert np.dtype(runner.output_details["dtype"]) == np.int8
     ops = runner.op_names()

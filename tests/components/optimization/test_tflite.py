@@ -34,7 +34,7 @@ def test_each_mode_loads_and_tracks_the_keras_model(mode, float_net, windows_exa
 
 
 def test_int8_quantization_round_trip(tflite_models):
-    runner = TFLiteRunner(tflite_models.variant_path("int8"))
+    runner = TFLiteRunner(tflite_models.variant_path("int8_qat"))
     scale, zero_point = runner.input_details["quantization"]
     lo, hi = (-128 - zero_point) * scale, (127 - zero_point) * scale
     x = np.linspace(lo, hi, 101, dtype=np.float32)
@@ -48,8 +48,8 @@ def test_int8_quantization_round_trip(tflite_models):
 
 
 def test_batched_run_equals_one_by_one(tflite_models, eval_windows):
-    batched = TFLiteRunner(tflite_models.variant_path("int8"), max_batch=7)
-    single = TFLiteRunner(tflite_models.variant_path("int8"))
+    batched = TFLiteRunner(tflite_models.variant_path("int8_qat"), max_batch=7)
+    single = TFLiteRunner(tflite_models.variant_path("int8_qat"))
     single.dynamic_batch = False
     assert batched.dynamic_batch
     np.testing.assert_array_equal(batched.predict(eval_windows[:20]), single.predict(eval_windows[:20]))
@@ -64,10 +64,11 @@ def test_conversion_errors_are_config_errors(float_net):
 
 
 def test_convert_tflite_component_outputs(tflite_models):
-    assert tflite_models.variants() == ["float32", "int8"]
+    assert tflite_models.variants() == ["float32", "int8_ptq", "int8_qat"]
     index = tflite_models.read_json("variants.json")
-    assert index["int8"]["source"] == "qat" and index["int8"]["input_dtype"] == "int8"
+    assert index["int8_qat"]["source"] == "qat" and index["int8_qat"]["input_dtype"] == "int8"
+    assert index["int8_ptq"]["source"] == "float" and index["int8_ptq"]["float_ops"] == []
     assert index["float32"]["input_dtype"] == "float32"
-    assert "DELEGATE" not in index["int8"]["ops"]
+    assert "DELEGATE" not in index["int8_qat"]["ops"]
     for name, entry in index.items():
         assert tflite_models.variant_path(name).stat().st_size == entry["size_bytes"]

@@ -1,0 +1,110 @@
+"""The variant comparison table: one row per model variant, every number measured on the artifact itself.
+
+Rows carry what a deployment decision needs side by side -- the task metric and the agreement of decisions with the
+Keras float model (the quality cost), raw and gzip size (storage and OTA cost; gzip is where pruning and clustering
+show, since TFLite stores zeros and shared values densely), parameters and sparsity, and batch-1 single-thread
+XNNPACK latency (the CPU cost). :func:`gate` then marks each row exported or not against the configured bounds;
+evaluation builds rows, export gates them, and both write the same JSON / Markdown / HTML renderings.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+LABELS = {"keras": "Keras float", "float32": "TFLite float32", "float16": "TFLite float16",
+          "dynamic": "dynamic-range int8", "int8_ptq": "int8 PTQ", "int8_qat": "int8 QAT",
+          "pruned_int8": "pruned + int8 PTQ", "pqat": "pruned + PQAT int8", "clustered": "clustered + int8 PTQ",
+          "cqat": "clustered + CQAT int8"}
+COLUMNS = ("variant", "label", "size_bytes", "gzip_bytes", "params", "sparsity", "latency_us", "metric",
+           "metric_drop", "agreement", "exported", "source", "reason")
+
+
+def build_rows(index: dict[str, dict[str, Any]], metric_name: str, metrics: dict[str, float | None],
+               agreements: dict[str, float | None], drops: dict[str, float | None], latencies: dict[str, float],
+               reference: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows in catalogue order: the Keras reference first (``reference`` = its size/params/sparsity), then each
+    TFLite variant of ``index`` (convert_tflite's ``variants.json``)."""
+    rows = [{"variant": "keras", "label": LABELS["keras"], "source": "float", "metric_name": metric_name,
+             "metric": metrics.get("keras"), "metric_drop": 0.0, "agreement": 1.0, "latency_us": None,
+             "exported": None, **reference}]
+    order = list(LABELS)
+    for name, entry in sorted(index.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
+        rows.append({
+            "variant": name, "label": LABELS.get(name, name), "source": entry.get("source"), "mode": entry.get("mode"),
+            "file": entry.get("file"), "size_bytes": entry["size_bytes"], "gzip_bytes": entry["gzip_bytes"],
+            "params": entry.get("params"), "sparsity": entry.get("sparsity"), "latency_us": latencies.get(name),
+            "metric_name": metric_name, "metric": metrics.get(name), "metric_drop": drops.get(name),
+            "agreement": agreements.get(name), "input_dtype": entry.get("input_dtype"),
+            "float_ops": entry.get("float_ops"), "exported": None})
+    float32 = next((r for r in rows if r["variant"] == "float32"), None)
+    for row in rows:  # ratios against the float32 TFLite model: what the size/latency targets are stated in
+        for key in ("size_bytes", "gzip_bytes", "latency_us"):
+            base = float32.get(key) if float32 else None
+            row[key.replace("_bytes", "").replace("_us", "") + "_vs_float32"] = (
+                round(row[key] / base, 4) if base and row.get(key) is not None else None)
+    return rows
+
+
+def gate(rows: list[dict[str, Any]], min_agreement: float, max_metric_drop: float | None) -> list[dict[str, Any]]:
+    """Mark each TFLite row ``exported`` (True/False) with a ``reason`` when refused; the Keras row stays None."""
+    out = []
+    for row in rows:
+        row = dict(row)
+        if row["variant"] != "keras":
+            reasons = []
+            agreement, drop = row.get("agreement"), row.get("metric_drop")
+            if agreement is None or agreement < min_agreement:
+                reasons.append(f"agreement {_fmt(agreement)} < {min_agreement}")
+            if max_metric_drop is not None and (drop is None or drop > max_metric_drop):
+                reasons.append(f"{row['metric_name']} drop {_fmt(drop)} > {max_metric_drop}")
+            row["exported"] = not reasons
+            row["reason"] = "; ".join(reasons) or None
+        out.append(row)
+    return out
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    return [row["variant"], row["label"], _fmt(row.get("size_bytes")), _fmt(row.get("gzip_bytes")),
+            _fmt(row.get("params")), _fmt(row.get("sparsity"), 3), _fmt(row.get("latency_us"), 3),
+            _fmt(row.get("metric")), _fmt(row.get("metric_drop"), 3), _fmt(row.get("agreement")),
+            "-" if row.get("exported") is None else _fmt(row["exported"]), row.get("source") or "",
+            row.get("reason") or ""]
+
+
+def _header(rows: list[dict[str, Any]]) -> list[str]:
+    metric = rows[0].get("metric_name", "metric") if rows else "metric"
+    return ["variant", "model", "size (B)", "gzip (B)", "params", "sparsity", "latency (us)", metric,
+            f"{metric} drop", "agreement", "exported", "source", "note"]
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    head = _header(rows)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in _cells(r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_html(rows: list[dict[str, Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in _header(rows))
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows)
+    return ("<!doctype html><meta charset=\"utf-8\"><title>edgepipe variants</title>"
+            "<style>table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px;"
+            "text-align:right}</style>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n")
+
+
+def write_table(artifact, rows: list[dict[str, Any]]) -> None:
+    """``variants.json`` (list of rows), ``variants.md`` and ``variants.html`` into ``artifact``."""
+    artifact.write_json("variants.json", rows)
+    artifact.file("variants.md").write_text(to_markdown(rows))
+    artifact.file("variants.html").write_text(to_html(rows))

@@ -1,0 +1,57 @@
+"""Every family config builds a valid pipeline through its template; mismatches are one-line ConfigErrors."""
+from pathlib import Path
+
+import pytest
+
+import edgepipe  # noqa: F401
+from edgepipe.pipeline.config import load_config
+from edgepipe.pipeline.errors import ConfigError
+from edgepipe.pipeline.templates import build_pipeline
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+EXPECTED = {
+    "mlp": ["ingest_csv", "train_model", "evaluate_model", "export_model"],
+    "cnn": ["ingest_npz", "train_model", "evaluate_model", "export_model"],
+    "rnn": ["ingest_npz", "train_model", "evaluate_model", "export_model"],
+    "conv1d": ["ingest_npz", "train_model", "evaluate_model", "export_model"],
+    "unet": ["ingest_npz", "train_model", "evaluate_model", "export_model"],
+    "mobilenet_v2": ["ingest_npz", "train_model", "evaluate_model", "export_model"],
+    "dcgan": ["ingest_npz", "train_gan", "evaluate_gan", "export_model"],
+    "cgan": ["ingest_npz", "train_gan", "evaluate_gan", "export_model"],
+    "dqn": ["train_dqn", "evaluate_policy", "export_model"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_family_config_builds_a_valid_pipeline(name, tmp_path):
+    cfg = load_config(CONFIGS / f"{name}.yaml", [f"pipeline.root={tmp_path}"])
+    assert cfg.model.family == name
+    pipeline = build_pipeline(cfg)
+    assert [n.component.name for n in pipeline.nodes] == EXPECTED[name]
+    train = pipeline.nodes[-3]
+    if name != "dqn":
+        assert train.params["checkpoint_root"] == str(tmp_path.resolve() / "checkpoints")
+        assert "checkpoint_root" in train.component.execution_params
+
+
+def test_autoencoder_config_uses_the_anomaly_pipeline(tmp_path):
+    cfg = load_config(CONFIGS / "autoencoder.yaml", [f"pipeline.root={tmp_path}"])
+    assert cfg.pipeline.template == "anomaly_detection" and cfg.model.family == "autoencoder"
+
+
+@pytest.mark.parametrize("override,what", [
+    ("model.hparams={filters: abc}", "hyperparameter 'filters'"),
+    ("model.hparams={nope: 1}", "no hyperparameter 'nope'"),
+    ("model.family=dqn", "template 'supervised' trains"),
+    ("data.source=builtin:nothing", "unknown built-in dataset 'nothing'"),
+])
+def test_bad_family_settings_fail_when_the_pipeline_is_built(override, what, tmp_path):
+    cfg = load_config(CONFIGS / "cnn.yaml", [f"pipeline.root={tmp_path}", override])
+    with pytest.raises(ConfigError, match=what) as info:
+        build_pipeline(cfg)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_family_is_a_config_error_at_load(tmp_path):
+    with pytest.raises(ConfigError, match="model.family"):
+        load_config(CONFIGS / "cnn.yaml", ["model.family=transformer"])

@@ -1,0 +1,152 @@
+"""The generic train_model component: distributed fit from TFRecords, resume after failure, evaluation, export."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgepipe  # noqa: F401
+from edgepipe.components.training.arrays import write_examples
+from edgepipe.components.training.train_model import train_model
+from edgepipe.pipeline.artifacts import Examples, Model
+from edgepipe.pipeline.errors import ConfigError
+from edgepipe.pipeline.executor import invoke
+
+MLP = {"units": [16], "dropout": 0.0, "learning_rate": 0.05}
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory) -> Examples:
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 3, size=(3, 4))
+    splits = {}
+    for split, n in {"train": 120, "eval": 30, "test": 30}.items():
+        y = rng.integers(0, 3, n)
+        splits[split] = {"x": (centers[y] + rng.normal(0, 0.4, (n, 4))).astype("float32"), "label": y}
+    return write_examples(Examples(tmp_path_factory.mktemp("blobs") / "ex"), splits, shards=2,
+                          class_names=["a", "b", "c"])
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Examples:
+    """One feature per column (what ingest_csv writes) and a float label: tabular regression."""
+    rng = np.random.default_rng(1)
+    splits = {}
+    for split, n in {"train": 96, "eval": 24, "test": 24}.items():
+        a, b = rng.normal(size=n).astype("float32"), rng.normal(size=n).astype("float32")
+        splits[split] = {"a": a, "b": b, "label": (2 * a - b).astype("float32")}
+    return write_examples(Examples(tmp_path_factory.mktemp("table") / "ex"), splits)
+
+
+def _train(examples, out: Path, **params):
+    params = {"family": "mlp", "hparams": MLP, "epochs": 4, "batch_size": 16, "patience": 0, "verbose": 0,
+              **params}
+    return invoke(train_model, {"examples": examples}, {"model": out}, params)
+
+
+def test_trains_classifier_with_strategy_tensorboard_and_spec(blobs, tmp_path):
+    outputs, metrics = _train(blobs, tmp_path / "m", strategy="mirrored", lr_schedule="cosine")
+    model = outputs["model"]
+    history = model.read_json("history.json")
+    assert history["strategy"]["class"] == "MirroredStrategy"
+    assert history["global_batch_size"] == 16 * history["strategy"]["replicas"]
+    assert history["run"]["op_determinism"] is True
+    loss = history["phases"]["phase1"]["loss"]
+    assert loss[-1] < loss[0]
+    assert metrics["final_val_accuracy"] > 0.8
+    assert any((model.path / "tensorboard").rglob("events.out.tfevents*"))
+    assert model.properties["data_spec"]["class_names"] == ["a", "b", "c"]
+    reloaded = Model.open(model.path).load_keras()
+    assert reloaded.output_shape == (None, 3)
+
+
+def test_same_seed_same_weights_on_cpu(blobs, tmp_path):
+    a, _ = _train(blobs, tmp_path / "a", epochs=2)
+    b, _ = _train(blobs, tmp_path / "b", epochs=2)
+    wa, wb = a["model"].load_keras().get_weights(), b["model"].load_keras().get_weights()
+    for x, y in zip(wa, wb):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_tabular_columns_regression(table, tmp_path):
+    outputs, metrics = _train(table, tmp_path / "m", task="regression", epochs=6,
+                              hparams={"units": [8], "dropout": 0.0, "l2": 0.0, "learning_rate": 0.02})
+    spec = outputs["model"].properties["data_spec"]
+    assert spec["input_shape"] == [2] and spec["extra"]["features"] == ["a", "b"]
+    assert "final_val_mae" in metrics
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(blobs, tmp_path, monkeypatch):
+    import tf_keras as keras
+
+    from edgepipe.components.training import fit as fit_module
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("killed after epoch 2")
+
+    original = fit_module.callbacks
+    monkeypatch.setattr(fit_module, "callbacks", lambda *a, **k: [*original(*a, **k), Crash()])
+    with pytest.raises(RuntimeError, match="killed"):
+        _train(blobs, tmp_path / "first", checkpoint_root=str(tmp_path / "ckpt"))
+    saved = list((tmp_path / "ckpt").iterdir())
+    assert len(saved) == 1 and any(saved[0].rglob("*"))  # survives outside the (deleted) staging folder
+    monkeypatch.setattr(fit_module, "callbacks", original)
+    outputs, _ = _train(blobs, tmp_path / "second", checkpoint_root=str(tmp_path / "ckpt"))
+    history = outputs["model"].read_json("history.json")
+    assert len(history["phases"]["phase1"]["loss"]) == 2  # epochs 3 and 4 only
+    assert history["checkpoint_dir"] == str(saved[0])
+    assert not saved[0].exists()  # removed once the training succeeded
+
+
+def test_checkpoint_dir_is_keyed_like_the_execution(blobs, tmp_path):
+    from edgepipe.components.training.fit import checkpoint_dir
+
+    one = checkpoint_dir(tmp_path, "train_model", "1:abc", {"epochs": 4}, {"examples": blobs})
+    assert one == checkpoint_dir(tmp_path, "train_model", "1:abc", {"epochs": 4}, {"examples": blobs})
+    assert one != checkpoint_dir(tmp_path, "train_model", "1:abc", {"epochs": 5}, {"examples": blobs})
+    assert one != checkpoint_dir(tmp_path, "train_model", "2:abc", {"epochs": 4}, {"examples": blobs})
+    assert checkpoint_dir(None, "train_model", "1", {}, {}) is None
+
+
+@pytest.mark.parametrize("params,what", [
+    ({"hparams": {"units": "many"}}, "hyperparameter 'units'"),
+    ({"family": "cnn", "hparams": {}}, "expects images"),
+    ({"family": "dcgan", "hparams": {}}, "trained by its own component"),
+    ({"task": "segmentation"}, "does not do task 'segmentation'"),
+    ({"strategy": "gpu"}, "unknown distribution strategy"),
+    ({"strategy": "multi_worker", "workers": ["localhost:1"], "task_index": 3}, "task_index must be in 0..0"),
+])
+def test_bad_config_fails_before_training(blobs, tmp_path, params, what):
+    with pytest.raises(ConfigError, match=what):
+        _train(blobs, tmp_path / "m", **params)
+    assert not (tmp_path / "m" / "model.h5").exists()
+
+
+def test_evaluate_and_export_a_classifier(blobs, tmp_path):
+    from edgepipe.components.evaluation.families import evaluate_model
+    from edgepipe.components.export.family_bundle import export_model
+
+    outputs, _ = _train(blobs, tmp_path / "m")
+    model = outputs["model"]
+    ev, metrics = invoke(evaluate_model, {"examples": blobs, "model": model}, {"evaluation": tmp_path / "e"},
+                         {"lowest_confidence": 3})
+    report = ev["evaluation"].read_json("evaluation.json")["metrics"]
+    assert report["examples"] == 30 and metrics["accuracy"] == report["accuracy"] > 0.8
+    assert set(report["per_class"]) == {"a", "b", "c"} and np.array(report["confusion_matrix"]).sum() == 30
+    assert len(report["lowest_confidence"]) == 3
+    conf = [r["confidence"] for r in report["lowest_confidence"]]
+    assert conf == sorted(conf)
+    bundle, exported = invoke(export_model, {"model": model, "evaluation": ev["evaluation"]}, {"bundle": tmp_path / "b"},
+                              {})
+    doc = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    assert doc["family"] == "mlp" and (tmp_path / "b" / "model.tflite").exists()
+    assert exported["max_abs_diff_vs_keras"] < 1e-4
+
+
+def test_dense_autoencoder_exports_its_encoder(blobs, tmp_path):
+    outputs, _ = _train(blobs, tmp_path / "m", family="autoencoder",
+                        hparams={"variant": "dense", "units": [8], "embedding_dim": 2})
+    model = outputs["model"]
+    assert model.properties["task"] == "reconstruction" and (model.path / "encoder.h5").exists()

@@ -1,0 +1,112 @@
+"""Decoders of the vector families (classification, regression) and their part of the schema.
+
+No exported bundle of these families exists yet, so the model is a stub with the runner's interface (input spec,
+``run``); what is tested is the runtime's own work: input checks, normalization, softmax, labels, denormalization.
+"""
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from edgepipe.runtime import BundleError, InputError, UsageError
+from edgepipe.runtime import schema
+from edgepipe.runtime.tasks import TASKS
+
+
+class StubRunner:
+    """Returns ``x @ weights`` (flattened per example), records what it was given."""
+
+    def __init__(self, feature_shape, weights):
+        self.name = "stub.tflite"
+        self.input = SimpleNamespace(shape=(None, *feature_shape))
+        self.weights = np.asarray(weights, dtype=np.float32)
+        self.seen = None
+
+    def run(self, x):
+        self.seen = x
+        return x.reshape(len(x), -1) @ self.weights
+
+
+def spec(shape, dtype="float32"):
+    return {"name": "t", "shape": shape, "dtype": dtype, "quantization": None}
+
+
+def vector_doc(task, features=2, outputs=3, **extra):
+    model = {"file": "model.tflite", "threshold": None, "input": spec([None, features]),
+             "output": spec([None, outputs])}
+    return {"schema_version": 1, "task": task, "default_model": "model.tflite", "input": model["input"],
+            "output": model["output"], "models": {"main": model}, **extra}
+
+
+def test_classification_softmaxes_logits_and_names_classes():
+    doc = vector_doc("classification", labels=["idle", "run", "fault"], output_kind="logits",
+                     normalization={"center": [1.0, 1.0], "scale": [2.0, 2.0]})
+    schema.validate(doc)
+    runner = StubRunner((2,), [[1, 0, 0], [0, 1, 0]])
+    task = TASKS["classification"](doc, doc["models"]["main"], runner)
+    result = task.predict([[5.0, 1.0], [1.0, 9.0]])
+    np.testing.assert_allclose(runner.seen, [[2.0, 0.0], [0.0, 4.0]])  # (x - 1) / 2
+    logits = np.array([[2.0, 0.0, 0.0], [0.0, 4.0, 0.0]])
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(result.probabilities, expected, rtol=1e-6)
+    records = result.to_dict()["predictions"]
+    assert [r["label"] for r in records] == ["idle", "run"] and [r["class"] for r in records] == [0, 1]
+    assert records[1]["probability"] == pytest.approx(expected[1, 1])
+
+
+def test_classification_single_example_and_bad_shapes():
+    doc = vector_doc("classification")
+    task = TASKS["classification"](doc, doc["models"]["main"], StubRunner((2,), np.eye(2, 3)))
+    assert task.predict([0.2, 0.7]).classes.tolist() == [1]
+    assert task.predict([0.2, 0.7]).labels == ["0", "1", "2"]
+    with pytest.raises(InputError, match=r"expected shape \[n, 2\], got \[1, 3\]"):
+        task.predict([[1.0, 2.0, 3.0]])
+    with pytest.raises(UsageError, match="no streaming mode"):
+        task.stream()
+
+
+def test_regression_undoes_target_normalization():
+    doc = vector_doc("regression", outputs=2, target_names=["rul_h", "temp"],
+                     target_normalization={"center": [100.0, 20.0], "scale": [10.0, 2.0]})
+    schema.validate(doc)
+    task = TASKS["regression"](doc, doc["models"]["main"], StubRunner((2,), np.eye(2)))
+    result = task.predict([[1.0, -1.0]])
+    assert result.records() == [{"rul_h": 110.0, "temp": 18.0}]
+
+
+@pytest.mark.parametrize("task, change, pattern", [
+    ("classification", lambda d: d.update(labels=["a", "b"]), r"key 'labels' has 2 names, expected 3"),
+    ("classification", lambda d: d.update(output_kind="scores"), r"key 'output_kind' must be one of"),
+    ("classification", lambda d: d["output"].update(shape=[None, 4, 4]) or d["models"]["main"].update(
+        output=d["output"]), r"key 'output.shape' must be \[batch, outputs\]"),
+    ("regression", lambda d: d.update(target_normalization={"center": [0.0], "scale": [1.0]}),
+     r"key 'target_normalization.center' has 1 values, expected 3"),
+])
+def test_vector_schema_refuses_inconsistent_fields(task, change, pattern):
+    doc = copy.deepcopy(vector_doc(task))
+    change(doc)
+    with pytest.raises(BundleError, match=pattern):
+        schema.validate(doc)
+
+
+def test_image_model_takes_images_and_anomaly_bundles_do_not(tmp_path):
+    from PIL import Image
+
+    from edgepipe.runtime.inputs import read_input
+
+    doc = vector_doc("classification")
+    doc["models"]["main"]["input"] = doc["input"] = spec([None, 4, 6, 3])
+    task = TASKS["classification"](doc, doc["models"]["main"], StubRunner((4, 6, 3), np.ones((72, 2))))
+    image = tmp_path / "cat.png"
+    Image.new("RGB", (12, 8), (10, 20, 30)).save(image)
+    [(name, kind, values, _)] = read_input(image, task)
+    assert (name, kind, values.shape) == ("cat", "image", (4, 6, 3))
+    assert values[0, 0].tolist() == [10.0, 20.0, 30.0]
+    assert task.predict(values).probabilities.shape == (1, 2)
+
+    anomaly = SimpleNamespace(name="anomaly_detection", input_kinds=("series", "windows"))
+    with pytest.raises(UsageError, match="takes series or windows input, not images"):
+        read_input(image, anomaly)
