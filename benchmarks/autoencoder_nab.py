@@ -9,8 +9,10 @@ counted as windows and as separate alarm events (runs of consecutive flagged win
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
 
@@ -39,10 +41,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         cfg = load_config("configs/autoencoder.yaml", [f"pipeline.root={root}"])
         started = time.perf_counter()
-        result = LocalRunner(root).run(build_pipeline(cfg), cfg.model_dump(mode="json"))
-        if result.error:
+        with contextlib.redirect_stdout(sys.stderr):  # keep stdout to the one JSON line
+            result = LocalRunner(root).run(build_pipeline(cfg), cfg.model_dump(mode="json"))
+        node = next(n.name for n in build_pipeline(cfg).nodes if n.component.name == "evaluate_anomaly")
+        if node not in result.nodes:  # detection needs the evaluation; a refused export downstream does not matter
             raise result.error
-        evaluation = result.artifact("evaluate", "evaluation")
+        export_error = str(result.error) if result.error else None
+        evaluation = result.artifact(node, "evaluation")
         report = evaluation.read_json("evaluation.json")
         errors = np.load(evaluation.path / "errors.npz")
         threshold = report["thresholds"]["keras"]
@@ -74,7 +79,7 @@ def main() -> None:
             "labelled_windows_detected": sum(w["detected"] for w in detected.values()), "windows": detected,
             "false_positive_windows": fp_windows, "false_positive_events": events, "flagged_windows": flagged_total,
             "keras_window_f1": keras_all.get("f1"), "keras_auc": keras_all.get("auc"),
-            "seconds": round(time.perf_counter() - started, 1)}))
+            "export_error": export_error, "seconds": round(time.perf_counter() - started, 1)}))
 
 
 if __name__ == "__main__":

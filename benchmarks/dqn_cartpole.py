@@ -6,8 +6,10 @@ exported Q-network's greedy policy over 100 fresh episodes (target >= 195), and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import sys
 import resource
 import tempfile
 import time
@@ -30,7 +32,8 @@ def main() -> None:
         cfg = load_config("configs/dqn.yaml", [f"pipeline.root={root}", f"training.seed={args.seed}",
                                                f"training.time_budget_s={args.budget_s}"])
         started = time.perf_counter()
-        result = LocalRunner(root).run(build_pipeline(cfg), cfg.model_dump(mode="json"))
+        with contextlib.redirect_stdout(sys.stderr):  # keep stdout to the one JSON line
+            result = LocalRunner(root).run(build_pipeline(cfg), cfg.model_dump(mode="json"))
         if result.error:
             raise result.error
         wall = time.perf_counter() - started

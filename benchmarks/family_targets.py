@@ -10,8 +10,10 @@ Prints one JSON line. Run from the repository root (the penguins CSV is under ..
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
 
@@ -47,7 +49,7 @@ def main() -> None:
     for family in args.families:
         runs = []
         for seed in args.seeds:
-            with tempfile.TemporaryDirectory() as root:
+            with tempfile.TemporaryDirectory() as root, contextlib.redirect_stdout(sys.stderr):  # Keras progress
                 runs.append(run(f"configs/{family}.yaml", root, seed))
         accs = [r["test_accuracy"] for r in runs]
         out[family] = {"target": TARGETS[family], "runs": runs, "min_test_accuracy": min(accs),

@@ -40,9 +40,13 @@ def _expected(rows, examples, size, stride, mode):
     return expected, short
 
 
-@pytest.mark.parametrize("size,stride,mode", [(5, 2, "any"), (4, 3, "last"), (12, 1, "any")])
-def test_windows_equal_independent_computation(tmp_path, run, rows, chunks, size, stride, mode):
-    metrics, out = run(make_windows, tmp_path / "w", examples=chunks, size=size, stride=stride, label_mode=mode)
+@pytest.mark.parametrize("size,stride,mode,chunk_steps", [(5, 2, "any", 1 << 16), (4, 3, "last", 1 << 16),
+                                                       (12, 1, "any", 1 << 16), (5, 2, "any", 6),
+                                                       (12, 1, "any", 13), (4, 3, "last", 9)])
+def test_windows_equal_independent_computation(tmp_path, run, rows, chunks, size, stride, mode, chunk_steps):
+    """Small ``chunk_steps``: every series is windowed in overlapping pieces; nothing may change."""
+    metrics, out = run(make_windows, tmp_path / "w", examples=chunks, size=size, stride=stride, label_mode=mode,
+                       chunk_steps=chunk_steps)
     expected, short = _expected(rows, chunks, size, stride, mode)
     got = {}
     for split in SPLITS:
