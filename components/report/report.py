@@ -30,15 +30,19 @@ QUANTILES = (("p1", "0.01"), ("median", "0.5"), ("p99", "0.99"))
 def render_report(statistics: Input[ExampleStatistics], report: Output[Report],
                   rejects: Input[Rejects] | None = None, model: Input[Model] | None = None,
                   evaluation: Input[ModelEvaluation] | None = None, tflite: Input[TFLiteModels] | None = None,
-                  title: str = "edgepipe run report", max_series: int = 12, max_rejects: int = 20) -> dict:
-    """Write ``report.html`` (inline CSS, base64 PNG plots): data, training, evaluation, model comparison."""
+                  title: str = "edgepipe run report", max_series: int = 12, max_rejects: int = 20,
+                  primary: str | None = None) -> dict:
+    """Write ``report.html`` (inline CSS, base64 PNG plots): data, training, evaluation, model comparison.
+
+    ``primary`` names the variant the export ships as ``model.tflite`` (the template resolves it from config); the
+    plots show that model."""
     stats = statistics.read_json("statistics.json")
     eval_doc = evaluation.read_json("evaluation.json") if evaluation is not None else None
     sections = [
         _data_section(stats, rejects, max_rejects),
         _training_section(model),
-        _evaluation_section(evaluation, eval_doc, max_series),
-        _models_section(eval_doc, tflite, evaluation),
+        _evaluation_section(evaluation, eval_doc, max_series, primary),
+        _models_section(eval_doc, tflite, evaluation, primary),
     ]
     channels = ", ".join(stats.get("channels") or [])
     page = html.page(title, f"channels: {channels}", sections)
@@ -127,26 +131,23 @@ def _training_section(model: Model | None) -> str:
 
 
 # ---- evaluation ------------------------------------------------------------------------------------------------------
-# The model the bundle most likely ships as model.tflite: export's "auto" preference, most optimized int8 first.
-PRIMARY_PREFERENCE = ("int8", "pqat", "int8_qat", "cqat", "pruned_int8", "clustered", "int8_ptq")
-
-
-def _deployed(doc: dict[str, Any]) -> str:
-    """The model the plots show: the preferred int8 variant if evaluated, else any int8-input TFLite model, else
+def _deployed(doc: dict[str, Any], primary: str | None) -> str:
+    """The model the plots show: the shipped variant if evaluated, else any int8-input TFLite model, else
     another TFLite variant, else the reference (Keras)."""
     models = doc.get("models") or {}
     int8 = [m for m, e in models.items() if (e or {}).get("input_dtype") == "int8"]
     others = [m for m in models if m != doc.get("reference")]
-    for name in (*PRIMARY_PREFERENCE, *int8, *others, doc.get("reference")):
+    for name in (primary, *int8, *others, doc.get("reference")):
         if name in models:
             return name
     return next(iter(models), "keras")
 
 
-def _evaluation_section(evaluation: ModelEvaluation | None, doc: dict[str, Any] | None, max_series: int) -> str:
+def _evaluation_section(evaluation: ModelEvaluation | None, doc: dict[str, Any] | None, max_series: int,
+                        primary: str | None) -> str:
     if evaluation is None or doc is None:
         return html.section("Evaluation", '<p class="note">Not available (no evaluation).</p>', "evaluation")
-    chosen = _deployed(doc)
+    chosen = _deployed(doc, primary)
     threshold = (doc.get("thresholds") or {}).get(chosen)
     splits = list(doc.get("splits") or [])
     errors_file = evaluation.path / doc.get("errors_file", "errors.npz")
@@ -216,7 +217,7 @@ def _timeline_rows(arrays: dict[str, np.ndarray], splits: list[str], model: str,
 
 # ---- models ----------------------------------------------------------------------------------------------------------
 def _models_section(doc: dict[str, Any] | None, tflite: TFLiteModels | None,
-                    evaluation: ModelEvaluation | None = None) -> str:
+                    evaluation: ModelEvaluation | None = None, primary: str | None = None) -> str:
     """Size, detection quality and agreement per model; TFLite details from ``variants.json`` when present (the
     TFLite artifact's for sizes/modes, the evaluation's for latency)."""
     variants: dict[str, Any] = {}
@@ -240,7 +241,7 @@ def _models_section(doc: dict[str, Any] | None, tflite: TFLiteModels | None,
     if not names:
         return html.section("Model comparison", '<p class="note">Not available (no models evaluated or '
                                                  'converted).</p>', "models")
-    deployed = _deployed(doc) if evaluated else None
+    deployed = _deployed(doc, primary) if evaluated else None
     rows = []
     for name in names:
         v, e = variants.get(name) or {}, evaluated.get(name) or {}

@@ -72,14 +72,15 @@ def anomaly_detection(cfg: Config) -> Pipeline:
                                 threshold_margin=cfg.evaluate.threshold_margin,
                                 latency_runs=cfg.evaluate.latency_runs)
     # The report comes before export, so a run whose export the verification gate refuses still has one.
+    primary = primary_variant(cfg.convert.primary, active)
     report = render_report(statistics=statistics.outputs["statistics"], rejects=ingest.outputs["rejects"],
                            model=train.outputs["model"], evaluation=evaluate.outputs["evaluation"],
-                           tflite=convert.outputs["tflite"])
+                           tflite=convert.outputs["tflite"], primary=primary)
     export = export_bundle(tflite=convert.outputs["tflite"], evaluation=evaluate.outputs["evaluation"],
                            report=report.outputs["report"],
                            transform=transform.outputs["params"], windows=windows,
                            min_agreement=cfg.export.min_agreement, max_metric_drop=cfg.export.max_metric_drop,
-                           primary=primary_variant(cfg.convert.primary, active))
+                           primary=primary)
     nodes += [convert, evaluate, report, export]
     return Pipeline(cfg.pipeline.name, nodes)
 
