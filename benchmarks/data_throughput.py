@@ -10,7 +10,8 @@ Prints ONE JSON line::
      "direct_vs_numpy": <direct time / numpy time>, "dask_vs_numpy": ..., "peak_rss_mb": {...}, "outputs_match": true}
 
 Each mode runs in its own process so ``peak_rss_mb`` is that mode's own peak (Dask: the client plus its
-workers). Usage: ``python benchmarks/data_throughput.py [--samples N] [--size 32] [--stride 4] [--dask-workers 2]``
+workers; the CSV is generated in a child too, since Linux keeps a parent's ``ru_maxrss`` across fork+exec).
+Usage: ``python benchmarks/data_throughput.py [--samples N] [--size 32] [--stride 4] [--dask-workers 2]``
 (default 10,000,000 samples: ~0.5 GB of CSV and a few minutes; try ``--samples 200000`` first).
 """
 from __future__ import annotations
@@ -123,6 +124,9 @@ def run_beam(csv_path: Path, out: Path, size: int, stride: int, beam_args: list[
 
 def child(args) -> None:
     """One mode in this process; prints its JSON result."""
+    if args.mode == "generate":
+        generate(Path(args.csv), args.samples)
+        return
     out = Path(args.out)
     if args.mode == "numpy":
         result = run_numpy(Path(args.csv), out, args.size, args.stride)
@@ -173,7 +177,10 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="edgepipe-bench-") as tmp:
         csv_path = Path(tmp) / "series.csv"
-        generate(csv_path, args.samples)
+        # in a child: Linux keeps ru_maxrss across fork+exec, so a parent that held the generated data would
+        # hand every mode its peak as a floor
+        subprocess.run([sys.executable, __file__, "--mode", "generate", "--csv", str(csv_path), "--samples",
+                        str(args.samples)], check=True)
         results = {}
         for mode in args.modes.split(","):
             cmd = [sys.executable, __file__, "--mode", mode, "--csv", str(csv_path), "--out", f"{tmp}/{mode}",

@@ -37,16 +37,17 @@ def main() -> None:
         cold = timed_run(root, output, args.overrides)
         cached = timed_run(root, output, args.overrides)
         meta = json.loads((output / "bundle.json").read_text())
-        metrics = meta["metrics"]
+        per_model = meta["metrics"]["per_model"]  # F1 over eval+test windows ("all")
         print(json.dumps({
             "cold_run_s": round(cold, 2),
             "cached_run_s": round(cached, 2),
+            "primary_variant": meta.get("primary_variant"),
             "int8_bytes": (output / "model.tflite").stat().st_size,
             "float32_bytes": (output / "model_float32.tflite").stat().st_size,
-            "f1_keras": metrics["keras"]["f1"],
-            "f1_float32": metrics["float32"]["f1"],
-            "f1_int8": metrics["int8"]["f1"],
-            "int8_agreement": meta.get("agreement", {}).get("int8"),
+            "f1_keras": round(per_model["keras"]["all"]["f1"], 4),
+            "f1_float32": round(per_model["float32"]["all"]["f1"], 4),
+            "f1_int8": round(per_model["int8"]["all"]["f1"], 4),
+            "int8_agreement": round(meta["metrics"]["agreement_with_keras"]["int8"]["all"], 4),
         }))
 
 

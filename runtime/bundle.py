@@ -107,4 +107,5 @@ def _summary_metrics(doc: dict[str, Any]) -> dict[str, Any]:
     """Per-model headline metrics if the exporter recorded them (informative; never validated)."""
     per_model = (doc.get("metrics") or {}).get("per_model") or {}
     return {name: {k: v.get("all", {}).get(k) for k in ("f1", "precision", "recall", "auc")}
+            if "f1" in v.get("all", {}) else dict(v.get("all", {}))
             for name, v in per_model.items() if isinstance(v, dict)}

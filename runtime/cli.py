@@ -63,7 +63,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         results = []
         for name, kind, values, stamps in parts:
             try:
-                results.append((name, bundle.predict(values, None if kind == "image" else kind), stamps))
+                results.append((name, bundle.predict(values, kind), stamps))
             except InputError as err:
                 raise InputError(f"{args.input}: {name}: {err}") from None
         fmt = args.format or ("csv" if args.output and args.output.lower().endswith(".csv") else "jsonl")

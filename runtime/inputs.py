@@ -57,7 +57,10 @@ def channel_names(task) -> list[str] | None:
 
 # ---- CSV ---------------------------------------------------------------------------------------------------------
 def read_csv(path: Path, task, series_column: str | None, timestamp_column: str | None):
-    """Columns named like the bundle's channels (any order, extra columns ignored); rows in time order."""
+    """Columns named like the bundle's channels (any order, extra columns ignored); rows in time order. A table
+    bundle (``preprocessing.features``) reads one example per row from the columns named like its features."""
+    if getattr(task, "feature_names", None):
+        return read_table(path, task)
     if "series" not in task.input_kinds:
         raise UsageError(f"{path}: task '{task.name}' does not take CSV time series")
     names = channel_names(task)
@@ -108,6 +111,41 @@ def read_csv(path: Path, task, series_column: str | None, timestamp_column: str 
             for key, (rows, stamps) in groups.items()]
 
 
+def read_table(path: Path, task):
+    """``[(stem, "features", [n, F])]``: one example per data row, columns in the bundle's feature order."""
+    names = list(task.feature_names)
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    header = [h.strip() for h in next(reader, [])]
+    if not header:
+        raise InputError(f"{path}: empty file (no header)")
+    missing = [n for n in names if n not in header]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (bundle features: {', '.join(names)}; "
+                         f"header: {', '.join(header)})")
+    cols = [header.index(n) for n in names]
+    rows = []
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise InputError(f"{path}:{reader.line_num}: {len(row)} fields, the header has {len(header)}")
+        values = []
+        for name, i in zip(names, cols):
+            cell = row[i].strip()
+            try:
+                value = float(cell)
+            except ValueError:
+                what = "missing value" if not cell else f"not a number: {cell[:40]!r}"
+                raise InputError(f"{path}:{reader.line_num}: column '{name}': {what}") from None
+            if not math.isfinite(value):
+                raise InputError(f"{path}:{reader.line_num}: column '{name}': non-finite value {cell!r}")
+            values.append(value)
+        rows.append(values)
+    if not rows:
+        raise InputError(f"{path}: no data rows after the header")
+    return [(path.stem, "features", np.asarray(rows, dtype=np.float64), None)]
+
+
 def _read_text(path: Path) -> str:
     raw = path.read_bytes()
     if path.suffix.lower() == ".gz":
@@ -122,7 +160,9 @@ def _read_text(path: Path) -> str:
 
 # ---- NPZ / images ------------------------------------------------------------------------------------------------
 def read_npz(path: Path, task) -> list[Part]:
-    """``series`` or ``windows`` or ``features`` array; otherwise every array is one series named by its key."""
+    """``series`` or ``windows`` or ``features`` (or ``x``, as in the pipeline's own .npz data) array; for a
+    generator ``latent`` (or ``x``) and, for a conditional one, ``label``; otherwise every array is one part named
+    by its key."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
@@ -132,6 +172,16 @@ def read_npz(path: Path, task) -> list[Part]:
         raise InputError(f"{path}: not an NPZ archive ({err})") from None
     if not arrays:
         raise InputError(f"{path}: the archive holds no arrays")
+    if "latent" in task.input_kinds:
+        key = next((k for k in ("latent", "x", "z") if k in arrays), None)
+        if key is None:
+            raise InputError(f"{path}: no 'latent' array (arrays: {', '.join(arrays)})")
+        request = {"latent": _numeric(arrays[key], f"{path}:{key}")}
+        if "label" in arrays:
+            request["label"] = _numeric(arrays["label"], f"{path}:label")
+        return [(path.stem, "latent", request)]
+    if "x" in arrays and "features" in task.input_kinds:
+        return [(path.stem, "features", _numeric(arrays["x"], f"{path}:x"))]
     for kind in ("windows", "series", "features"):
         if kind in arrays:
             _check_kind(task, kind, path)

@@ -63,7 +63,8 @@ class _Slot:
         with _quiet_native_stderr() if quiet else contextlib.nullcontext():
             self.interpreter = Interpreter(model_content=content, **kwargs)
             self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
+        self.inputs = self.interpreter.get_input_details()
+        self.input = self.inputs[0]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self.batch = int(self.input["shape"][0])
 
@@ -73,6 +74,19 @@ class _Slot:
             self.interpreter.allocate_tensors()
             self.batch = x.shape[0]
         self.interpreter.set_tensor(self.input["index"], x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output_index)
+
+    def invoke_many(self, xs: list[np.ndarray]) -> np.ndarray:
+        """One invoke of a multi-input model, ``xs`` in the interpreter's input order."""
+        n = xs[0].shape[0]
+        if n != self.batch:
+            for d, x in zip(self.inputs, xs):
+                self.interpreter.resize_tensor_input(d["index"], list(x.shape), strict=False)
+            self.interpreter.allocate_tensors()
+            self.batch = n
+        for d, x in zip(self.inputs, xs):
+            self.interpreter.set_tensor(d["index"], x)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output_index)
 
@@ -117,10 +131,11 @@ class ModelRunner:
         except (ValueError, RuntimeError) as err:
             raise BundleError(f"{name}: LiteRT cannot load this model: {str(err).strip().splitlines()[0]}") from None
         self._created = 1
-        self.input = TensorSpec.from_details(first.input)
-        batch_shape = (1, *(d for d in self.input.shape[1:]))
+        self.inputs = [TensorSpec.from_details(d) for d in first.inputs]
+        self.input = self.inputs[0]
         # One batch-1 invoke materializes output shapes the converter left dynamic (Conv1DTranspose length).
-        out = first.invoke(np.zeros(batch_shape, dtype=self.input.dtype))
+        out = first.invoke_many([np.zeros((1, *(d for d in spec.shape[1:])), dtype=spec.dtype)
+                                 for spec in self.inputs])
         details = first.interpreter.get_output_details()[0]
         self.output = TensorSpec.from_details(details, shape=(-1 if self.dynamic_batch else 1, *out.shape[1:]))
         self._pool.put(first)
@@ -144,9 +159,9 @@ class ModelRunner:
         finally:
             self._pool.put(slot)
 
-    def quantize(self, x: np.ndarray) -> np.ndarray:
+    def quantize(self, x: np.ndarray, spec: TensorSpec | None = None) -> np.ndarray:
         """float32 -> the input dtype: round(x / scale) + zero_point, saturated (identity for float models)."""
-        spec = self.input
+        spec = spec or self.input
         if not spec.quantized:
             return np.asarray(x, dtype=spec.dtype)
         info = np.iinfo(spec.dtype)
@@ -170,13 +185,36 @@ class ModelRunner:
             parts = [slot.invoke(q[i:i + step]).copy() for i in range(0, len(q), step)]
         return self.dequantize(np.concatenate(parts))
 
+    def run_named(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Outputs of a multi-input model for ``{input tensor name: batch}`` (each quantized to its own dtype)."""
+        missing = [spec.name for spec in self.inputs if spec.name not in arrays]
+        if missing:
+            raise ValueError(f"{self.name}: no value for input(s) {', '.join(missing)}")
+        qs = [self.quantize(np.asarray(arrays[spec.name]), spec) for spec in self.inputs]
+        n = len(qs[0])
+        step = MAX_BATCH if self.dynamic_batch else 1
+        with self._slot() as slot:
+            parts = [slot.invoke_many([q[i:i + step] for q in qs]).copy() for i in range(0, n, step)]
+        return self.dequantize(np.concatenate(parts))
+
     def check_against(self, entry: dict[str, Any], key: str) -> None:
         """Refuse a bundle whose description of this model (``models.<name>``) disagrees with the model itself."""
         sha = entry.get("sha256")
         if sha is not None and hashlib.sha256(self._content).hexdigest() != sha:
             raise BundleError(f"{self.name}: file content does not match {key}.sha256 (modified or swapped model)")
-        for side, actual in (("input", self.input), ("output", self.output)):
-            claimed = entry[side]
+        sides = [("input", entry["input"], self.input), ("output", entry["output"], self.output)]
+        claimed_inputs = entry.get("inputs") or [entry["input"]]
+        if len(claimed_inputs) != len(self.inputs):
+            raise BundleError(f"{self.name}: {key} describes {len(claimed_inputs)} input(s), the model has "
+                              f"{len(self.inputs)}")
+        if len(self.inputs) > 1:
+            actual_by_name = {spec.name: spec for spec in self.inputs}
+            for i, claimed in enumerate(claimed_inputs):
+                if claimed["name"] not in actual_by_name:
+                    raise BundleError(f"{self.name}: {key}.inputs[{i}].name '{claimed['name']}' is not an input "
+                                      f"of the model ({', '.join(actual_by_name)})")
+                sides.append((f"inputs[{i}]", claimed, actual_by_name[claimed["name"]]))
+        for side, claimed, actual in sides:
             where = f"{key}.{side}"
             if np.dtype(claimed["dtype"]) != actual.dtype:
                 raise BundleError(f"{self.name}: {where}.dtype is {claimed['dtype']}, the model's {side} is "

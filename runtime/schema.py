@@ -159,6 +159,16 @@ def _check_model(c: Checker, entry: Any, key: str) -> str:
         c.number(threshold, f"{key}.threshold")
     for side in ("input", "output"):
         tensor_spec(c, c.get(entry, side, key), f"{key}.{side}")
+    inputs = c.get(entry, "inputs", key, optional=True)
+    if inputs is not None:  # multi-input models (a conditional generator: latent + label)
+        if not isinstance(inputs, list) or len(inputs) < 2:
+            c.fail(f"{key}.inputs", f"must list at least 2 tensors when present, got {_kind(inputs)}")
+        names = [c.string(c.get(c.obj(t, f"{key}.inputs[{i}]"), "name", f"{key}.inputs[{i}]"), f"{key}.inputs[{i}].name")
+                 for i, t in enumerate(inputs)]
+        for i, t in enumerate(inputs):
+            tensor_spec(c, t, f"{key}.inputs[{i}]")
+        if entry["input"].get("name") not in names:
+            c.fail(f"{key}.input", "must be one of the tensors of 'inputs'")
     return file
 
 
@@ -178,7 +188,7 @@ def tensor_spec(c: Checker, value: Any, key: str) -> dict:
         quant = c.obj(quant, f"{key}.quantization")
         scale = c.number(c.get(quant, "scale", f"{key}.quantization"), f"{key}.quantization.scale", positive=True)
         zero_point = c.integer(c.get(quant, "zero_point", f"{key}.quantization"), f"{key}.quantization.zero_point")
-    elif dtype in INTEGER_DTYPES:
+    elif dtype in INTEGER_DTYPES and dtype != "int32":  # int32 carries indices (a cGAN's class label), not values
         c.fail(f"{key}.quantization", f"is required for a {dtype} tensor (scale and zero point)")
     return {"shape": shape, "dtype": dtype, "scale": scale, "zero_point": zero_point}
 
@@ -261,6 +271,7 @@ def _classification(c: Checker, doc: dict) -> None:
     if kind is not None:
         c.string(kind, "output_kind", ("probabilities", "logits"))
     _optional_affine(c, doc, "normalization", feature[-1])
+    _preprocessing(c, doc, feature)
 
 
 @task_check("regression")
@@ -272,3 +283,74 @@ def _regression(c: Checker, doc: dict) -> None:
         c.strings(names, "target_names", outputs)
     _optional_affine(c, doc, "normalization", feature[-1])
     _optional_affine(c, doc, "target_normalization", outputs)
+    _preprocessing(c, doc, feature)
+
+
+# ---- families added with the per-family bundles (same schema_version: every addition is optional or task-scoped) --
+PREPROCESSING_KINDS = ("table", "image", "sequence", "features", "latent", "observation")
+
+
+def _preprocessing(c: Checker, doc: dict, feature: list) -> None:
+    """Optional ``preprocessing``: ``kind``; tables name one column per input feature; images give the file scaling."""
+    value = c.get(doc, "preprocessing", "", optional=True)
+    if value is None:
+        return
+    pre = c.obj(value, "preprocessing")
+    kind = c.string(c.get(pre, "kind", "preprocessing"), "preprocessing.kind", PREPROCESSING_KINDS)
+    if kind == "table":
+        c.strings(c.get(pre, "features", "preprocessing"), "preprocessing.features", feature[-1])
+    if kind == "image":
+        image = c.obj(c.get(pre, "image", "preprocessing"), "preprocessing.image")
+        c.number(c.get(image, "scale", "preprocessing.image"), "preprocessing.image.scale", positive=True)
+        c.number(c.get(image, "offset", "preprocessing.image"), "preprocessing.image.offset")
+        if len(feature) != 3:
+            c.fail("preprocessing.kind", f"is 'image', but the model input is [batch, {', '.join(map(str, feature))}]")
+
+
+@task_check("segmentation")
+def _segmentation(c: Checker, doc: dict) -> None:
+    feature = _feature_shape(c, doc)
+    out = tensor_spec(c, doc["output"], "output")["shape"]
+    if len(out) != 4 or len(feature) != 3 or out[1:3] != feature[:2]:
+        c.fail("output.shape", f"must be [batch, height, width, classes] matching the input "
+                               f"[batch, {', '.join(map(str, feature))}], got {out}")
+    labels = c.get(doc, "labels", "", optional=True)
+    if labels is not None:
+        c.strings(labels, "labels", out[3])
+    _preprocessing(c, doc, feature)
+
+
+@task_check("generation")
+def _generation(c: Checker, doc: dict) -> None:
+    gen = c.obj(c.get(doc, "generation", ""), "generation")
+    dim = c.integer(c.get(gen, "latent_dim", "generation"), "generation.latent_dim", minimum=1)
+    latent_name = c.string(c.get(gen, "latent_input", "generation"), "generation.latent_input")
+    label_name = c.get(gen, "label_input", "generation", optional=True)
+    for name, model in doc["models"].items():
+        inputs = model.get("inputs") or [model["input"]]
+        by_name = {t["name"]: t for t in inputs}
+        if latent_name not in by_name:
+            c.fail("generation.latent_input", f"names no input of models.{name} ({', '.join(by_name)})")
+        if tensor_spec(c, by_name[latent_name], f"models.{name}.input")["shape"][1:] != [dim]:
+            c.fail("generation.latent_dim", f"is {dim}, models.{name}'s latent input is {by_name[latent_name]['shape']}")
+        if label_name is not None and label_name not in by_name:
+            c.fail("generation.label_input", f"names no input of models.{name} ({', '.join(by_name)})")
+        if label_name is None and len(inputs) > 1:
+            c.fail("generation.label_input", f"is missing, but models.{name} has {len(inputs)} inputs")
+    if label_name is not None:
+        classes = c.integer(c.get(gen, "num_classes", "generation"), "generation.num_classes", minimum=2)
+        labels = c.get(doc, "labels", "", optional=True)
+        if labels is not None:
+            c.strings(labels, "labels", classes)
+    _preprocessing(c, doc, [dim])
+
+
+@task_check("policy")
+def _policy(c: Checker, doc: dict) -> None:
+    feature = _feature_shape(c, doc)
+    actions = _vector_output(c, doc)
+    policy = c.obj(c.get(doc, "policy", ""), "policy")
+    n = c.integer(c.get(policy, "num_actions", "policy"), "policy.num_actions", minimum=1)
+    if n != actions:
+        c.fail("policy.num_actions", f"is {n}, but the model outputs {actions} Q-values")
+    _preprocessing(c, doc, feature)

@@ -8,8 +8,9 @@ computes only the *last* transform of the graph. So every data component is writ
 
 * data stays in NumPy batches inside DoFns (one element = a file, a byte range, a chunk, never a row);
 * DoFns write their own GZIP TFRecord shards (:func:`write_shard`: deterministic names, written to a hidden
-  temporary file and renamed, so a retried bundle overwrites instead of duplicating) and emit *report records*
-  (counts, rejects, small values) instead of updating metrics;
+  temporary file and renamed, so a retried bundle overwrites instead of duplicating), through Beam's
+  ``FileSystems`` so any Beam filesystem works (local, gs://, s3:// ...; paths from :func:`worker_uri`), and emit
+  *report records* (counts, rejects, small values) instead of updating metrics;
 * a :class:`Job` funnels every report record into one final sink, applied last, so that the last transform
   depends on all the work (what the Dask runner needs) and counts arrive by data on every runner.
 
@@ -22,10 +23,8 @@ import gzip
 import hashlib
 import os
 import pickle
-import shutil
 import uuid
 import zlib
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
@@ -34,6 +33,11 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 NAMESPACE = "edgepipe"
 GZIP_LEVEL = 1  # TFRecords of floats barely compress; level 1 is ~4x faster than 6 for ~3% larger files
+# Time-series chunks (raw float32 steps, read again by statistics, normalize and make_windows) are written as
+# *stored* GZIP (level 0: still GZIP, every reader unchanged): deflating them costs ~18 ms/MB for a ratio of ~0.7,
+# storing ~2 ms/MB, and reading a stored shard is 3x faster. Windows (each step repeated size/stride times)
+# deflate to ~0.13 at level 1 cheaply and keep GZIP_LEVEL. Measured numbers in docs/data.md.
+CHUNK_GZIP_LEVEL = 0
 RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
 REPORT_DIR = "_report"
 
@@ -96,7 +100,7 @@ class _WriteReport(beam.DoFn):
     def process(self, item):
         key, records = item
         payload = pickle.dumps(list(records), protocol=pickle.HIGHEST_PROTOCOL)
-        atomic_write(Path(self.directory) / f"report-{key}.pkl", payload)
+        atomic_write(join_uri(self.directory, f"report-{key}.pkl"), payload)
         yield key
 
 
@@ -112,24 +116,31 @@ class Job:
     """A Beam pipeline whose outputs all end in one report sink (see the module docstring).
 
     ``job.report(pcoll)`` adds report records; ``job.run()`` applies the sink last, runs, and returns a
-    :class:`JobResult` with counters summed, rejects listed and values gathered.
+    :class:`JobResult` with counters summed, rejects listed and values gathered. ``job.uri(path)`` is a path as
+    the workers open it (:func:`worker_uri`), ``job.shards(examples, splits)`` the (split, shard URI) of an input.
     """
 
     def __init__(self, beam_args: list[str] | None, report_dir: str | os.PathLike):
+        self.beam_args = list(beam_args or [])
         self.pipeline = beam_pipeline(beam_args)
-        self.report_dir = Path(report_dir)
+        self.report_dir = self.uri(report_dir)
         self.reports: list[beam.PCollection] = []
+
+    def uri(self, path: str | os.PathLike) -> str:
+        return worker_uri(path, self.beam_args)
+
+    def shards(self, examples, splits: list[str]) -> list[tuple[str, str]]:
+        return shard_items(examples, splits, self.beam_args)
 
     def report(self, pcoll: beam.PCollection) -> None:
         self.reports.append(pcoll)
 
     def run(self) -> "JobResult":
-        shutil.rmtree(self.report_dir, ignore_errors=True)
-        self.report_dir.mkdir(parents=True)
+        remove_tree(self.report_dir)
         (tuple(self.reports) | "Report.all" >> beam.Flatten()
          | "Report.key" >> beam.FlatMap(_report_item)
          | "Report.group" >> beam.GroupByKey()
-         | "Report.write" >> beam.ParDo(_WriteReport(str(self.report_dir))))
+         | "Report.write" >> beam.ParDo(_WriteReport(self.report_dir)))
         result = self.pipeline.run()
         try:
             result.wait_until_finish()
@@ -138,9 +149,9 @@ class Job:
             if client is not None:
                 client.close()
         records = []
-        for path in sorted(self.report_dir.glob("report-*.pkl")):
-            records.extend(pickle.loads(path.read_bytes()))
-        shutil.rmtree(self.report_dir, ignore_errors=True)
+        for path in list_files(join_uri(self.report_dir, "report-*.pkl")):
+            records.extend(pickle.loads(read_file_bytes(path)))
+        remove_tree(self.report_dir)
         return JobResult(records)
 
 
@@ -161,12 +172,86 @@ class JobResult:
         return self.counters.get(name, default)
 
 
-# ---- files -------------------------------------------------------------------------------------------------------
-def atomic_write(target: Path, payload: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{target.name}-{uuid.uuid4().hex[:8]}")
-    tmp.write_bytes(payload)
-    os.replace(tmp, target)
+# ---- files: every shard/report read and write goes through Beam's FileSystems ----------------------------------------
+# So a worker can write to gs://, s3://, hdfs:// ... as well as to a local disk. Launchers hand DoFns URIs made by
+# :func:`worker_uri` (a Vertex task's /gcs/bucket/x FUSE path becomes gs://bucket/x for non-local runners).
+LOCAL_RUNNERS = {"DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner", "PrismRunner"}
+
+
+def runs_locally(beam_args: list[str] | None) -> bool:
+    """True when the runner's workers are this machine's processes (they see the launcher's paths, FUSE too)."""
+    runner = pipeline_options(beam_args).view_as(StandardOptions).runner
+    name = runner if isinstance(runner, str) else type(runner).__name__
+    return name.rsplit(".", 1)[-1] in LOCAL_RUNNERS
+
+
+def worker_uri(path: str | os.PathLike, beam_args: list[str] | None = None) -> str:
+    """The path as the pipeline's workers must open it: ``/gcs/bucket/x`` -> ``gs://bucket/x`` when the runner is
+    not local (Dataflow, Flink, Spark, Dask), unchanged otherwise (DirectRunner reads Vertex's FUSE mount
+    directly, without needing ``apache-beam[gcp]``)."""
+    from edgepipe.pipeline.beam_options import to_beam_uri
+
+    return str(path) if runs_locally(beam_args) else to_beam_uri(path)
+
+
+def _fs():
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems
+
+
+def join_uri(base: str | os.PathLike, *parts: str) -> str:
+    return _fs().join(str(base), *parts)
+
+
+def base_name(uri: str) -> str:
+    return str(uri).rstrip("/").rsplit("/", 1)[-1]
+
+
+def atomic_write(target: str | os.PathLike, payload: bytes | Iterable[bytes]) -> None:
+    """Write ``target`` (any Beam filesystem) under a hidden temporary name in the same folder, then rename it:
+    readers never see a partial file and a retried bundle overwrites instead of duplicating."""
+    from apache_beam.io.filesystem import CompressionTypes
+
+    fs, target = _fs(), str(target)
+    head, name = target.rstrip("/").rsplit("/", 1) if "/" in target else (".", target)
+    tmp = fs.join(head, f".tmp-{name}-{uuid.uuid4().hex[:8]}")
+    blobs = [payload] if isinstance(payload, (bytes, bytearray, memoryview)) else payload
+    handle = fs.create(tmp, mime_type="application/octet-stream", compression_type=CompressionTypes.UNCOMPRESSED)
+    try:
+        for blob in blobs:
+            handle.write(blob)
+    finally:
+        handle.close()
+    try:
+        fs.rename([tmp], [target])
+    except Exception:
+        if not fs.exists(target):
+            raise
+        fs.delete([target])  # a filesystem whose rename does not replace an existing file (a retry's leftover)
+        fs.rename([tmp], [target])
+
+
+def list_files(pattern: str) -> list[str]:
+    """Files matching a glob on any Beam filesystem, sorted; none -> []."""
+    try:
+        found = _fs().match([str(pattern)])[0].metadata_list
+    except Exception:  # BeamIOError: a folder that does not exist on this filesystem
+        return []
+    return sorted(m.path for m in found)
+
+
+def remove_tree(uri: str | os.PathLike) -> None:
+    """Delete a folder's files (object stores have no folders) and, where folders exist, the folder itself."""
+    fs, uri = _fs(), str(uri)
+    files = list_files(join_uri(uri, "*")) + list_files(join_uri(uri, ".tmp-*"))
+    if files:
+        fs.delete(files)
+    try:
+        if fs.exists(uri):
+            fs.delete([uri])
+    except Exception:
+        pass
 
 
 def shard_name(*parts: Any) -> str:
@@ -175,24 +260,47 @@ def shard_name(*parts: Any) -> str:
     return f"data-{digest}.gz"
 
 
-def write_shard(examples, split: str, name: str, framed: Iterable[bytes] | bytes) -> int:
-    """Write framed TFRecord bytes (one blob or several) as one GZIP shard ``Split-<split>/<name>``; returns bytes."""
+def _root(examples) -> str:
+    """An output's root URI: a str from :func:`worker_uri`, or an Examples artifact (its local path)."""
+    return str(examples) if isinstance(examples, (str, os.PathLike)) else str(examples.path)
+
+
+def split_uri(examples, split: str) -> str:
+    return join_uri(_root(examples), f"Split-{split}")
+
+
+def split_files(examples, split: str, beam_args: list[str] | None = None) -> list[str]:
+    """Shard URIs of one split of an Examples artifact, listed through Beam's filesystems as workers will open
+    them (see :func:`worker_uri`)."""
+    root = worker_uri(examples.path if hasattr(examples, "path") else examples, beam_args)
+    return list_files(join_uri(root, f"Split-{split}", "data*"))
+
+
+def shard_items(examples, splits: list[str], beam_args: list[str] | None = None) -> list[tuple[str, str]]:
+    """(split, shard URI) of every shard of the given splits: the elements of a per-shard pipeline."""
+    return [(s, f) for s in splits for f in split_files(examples, s, beam_args)]
+
+
+def write_shard(examples, split: str, name: str, framed: Iterable[bytes] | bytes, level: int | None = None) -> int:
+    """Write framed TFRecord bytes (one blob or several) as one GZIP shard ``Split-<split>/<name>`` of ``examples``
+    (an output URI from :func:`worker_uri` or an Examples artifact); returns the uncompressed byte count."""
     blobs = [framed] if isinstance(framed, (bytes, bytearray, memoryview)) else list(framed)
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    compressor = zlib.compressobj(GZIP_LEVEL if level is None else level, zlib.DEFLATED, 31)
     out = [compressor.compress(b) for b in blobs]
     out.append(compressor.flush())
-    payload = b"".join(out)
-    atomic_write(Path(examples.split_dir(split)) / name, payload)
+    atomic_write(join_uri(split_uri(examples, split), name), out)
     return sum(len(b) for b in blobs)
 
 
-def read_file_bytes(path: str) -> bytes:
-    from apache_beam.io.filesystems import FileSystems
+def open_input(path: str):
+    """A binary, seekable handle on a file of any Beam filesystem (no decompression)."""
+    from apache_beam.io.filesystem import CompressionTypes
 
-    if "://" in str(path):
-        with FileSystems.open(str(path), compression_type="uncompressed") as handle:
-            return handle.read()
-    with open(path, "rb") as handle:
+    return _fs().open(str(path), compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def read_file_bytes(path: str) -> bytes:
+    with open_input(path) as handle:
         return handle.read()
 
 
@@ -662,12 +770,5 @@ def decode_columns(records: list, spec: dict[str, dict]) -> dict[str, np.ndarray
     return out
 
 
-# ---- reading splits inside a pipeline -----------------------------------------------------------------------
-def split_files(pipeline: beam.Pipeline, examples, splits: list[str], label: str) -> beam.PCollection:
-    """(split, file path) for every shard of every split, as one PCollection."""
-    items = [(s, f) for s in splits for f in examples.split_files(s)]
-    return pipeline | f"{label}.files" >> beam.Create(items)
-
-
 def relative_name(path: str) -> str:
-    return Path(path).name
+    return base_name(path)

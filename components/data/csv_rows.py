@@ -56,7 +56,7 @@ def open_text(path: str) -> io.TextIOWrapper:
 
 def series_id(path: str) -> str:
     """Series id of a one-series-per-file CSV: the file name without ``.csv``/``.gz`` (NAB keys match it)."""
-    name = Path(path).name
+    name = str(path).rstrip("/").rsplit("/", 1)[-1]
     return Path(name[:-3] if name.endswith(".gz") else name).stem
 
 
@@ -122,16 +122,16 @@ def _set(reason: np.ndarray, i: int, message: str) -> None:
 def plan_ranges(files: list[str], split_bytes: int = SPLIT_BYTES) -> list[tuple[int, str, int, int]]:
     """(file index, path, start, end) byte ranges cut just after a newline; end -1 = to the end of the file.
 
-    Compressed or remote files are one range. A quoted field that holds a newline exactly at a cut would be split
+    Files on any Beam filesystem (local, ``gs://`` ...) are cut; compressed ones are one range. A quoted field that holds a newline exactly at a cut would be split
     (its rows are then rejected and counted); pass a larger ``split_bytes`` (or 0: never cut) for such files."""
     ranges = []
     for index, path in enumerate(files):
-        if path.endswith(".gz") or "://" in path or split_bytes <= 0:
+        if path.endswith(".gz") or split_bytes <= 0:
             ranges.append((index, path, 0, -1))
             continue
-        size = Path(path).stat().st_size
+        size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
         start = 0
-        with open(path, "rb") as handle:
+        with open_binary(path) as handle:
             while start < size:
                 target = start + split_bytes
                 if target >= size:
@@ -155,11 +155,10 @@ def plan_ranges(files: list[str], split_bytes: int = SPLIT_BYTES) -> list[tuple[
 def read_range_text(path: str, start: int, end: int) -> tuple[str, int]:
     """Text of a byte range (``surrogateescape`` for bytes that are not UTF-8, ``\\r\\n`` -> ``\\n``) and its
     count of newlines."""
-    if path.endswith(".gz") or "://" in path:
-        with open_binary(path) as handle:
+    with open_binary(path) as handle:
+        if path.endswith(".gz"):
             raw = handle.read()
-    else:
-        with open(path, "rb") as handle:
+        else:
             handle.seek(start)
             raw = handle.read() if end < 0 else handle.read(end - start)
     if start == 0 and raw.startswith(b"\xef\xbb\xbf"):

@@ -33,8 +33,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from edgepipe.components.data.beam_io import (Job, count, data, encode_example, frame, reject, shard_name,
-                                              split_outputs, write_shard)
+from edgepipe.components.data.beam_io import (CHUNK_GZIP_LEVEL, Job, count, data, encode_example, frame, reject,
+                                              shard_name, split_outputs, worker_uri, write_shard)
 from edgepipe.components.data.csv_rows import SPLIT_BYTES, Layout, ParseRange, epoch, open_text, plan_ranges
 from edgepipe.components.data.splits import parse_split, time_bounds
 from edgepipe.pipeline.artifacts import Examples, Rejects
@@ -158,7 +158,7 @@ class BuildChunks(beam.DoFn):
     """All rows of one series -> sorted, de-duplicated, [resampled], labelled, split by time, cut into chunks
     that are written as shards of ``examples`` here; emits counts and rejects (duplicates) as report records."""
 
-    def __init__(self, examples: Examples, split: dict[str, float], chunk_size: int,
+    def __init__(self, examples: str, split: dict[str, float], chunk_size: int,
                  windows: dict[str, list[tuple[int, int]]], resample: int | None, gaps: str):
         self.examples, self.split, self.chunk_size, self.windows = examples, split, chunk_size, windows
         self.resample, self.gaps = resample, gaps
@@ -214,11 +214,13 @@ class BuildChunks(beam.DoFn):
                         "label": labels[start:end]}))
                     steps_in_shard += end - start
                     if steps_in_shard >= SHARD_STEPS:
-                        write_shard(self.examples, name, shard_name("ts", sid, name, shard), frame(records))
+                        write_shard(self.examples, name, shard_name("ts", sid, name, shard), frame(records),
+                                    level=CHUNK_GZIP_LEVEL)
                         yield count(f"chunks_{name}", len(records))
                         records, steps_in_shard, shard = [], 0, shard + 1
             if records:
-                write_shard(self.examples, name, shard_name("ts", sid, name, shard), frame(records))
+                write_shard(self.examples, name, shard_name("ts", sid, name, shard), frame(records),
+                            level=CHUNK_GZIP_LEVEL)
                 yield count(f"chunks_{name}", len(records))
 
 
@@ -315,7 +317,7 @@ def ingest_timeseries(examples: Output[Examples], rejects: Output[Rejects], sour
     """Read CSV time series (a file or glob; one series per file unless ``series_column``), reject bad rows, label
     from a column or NAB windows, [resample, handle gaps], split each series by time and write chunk Examples plus
     a rejects list."""
-    files = resolve_files(source)
+    files = resolve_files(worker_uri(source, beam_args))
     layout = build_layout(files, timestamp_column, series_column, feature_columns, label_column)
     split = check_split(split)
     if chunk_size < 1:
@@ -335,7 +337,7 @@ def ingest_timeseries(examples: Output[Examples], rejects: Output[Rejects], sour
     rows, parse_report = split_outputs(parsed, "Parse")
     job.report(parse_report)
     built = (rows | "BySeries" >> beam.GroupByKey()
-             | "Chunks" >> beam.ParDo(BuildChunks(examples, split, chunk_size, windows, interval, gaps)))
+             | "Chunks" >> beam.ParDo(BuildChunks(job.uri(examples.path), split, chunk_size, windows, interval, gaps)))
     job.report(built)
     result = job.run()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from contextlib import contextmanager
 import io
 import zipfile
 from pathlib import Path
@@ -21,8 +22,8 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from edgepipe.components.data.beam_io import (Job, count, encode_batch, frame, parse_example, read_records,
-                                              reject, shard_name, value, write_shard)
+from edgepipe.components.data.beam_io import (Job, base_name, count, encode_batch, frame, open_input, parse_example,
+                                              read_records, reject, shard_name, value, worker_uri, write_shard)
 from edgepipe.components.data.csv_rows import (SPLIT_BYTES, has_surrogates, iter_blocks, plan_ranges,
                                                read_range_text, split_fields)
 from edgepipe.components.data.ingest import check_rejects, read_header, resolve_files, resolve_lines, write_rejects
@@ -40,7 +41,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 # ---- shared: split + write a batch of columns ------------------------------------------------------------------
-def write_batch(examples: Examples, spec: SplitSpec, columns: dict[str, Any], hashes: np.ndarray, *ident):
+def write_batch(examples: str | Examples, spec: SplitSpec, columns: dict[str, Any], hashes: np.ndarray, *ident):
     """Assign rows to splits by ``hashes``, encode and write one shard per split; yields count records."""
     n = len(hashes)
     if n == 0:
@@ -107,7 +108,7 @@ def infer_column_types(path: str, header: list[str], delimiter: str, missing: se
 class ParseTable(beam.DoFn):
     """A byte range of a CSV table -> rows as typed columns, split and written; rejects with reasons."""
 
-    def __init__(self, examples: Examples, spec: SplitSpec, headers: dict[str, list[str]], features: list[str],
+    def __init__(self, examples: str, spec: SplitSpec, headers: dict[str, list[str]], features: list[str],
                  types: dict[str, str], label: str | None, label_type: str | None, delimiter: str,
                  missing: list[str]):
         self.examples, self.spec, self.headers, self.features = examples, spec, headers, features
@@ -200,7 +201,7 @@ class ParseTable(beam.DoFn):
             hashes = hash_values(key_cells[good])
         else:  # the row's own text (and file name): independent of how files are cut into ranges
             text = np.array([self.delimiter.join(row) for row in table[good].tolist()], dtype=object)
-            hashes = mix64(hash_values(text) ^ np.uint64(hash_text(Path(path).name)))
+            hashes = mix64(hash_values(text) ^ np.uint64(hash_text(base_name(path))))
         yield from write_batch(self.examples, self.spec, columns, hashes, "csv", path, start, block)
 
 
@@ -213,7 +214,7 @@ def ingest_csv(examples: Output[Examples], rejects: Output[Rejects], source: Inp
     """CSV files (a path or glob, with header) -> one Example per row: numeric columns float32 (missing -> NaN,
     counted) or int64, categorical columns string, ``label`` (int64 if the label column is integer, else float32);
     bad rows to ``rejects``."""
-    files = resolve_files(source)
+    files = resolve_files(worker_uri(source, beam_args))
     headers = {path: read_header(path) if delimiter == "," else _header(path, delimiter) for path in files}
     first = headers[files[0]]
     features = list(feature_columns) if feature_columns else [c for c in first if c != label_column]
@@ -241,7 +242,7 @@ def ingest_csv(examples: Output[Examples], rejects: Output[Rejects], source: Inp
 
     job = Job(beam_args, examples.path / "_report")
     job.report(job.pipeline | "Ranges" >> beam.Create(plan_ranges(files, split_bytes))
-               | "Parse" >> beam.ParDo(ParseTable(examples, spec, headers, features, types, label_column,
+               | "Parse" >> beam.ParDo(ParseTable(job.uri(examples.path), spec, headers, features, types, label_column,
                                                   label_type, delimiter, missing_values)))
     result = job.run()
     records = resolve_lines(result.rejects, {k: v for k, v in result.values.items() if k.startswith("lines/")})
@@ -324,7 +325,7 @@ def check_record(parsed: dict, spec: dict[str, dict]) -> str | None:
 class CopyRecords(beam.DoFn):
     """A TFRecord file -> records checked against the feature spec, split and re-framed (bytes unchanged)."""
 
-    def __init__(self, examples: Examples, spec: SplitSpec, feature_spec: dict, compression: str | None):
+    def __init__(self, examples: str, spec: SplitSpec, feature_spec: dict, compression: str | None):
         self.examples, self.spec, self.feature_spec, self.compression = examples, spec, feature_spec, compression
 
     def process(self, path):
@@ -352,7 +353,7 @@ class CopyRecords(beam.DoFn):
                 kind, values = parsed.get(self.spec.key, ("none", None))
                 keys.append(repr(values[0]) if values is not None and len(values) else "")
         hashes = hash_values(np.array(keys, dtype=object)) if self.spec.method == "hash" else \
-            identity_hash(Path(path).name, 0, np.asarray(good, np.int64))
+            identity_hash(base_name(path), 0, np.asarray(good, np.int64))
         which = assign(self.spec, hashes) if good else np.zeros(0, int)
         for s, name in enumerate(self.spec.names):
             chosen = [bytes(records[good[j] - 1]) for j in np.flatnonzero(which == s).tolist()]
@@ -368,7 +369,7 @@ def ingest_tfrecord(examples: Output[Examples], rejects: Output[Rejects], source
     """TFRecord files of tf.train.Example (path or glob; GZIP/ZLIB/none, auto-detected when ``compression`` is
     None) -> the same records re-sharded into splits; records not matching ``feature_spec`` (inferred from the first
     100 records of the first file if absent) are rejected with their record number."""
-    files = resolve_files(source)
+    files = resolve_files(worker_uri(source, beam_args))
     if compression is not None and compression.upper() not in ("GZIP", "ZLIB", "NONE", ""):
         raise ConfigError(f"ingest_tfrecord: unknown compression '{compression}' (GZIP, ZLIB or none)")
     try:
@@ -378,7 +379,7 @@ def ingest_tfrecord(examples: Output[Examples], rejects: Output[Rejects], source
     spec = parse_split(split, DEFAULT_SPLIT, where="ingest_tfrecord split")
     job = Job(beam_args, examples.path / "_report")
     job.report(job.pipeline | "Files" >> beam.Create(files)
-               | "Copy" >> beam.ParDo(CopyRecords(examples, spec, spec_in, compression)))
+               | "Copy" >> beam.ParDo(CopyRecords(job.uri(examples.path), spec, spec_in, compression)))
     result = job.run()
     records = sorted(result.rejects, key=lambda r: (r["file"], r["line"]))
     write_rejects(rejects, records)
@@ -390,9 +391,16 @@ def ingest_tfrecord(examples: Output[Examples], rejects: Output[Rejects], source
 
 
 # ---- NumPy .npz ------------------------------------------------------------------------------------------------
+@contextmanager
+def _zip(path: str):
+    """An archive on any Beam filesystem (zipfile seeks in the handle)."""
+    with open_input(path) as handle, zipfile.ZipFile(handle) as archive:
+        yield archive
+
+
 def npz_member(path: str, key: str) -> tuple[tuple, np.dtype, bool, int]:
     """(shape, dtype, fortran order, data offset) of an array in an .npz without loading it."""
-    with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as handle:
+    with _zip(path) as archive, archive.open(f"{key}.npy") as handle:
         major, _ = np.lib.format.read_magic(handle)
         read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
         shape, fortran, dtype = read(handle)
@@ -403,16 +411,17 @@ def npz_rows(path: str, key: str, lo: int, hi: int) -> np.ndarray:
     """Rows [lo, hi) of an .npz member, read by seeking (no full load for C-ordered arrays)."""
     shape, dtype, fortran, offset = npz_member(path, key)
     if fortran or dtype.hasobject:
-        return np.load(path, allow_pickle=False)[key][lo:hi]
+        with open_input(path) as handle:
+            return np.load(handle, allow_pickle=False)[key][lo:hi]
     row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
-    with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as handle:
+    with _zip(path) as archive, archive.open(f"{key}.npy") as handle:
         handle.seek(offset + lo * row)
         raw = handle.read((hi - lo) * row)
     return np.frombuffer(raw, dtype).reshape(hi - lo, *shape[1:])
 
 
 class ReadNpz(beam.DoFn):
-    def __init__(self, examples: Examples, spec: SplitSpec, x_key: str, y_key: str | None, y_float: bool):
+    def __init__(self, examples: str, spec: SplitSpec, x_key: str, y_key: str | None, y_float: bool):
         self.examples, self.spec, self.x_key, self.y_key, self.y_float = examples, spec, x_key, y_key, y_float
 
     def process(self, item):
@@ -424,7 +433,7 @@ class ReadNpz(beam.DoFn):
         if self.spec.method == "hash":
             hashes = hash_values(npz_rows(path, self.spec.key, lo, hi).reshape(hi - lo, -1)[:, 0])
         else:
-            hashes = identity_hash(Path(path).name, 0, np.arange(lo, hi))
+            hashes = identity_hash(base_name(path), 0, np.arange(lo, hi))
         bad = ~np.isfinite(columns["x"].reshape(hi - lo, -1)).all(axis=1)
         for i in np.flatnonzero(bad):
             yield reject(path, lo + i, f"non-finite value in '{self.x_key}' row {lo + i}")
@@ -442,10 +451,11 @@ def ingest_npz(examples: Output[Examples], source: InputPath, x_key: str = "x", 
     """Arrays from an ``.npz`` (``x_key`` [n, ...], ``y_key`` [n]) -> Examples ``x`` float32 with the per-example
     shape and ``label`` (int64; float32 if ``y`` is not integer); rows with non-finite ``x`` are dropped and
     counted. Rows are read in ranges by seeking inside the archive, so no worker loads the whole array."""
-    files = resolve_files(source)
+    files = resolve_files(worker_uri(source, beam_args))
     path = files[0]
     try:
-        names = [n[:-4] for n in zipfile.ZipFile(path).namelist() if n.endswith(".npy")]
+        with _zip(path) as archive:
+            names = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
     except (zipfile.BadZipFile, OSError) as err:
         raise DataError(f"cannot read '{path}' as .npz: {err}") from None
     for key in [x_key, *([y_key] if y_key else [])]:
@@ -467,13 +477,13 @@ def ingest_npz(examples: Output[Examples], source: InputPath, x_key: str = "x", 
     tasks = [(path, lo, min(lo + rows_per_task, n)) for lo in range(0, n, max(1, rows_per_task))]
     job = Job(beam_args, examples.path / "_report")
     job.report(job.pipeline | "Ranges" >> beam.Create(tasks)
-               | "Read" >> beam.ParDo(ReadNpz(examples, spec, x_key, y_key, y_float)))
+               | "Read" >> beam.ParDo(ReadNpz(job.uri(examples.path), spec, x_key, y_key, y_float)))
     result = job.run()
     feature_spec = {"x": {"dtype": "float32", "shape": list(shape[1:])}}
     if y_key:
         feature_spec["label"] = {"dtype": "float32" if y_float else "int64", "shape": []}
     props: dict[str, Any] = {}
-    with np.load(path, allow_pickle=False) as data:
+    with open_input(path) as handle, np.load(handle, allow_pickle=False) as data:
         if "class_names" in data.files:
             props["class_names"] = [str(c) for c in data["class_names"]]
     metrics = finish(examples, spec, result, kind="arrays", source=str(source), feature_spec=feature_spec, **props)
@@ -482,7 +492,7 @@ def ingest_npz(examples: Output[Examples], source: InputPath, x_key: str = "x", 
 
 # ---- image folders ---------------------------------------------------------------------------------------------
 class DecodeImages(beam.DoFn):
-    def __init__(self, examples: Examples, spec: SplitSpec, root: str, size: tuple[int, int], channels: int,
+    def __init__(self, examples: str, spec: SplitSpec, root: str, size: tuple[int, int], channels: int,
                  classes: list[str]):
         self.examples, self.spec, self.root, self.size = examples, spec, root, size
         self.channels, self.classes = channels, classes
@@ -495,7 +505,7 @@ class DecodeImages(beam.DoFn):
         xs, labels, names = [], [], []
         for path in paths:
             try:
-                with Image.open(path) as image:
+                with open_input(path) as handle, Image.open(handle) as image:
                     image = image.convert("RGB" if self.channels == 3 else ("RGBA" if self.channels == 4 else "L"))
                     image = image.resize((w, h), Image.BILINEAR)
                     array = np.asarray(image, np.float32) / 255.0
@@ -504,9 +514,9 @@ class DecodeImages(beam.DoFn):
                              if str(err) else f"cannot decode image: {type(err).__name__}")
                 continue
             xs.append(array.reshape(h, w, self.channels))
-            rel = Path(path).relative_to(self.root)
-            labels.append(self.classes.index(rel.parts[0]))
-            names.append(str(rel))
+            rel = path[len(self.root):].lstrip("/")  # <label>/<file>, as the launcher listed it
+            labels.append(self.classes.index(rel.split("/", 1)[0]))
+            names.append(rel)
         yield count("images_read", len(paths))
         if xs:
             hashes = hash_values(np.array(names, dtype=object))
@@ -535,10 +545,11 @@ def ingest_images(examples: Output[Examples], rejects: Output[Rejects], source: 
     spec = parse_split(split, DEFAULT_SPLIT, where="ingest_images split")
     if spec.method == "hash":
         raise ConfigError("ingest_images split: only fractions (by file name)")
-    batches = [(i, files[i:i + batch_size]) for i in range(0, len(files), batch_size)]
     job = Job(beam_args, examples.path / "_report")
+    files = [job.uri(f) for f in files]
+    batches = [(i, files[i:i + batch_size]) for i in range(0, len(files), batch_size)]
     job.report(job.pipeline | "Batches" >> beam.Create(batches)
-               | "Decode" >> beam.ParDo(DecodeImages(examples, spec, str(root), tuple(image_size), channels,
+               | "Decode" >> beam.ParDo(DecodeImages(job.uri(examples.path), spec, job.uri(root), tuple(image_size), channels,
                                                      classes)))
     result = job.run()
     records = sorted(result.rejects, key=lambda r: r["file"])
@@ -557,7 +568,7 @@ DEFAULT_TFDS_SPLITS = {"train": "train[:80%]", "eval": "train[80%:]", "test": "t
 
 
 class ReadTfds(beam.DoFn):
-    def __init__(self, examples: Examples, name: str, data_dir: str | None, image_key: str, label_key: str | None,
+    def __init__(self, examples: str, name: str, data_dir: str | None, image_key: str, label_key: str | None,
                  batch_size: int):
         self.examples, self.name, self.data_dir = examples, name, data_dir
         self.image_key, self.label_key, self.batch_size = image_key, label_key, batch_size
@@ -601,7 +612,7 @@ def ingest_tfds(examples: Output[Examples], name: str, splits: dict[str, str] | 
     shape = list(features[image_key].shape)
     job = Job(beam_args, examples.path / "_report")
     job.report(job.pipeline | "Splits" >> beam.Create(sorted(splits.items()))
-               | "Read" >> beam.ParDo(ReadTfds(examples, name, data_dir, image_key, label_key, batch_size)))
+               | "Read" >> beam.ParDo(ReadTfds(job.uri(examples.path), name, data_dir and job.uri(data_dir), image_key, label_key, batch_size)))
     result = job.run()
     feature_spec = {"x": {"dtype": "float32", "shape": shape}}
     props: dict[str, Any] = {}

@@ -13,8 +13,8 @@ from __future__ import annotations
 import apache_beam as beam
 import numpy as np
 
-from edgepipe.components.data.beam_io import (Job, count, float_spans, frame, read_records, relative_name,
-                                              write_shard)
+from edgepipe.components.data.beam_io import (CHUNK_GZIP_LEVEL, GZIP_LEVEL, Job, count, float_spans, frame,
+                                              read_records, relative_name, write_shard)
 from edgepipe.pipeline.artifacts import Examples, ExampleStatistics, TransformParams
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import ConfigError, DataError
@@ -41,8 +41,8 @@ def fit(channel_stats: dict, method: str) -> tuple[float, float]:
 class NormalizeShard(beam.DoFn):
     """(split, shard) -> the same shard with the float feature normalized, written under ``transformed``."""
 
-    def __init__(self, transformed: Examples, center: list[float], scale: list[float]):
-        self.transformed = transformed
+    def __init__(self, transformed: str, center: list[float], scale: list[float], level: int = GZIP_LEVEL):
+        self.transformed, self.level = transformed, level
         self.center = np.asarray(center, np.float64)
         self.scale = np.asarray(scale, np.float64)
 
@@ -59,7 +59,7 @@ class NormalizeShard(beam.DoFn):
                 scaled = ((values.astype(np.float64) - self.center) / self.scale).astype("<f4")
                 buffer[lo:hi] = scaled.tobytes()
             out.append(bytes(buffer))
-        write_shard(self.transformed, split, relative_name(path), frame(out))
+        write_shard(self.transformed, split, relative_name(path), frame(out), level=self.level)
         yield count("examples_normalized", len(out))
 
 
@@ -90,10 +90,11 @@ def normalize(examples: Input[Examples], statistics: Input[ExampleStatistics], t
                                          "scale": scale})
     params.properties.update(method=method, channels=channels, fit_split=fit_split)
 
+    level = CHUNK_GZIP_LEVEL if examples.properties.get("kind") == "timeseries_chunks" else GZIP_LEVEL
     job = Job(beam_args, transformed.path / "_report")
-    files = [(s, f) for s in examples.splits for f in examples.split_files(s)]
+    files = job.shards(examples, examples.splits)
     job.report(job.pipeline | "Files" >> beam.Create(files)
-               | "Normalize" >> beam.ParDo(NormalizeShard(transformed, center, scale)))
+               | "Normalize" >> beam.ParDo(NormalizeShard(job.uri(transformed.path), center, scale, level)))
     result = job.run()
     for split in examples.splits:
         transformed.split_dir(split)

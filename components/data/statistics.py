@@ -316,7 +316,7 @@ def compute_statistics(examples: Input[Examples], statistics: Output[ExampleStat
         raise DataError(f"{examples.path}: Examples artifact has no 'splits' and 'channels'/'feature_spec' "
                         f"properties")
     job = Job(beam_args, statistics.path / "_report")
-    files = [(s, f) for s in splits for f in examples.split_files(s)]
+    files = job.shards(examples, splits)
     job.report(job.pipeline | "Files" >> beam.Create(files)
                | "Shard" >> beam.ParDo(ShardStats(kind, spec, len(channels), max_exact_values))
                | "Merge" >> beam.CombinePerKey(MergeCombineFn())

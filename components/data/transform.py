@@ -79,7 +79,7 @@ def output_spec(spec: dict, params: dict) -> dict:
 
 
 class TransformShard(beam.DoFn):
-    def __init__(self, transformed: Examples, spec: dict, params: dict):
+    def __init__(self, transformed: str, spec: dict, params: dict):
         self.transformed, self.spec, self.params = transformed, spec, params
 
     def process(self, item):
@@ -119,9 +119,9 @@ def transform_features(examples: Input[Examples], statistics: Input[ExampleStati
                              features=sorted(fitted_params["features"]))
 
     job = Job(beam_args, transformed.path / "_report")
-    files = [(s, f) for s in examples.splits for f in examples.split_files(s)]
+    files = job.shards(examples, examples.splits)
     job.report(job.pipeline | "Files" >> beam.Create(files)
-               | "Transform" >> beam.ParDo(TransformShard(transformed, spec, fitted_params)))
+               | "Transform" >> beam.ParDo(TransformShard(job.uri(transformed.path), spec, fitted_params)))
     result = job.run()
     for split in examples.splits:
         transformed.split_dir(split)

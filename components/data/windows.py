@@ -78,7 +78,7 @@ class KeyChunks(beam.DoFn):
 class CutWindowChunk(beam.DoFn):
     """((series, split, k), pieces) -> the windows whose last step is in chunk k, written as one shard."""
 
-    def __init__(self, windows: Examples, size: int, stride: int, label_mode: str, chunk_steps: int):
+    def __init__(self, windows: str, size: int, stride: int, label_mode: str, chunk_steps: int):
         self.windows, self.size, self.stride = windows, size, stride
         self.label_mode, self.chunk_steps = label_mode, chunk_steps
 
@@ -138,11 +138,11 @@ def make_windows(examples: Input[Examples], windows: Output[Examples], size: int
     chunk_steps = max(int(chunk_steps), size)
 
     job = Job(beam_args, windows.path / "_report")
-    files = [(s, f) for s in splits for f in examples.split_files(s)]
+    files = job.shards(examples, splits)
     cut = (job.pipeline | "Files" >> beam.Create(files)
            | "Key" >> beam.ParDo(KeyChunks(len(channels), size, chunk_steps))
            | "ByChunk" >> beam.GroupByKey()
-           | "Cut" >> beam.ParDo(CutWindowChunk(windows, size, stride, label_mode, chunk_steps)))
+           | "Cut" >> beam.ParDo(CutWindowChunk(job.uri(windows.path), size, stride, label_mode, chunk_steps)))
     segments, report = split_outputs(cut, "Cut")
     job.report(report)
     job.report(segments | "Segments" >> beam.Map(lambda s: ("value", "segment", s)))

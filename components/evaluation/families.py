@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation
+from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import DataError
 
@@ -37,12 +37,20 @@ def _split_arrays(examples: Examples, model: Model, split: str, with_labels: boo
     return spec, x, (np.concatenate(ys) if ys else None)
 
 
-@component(version="1")
+@component(version="2")
 def evaluate_model(examples: Input[Examples], model: Input[Model], evaluation: Output[ModelEvaluation],
-                   split: str = "test", lowest_confidence: int = 10) -> dict:
+                   tflite: Input[TFLiteModels] | None = None, split: str = "test", lowest_confidence: int = 10,
+                   latency_runs: int = 50) -> dict:
     """Metrics of a supervised model on ``split``: accuracy, per-class precision/recall, confusion matrix and the
     lowest-confidence examples (classification); MAE/RMSE (regression, forecasting); IoU (segmentation);
-    reconstruction error (autoencoders)."""
+    reconstruction error (autoencoders).
+
+    With ``tflite`` (the variant stage's converted models) every variant is run with LiteRT on the same split and
+    compared with the Keras model by the task's metric (``metrics.TASK_METRICS``): ``variants.json/.md/.html`` rows
+    and, in evaluation.json, ``models`` (file hashes) and ``agreement`` -- what export gates on. Per-example inputs
+    and outputs of every model go to ``predictions.npz`` (``x``, ``y``, ``keras``, ``<variant>``), so a device's
+    answers can be checked against the pipeline's own on the same examples.
+    """
     from edgepipe.components.evaluation import family_metrics as fm
 
     task = model.properties.get("task", "classification")
@@ -65,10 +73,48 @@ def evaluate_model(examples: Input[Examples], model: Input[Model], evaluation: O
     else:
         report = fm.regression_report(out, y)
         summary = {"mae": report["mae"], "rmse": report["rmse"]}
-    evaluation.write_json("evaluation.json", {"schema_version": 1, "family": model.properties.get("family"),
-                                              "task": task, "split": split, "metrics": report})
+    outputs = {"keras": out}
+    doc: dict[str, Any] = {"schema_version": 1, "family": model.properties.get("family"), "task": task,
+                           "split": split, "metrics": report, "predictions_file": "predictions.npz"}
+    if tflite is not None and task != "reconstruction":
+        doc.update(_evaluate_variants(tflite, model, net, task, x, y, outputs, evaluation, latency_runs))
+        summary.update({f"{v}_agreement": a["all"] for v, a in doc["agreement"].items()})
+    np.savez_compressed(evaluation.file("predictions.npz"), x=x, **({"y": y} if y is not None else {}),
+                        **{name: np.asarray(o) for name, o in outputs.items()})
+    evaluation.write_json("evaluation.json", doc)
     evaluation.properties.update({"task": task, "split": split, **summary})
     return summary
+
+
+def _evaluate_variants(tflite: TFLiteModels, model: Model, net, task: str, x, y, outputs: dict,
+                       evaluation: ModelEvaluation, latency_runs: int) -> dict[str, Any]:
+    """Run each TFLite variant on ``x`` (adding to ``outputs``), score it with the task metric and write the table."""
+    import hashlib
+    import json
+
+    from edgepipe.components.evaluation.metrics import compare_variants, task_metric
+    from edgepipe.components.evaluation.variants import build_rows, write_table
+    from edgepipe.components.optimization.pruning import measured_sparsity
+    from edgepipe.components.optimization.tflite import TFLiteRunner, latency_us
+
+    models = {"keras": {"kind": "keras", "source": "model"}}
+    for name in tflite.variants():
+        path = tflite.variant_path(name)
+        outputs[name] = TFLiteRunner(path).predict(x)
+        models[name] = {"kind": "tflite", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    metric = task_metric(task)
+    compared = compare_variants(task, y, outputs)
+    values = {m: c["metric"] for m, c in compared.items()}
+    agree = {m: {"all": c["agreement"]} for m, c in compared.items() if m != "keras"}
+    index = json.loads((tflite.path / "variants.json").read_text())
+    latencies = {name: latency_us(tflite.variant_path(name).read_bytes(), runs=latency_runs) for name in index}
+    reference = {"size_bytes": (model.path / Model.filename).stat().st_size, "gzip_bytes": None,
+                 "params": int(net.count_params()), "sparsity": measured_sparsity(net)}
+    rows = build_rows(index, metric.name, values, {m: a["all"] for m, a in agree.items()},
+                      {m: metric.drop(values[m], values["keras"]) for m in values}, latencies, reference)
+    write_table(evaluation, rows)
+    return {"reference": "keras", "models": models, "agreement": agree, "metric_name": metric.name,
+            "variant_metrics": values}
 
 
 @component(version="1")

@@ -1,10 +1,20 @@
-"""Export any model family as a verified bundle: ``model.tflite`` (float32), the Keras model, the evaluation.
+"""Export any model family as a verified bundle in the runtime's schema (``runtime/schema.py``).
 
-Before anything is written the TFLite model is run with LiteRT on ``verify_samples`` inputs and compared with the
-Keras model; a maximum absolute difference above ``tolerance`` raises VerificationError (exit 4, nothing written).
-The exported model is what the family deploys: the classifier/regressor/segmenter itself, a GAN's generator, a
-DQN's Q-network (greedy policy = argmax), an autoencoder's full model plus its encoder (``encoder.tflite``).
-Int8 variants of these families are the optimization components' job; this bundle is the float reference.
+Two ways in:
+
+* with ``tflite`` (the variant stage ran): the evaluation's variant rows are gated like the anomaly bundle's
+  (``min_agreement`` of the task's decisions with the Keras model, ``max_metric_drop`` of its metric); a failing
+  primary int8 variant refuses the export (VerificationError, exit 4, nothing written), others are only marked
+  ``exported: false``. ``model.tflite`` is the primary int8 variant, ``model_float32.tflite`` the float fallback.
+* without (a family with no int8 path: LSTM, GAN generator, DQN Q-network): the float32 TFLite model is converted
+  here, checked against Keras on ``verify_samples`` inputs (max |diff| <= ``tolerance``) and shipped as
+  ``model.tflite``; ``quantization.reason`` says why it is not int8.
+
+``bundle.json`` always carries what a device needs and nothing it must guess: the task, every model's tensors (name,
+shape, dtype, quantization, read from the model itself), the preprocessing the pipeline applied (input feature
+order for tables, image scaling, latent sampling for generators), labels, metrics and versions. It is validated
+with the runtime's own validator before anything is written. ``verification.npz`` holds inputs and the shipped
+model's outputs as the pipeline computed them, so a device can check itself against the pipeline.
 """
 from __future__ import annotations
 
@@ -13,9 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.pipeline.artifacts import Bundle, Model, ModelEvaluation
+from edgepipe.pipeline.artifacts import Bundle, Model, ModelEvaluation, TFLiteModels
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import VerificationError
+
+# The pipeline's task names -> the runtime's (forecasting is regression on a window; control is a greedy policy).
+RUNTIME_TASKS = {"classification": "classification", "regression": "regression", "forecasting": "regression",
+                 "segmentation": "segmentation", "generation": "generation", "control": "policy"}
+LATENT_SAMPLER = "numpy.random.default_rng(seed).normal(size=(n, latent_dim)).astype(float32)"
 
 
 def _inputs(net, n: int, rng: np.random.Generator, int_high: int) -> list[np.ndarray]:
@@ -29,35 +44,44 @@ def _inputs(net, n: int, rng: np.random.Generator, int_high: int) -> list[np.nda
     return arrays
 
 
-def verify_tflite(net, content: bytes, samples: int = 16, seed: int = 0, int_high: int = 2) -> float:
-    """Max |keras - tflite| over ``samples`` random inputs (0..1 floats, valid integer labels), one at a time."""
+def _run_tflite(content: bytes, names: list[str], arrays: list[np.ndarray]) -> np.ndarray:
+    """Outputs of a TFLite model fed one example at a time, inputs matched to Keras's by name, then position."""
     from ai_edge_litert.interpreter import Interpreter
 
-    rng = np.random.default_rng(seed)
-    arrays = _inputs(net, samples, rng, int_high)
-    expected = net.predict(arrays if len(arrays) > 1 else arrays[0], verbose=0)
     interpreter = Interpreter(model_content=content)
     interpreter.allocate_tensors()
     details = interpreter.get_input_details()
-    names = [t.name.split(":")[0] for t in net.inputs]
     order = []
-    for d in details:  # TFLite input order need not follow Keras's: match by name, then by position
+    for d in details:  # TFLite input order need not follow Keras's
         match = [i for i, name in enumerate(names) if name in d["name"]]
         order.append(match[0] if match else len(order))
-    worst = 0.0
-    for i in range(samples):
+    outs = []
+    for i in range(len(arrays[0])):
         for d, k in zip(details, order):
+            if list(d["shape"]) != [1, *arrays[k].shape[1:]]:
+                interpreter.resize_tensor_input(d["index"], [1, *arrays[k].shape[1:]], strict=False)
+                interpreter.allocate_tensors()
             interpreter.set_tensor(d["index"], arrays[k][i:i + 1].astype(d["dtype"]))
         interpreter.invoke()
-        got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-        worst = max(worst, float(np.abs(got.reshape(-1) - np.asarray(expected[i]).reshape(-1)).max()))
-    return worst
+        outs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy())
+    return np.concatenate(outs)
 
 
-def _convert_float32(net, convert) -> bytes:
+def verify_tflite(net, content: bytes, samples: int = 16, seed: int = 0, int_high: int = 2,
+                  arrays: list[np.ndarray] | None = None) -> float:
+    """Max |keras - tflite| over ``samples`` inputs (random 0..1 floats, valid integer labels unless given)."""
+    arrays = arrays if arrays is not None else _inputs(net, samples, np.random.default_rng(seed), int_high)
+    expected = np.asarray(net.predict(arrays if len(arrays) > 1 else arrays[0], verbose=0))
+    got = _run_tflite(content, [t.name.split(":")[0] for t in net.inputs], arrays)
+    return float(np.abs(got.reshape(len(got), -1) - expected.reshape(len(expected), -1)).max())
+
+
+def _convert_float32(net) -> bytes:
     """float32 TFLite; models whose graph the converter cannot lower with a dynamic batch (tf_keras LSTM/GRU:
     TensorList ops need static shapes) are converted from a batch-1 concrete function instead."""
     import tensorflow as tf
+
+    from edgepipe.components.optimization.tflite import convert
 
     try:
         return convert(net, "float32")
@@ -70,46 +94,236 @@ def _convert_float32(net, convert) -> bytes:
     return converter.convert()
 
 
-@component(version="1")
+def io_spec(content: bytes) -> dict[str, Any]:
+    """Every input and the output (name, shape, dtype, quantization) as the interpreter reports them; one batch-1
+    invoke materializes shapes the converter left dynamic. Only the batch dimension may be ``null``."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    interpreter.allocate_tensors()
+    inputs = interpreter.get_input_details()
+    for d in inputs:
+        interpreter.set_tensor(d["index"], np.zeros([1, *d["shape"][1:]], dtype=d["dtype"]))
+    interpreter.invoke()
+
+    def describe(details: dict[str, Any], shape=None) -> dict[str, Any]:
+        scale, zero_point = details["quantization"]
+        signature = details.get("shape_signature")
+        batch = None if signature is not None and len(signature) and int(signature[0]) == -1 else 1
+        dims = shape if shape is not None else details["shape"]
+        return {"name": details["name"], "shape": [batch, *(int(v) for v in dims[1:])],
+                "dtype": np.dtype(details["dtype"]).name,
+                "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}
+
+    out = interpreter.get_output_details()[0]
+    spec = {"input": describe(inputs[0]),
+            "output": describe(out, interpreter.get_tensor(out["index"]).shape)}
+    if len(inputs) > 1:
+        spec["inputs"] = [describe(d) for d in inputs]
+    return spec
+
+
+@component(version="2")
 def export_model(model: Input[Model], evaluation: Input[ModelEvaluation], bundle: Output[Bundle],
-                 tolerance: float = 1e-3, verify_samples: int = 16) -> dict:
-    """Verify (TFLite vs Keras) then write ``model.tflite``, ``model.h5``, ``bundle.json``, ``evaluation.json``."""
-    import tf_keras as keras
+                 tflite: Input[TFLiteModels] | None = None, tolerance: float = 1e-3, verify_samples: int = 16,
+                 min_agreement: float = 0.98, max_metric_drop: float | None = None, primary: str = "auto",
+                 float_reason: str | None = None, seed: int = 0) -> dict:
+    """Gate (variants) or verify (float32), then write the model files, ``bundle.json``, ``verification.npz``,
+    ``evaluation.json`` and, after a variant stage, ``variants.json/.md/.html``."""
+    from edgepipe.components.export.bundle import SCHEMA_VERSION, _versions
 
-    from edgepipe.components.optimization.tflite import convert
+    props = model.properties
+    report = evaluation.read_json("evaluation.json")
+    task = RUNTIME_TASKS.get(props.get("task"), props.get("task"))
+    if tflite is not None:
+        content, keys, chosen, rows = _gated_variants(tflite, evaluation, report, min_agreement, max_metric_drop,
+                                                      primary)
+        reason = None
+    else:
+        content, diff = _verified_float(model, tolerance, verify_samples)
+        keys, chosen, rows = {"float32": "float32"}, "float32", None
+        reason = float_reason or "no variant stage for this family: the float32 model is shipped"
+    files = {v: ("model.tflite" if v == chosen else f"model_{v}.tflite") for v in content}
+    io = {v: io_spec(data) for v, data in content.items()}
+    models = {keys[v]: {"file": files[v], "variant": v, "size_bytes": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest(), **io[v]} for v, data in content.items()}
+    if tflite is None:
+        models["float32"]["max_abs_diff_vs_keras"] = diff
+    per_model = report.get("variant_metrics") or {}
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "task": task, "family": props.get("family"),
+        "default_model": "model.tflite", "primary_variant": chosen, "input": io[chosen]["input"],
+        "output": io[chosen]["output"], "models": models,
+        "quantization": {"primary": chosen, "int8": io[chosen]["input"]["dtype"] in ("int8", "uint8"),
+                         "reason": reason},
+        "preprocessing": _preprocessing(props, task),
+        "metrics": {"split": report.get("split"), "metric_name": report.get("metric_name"),
+                    "per_model": {keys.get(v, v): {"all": {report.get("metric_name"): m}}
+                                  for v, m in per_model.items() if v == "keras" or v in keys},
+                    "agreement_with_keras": {keys.get(v, v): a.get("all")
+                                             for v, a in (report.get("agreement") or {}).items()},
+                    "min_agreement": min_agreement if rows else None,
+                    "max_metric_drop": max_metric_drop if rows else None,
+                    "evaluation": report.get("metrics")},
+        "versions": _versions()}
+    doc.update(_task_fields(props, task, io[chosen]))
+    if rows is not None:
+        doc["variants_file"] = "variants.json"
+    verification = _verification(props, task, report, evaluation, chosen, content[chosen], seed)
+    if task in RUNTIME_TASKS.values():
+        from edgepipe.runtime.errors import BundleError
+        from edgepipe.runtime.schema import validate
 
+        try:
+            validate(doc, source="bundle.json (export)")
+        except BundleError as err:  # an exporter bug, not a data problem: refuse rather than ship a bad bundle
+            raise VerificationError(f"the bundle would not load on a device: {err}; nothing exported") from None
+    # Everything is computed and verified; only now does anything land in the bundle.
+    for variant, data in content.items():
+        bundle.file(files[variant]).write_bytes(data)
+    bundle.write_json("bundle.json", doc)
+    bundle.write_json("evaluation.json", report)
+    if verification:
+        np.savez_compressed(bundle.file("verification.npz"), **verification)
+    written = [*files.values(), "bundle.json", "evaluation.json", *(["verification.npz"] if verification else [])]
+    if rows is not None:
+        from edgepipe.components.evaluation.variants import write_table
+
+        for row in rows:
+            row["file"] = files.get(row["variant"]) if row.get("exported") else None
+            row["primary"] = row["variant"] == chosen
+        write_table(bundle, rows)
+        written += ["variants.json", "variants.md", "variants.html"]
+    bundle.properties.update({"schema_version": SCHEMA_VERSION, "task": task, "family": props.get("family"),
+                              "primary": chosen, "files": sorted(written)})
+    return {"primary_variant": chosen, "tflite_bytes": len(content[chosen]), "variants_exported": len(content),
+            "max_abs_diff_vs_keras": models[keys[chosen]].get("max_abs_diff_vs_keras")}
+
+
+def _gated_variants(tflite, evaluation, report, min_agreement, max_metric_drop, primary):
+    """The exported variants' bytes after the gate (primary refused -> VerificationError), keyed like the anomaly
+    bundle: the primary is ``int8``, ``float32`` the fallback, the others by variant name."""
+    from edgepipe.components.evaluation.variants import gate
+    from edgepipe.components.optimization.variants import primary_variant
+
+    evaluated = [v for v in report.get("models", {}) if v != "keras"]
+    chosen = primary_variant(primary, evaluated)
+    rows = evaluation.read_json("variants.json")
+    for row in rows:
+        if row["variant"] != "keras":
+            row["agreement"] = (report.get("agreement", {}).get(row["variant"]) or {}).get("all")
+    rows = gate(rows, min_agreement, max_metric_drop)
+    row = next((r for r in rows if r["variant"] == chosen), None)
+    if row is None or not row["exported"]:
+        why = row["reason"] if row else "not evaluated"
+        raise VerificationError(f"primary int8 variant '{chosen}' fails the export bounds ({why}); nothing exported")
+    content = {}
+    for r in rows:
+        variant = r["variant"]
+        if variant == "keras" or not r["exported"]:
+            continue
+        data = tflite.variant_path(variant).read_bytes()
+        if report["models"].get(variant, {}).get("sha256") != hashlib.sha256(data).hexdigest():
+            raise VerificationError(f"{variant}.tflite differs from the model that was evaluated (sha256 mismatch); "
+                                    "nothing exported")
+        content[variant] = data
+    keys = {v: ("int8" if v == chosen else v) for v in content}
+    return content, keys, chosen, rows
+
+
+def _verified_float(model: Model, tolerance: float, samples: int) -> tuple[dict[str, bytes], float]:
     net = model.load_keras()
     props = model.properties
     int_high = int(props.get("num_classes") or (props.get("data_spec") or {}).get("num_classes") or 2)
-    files: dict[str, Any] = {}
-    to_write: dict[str, bytes] = {}
-    targets = {"model.tflite": net}
-    if (model.path / "encoder.h5").exists():
-        targets["encoder.tflite"] = keras.models.load_model(str(model.path / "encoder.h5"), compile=False)
-    for name, keras_model in targets.items():
-        content = _convert_float32(keras_model, convert)
-        diff = verify_tflite(keras_model, content, verify_samples, int_high=int_high)
-        if not diff <= tolerance:
-            raise VerificationError(f"{name}: TFLite output differs from Keras by {diff:.3g} (> tolerance "
-                                    f"{tolerance}); nothing exported")
-        to_write[name] = content
-        files[name] = {"size_bytes": len(content), "sha256": hashlib.sha256(content).hexdigest(),
-                       "max_abs_diff_vs_keras": diff,
-                       "inputs": [{"name": t.name.split(":")[0], "shape": [None, *map(int, t.shape[1:])],
-                                   "dtype": t.dtype.name} for t in keras_model.inputs],
-                       "output_shape": [None, *map(int, keras_model.output_shape[1:])]}
-    report = evaluation.read_json("evaluation.json")
-    for name, content in to_write.items():
-        bundle.file(name).write_bytes(content)
-    net.save(str(bundle.file("model.h5")), include_optimizer=False)
-    bundle.write_json("evaluation.json", report)
-    doc = {"schema_version": 1, "task": props.get("task"), "family": props.get("family"),
-           "exported": props.get("exported", "model"), "default_model": "model.tflite", "models": files,
-           "data_spec": props.get("data_spec"), "hparams": props.get("hparams"),
-           "class_names": (props.get("data_spec") or {}).get("class_names") or props.get("class_names"),
-           "env_name": props.get("env_name"), "policy": props.get("policy"), "metrics": report.get("metrics")}
-    bundle.write_json("bundle.json", doc)
-    bundle.properties.update({"task": props.get("task"), "family": props.get("family"),
-                              "files": sorted([*to_write, "model.h5", "bundle.json", "evaluation.json"])})
-    return {"tflite_bytes": len(to_write["model.tflite"]),
-            "max_abs_diff_vs_keras": files["model.tflite"]["max_abs_diff_vs_keras"]}
+    content = _convert_float32(net)
+    diff = verify_tflite(net, content, samples, int_high=int_high)
+    if not diff <= tolerance:
+        raise VerificationError(f"model.tflite: TFLite output differs from Keras by {diff:.3g} (> tolerance "
+                                f"{tolerance}); nothing exported")
+    return {"float32": content}, diff
+
+
+def _preprocessing(props: dict[str, Any], task: str) -> dict[str, Any]:
+    """What the pipeline did to raw data before the model: supervised families feed ingested values unchanged
+    (tables: the columns in ``features`` order; images: pixel values as in the data, 0..1, so an 8-bit image file
+    is scaled by 1/255 after a bilinear resize); generators take latents; policies raw observations."""
+    spec = props.get("data_spec") or {}
+    shape = list(spec.get("input_shape") or [])
+    if task == "generation":
+        return {"kind": "latent", "transform": "none"}
+    if task == "policy":
+        return {"kind": "observation", "transform": "none"}
+    features = (spec.get("extra") or {}).get("features") or []
+    x_key = (spec.get("extra") or {}).get("x_key", "x")
+    if features and features != [x_key]:
+        return {"kind": "table", "features": list(features), "transform": "none"}
+    if len(shape) == 3:
+        return {"kind": "image", "transform": "none",
+                "image": {"height": shape[0], "width": shape[1], "channels": shape[2], "resize": "bilinear",
+                          "scale": 1 / 255, "offset": 0.0, "applies_to": "8-bit image files"}}
+    return {"kind": "sequence" if len(shape) == 2 else "features", "transform": "none"}
+
+
+def _task_fields(props: dict[str, Any], task: str, io: dict[str, Any]) -> dict[str, Any]:
+    spec = props.get("data_spec") or {}
+    names = spec.get("class_names") or props.get("class_names")
+    out: dict[str, Any] = {}
+    if task == "classification":
+        k = io["output"]["shape"][-1]
+        out["labels"] = list(names) if names and len(names) == k else [str(i) for i in range(k)]
+        out["output_kind"] = "probabilities"
+    elif task == "segmentation":
+        k = io["output"]["shape"][-1]
+        labels = ["background", *names] if names and len(names) + 1 == k else names
+        out["labels"] = list(labels) if labels and len(labels) == k else [str(i) for i in range(k)]
+    elif task == "regression":
+        out["target_names"] = [f"y{i}" for i in range(io["output"]["shape"][-1])]
+    elif task == "generation":
+        inputs = io.get("inputs") or [io["input"]]
+        latent = next(d for d in inputs if d["dtype"].startswith("float"))
+        label = next((d for d in inputs if not d["dtype"].startswith("float")), None)
+        k = int(props.get("num_classes") or spec.get("num_classes") or 0)
+        out["generation"] = {"latent_dim": int(latent["shape"][-1]), "latent_input": latent["name"],
+                             "label_input": label["name"] if label else None, "num_classes": k if label else None,
+                             "sampler": LATENT_SAMPLER, "output_range": [0.0, 1.0]}
+        if label and names and len(names) == k:
+            out["labels"] = list(names)
+    elif task == "policy":
+        out["policy"] = {"env_name": props.get("env_name"), "num_actions": int(io["output"]["shape"][-1]),
+                         "frame_stack": int(props.get("frame_stack", 1)), "action": "argmax of Q-values"}
+    return out
+
+
+def sample_latent(n: int, latent_dim: int, seed: int) -> np.ndarray:
+    """The documented latent sampler (``LATENT_SAMPLER``); the runtime implements the same line."""
+    return np.random.default_rng(seed).normal(size=(n, latent_dim)).astype(np.float32)
+
+
+def _verification(props, task, report, evaluation, chosen, content, seed) -> dict[str, np.ndarray]:
+    """Inputs and the shipped model's outputs as the pipeline computed them: the evaluation's own per-example
+    predictions (supervised) or, for generators and policies, the exported file run here on latents drawn with
+    the documented sampler (``seed``) / observations."""
+    path = evaluation.path / "predictions.npz"
+    if path.exists():
+        with np.load(path) as saved:
+            key = chosen if chosen in saved.files else None
+            if key is None:
+                return {}
+            return {"x": saved["x"][:64], "output": saved[key][:64]}
+    io = io_spec(content)
+    inputs = io.get("inputs") or [io["input"]]
+    if task == "generation":
+        fields = _task_fields(props, task, io)["generation"]
+        z = sample_latent(16, fields["latent_dim"], seed)
+        arrays = {fields["latent_input"]: z}
+        out = {"latent": z, "seed": np.array(seed)}
+        if fields["label_input"]:
+            labels = (np.arange(16) % max(1, fields["num_classes"])).astype(np.int32).reshape(-1, 1)
+            arrays[fields["label_input"]] = labels
+            out["label"] = labels.reshape(-1)
+        out["output"] = _run_tflite(content, list(arrays), list(arrays.values()))
+        return out
+    if task == "policy":
+        obs = np.random.default_rng(seed).normal(0, 0.5, size=(32, *inputs[0]["shape"][1:])).astype(np.float32)
+        return {"x": obs, "output": _run_tflite(content, [inputs[0]["name"]], [obs])}
+    return {}

@@ -1,7 +1,8 @@
 """Pipeline components for pruning, clustering, quantization-aware training (plain, PQAT, CQAT) and conversion.
 
-Each fine-tunes on the same data the model was trained on (the train split's normal windows unless the upstream
-model was trained on all windows), so an optimization never shifts what "normal" means. Heavy imports happen inside
+Each fine-tunes on the same data and loss the model was trained on (the anomaly autoencoder: the train split's
+normal windows unless it was trained on all windows; a supervised family: its train split's examples and labels,
+``windows`` then being that family's Examples), so an optimization never shifts what "normal" means. Heavy imports happen inside
 the functions: declaring the pipeline must not load TensorFlow. Fine-tuning wrappers are built inside the scope
 of the same ``tf.distribute`` strategy name training uses (an execution parameter, not part of the cache key).
 """
@@ -14,6 +15,27 @@ import numpy as np
 from edgepipe.pipeline.artifacts import Examples, Model, TFLiteModels
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import DataError
+
+
+def _train_data(examples: Examples, model: Model) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """``(x, y, loss)`` to fine-tune on: the model's own training data and loss. A supervised family (its Model
+    carries a ``data_spec``) gets its train split's ``(x, label)`` and its task's loss; the anomaly autoencoder gets
+    ``(window, None)`` (reconstruct the input) and MSE."""
+    spec = model.properties.get("data_spec")
+    if not spec or spec.get("task") == "reconstruction":
+        return _train_windows(examples, model), None, "mse"
+    from edgepipe.components.training.fit import supervised_dataset
+    from edgepipe.models.spec import DataSpec
+
+    data_spec = DataSpec.from_json(spec)
+    xs, ys = [], []
+    for bx, by in supervised_dataset(examples, "train", data_spec, 1024, cache=False):
+        xs.append(bx.numpy())
+        ys.append(by.numpy())
+    if not xs:
+        raise DataError(f"train split of {examples.path} has no examples to fine-tune on")
+    loss = "sparse_categorical_crossentropy" if data_spec.task in ("classification", "segmentation") else "mse"
+    return np.concatenate(xs), np.concatenate(ys), loss
 
 
 def _train_windows(windows: Examples, model: Model) -> np.ndarray:
@@ -46,11 +68,11 @@ def prune_model(windows: Input[Examples], model: Input[Model], pruned: Output[Mo
     """Magnitude-prune the model to ``target_sparsity`` (or 2:4 where tfmot can) while fine-tuning; strip, save."""
     from edgepipe.components.optimization.pruning import layer_sparsity, measured_sparsity, prune_with_report
 
-    x = _train_windows(windows, model)
+    x, y, loss = _train_data(windows, model)
     net, report = prune_with_report(model.load_keras(), x, target_sparsity=target_sparsity, epochs=epochs,
                                     schedule=schedule, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                     skip_layers=skip_layers, structured_2_4=structured_2_4,
-                                    strategy=_strategy(strategy))
+                                    strategy=_strategy(strategy), y_train=y, loss=loss)
     sparsity = measured_sparsity(net)
     pruned.save_keras(net)
     pruned.write_json("pruning.json", {**report, "target_sparsity": target_sparsity, "schedule": schedule,
@@ -68,10 +90,10 @@ def cluster_model(windows: Input[Examples], model: Input[Model], clustered: Outp
     from edgepipe.components.optimization.clustering import cluster_with_report
     from edgepipe.components.optimization.pruning import measured_sparsity
 
-    x = _train_windows(windows, model)
+    x, y, loss = _train_data(windows, model)
     net, report = cluster_with_report(model.load_keras(), x, number_of_clusters=number_of_clusters, epochs=epochs,
                                       batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                                      skip_layers=skip_layers, strategy=_strategy(strategy))
+                                      skip_layers=skip_layers, strategy=_strategy(strategy), y_train=y, loss=loss)
     clustered.save_keras(net)
     clustered.write_json("clustering.json", {**report, "number_of_clusters": number_of_clusters})
     _inherit(model, clustered, clustering={"number_of_clusters": number_of_clusters})
@@ -94,17 +116,17 @@ def quantize_model(windows: Input[Examples], model: Input[Model], qat_model: Out
     from edgepipe.components.optimization.pruning import measured_sparsity
     from edgepipe.components.optimization.qat import KeepClusters, KeepSparsity, quantize_aware, strip_cqat
 
-    x = _train_windows(windows, model)
+    x, y, loss = _train_data(windows, model)
     keras.utils.set_random_seed(seed)
     with _strategy(strategy).scope():
         qat, report = quantize_aware(model.load_keras(), scheme=scheme)
-        qat.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+        qat.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     keep = KeepSparsity(qat)
     callbacks = [keep] if keep.active else []
     if scheme == "cqat":
         snapped = [n for n, how in report["preserved_by"].items() if how == "callback"]
         callbacks.append(KeepClusters(qat, layers=snapped))
-    history = qat.fit(x, x, batch_size=batch_size, epochs=max(1, epochs), shuffle=True, verbose=0,
+    history = qat.fit(x, x if y is None else y, batch_size=batch_size, epochs=max(1, epochs), shuffle=True, verbose=0,
                       callbacks=callbacks)
     if scheme == "cqat":
         qat = strip_cqat(qat)
@@ -143,7 +165,7 @@ def convert_tflite(windows: Input[Examples], float_model: Input[Model], tflite: 
     if missing:
         raise ConfigError(f"convert_tflite: variant(s) {', '.join(missing)} need the "
                           f"{', '.join(sorted({VARIANTS[n].source for n in missing}))} model input(s)")
-    x = _train_windows(windows, float_model)
+    x = _train_data(windows, float_model)[0]
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(x), size=min(len(x), max(1, representative_samples)), replace=False))
     loaded = {"float": float_model.load_keras()}

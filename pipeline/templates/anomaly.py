@@ -1,7 +1,7 @@
 """The default pipeline: sensor time series -> Conv1D autoencoder -> verified int8 TFLite anomaly detector.
 
-ingest -> statistics -> normalize -> window -> train -> {prune -> pqat, qat, cluster [-> cqat]} -> convert (one
-.tflite per variant in ``convert.variants``) -> evaluate (every variant vs the Keras float model) -> report -> export
+ingest -> statistics -> normalize -> window -> train -> variant stage (``variant_stage.py``: {prune -> pqat, qat,
+cluster [-> cqat]} -> convert, one .tflite per variant in ``convert.variants``) -> evaluate (every variant vs the Keras float model) -> report -> export
 (the primary int8 variant is gated; the others are exported only when they pass the same bounds)
 """
 from __future__ import annotations
@@ -11,13 +11,12 @@ from pathlib import Path
 from edgepipe.components.data import compute_statistics, ingest_timeseries, make_windows, normalize
 from edgepipe.components.evaluation import evaluate_anomaly
 from edgepipe.components.export import export_bundle
-from edgepipe.components.optimization import cluster_model, convert_tflite, prune_model, quantize_model
-from edgepipe.components.optimization.variants import VARIANTS, active_variants, primary_variant
 from edgepipe.components.report import render_report
 from edgepipe.components.training import train_autoencoder
 from edgepipe.pipeline.config import Config
 from edgepipe.pipeline.dag import Pipeline
 from edgepipe.pipeline.errors import ConfigError
+from edgepipe.pipeline.templates.variant_stage import variant_stage
 
 BUILTIN_SOURCES = {"builtin:sensors": "default_dataset_path"}
 
@@ -57,22 +56,15 @@ def anomaly_detection(cfg: Config) -> Pipeline:
         train_on=train_cfg.train_on, seed=train_cfg.seed, strategy=train_cfg.strategy)
     nodes = [ingest, statistics, transform, window, train]
     float_model = train.outputs["model"]  # the reference every variant is compared with
-    optimized = _optimization_nodes(cfg, windows, float_model)
-    nodes += list(optimized.values())
-    active = active_variants(list(cfg.convert.variants), cfg.enabled())
-    convert = convert_tflite(
-        windows=windows, float_model=float_model,
-        **{f"{source}_model": node.outputs[output] for source, (node, output) in
-           _outputs(optimized).items()},
-        variants=active, inference_type=cfg.convert.inference_type,
-        allow_float_fallback=cfg.convert.allow_float_fallback,
-        representative_samples=cfg.convert.representative_samples, seed=train_cfg.seed)
+    stage = variant_stage(cfg, windows, float_model)
+    nodes += stage.nodes
+    convert = stage.convert
     evaluate = evaluate_anomaly(windows=windows, float_model=float_model, tflite=convert.outputs["tflite"],
                                 threshold_quantile=cfg.evaluate.threshold_quantile,
                                 threshold_margin=cfg.evaluate.threshold_margin,
                                 latency_runs=cfg.evaluate.latency_runs)
     # The report comes before export, so a run whose export the verification gate refuses still has one.
-    primary = primary_variant(cfg.convert.primary, active)
+    primary = stage.primary
     report = render_report(statistics=statistics.outputs["statistics"], rejects=ingest.outputs["rejects"],
                            model=train.outputs["model"], evaluation=evaluate.outputs["evaluation"],
                            tflite=convert.outputs["tflite"], primary=primary)
@@ -81,40 +73,6 @@ def anomaly_detection(cfg: Config) -> Pipeline:
                            transform=transform.outputs["params"], windows=windows,
                            min_agreement=cfg.export.min_agreement, max_metric_drop=cfg.export.max_metric_drop,
                            primary=primary)
-    nodes += [convert, evaluate, report, export]
+    nodes += [evaluate, report, export]
     return Pipeline(cfg.pipeline.name, nodes)
 
-
-def _optimization_nodes(cfg: Config, windows, float_model) -> dict:
-    """The fine-tuning nodes the configured variants need, keyed by the model they produce (see variants.NEEDS)."""
-    train_cfg = cfg.training
-    active = active_variants(list(cfg.convert.variants), cfg.enabled())
-    sources = {VARIANTS[name].source for name in active}
-    common = {"windows": windows, "batch_size": train_cfg.batch_size, "seed": train_cfg.seed,
-              "strategy": train_cfg.strategy}
-    qat_args = {"epochs": cfg.qat.epochs, "learning_rate": cfg.qat.learning_rate}
-    nodes = {}
-    if sources & {"pruned", "pqat"}:
-        nodes["pruned"] = prune_model(model=float_model, target_sparsity=cfg.prune.target_sparsity,
-                                      epochs=cfg.prune.epochs, schedule=cfg.prune.schedule,
-                                      learning_rate=cfg.prune.learning_rate, skip_layers=list(cfg.prune.skip_layers),
-                                      structured_2_4=cfg.prune.structured_2_4, **common)
-    if "qat" in sources:
-        nodes["qat"] = quantize_model(model=float_model, scheme="default", **qat_args, **common)
-    if "pqat" in sources:
-        nodes["pqat"] = quantize_model(model=nodes["pruned"].outputs["pruned"], scheme="pqat", **qat_args,
-                                       **common).named("pqat_model")
-    if sources & {"clustered", "cqat"}:
-        nodes["clustered"] = cluster_model(model=float_model, number_of_clusters=cfg.cluster.number_of_clusters,
-                                           epochs=cfg.cluster.epochs, learning_rate=cfg.cluster.learning_rate,
-                                           skip_layers=list(cfg.cluster.skip_layers), **common)
-    if "cqat" in sources:
-        nodes["cqat"] = quantize_model(model=nodes["clustered"].outputs["clustered"], scheme="cqat", **qat_args,
-                                       **common).named("cqat_model")
-    return nodes
-
-
-def _outputs(nodes: dict) -> dict:
-    output = {"pruned": "pruned", "qat": "qat_model", "pqat": "qat_model", "clustered": "clustered",
-              "cqat": "qat_model"}
-    return {source: (node, output[source]) for source, node in nodes.items()}

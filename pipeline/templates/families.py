@@ -1,7 +1,10 @@
 """Templates for the model families other than the default anomaly detector.
 
 * ``supervised``: ingest (CSV table or ``.npz`` arrays) -> train_model (mlp, cnn, rnn, conv1d, unet, mobilenet_v2,
-  autoencoder) -> evaluate_model -> export_model (float32 TFLite verified against Keras);
+  autoencoder) -> the variant stage shared with the anomaly template (``variant_stage.py``: prune / QAT / PQAT /
+  cluster -> convert_tflite) -> evaluate_model (Keras and every variant, the family's metric) -> export_model (gated;
+  int8 ``model.tflite``). Families with no int8 path (``variant_stage.NOT_QUANTIZABLE``: LSTM) skip the stage and
+  ship float32, the reason recorded in ``bundle.json``;
 * ``gan``: ingest -> train_gan (dcgan, cgan) -> evaluate_gan (sample grids, discriminator score) -> export (the
   generator);
 * ``reinforcement``: train_dqn (TF-Agents, Gym env by name) -> evaluate_policy (average return) -> export (the
@@ -19,6 +22,7 @@ from pathlib import Path
 from edgepipe.pipeline.config import Config
 from edgepipe.pipeline.dag import Pipeline
 from edgepipe.pipeline.errors import ConfigError
+from edgepipe.pipeline.templates.variant_stage import NOT_QUANTIZABLE, variant_stage
 
 TEMPLATE_FAMILIES = {
     "supervised": ("mlp", "cnn", "rnn", "conv1d", "unet", "mobilenet_v2", "autoencoder"),
@@ -72,10 +76,16 @@ def _execution(cfg: Config) -> dict:
             "checkpoint_root": str(Path(cfg.pipeline.root).resolve() / "checkpoints") if t.checkpoints else None}
 
 
-def _export(model_ref, evaluation_ref, cfg: Config):
+def _export(model_ref, evaluation_ref, cfg: Config, tflite_ref=None, primary: str = "auto",
+            float_reason: str | None = None):
     from edgepipe.components.export.family_bundle import export_model
 
-    return export_model(model=model_ref, evaluation=evaluation_ref, tolerance=cfg.evaluate.tolerance)
+    if tflite_ref is None:
+        return export_model(model=model_ref, evaluation=evaluation_ref, tolerance=cfg.evaluate.tolerance,
+                            float_reason=float_reason, seed=cfg.training.seed)
+    return export_model(model=model_ref, evaluation=evaluation_ref, tflite=tflite_ref,
+                        min_agreement=cfg.export.min_agreement, max_metric_drop=cfg.export.max_metric_drop,
+                        primary=primary, seed=cfg.training.seed)
 
 
 def supervised(cfg: Config) -> Pipeline:
@@ -87,15 +97,24 @@ def supervised(cfg: Config) -> Pipeline:
     validate_hparams(cfg.model.family, dict(cfg.model.hparams))
     t = cfg.training
     ingest = _ingest(cfg)
+    columns = {"feature_columns": list(cfg.data.feature_columns)} if cfg.data.feature_columns else {}
     train = train_model(examples=ingest.outputs["examples"], family=cfg.model.family, hparams=dict(cfg.model.hparams),
-                        task=cfg.model.task, x_key=cfg.model.x_key, y_key=cfg.model.y_key, epochs=t.epochs,
+                        task=cfg.model.task, x_key=cfg.model.x_key, y_key=cfg.model.y_key, epochs=t.epochs, **columns,
                         batch_size=t.batch_size, patience=t.patience, lr_schedule=t.lr_schedule,
                         fine_tune_epochs=t.fine_tune_epochs, seed=t.seed, mixed_precision=t.mixed_precision,
                         **_execution(cfg))
-    evaluate = evaluate_model(examples=ingest.outputs["examples"], model=train.outputs["model"],
-                              split=cfg.evaluate.split)
-    export = _export(train.outputs["model"], evaluate.outputs["evaluation"], cfg)
-    return Pipeline(cfg.pipeline.name, [ingest, train, evaluate, export])
+    model = train.outputs["model"]
+    reason = NOT_QUANTIZABLE.get(cfg.model.family)
+    if reason is not None:
+        evaluate = evaluate_model(examples=ingest.outputs["examples"], model=model, split=cfg.evaluate.split)
+        export = _export(model, evaluate.outputs["evaluation"], cfg, float_reason=reason)
+        return Pipeline(cfg.pipeline.name, [ingest, train, evaluate, export])
+    stage = variant_stage(cfg, ingest.outputs["examples"], model)
+    tflite = stage.convert.outputs["tflite"]
+    evaluate = evaluate_model(examples=ingest.outputs["examples"], model=model, tflite=tflite,
+                              split=cfg.evaluate.split, latency_runs=cfg.evaluate.latency_runs)
+    export = _export(model, evaluate.outputs["evaluation"], cfg, tflite, stage.primary)
+    return Pipeline(cfg.pipeline.name, [ingest, train, *stage.nodes, evaluate, export])
 
 
 def gan(cfg: Config) -> Pipeline:
@@ -112,7 +131,8 @@ def gan(cfg: Config) -> Pipeline:
                       seed=t.seed, **_execution(cfg))
     evaluate = evaluate_gan(examples=ingest.outputs["examples"], model=train.outputs["model"],
                             split=cfg.evaluate.split, seed=t.seed)
-    export = _export(train.outputs["model"], evaluate.outputs["evaluation"], cfg)
+    export = _export(train.outputs["model"], evaluate.outputs["evaluation"], cfg,
+                     float_reason="GAN generators ship float32 (Conv2DTranspose + tanh output; no variant stage yet)")
     return Pipeline(cfg.pipeline.name, [ingest, train, evaluate, export])
 
 
@@ -127,5 +147,6 @@ def reinforcement(cfg: Config) -> Pipeline:
     train = train_dqn(env_name=env_name, hparams=hparams, seed=cfg.training.seed,
                       checkpoint_root=execution["checkpoint_root"], time_budget_s=cfg.training.time_budget_s)
     evaluate = evaluate_policy(model=train.outputs["model"], episodes=cfg.evaluate.episodes)
-    export = _export(train.outputs["model"], evaluate.outputs["evaluation"], cfg)
+    export = _export(train.outputs["model"], evaluate.outputs["evaluation"], cfg,
+                     float_reason="the Q-network ships float32 (no variant stage for reinforcement learning yet)")
     return Pipeline(cfg.pipeline.name, [train, evaluate, export])

@@ -2,10 +2,10 @@
 
 A family plugs in with two registrations: its part of the schema (``schema.task_check``) and a :class:`Task`
 subclass here (``@register``). ``anomaly_detection`` is complete (batch and streaming); ``classification`` and
-``regression`` decode vector outputs. Segmentation masks, generated samples or greedy actions would each be one
-more ``Task`` with its own ``predict`` and result type.
+``regression`` decode vector outputs; ``segmentation`` (masks), ``generation`` (samples) and ``policy`` (greedy
+actions) live in ``families``.
 """
 from edgepipe.runtime.tasks.base import TASKS, Task, register
-from edgepipe.runtime.tasks import anomaly, vector  # noqa: F401  (registers the families)
+from edgepipe.runtime.tasks import anomaly, families, vector  # noqa: F401  (registers the families)
 
 __all__ = ["TASKS", "Task", "register"]

@@ -30,16 +30,29 @@ class VectorTask(Task):
         super().__init__(doc, model, runner)
         self.feature_shape = tuple(int(d) for d in runner.input.shape[1:])
         self.normalization = _affine(doc, "normalization")
+        pre = doc.get("preprocessing") or {}
+        #: table bundles: the CSV columns, in model input order
+        self.feature_names: list[str] | None = pre.get("features") if pre.get("kind") == "table" else None
+        image = pre.get("image") or {}
+        self.image_scale = (float(image.get("scale", 1 / 255)), float(image.get("offset", 0.0)))
 
     @property
     def takes_images(self) -> bool:
         return len(self.feature_shape) == 3
 
-    def batch(self, raw: Any) -> np.ndarray:
+    def batch(self, raw: Any, kind: str | None = None) -> np.ndarray:
+        """Model input for raw ``features`` (values as in the pipeline's data) or ``image`` (8-bit pixel values,
+        already resized: scaled by ``preprocessing.image`` exactly as the pipeline's data was)."""
+        if kind is not None:
+            self.check_kind(kind)
         try:
             x = np.asarray(raw, dtype=np.float64)
         except (TypeError, ValueError):
             raise InputError(f"features: not a numeric array shaped {list(self.feature_shape)}") from None
+        if kind == "image":
+            if not self.takes_images:
+                raise InputError(f"image input: this bundle's model takes {list(self.feature_shape)}, not images")
+            x = x * self.image_scale[0] + self.image_scale[1]
         if x.shape == self.feature_shape:
             x = x[None]
         if x.ndim != len(self.feature_shape) + 1 or x.shape[1:] != self.feature_shape:
@@ -55,7 +68,8 @@ class VectorTask(Task):
         return x.astype(np.float32)
 
     def metadata(self) -> dict[str, Any]:
-        return {**super().metadata(), "feature_shape": list(self.feature_shape), "images": self.takes_images}
+        return {**super().metadata(), "feature_shape": list(self.feature_shape), "images": self.takes_images,
+                "feature_names": self.feature_names}
 
 
 @dataclass
@@ -82,7 +96,7 @@ class ClassificationTask(VectorTask):
     name = "classification"
 
     def predict(self, raw: Any, kind: str | None = None) -> ClassificationResult:
-        y = self.runner.run(self.batch(raw)).astype(np.float64)
+        y = self.runner.run(self.batch(raw, kind)).astype(np.float64)
         if self.doc.get("output_kind") == "logits":
             y = np.exp(y - y.max(axis=1, keepdims=True))
             y /= y.sum(axis=1, keepdims=True)
@@ -108,7 +122,7 @@ class RegressionTask(VectorTask):
     name = "regression"
 
     def predict(self, raw: Any, kind: str | None = None) -> RegressionResult:
-        y = self.runner.run(self.batch(raw)).astype(np.float64)
+        y = self.runner.run(self.batch(raw, kind)).astype(np.float64)
         target = _affine(self.doc, "target_normalization")
         if target is not None:
             y = y * target[1] + target[0]

@@ -36,8 +36,11 @@ def test_cgan_trains_evaluates_per_class_and_exports_the_generator(images, tmp_p
     assert (tmp_path / "e" / "samples_by_class.png").read_bytes()[:4] == b"\x89PNG"
     bundle, _ = invoke(export_model, {"model": model, "evaluation": ev["evaluation"]}, {"bundle": tmp_path / "b"}, {})
     doc = json.loads((tmp_path / "b" / "bundle.json").read_text())
-    assert [i["name"] for i in doc["models"]["model.tflite"]["inputs"]] == ["noise", "label"]
-    assert doc["models"]["model.tflite"]["max_abs_diff_vs_keras"] < 1e-4
+    entry = doc["models"]["float32"]
+    assert entry["file"] == "model.tflite" and doc["task"] == "generation"
+    assert sorted(i["dtype"] for i in entry["inputs"]) == ["float32", "int32"]
+    assert doc["generation"]["latent_dim"] == 4 and doc["generation"]["num_classes"] == 3
+    assert entry["max_abs_diff_vs_keras"] < 1e-4
 
 
 def test_dqn_component_trains_evaluates_and_exports_the_q_network(tmp_path):
@@ -55,7 +58,8 @@ def test_dqn_component_trains_evaluates_and_exports_the_q_network(tmp_path):
     assert ev_metrics["episodes"] == 3 and ev_metrics["average_return"] >= 1
     invoke(export_model, {"model": out["model"], "evaluation": ev["evaluation"]}, {"bundle": tmp_path / "b"}, {})
     doc = json.loads((tmp_path / "b" / "bundle.json").read_text())
-    assert doc["exported"] == "q_network" and doc["env_name"] == "CartPole-v0"
+    assert doc["task"] == "policy" and doc["policy"] == {"env_name": "CartPole-v0", "num_actions": 2,
+                                                         "frame_stack": 1, "action": "argmax of Q-values"}
 
 
 def test_unknown_dqn_hyperparameter_is_a_config_error(tmp_path):
