@@ -62,8 +62,8 @@ setup(
     include_package_data=False,
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        # kfp in test: the compiled Kubeflow/Vertex spec is executed with kfp.local in the tests
-        "test": ["pytest>=8", "hypothesis>=6", "kfp==2.17.*"],
+        # kfp in test: the compiled Kubeflow/Vertex spec is executed with kfp.local; dask: the runner-parity test
+        "test": ["pytest>=8", "hypothesis>=6", "kfp==2.17.*", "apache-beam[dask]==2.77.*"],
         # What edgepipe.runtime needs. Extras only add to install_requires, so a device without TensorFlow installs
         # `pip install --no-deps . && pip install numpy ai-edge-litert` (the Dockerfile's runtime target does).
         "runtime": RUNTIME_REQUIRES,
