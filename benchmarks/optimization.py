@@ -13,7 +13,7 @@ Targets (each reported as measured, true/false, never adjusted): int8 QAT metric
 int8 size <= 0.3x float32 TFLite for models above 100k parameters; int8/float32 latency <= 0.8 (batch 1, one thread,
 XNNPACK); pruned to 80% + int8: gzip <= 0.15x float32 gzip and metric within 2 points. PTQ and QAT both shown.
 
-Usage: python benchmarks/optimization.py [--skip-pipeline] [--skip-wide] [--epochs N]
+Usage: python benchmarks/optimization.py [--skip-pipeline] [--skip-narrow] [--skip-wide] [--epochs N]
 """
 from __future__ import annotations
 
@@ -100,12 +100,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40, help="CNN training epochs (configs/cnn.yaml: 40, "
                                                              "early stopping)")
     parser.add_argument("--skip-wide", action="store_true", help="skip the >100k-parameter CNN")
+    parser.add_argument("--skip-narrow", action="store_true", help="skip the small (<100k-parameter) CNN")
     args = parser.parse_args()
     result = {}
     if not args.skip_pipeline:
         result["default"] = default_subject()
     epochs = [f"training.epochs={args.epochs}"]
-    result["cnn_digits"] = cnn_subject(epochs)
+    if not args.skip_narrow:
+        result["cnn_digits"] = cnn_subject(epochs)
     if not args.skip_wide:
         result["cnn_digits_wide"] = cnn_subject([*epochs, "model.hparams={filters: [64, 128], convs_per_block: 2, "
                                                       "dense_units: 128, dropout: 0.25, l2: 0.0001, "

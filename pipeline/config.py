@@ -130,6 +130,10 @@ class ConvertSection(Section):
 class EvaluateSection(Section):
     threshold_quantile: float = Field(0.995, gt=0.0, le=1.0)
     threshold_margin: float = Field(1.0, gt=0.0)
+    # anomaly template: the model input domain. "train_range": every model (Keras reference, float and int8 files)
+    # sees the normalized window clipped to the train windows' [min, max] (what int8 input saturation does anyway),
+    # the score still compares the unclipped window, so values outside the trained range count as error.
+    input_clip: Literal["none", "train_range"] = "none"
     split: str = "test"                        # family templates: the split metrics are reported on
     episodes: PositiveInt = 100                # dqn: greedy-policy episodes for the average return
     tolerance: float = Field(1e-3, gt=0.0)     # family templates: max |TFLite - Keras| allowed at export

@@ -222,24 +222,59 @@ def read_image(path: Path, task) -> np.ndarray:
 
 
 # ---- JSON bodies -------------------------------------------------------------------------------------------------
-def parse_body(body: Any, task) -> tuple[str, np.ndarray]:
+GENERATION_KEYS = ("latent", "label", "n", "seed")
+
+
+def parse_body(body: Any, task) -> tuple[str | None, Any]:
     """``{"series": [[...], ...]}`` or ``{"windows": [[[...]]]}`` (anomaly), ``{"features": [...]}`` (vector
-    tasks) -> (kind, float64 array), with every value checked to be a JSON number (no strings, booleans, null)."""
+    tasks; ``{"observations": [...]}`` for a policy) -> (kind, float64 array), with every value checked to be a JSON
+    number (no strings, booleans, null). A generator takes ``{"latent": [[...]], "label": [...]}`` or
+    ``{"n": 8, "seed": 0, "label": [...]}`` -> ``(None, request dict)``, which the task itself checks."""
+    keys_allowed = _body_keys(task)
     if not isinstance(body, dict):
-        raise BodyError(f"body must be a JSON object with one of: {', '.join(_body_keys(task))}")
-    keys = [k for k in _body_keys(task) if k in body]
-    unknown = sorted(set(body) - set(_body_keys(task)))
+        raise BodyError(f"body must be a JSON object with one of: {', '.join(keys_allowed)}")
+    if "latent" in task.input_kinds:
+        return None, _generation_request(body)
+    keys = [k for k in keys_allowed if k in body]
+    unknown = sorted(set(body) - set(keys_allowed))
     if unknown:
-        raise BodyError(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(_body_keys(task))})")
+        raise BodyError(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(keys_allowed)})")
     if len(keys) != 1:
-        raise BodyError(f"body must have exactly one of: {', '.join(_body_keys(task))}")
-    kind = keys[0]
-    array = np.asarray(_numbers(body[kind], kind), dtype=np.float64)
-    return kind, array
+        raise BodyError(f"body must have exactly one of: {', '.join(keys_allowed)}")
+    key = keys[0]
+    array = np.asarray(_numbers(body[key], key), dtype=np.float64)
+    return ("features" if key == "observations" else key), array
 
 
 def _body_keys(task) -> list[str]:
-    return [k for k in ("series", "windows", "features") if k in task.input_kinds]
+    if "latent" in task.input_kinds:
+        return list(GENERATION_KEYS)
+    keys = [k for k in ("series", "windows", "features") if k in task.input_kinds]
+    return [*keys, "observations"] if getattr(task, "name", None) == "policy" else keys
+
+
+def _generation_request(body: dict) -> dict[str, Any]:
+    """A generator's request: exactly one of ``latent`` (numbers [n, latent_dim]) or ``n`` (+ optional ``seed``),
+    optional ``label`` (integers, one per sample); value ranges and shapes are the task's to check."""
+    unknown = sorted(set(body) - set(GENERATION_KEYS))
+    if unknown:
+        raise BodyError(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(GENERATION_KEYS)})")
+    if ("latent" in body) == ("n" in body):
+        raise BodyError("body must have exactly one of: latent, n (with an optional seed)")
+    if "latent" in body and "seed" in body:
+        raise BodyError("seed goes with n, not with latent")
+    request: dict[str, Any] = {}
+    if "latent" in body:
+        request["latent"] = _numbers(body["latent"], "latent")
+    else:
+        for key in ("n", "seed"):
+            if key in body and (isinstance(body[key], bool) or not isinstance(body[key], int)):
+                raise InputError(f"{key}: must be an integer, got {json.dumps(body[key])[:40]}")
+        request.update({key: body[key] for key in ("n", "seed") if key in body})
+    if "label" in body:
+        label = body["label"]
+        request["label"] = _numbers(label if isinstance(label, list) else [label], "label")
+    return request
 
 
 def _numbers(value: Any, where: str, depth: int = 0) -> Any:

@@ -226,6 +226,12 @@ def _anomaly(c: Checker, doc: dict) -> None:
         norm_names = c.strings(norm_names, "normalization.channels", channels)
         if names is not None and norm_names != names:
             c.fail("normalization.channels", f"is {norm_names}, but window.channel_names is {names}")
+    clip = c.get(doc, "input_clip", "", optional=True)
+    if clip is not None:  # the model's input domain: the normalized window is clipped to [min, max] before the model
+        clip = c.obj(clip, "input_clip")
+        low = c.number(c.get(clip, "min", "input_clip"), "input_clip.min")
+        if c.number(c.get(clip, "max", "input_clip"), "input_clip.max") <= low:
+            c.fail("input_clip", f"max must exceed min ({low})")
     feature = _feature_shape(c, doc)
     if feature != [size, channels]:
         c.fail("window", f"says [size {size}, channels {channels}], but the models' input shape is [batch, "
@@ -283,6 +289,32 @@ def _regression(c: Checker, doc: dict) -> None:
         c.strings(names, "target_names", outputs)
     _optional_affine(c, doc, "normalization", feature[-1])
     _optional_affine(c, doc, "target_normalization", outputs)
+    _preprocessing(c, doc, feature)
+
+
+@task_check("reconstruction")
+def _reconstruction(c: Checker, doc: dict) -> None:
+    """An autoencoder: the output has the input's shape; optional ``score`` kind, ``normalization`` and ``encoder``
+    (the bottleneck embedding model shipped beside it: file, sha256, input/output tensors)."""
+    feature = _feature_shape(c, doc)
+    for name, model in doc["models"].items():
+        out = tensor_spec(c, model["output"], f"models.{name}.output")["shape"]
+        if out[1:] != feature:
+            c.fail(f"models.{name}.output.shape", f"is {out}; a reconstruction must match the input [batch, "
+                                                 f"{', '.join(map(str, feature))}]")
+        if model.get("threshold") is not None:
+            c.number(model["threshold"], f"models.{name}.threshold")
+    score = c.get(doc, "score", "", optional=True)
+    if score is not None:
+        c.string(c.get(c.obj(score, "score"), "kind", "score"), "score.kind", ("reconstruction_mse",))
+    encoder = c.get(doc, "encoder", "", optional=True)
+    if encoder is not None:
+        encoder = c.obj(encoder, "encoder")
+        c.string(c.get(encoder, "file", "encoder"), "encoder.file")
+        if tensor_spec(c, c.get(encoder, "input", "encoder"), "encoder.input")["shape"][1:] != feature:
+            c.fail("encoder.input.shape", f"must match the model input [batch, {', '.join(map(str, feature))}]")
+        tensor_spec(c, c.get(encoder, "output", "encoder"), "encoder.output")
+    _optional_affine(c, doc, "normalization", feature[-1])
     _preprocessing(c, doc, feature)
 
 

@@ -29,9 +29,13 @@ EVAL_SPLITS = ("eval", "test")
 @component
 def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite: Input[TFLiteModels],
                      evaluation: Output[ModelEvaluation], threshold_quantile: float = 0.995,
-                     threshold_margin: float = 1.0, latency_runs: int = 100) -> dict:
+                     threshold_margin: float = 1.0, latency_runs: int = 100, input_clip: str = "none") -> dict:
     """Write ``evaluation.json`` (thresholds, metrics per model per split, agreement), ``errors.npz`` and the
-    variant table; latency is the median of ``latency_runs`` batch-1 single-thread invokes after a warm-up."""
+    variant table; latency is the median of ``latency_runs`` batch-1 single-thread invokes after a warm-up.
+
+    ``input_clip="train_range"``: every model is fed the window clipped to the normal train windows' [min, max] (the
+    range the int8 input is calibrated on, where its quantization saturates) while the score compares the unclipped
+    window, so the Keras reference and every variant share one input domain and out-of-range values score as error."""
     from edgepipe.components.evaluation.metrics import agreement, detection_metrics, threshold
     from edgepipe.components.optimization.tflite import TFLiteRunner
     from edgepipe.components.training.inputs import load_windows
@@ -43,6 +47,7 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
             data[split] = load_windows(windows, split, only_normal=(split == "train"))
         else:
             warnings.append(f"split '{split}' is missing")
+    domain = _input_domain(data, input_clip)
     keras_model = float_model.load_keras()
     predictors: dict[str, Any] = {REFERENCE: lambda x: keras_model.predict(x, batch_size=256, verbose=0)}
     models: dict[str, Any] = {REFERENCE: {"kind": "keras", "source": "float_model"}}
@@ -53,7 +58,8 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
         models[name] = {"kind": "tflite", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                         "input_dtype": np.dtype(runner.input_details["dtype"]).name}
 
-    errors = {m: {s: _errors(predict, d["window"]) for s, d in data.items()} for m, predict in predictors.items()}
+    errors = {m: {s: _errors(predict, d["window"], domain) for s, d in data.items()}
+              for m, predict in predictors.items()}
     thresholds = {m: threshold(errors[m].get("train", np.zeros(0)), threshold_quantile, threshold_margin)
                   for m in predictors}
     if thresholds[REFERENCE] is None:
@@ -80,7 +86,7 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
     evaluation.write_json("evaluation.json", {
         "schema_version": 1, "score": "reconstruction_mse", "reference": REFERENCE, "splits": splits,
         "threshold_quantile": threshold_quantile, "threshold_margin": threshold_margin, "models": models,
-        "thresholds": thresholds, "metrics": metrics, "agreement": agree, "counts": counts, "warnings": warnings,
+        "input_clip": domain, "thresholds": thresholds, "metrics": metrics, "agreement": agree, "counts": counts, "warnings": warnings,
         "errors_file": "errors.npz"})
     rows = _variant_rows(tflite, float_model, keras_model, metrics, agree, latency_runs)
     write_table(evaluation, rows)
@@ -112,12 +118,27 @@ def _variant_rows(tflite: TFLiteModels, float_model: Model, keras_model, metrics
                       {m: f1.drop(values[m], values[REFERENCE]) for m in values}, latencies, reference)
 
 
-def _errors(predict, x: np.ndarray) -> np.ndarray:
+def _input_domain(data: dict, input_clip: str) -> dict[str, float] | None:
+    """``{"min", "max"}`` of the normal train windows (normalized) for ``train_range``; None for ``none``."""
+    from edgepipe.pipeline.errors import ConfigError
+
+    if input_clip == "none":
+        return None
+    if input_clip != "train_range":
+        raise ConfigError(f"evaluate.input_clip must be 'none' or 'train_range', got '{input_clip}'")
+    train = data.get("train", {}).get("window")
+    if train is None or len(train) == 0:
+        raise ConfigError("evaluate.input_clip=train_range needs normal training windows")
+    return {"min": float(np.min(train)), "max": float(np.max(train))}
+
+
+def _errors(predict, x: np.ndarray, domain: dict[str, float] | None = None) -> np.ndarray:
     from edgepipe.components.evaluation.metrics import reconstruction_error
 
     if len(x) == 0:
         return np.zeros(0)
-    return reconstruction_error(x, predict(x))
+    fed = x if domain is None else np.clip(x, domain["min"], domain["max"]).astype(np.float32)
+    return reconstruction_error(x, predict(fed))
 
 
 def _relative_difference(errors: np.ndarray, reference: np.ndarray) -> float | None:

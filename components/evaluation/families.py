@@ -117,12 +117,17 @@ def _evaluate_variants(tflite: TFLiteModels, model: Model, net, task: str, x, y,
             "variant_metrics": values}
 
 
-@component(version="1")
+@component(version="2")
 def evaluate_gan(examples: Input[Examples], model: Input[Model], evaluation: Output[ModelEvaluation],
-                 split: str = "test", samples_per_class: int = 8, samples: int = 512, seed: int = 0) -> dict:
+                 tflite: Input[TFLiteModels] | None = None, split: str = "test", samples_per_class: int = 8,
+                 samples: int = 512, seed: int = 0, latency_runs: int = 50) -> dict:
     """Sample grids (``samples_<class>.png``, one row of ``samples_per_class`` per class for a cGAN) and a
     discriminator-based score: the mean probability the trained discriminator gives real test images and generated
-    ones (a converged GAN drives both towards 0.5), plus the generator's mode coverage proxy (per-pixel std)."""
+    ones (a converged GAN drives both towards 0.5), plus the generator's mode coverage proxy (per-pixel std).
+
+    With ``tflite`` (convert_generator's variants) each variant is checked against the Keras generator on fixed
+    latents (mean |pixel difference|, discriminator score of its samples: ``family_variants.generator_variants``)
+    and ``variants.json/.md/.html`` are written for the export gate."""
     import tensorflow as tf
     import tf_keras as keras
 
@@ -174,22 +179,40 @@ def evaluate_gan(examples: Input[Examples], model: Input[Model], evaluation: Out
         tf.io.write_file(str(evaluation.file("samples.png")), tf.io.encode_png(image_grid(fake, side, side)))
         grids.append("samples.png")
     report["grids"] = grids
-    evaluation.write_json("evaluation.json", {"schema_version": 1, "family": model.properties.get("family"),
-                                              "task": "generation", "split": split, "metrics": report})
+    doc = {"schema_version": 1, "family": model.properties.get("family"), "task": "generation", "split": split,
+           "metrics": report}
+    if tflite is not None:
+        from edgepipe.components.evaluation.family_variants import generator_variants
+
+        doc.update(generator_variants(tflite, evaluation, generator, d_prob, min(samples, 256), seed, latency_runs))
+    evaluation.write_json("evaluation.json", doc)
     summary = {k: report[k] for k in ("discriminator_real_mean", "discriminator_fake_mean", "generated_pixel_std")}
+    summary.update({f"{v}_agreement": a["all"] for v, a in (doc.get("agreement") or {}).items()})
     evaluation.properties.update({"task": "generation", **summary})
     return summary
 
 
-@component(version="1")
-def evaluate_policy(model: Input[Model], evaluation: Output[ModelEvaluation], episodes: int = 100,
-                    seed: int = 12345) -> dict:
-    """Average return of the exported Q-network's greedy policy over ``episodes`` fresh episodes."""
+@component(version="2")
+def evaluate_policy(model: Input[Model], evaluation: Output[ModelEvaluation], tflite: Input[TFLiteModels] | None = None,
+                    episodes: int = 100, seed: int = 12345, variant_episodes: int = 5, observation_episodes: int = 5,
+                    latency_runs: int = 50) -> dict:
+    """Average return of the exported Q-network's greedy policy over ``episodes`` fresh episodes.
+
+    With ``tflite`` (convert_policy's variants) each variant's greedy actions are compared with Keras's on the
+    observations of ``observation_episodes`` episodes and its own policy is run for ``variant_episodes`` episodes
+    (``family_variants.policy_variants``); ``variants.json/.md/.html`` are written for the export gate."""
     from edgepipe.models.dqn import evaluate_greedy
 
-    result = evaluate_greedy(model.load_keras(), model.properties["env_name"], episodes,
-                             int(model.properties.get("frame_stack", 1)), seed=seed)
-    evaluation.write_json("evaluation.json", {"schema_version": 1, "family": "dqn", "task": "control",
-                                              "metrics": result})
+    net = model.load_keras()
+    frame_stack = int(model.properties.get("frame_stack", 1))
+    result = evaluate_greedy(net, model.properties["env_name"], episodes, frame_stack, seed=seed)
+    doc = {"schema_version": 1, "family": "dqn", "task": "control", "metrics": result}
+    if tflite is not None:
+        from edgepipe.components.evaluation.family_variants import policy_variants
+
+        doc.update(policy_variants(tflite, evaluation, net, model.properties["env_name"], frame_stack,
+                                   variant_episodes, observation_episodes, seed, latency_runs))
+    evaluation.write_json("evaluation.json", doc)
     evaluation.properties.update({"task": "control", "average_return": result["average_return"]})
-    return {"average_return": result["average_return"], "episodes": episodes}
+    return {"average_return": result["average_return"], "episodes": episodes,
+            **{f"{v}_agreement": a["all"] for v, a in (doc.get("agreement") or {}).items()}}

@@ -67,9 +67,12 @@ def export_bundle(tflite: Input[TFLiteModels], evaluation: Input[ModelEvaluation
                    "channel_names": list(channel_names) if isinstance(channel_names, (list, tuple)) else None,
                    "layout": "[batch, window_size, channels], channels in channel_names order"},
         "normalization": normalization,
+        **({"input_clip": report["input_clip"]} if report.get("input_clip") else {}),
         "score": {"kind": "reconstruction_mse",
                   "definition": "mean over steps and channels of (x - y)^2, x the normalized float window (before "
-                                "input quantization), y the model output (dequantized for int8)",
+                                "input quantization), y the model output (dequantized for int8)"
+                                + ("; the model is fed x clipped to [input_clip.min, input_clip.max]"
+                                   if report.get("input_clip") else ""),
                   "anomaly_if": "score > threshold of the model file used"},
         "models": models,
         "thresholds": {name: report["thresholds"][v] for v, name in files.items()},

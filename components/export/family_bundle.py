@@ -29,7 +29,8 @@ from edgepipe.pipeline.errors import VerificationError
 
 # The pipeline's task names -> the runtime's (forecasting is regression on a window; control is a greedy policy).
 RUNTIME_TASKS = {"classification": "classification", "regression": "regression", "forecasting": "regression",
-                 "segmentation": "segmentation", "generation": "generation", "control": "policy"}
+                 "segmentation": "segmentation", "generation": "generation", "control": "policy",
+                 "reconstruction": "reconstruction"}
 LATENT_SAMPLER = "numpy.random.default_rng(seed).normal(size=(n, latent_dim)).astype(float32)"
 
 
@@ -48,6 +49,8 @@ def _run_tflite(content: bytes, names: list[str], arrays: list[np.ndarray]) -> n
     """Outputs of a TFLite model fed one example at a time, inputs matched to Keras's by name, then position."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from edgepipe.components.optimization.family_variants import dequantize, quantize
+
     interpreter = Interpreter(model_content=content)
     interpreter.allocate_tensors()
     details = interpreter.get_input_details()
@@ -61,9 +64,10 @@ def _run_tflite(content: bytes, names: list[str], arrays: list[np.ndarray]) -> n
             if list(d["shape"]) != [1, *arrays[k].shape[1:]]:
                 interpreter.resize_tensor_input(d["index"], [1, *arrays[k].shape[1:]], strict=False)
                 interpreter.allocate_tensors()
-            interpreter.set_tensor(d["index"], arrays[k][i:i + 1].astype(d["dtype"]))
+            interpreter.set_tensor(d["index"], quantize(arrays[k][i:i + 1], d))  # float -> int8 as the runtime
         interpreter.invoke()
-        outs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy())
+        out = interpreter.get_output_details()[0]
+        outs.append(dequantize(interpreter.get_tensor(out["index"]), out))
     return np.concatenate(outs)
 
 
@@ -123,22 +127,24 @@ def io_spec(content: bytes) -> dict[str, Any]:
     return spec
 
 
-@component(version="2")
+@component(version="3")
 def export_model(model: Input[Model], evaluation: Input[ModelEvaluation], bundle: Output[Bundle],
                  tflite: Input[TFLiteModels] | None = None, tolerance: float = 1e-3, verify_samples: int = 16,
                  min_agreement: float = 0.98, max_metric_drop: float | None = None, primary: str = "auto",
-                 float_reason: str | None = None, seed: int = 0) -> dict:
+                 float_reason: str | None = None, seed: int = 0, float_fallback: bool = False) -> dict:
     """Gate (variants) or verify (float32), then write the model files, ``bundle.json``, ``verification.npz``,
-    ``evaluation.json`` and, after a variant stage, ``variants.json/.md/.html``."""
+    ``evaluation.json`` and, after a variant stage, ``variants.json/.md/.html``.
+
+    ``float_fallback`` (generators, Q-networks): when the primary int8 variant fails the bounds, the next int8
+    variant that passes ships instead, else the float32 model, ``quantization.reason`` saying why -- not a refusal."""
     from edgepipe.components.export.bundle import SCHEMA_VERSION, _versions
 
     props = model.properties
     report = evaluation.read_json("evaluation.json")
     task = RUNTIME_TASKS.get(props.get("task"), props.get("task"))
     if tflite is not None:
-        content, keys, chosen, rows = _gated_variants(tflite, evaluation, report, min_agreement, max_metric_drop,
-                                                      primary)
-        reason = None
+        content, keys, chosen, rows, reason = _gated_variants(tflite, evaluation, report, min_agreement,
+                                                              max_metric_drop, primary, float_fallback)
     else:
         content, diff = _verified_float(model, tolerance, verify_samples)
         keys, chosen, rows = {"float32": "float32"}, "float32", None
@@ -170,6 +176,11 @@ def export_model(model: Input[Model], evaluation: Input[ModelEvaluation], bundle
     if rows is not None:
         doc["variants_file"] = "variants.json"
     verification = _verification(props, task, report, evaluation, chosen, content[chosen], seed)
+    encoder = _encoder(model, tolerance, verify_samples) if task == "reconstruction" else None
+    if encoder is not None:  # the bottleneck embedding, shipped beside the autoencoder (runtime: bundle.json only)
+        doc["encoder"] = {"file": "encoder.tflite", "size_bytes": len(encoder[0]),
+                          "sha256": hashlib.sha256(encoder[0]).hexdigest(), "max_abs_diff_vs_keras": encoder[1],
+                          **io_spec(encoder[0])}
     if task in RUNTIME_TASKS.values():
         from edgepipe.runtime.errors import BundleError
         from edgepipe.runtime.schema import validate
@@ -186,6 +197,9 @@ def export_model(model: Input[Model], evaluation: Input[ModelEvaluation], bundle
     if verification:
         np.savez_compressed(bundle.file("verification.npz"), **verification)
     written = [*files.values(), "bundle.json", "evaluation.json", *(["verification.npz"] if verification else [])]
+    if encoder is not None:
+        bundle.file("encoder.tflite").write_bytes(encoder[0])
+        written.append("encoder.tflite")
     if rows is not None:
         from edgepipe.components.evaluation.variants import write_table
 
@@ -200,11 +214,12 @@ def export_model(model: Input[Model], evaluation: Input[ModelEvaluation], bundle
             "max_abs_diff_vs_keras": models[keys[chosen]].get("max_abs_diff_vs_keras")}
 
 
-def _gated_variants(tflite, evaluation, report, min_agreement, max_metric_drop, primary):
-    """The exported variants' bytes after the gate (primary refused -> VerificationError), keyed like the anomaly
-    bundle: the primary is ``int8``, ``float32`` the fallback, the others by variant name."""
+def _gated_variants(tflite, evaluation, report, min_agreement, max_metric_drop, primary, float_fallback=False):
+    """The exported variants' bytes after the gate (primary refused -> VerificationError, or with ``float_fallback``
+    the next passing int8 variant / float32 and the reason), keyed like the anomaly bundle: the primary is
+    ``int8``, ``float32`` the fallback, the others by variant name."""
     from edgepipe.components.evaluation.variants import gate
-    from edgepipe.components.optimization.variants import primary_variant
+    from edgepipe.components.optimization.variants import AUTO_PRIMARY, primary_variant
 
     evaluated = [v for v in report.get("models", {}) if v != "keras"]
     chosen = primary_variant(primary, evaluated)
@@ -214,9 +229,19 @@ def _gated_variants(tflite, evaluation, report, min_agreement, max_metric_drop, 
             row["agreement"] = (report.get("agreement", {}).get(row["variant"]) or {}).get("all")
     rows = gate(rows, min_agreement, max_metric_drop)
     row = next((r for r in rows if r["variant"] == chosen), None)
+    reason = None
+    if (row is None or not row["exported"]) and float_fallback:
+        why = row["reason"] if row else "not evaluated"
+        passing = [r["variant"] for r in rows if r.get("exported") and r["variant"] in AUTO_PRIMARY]
+        fallback = sorted(passing, key=AUTO_PRIMARY.index)[0] if passing else "float32"
+        reason = (f"int8 variant '{chosen}' fails the export bounds ({why}); "
+                  + (f"'{fallback}' ships instead" if passing else "the float32 model is shipped"))
+        chosen = fallback
+        row = next((r for r in rows if r["variant"] == chosen), None)
     if row is None or not row["exported"]:
         why = row["reason"] if row else "not evaluated"
-        raise VerificationError(f"primary int8 variant '{chosen}' fails the export bounds ({why}); nothing exported")
+        kind = "" if chosen == "float32" else "int8 "
+        raise VerificationError(f"primary {kind}variant '{chosen}' fails the export bounds ({why}); nothing exported")
     content = {}
     for r in rows:
         variant = r["variant"]
@@ -227,8 +252,8 @@ def _gated_variants(tflite, evaluation, report, min_agreement, max_metric_drop, 
             raise VerificationError(f"{variant}.tflite differs from the model that was evaluated (sha256 mismatch); "
                                     "nothing exported")
         content[variant] = data
-    keys = {v: ("int8" if v == chosen else v) for v in content}
-    return content, keys, chosen, rows
+    keys = {v: ("int8" if v == chosen and v != "float32" else v) for v in content}
+    return content, keys, chosen, rows, reason
 
 
 def _verified_float(model: Model, tolerance: float, samples: int) -> tuple[dict[str, bytes], float]:
@@ -241,6 +266,22 @@ def _verified_float(model: Model, tolerance: float, samples: int) -> tuple[dict[
         raise VerificationError(f"model.tflite: TFLite output differs from Keras by {diff:.3g} (> tolerance "
                                 f"{tolerance}); nothing exported")
     return {"float32": content}, diff
+
+
+def _encoder(model: Model, tolerance: float, samples: int) -> tuple[bytes, float] | None:
+    """An autoencoder's encoder (``encoder.h5``, saved by train_model) as float32 TFLite, checked like the model."""
+    import tf_keras as keras
+
+    path = model.path / (model.properties.get("encoder") or "encoder.h5")
+    if not path.is_file():
+        return None
+    net = keras.models.load_model(str(path), compile=False)
+    content = _convert_float32(net)
+    diff = verify_tflite(net, content, samples)
+    if not diff <= tolerance:
+        raise VerificationError(f"encoder.tflite: TFLite output differs from Keras by {diff:.3g} (> tolerance "
+                                f"{tolerance}); nothing exported")
+    return content, diff
 
 
 def _preprocessing(props: dict[str, Any], task: str) -> dict[str, Any]:
@@ -276,12 +317,17 @@ def _task_fields(props: dict[str, Any], task: str, io: dict[str, Any]) -> dict[s
         k = io["output"]["shape"][-1]
         labels = ["background", *names] if names and len(names) + 1 == k else names
         out["labels"] = list(labels) if labels and len(labels) == k else [str(i) for i in range(k)]
+    elif task == "reconstruction":
+        out["score"] = {"kind": "reconstruction_mse", "definition": "mean over all non-batch axes of (x - y)^2, "
+                        "x the model input, y the model output"}
     elif task == "regression":
         out["target_names"] = [f"y{i}" for i in range(io["output"]["shape"][-1])]
     elif task == "generation":
         inputs = io.get("inputs") or [io["input"]]
-        latent = next(d for d in inputs if d["dtype"].startswith("float"))
-        label = next((d for d in inputs if not d["dtype"].startswith("float")), None)
+        # the latent is the float (or quantized int8) input; a label is a plain integer input (no quantization)
+        latent = next(d for d in inputs if d["dtype"].startswith("float") or d.get("quantization"))
+        label = next((d for d in inputs if d is not latent and not d["dtype"].startswith("float")
+                      and not d.get("quantization")), None)
         k = int(props.get("num_classes") or spec.get("num_classes") or 0)
         out["generation"] = {"latent_dim": int(latent["shape"][-1]), "latent_input": latent["name"],
                              "label_input": label["name"] if label else None, "num_classes": k if label else None,
@@ -306,12 +352,16 @@ def _verification(props, task, report, evaluation, chosen, content, seed) -> dic
     path = evaluation.path / "predictions.npz"
     if path.exists():
         with np.load(path) as saved:
-            key = chosen if chosen in saved.files else None
-            if key is None:
-                return {}
-            return {"x": saved["x"][:64], "output": saved[key][:64]}
+            x = saved["x"][:64]
+            if chosen in saved.files:
+                return {"x": x, "output": saved[chosen][:64]}
     io = io_spec(content)
     inputs = io.get("inputs") or [io["input"]]
+    if path.exists():  # no variant stage (rnn: float32 shipped): the evaluation ran Keras only, so the shipped
+        # file is run here on the evaluation's own inputs (as for generators and policies below)
+        if len(inputs) != 1 or not len(x):
+            return {}
+        return {"x": x, "output": _run_tflite(content, [inputs[0]["name"]], [np.asarray(x)])}
     if task == "generation":
         fields = _task_fields(props, task, io)["generation"]
         z = sample_latent(16, fields["latent_dim"], seed)

@@ -27,6 +27,9 @@ def wrap_for_clustering(model, number_of_clusters: int, skip_layers: list[str] |
     """Clone ``model`` with every clusterable layer wrapped (k-means++ centroids); returns ``(model, report)``."""
     if number_of_clusters < 2:
         raise ConfigError(f"clustering: number_of_clusters must be >= 2, got {number_of_clusters}")
+    from edgepipe.components.optimization.flatten import flatten_nested
+
+    model = flatten_nested(model)  # a nested base model's layers are clustered one by one, like the others
     names = {layer.name for layer in model.layers}
     unknown = sorted(set(skip_layers) - names)
     if unknown:

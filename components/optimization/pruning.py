@@ -56,6 +56,9 @@ def wrap_for_pruning(model, schedule, skip_layers: tuple[str, ...] | list[str] =
     Cloning (rather than wrapping the caller's layers) keeps the input model untouched by the fine-tuning. Layers named
     in ``skip_layers`` stay dense (listed under ``skipped``); an unknown name is an error, not a silent no-op.
     """
+    from edgepipe.components.optimization.flatten import flatten_nested
+
+    model = flatten_nested(model)  # a nested base model's layers are pruned one by one, like the others
     names = {layer.name for layer in model.layers}
     unknown = sorted(set(skip_layers) - names)
     if unknown:

@@ -51,6 +51,9 @@ def quantize_aware(model, scheme: str = "default") -> tuple[Any, dict[str, Any]]
     callback (:class:`KeepSparsity`, :class:`KeepClusters`) during fine-tuning -- ``preserved_by`` says which.
     Call inside ``strategy.scope()`` to train the wrappers under a distribution strategy.
     """
+    from edgepipe.components.optimization.flatten import flatten_nested
+
+    model = flatten_nested(model)  # nested functional models (MobileNetV2's base) are annotated layer by layer
     quant_scheme = _scheme(scheme)
     registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
     collab = quant_scheme.get_quantize_registry() if scheme != "default" else None
@@ -70,6 +73,11 @@ def quantize_aware(model, scheme: str = "default") -> tuple[Any, dict[str, Any]]
             return _qk.quantize_annotate_layer(clone, quantize_config=config)
         if isinstance(layer, keras.Model):
             reason = "nested model: flatten it into the outer model to quantize its layers"
+        elif isinstance(layer, _OUTPUT_ONLY):
+            # Elementwise rescaling / resizing: nothing to learn, only the output range (tfmot's registry has no
+            # entry, and the collaborative schemes fail on such a layer when it feeds a quantized one).
+            report["default"].append(layer.name)
+            return _qk.quantize_annotate_layer(clone, quantize_config=_output_only_config())
         elif isinstance(layer, keras.layers.BatchNormalization) and layer.name in foldable:
             report["default"].append(layer.name)  # the scheme's layout transform folds it into the conv/dense
             return _qk.quantize_annotate_layer(clone)
@@ -98,6 +106,16 @@ def quantize_aware(model, scheme: str = "default") -> tuple[Any, dict[str, Any]]
     with _qk.quantize_scope(CUSTOM_OBJECTS):
         qat_model = _qk.quantize_apply(annotated, quant_scheme)
     return qat_model, report
+
+
+_OUTPUT_ONLY = (keras.layers.Rescaling, keras.layers.Resizing)
+
+
+def _output_only_config():
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs)
+
+    return default_8bit_quantize_configs.Default8BitOutputQuantizeConfig()
 
 
 def strip_cqat(model):

@@ -167,7 +167,10 @@ def convert_tflite(windows: Input[Examples], float_model: Input[Model], tflite: 
                           f"{', '.join(sorted({VARIANTS[n].source for n in missing}))} model input(s)")
     x = _train_data(windows, float_model)[0]
     rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(x), size=min(len(x), max(1, representative_samples)), replace=False))
+    pick = rng.choice(len(x), size=min(len(x), max(1, representative_samples)), replace=False)
+    # the windows holding the extremes, so the int8 input range covers the whole train range (evaluate.input_clip)
+    flat = x.reshape(len(x), -1)
+    pick = np.unique(np.concatenate([pick, [int(flat.min(axis=1).argmin()), int(flat.max(axis=1).argmax())]]))
     loaded = {"float": float_model.load_keras()}
     params = int(loaded["float"].count_params())  # same architecture for every variant; sparsity says what is zero
     index = {}

@@ -62,6 +62,7 @@ def anomaly_detection(cfg: Config) -> Pipeline:
     evaluate = evaluate_anomaly(windows=windows, float_model=float_model, tflite=convert.outputs["tflite"],
                                 threshold_quantile=cfg.evaluate.threshold_quantile,
                                 threshold_margin=cfg.evaluate.threshold_margin,
+                                input_clip=cfg.evaluate.input_clip,
                                 latency_runs=cfg.evaluate.latency_runs)
     # The report comes before export, so a run whose export the verification gate refuses still has one.
     primary = stage.primary

@@ -5,10 +5,14 @@
   cluster -> convert_tflite) -> evaluate_model (Keras and every variant, the family's metric) -> export_model (gated;
   int8 ``model.tflite``). Families with no int8 path (``variant_stage.NOT_QUANTIZABLE``: LSTM) skip the stage and
   ship float32, the reason recorded in ``bundle.json``;
-* ``gan``: ingest -> train_gan (dcgan, cgan) -> evaluate_gan (sample grids, discriminator score) -> export (the
-  generator);
-* ``reinforcement``: train_dqn (TF-Agents, Gym env by name) -> evaluate_policy (average return) -> export (the
-  greedy policy's Q-network).
+* ``gan``: ingest -> train_gan (dcgan, cgan) -> convert_generator (float32, int8 PTQ on sampled latents, int8 QAT
+  distilled from the float generator) -> evaluate_gan (sample grids, discriminator score; per variant: mean pixel
+  difference vs Keras on fixed latents, discriminator score of its samples) -> export (the generator: int8 within
+  the export bounds, else float32 with the reason);
+* ``reinforcement``: train_dqn (TF-Agents, Gym env by name) -> convert_policy (float32, int8 PTQ on observations of
+  the trained policy's episodes, int8 QAT distilled from its Q-values) -> evaluate_policy (average return; per
+  variant: greedy-action agreement, its own average return) -> export (the greedy policy's Q-network, int8 within
+  the bounds, else float32 with the reason).
 
 ``data.source`` is a CSV or ``.npz`` path, or ``builtin:<name>`` for the offline generated datasets of
 :mod:`edgepipe.data.synthetic` (digits, shapes, waveforms, forecast), written once under ``ROOT/datasets``.
@@ -129,11 +133,50 @@ def gan(cfg: Config) -> Pipeline:
     train = train_gan(examples=ingest.outputs["examples"], family=cfg.model.family, hparams=dict(cfg.model.hparams),
                       x_key=cfg.model.x_key, y_key=cfg.model.y_key, epochs=t.epochs, batch_size=t.batch_size,
                       seed=t.seed, **_execution(cfg))
+    names = _family_variants(cfg)
+    if names is None:
+        evaluate = evaluate_gan(examples=ingest.outputs["examples"], model=train.outputs["model"],
+                                split=cfg.evaluate.split, seed=t.seed)
+        export = _export(train.outputs["model"], evaluate.outputs["evaluation"], cfg,
+                         float_reason="convert.variants names no int8 variant a generator can have "
+                                      "(int8_ptq, int8_qat): the float32 generator is shipped")
+        return Pipeline(cfg.pipeline.name, [ingest, train, evaluate, export])
+    from edgepipe.components.optimization.family_variants import convert_generator
+
+    convert = convert_generator(model=train.outputs["model"], **_family_convert_args(cfg, names))
     evaluate = evaluate_gan(examples=ingest.outputs["examples"], model=train.outputs["model"],
-                            split=cfg.evaluate.split, seed=t.seed)
-    export = _export(train.outputs["model"], evaluate.outputs["evaluation"], cfg,
-                     float_reason="GAN generators ship float32 (Conv2DTranspose + tanh output; no variant stage yet)")
-    return Pipeline(cfg.pipeline.name, [ingest, train, evaluate, export])
+                            tflite=convert.outputs["tflite"], split=cfg.evaluate.split, seed=t.seed,
+                            latency_runs=cfg.evaluate.latency_runs)
+    export = _family_export(train.outputs["model"], evaluate, convert, cfg, names)
+    return Pipeline(cfg.pipeline.name, [ingest, train, convert, evaluate, export])
+
+
+def _family_variants(cfg: Config) -> list[str] | None:
+    """The variants a generator / Q-network gets (float32, int8_ptq, int8_qat: no pruning or clustering without a
+    training loss), filtered like the variant stage (int8_qat needs qat enabled); None when no int8 one is left."""
+    from edgepipe.components.optimization.family_variants import FAMILY_VARIANTS
+    from edgepipe.components.optimization.variants import active_variants
+
+    names = [n for n in active_variants(list(cfg.convert.variants), cfg.enabled()) if n in FAMILY_VARIANTS]
+    return names if any(n != "float32" for n in names) else None
+
+
+def _family_convert_args(cfg: Config, names: list[str]) -> dict:
+    return {"variants": names, "representative_samples": cfg.convert.representative_samples,
+            "qat_epochs": cfg.qat.epochs, "qat_learning_rate": cfg.qat.learning_rate,
+            "batch_size": cfg.training.batch_size, "inference_type": cfg.convert.inference_type,
+            "allow_float_fallback": cfg.convert.allow_float_fallback, "seed": cfg.training.seed}
+
+
+def _family_export(model_ref, evaluate, convert, cfg: Config, names: list[str]):
+    """Gated export that falls back to float32 (with the reason) rather than refusing: a generator or a policy
+    whose int8 variant misses the bounds still ships, in float32."""
+    from edgepipe.components.export.family_bundle import export_model
+
+    primary = cfg.convert.primary if cfg.convert.primary in names else "auto"
+    return export_model(model=model_ref, evaluation=evaluate.outputs["evaluation"], tflite=convert.outputs["tflite"],
+                        min_agreement=cfg.export.min_agreement, max_metric_drop=cfg.export.max_metric_drop,
+                        primary=primary, seed=cfg.training.seed, float_fallback=True)
 
 
 def reinforcement(cfg: Config) -> Pipeline:
@@ -146,7 +189,20 @@ def reinforcement(cfg: Config) -> Pipeline:
     execution = _execution(cfg)
     train = train_dqn(env_name=env_name, hparams=hparams, seed=cfg.training.seed,
                       checkpoint_root=execution["checkpoint_root"], time_budget_s=cfg.training.time_budget_s)
-    evaluate = evaluate_policy(model=train.outputs["model"], episodes=cfg.evaluate.episodes)
-    export = _export(train.outputs["model"], evaluate.outputs["evaluation"], cfg,
-                     float_reason="the Q-network ships float32 (no variant stage for reinforcement learning yet)")
-    return Pipeline(cfg.pipeline.name, [train, evaluate, export])
+    names = _family_variants(cfg)
+    if names is None:
+        evaluate = evaluate_policy(model=train.outputs["model"], episodes=cfg.evaluate.episodes)
+        export = _export(train.outputs["model"], evaluate.outputs["evaluation"], cfg,
+                         float_reason="convert.variants names no int8 variant a Q-network can have "
+                                      "(int8_ptq, int8_qat): the float32 Q-network is shipped")
+        return Pipeline(cfg.pipeline.name, [train, evaluate, export])
+    from edgepipe.components.optimization.family_variants import convert_policy
+
+    args = _family_convert_args(cfg, names)
+    args["batch_size"] = int(hparams.get("batch_size", 64))
+    convert = convert_policy(model=train.outputs["model"], **args)
+    evaluate = evaluate_policy(model=train.outputs["model"], tflite=convert.outputs["tflite"],
+                               episodes=cfg.evaluate.episodes, variant_episodes=min(cfg.evaluate.episodes, 10),
+                               latency_runs=cfg.evaluate.latency_runs)
+    export = _family_export(train.outputs["model"], evaluate, convert, cfg, names)
+    return Pipeline(cfg.pipeline.name, [train, convert, evaluate, export])

@@ -91,10 +91,13 @@ class AnomalyTask(Task):
         self.center = np.asarray(norm["center"], dtype=np.float64)
         self.scale = np.asarray(norm["scale"], dtype=np.float64)
         self.threshold = float(model["threshold"])
+        clip = doc.get("input_clip")  # the model's input domain: it is fed the window clipped to [min, max]
+        self.clip = (float(clip["min"]), float(clip["max"])) if clip else None
 
     def scores(self, normalized: np.ndarray) -> np.ndarray:
         """Reconstruction MSE per normalized float32 window (float64, as the evaluation computes it)."""
-        y = self.runner.run(normalized)
+        fed = normalized if self.clip is None else np.clip(normalized, *self.clip).astype(normalized.dtype)
+        y = self.runner.run(fed)
         diff = normalized.astype(np.float64) - y.astype(np.float64)
         return (diff ** 2).reshape(len(diff), -1).mean(axis=1)
 

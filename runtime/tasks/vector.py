@@ -128,3 +128,41 @@ class RegressionTask(VectorTask):
             y = y * target[1] + target[0]
         names = self.doc.get("target_names") or [f"y{i}" for i in range(y.shape[1])]
         return RegressionResult(model=self.runner.name, names=list(names), values=y)
+
+
+@dataclass
+class ReconstructionResult:
+    model: str
+    reconstruction: np.ndarray  # like the (normalized) input
+    score: np.ndarray  # float64 [n]: mean squared error over everything but the batch axis
+    threshold: float | None = None
+
+    @property
+    def anomaly(self) -> np.ndarray | None:
+        return None if self.threshold is None else self.score > self.threshold
+
+    def records(self) -> list[dict[str, Any]]:
+        flags = self.anomaly
+        return [{"score": float(s), **({"anomaly": bool(flags[i])} if flags is not None else {}),
+                 "reconstruction": r.tolist()} for i, (s, r) in enumerate(zip(self.score, self.reconstruction))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": "reconstruction", "model": self.model, "threshold": self.threshold,
+                "predictions": self.records()}
+
+
+@register
+class ReconstructionTask(VectorTask):
+    """An autoencoder outside the windowed anomaly contract (the supervised template's ``autoencoder`` family):
+    examples shaped like the model input -> reconstruction and ``reconstruction_mse`` score (``x`` after the
+    optional ``normalization``, ``y`` the dequantized output); flagged only when the model entry has a threshold."""
+    name = "reconstruction"
+
+    def predict(self, raw: Any, kind: str | None = None) -> ReconstructionResult:
+        x = self.batch(raw, kind)
+        y = self.runner.run(x)
+        diff = x.astype(np.float64) - np.asarray(y, np.float64).reshape(x.shape)
+        threshold = self.model.get("threshold")
+        return ReconstructionResult(model=self.runner.name, reconstruction=np.asarray(y, np.float32),
+                                    score=(diff ** 2).reshape(len(x), -1).mean(axis=1),
+                                    threshold=None if threshold is None else float(threshold))

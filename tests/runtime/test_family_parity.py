@@ -35,6 +35,9 @@ CONFIGS = {
     "cnn": ["training.epochs=3", "model.hparams={filters: [8], dense_units: 16, learning_rate: 0.003}"],
     "conv1d": ["training.epochs=3", "model.hparams={filters: [8], kernel_size: 5, learning_rate: 0.003}"],
     "unet": ["training.epochs=2", "model.hparams={filters: [4, 8], learning_rate: 0.003}"],
+    "rnn": ["training.epochs=2", "model.hparams={cell: lstm, units: [8], learning_rate: 0.005}"],
+    # the supervised template's autoencoder (float32 reconstruction + encoder), on the rnn config's forecast windows
+    "autoencoder": ["model.family=autoencoder", "training.epochs=2", "model.hparams={filters: [8, 4]}"],
     "dcgan": ["training.epochs=1", "model.hparams={latent_dim: 8, generator_filters: [8], "
                                    "discriminator_filters: [8]}"],
     "cgan": ["training.epochs=1", "model.hparams={latent_dim: 8, generator_filters: [8], "
@@ -47,6 +50,8 @@ CONFIGS = {
 def run_family(name: str, root: Path) -> dict:
     cfg = load_config(REPO / "configs" / f"{name}.yaml",
                       [f"pipeline.root={root}", *([] if name in ("dqn",) else FAST), *CONFIGS[name]])
+    if name == "autoencoder":
+        cfg = load_config(REPO / "configs" / "rnn.yaml", [f"pipeline.root={root}", *FAST, *CONFIGS[name]])
     if name == "mlp":
         cfg = load_config(REPO / "configs" / "mlp.yaml",
                           [f"pipeline.root={root}", f"data.source={PENGUINS}", *FAST, *CONFIGS[name]])
@@ -138,6 +143,41 @@ def test_conv1d_raw_series_match_the_evaluation(runs):
     np.testing.assert_array_equal(bundle.predict(x).probabilities, expected)
 
 
+def test_rnn_raw_series_match_the_shipped_float_model(runs):
+    """LSTM has no int8 path: the float32 file ships, and the exporter's own run of that very file on the
+    evaluation's inputs (verification.npz) is what the runtime must reproduce from the raw series windows."""
+    run = runs("rnn")
+    bundle = Bundle.load(run["bundle"])
+    doc = bundle.doc
+    assert doc["primary_variant"] == "float32" and doc["quantization"]["reason"] and not doc["quantization"]["int8"]
+    with np.load(run["bundle"] / "verification.npz") as saved:
+        x, expected = saved["x"], saved["output"]
+    with np.load(run["evaluation"] / "predictions.npz") as evaluated:
+        np.testing.assert_array_equal(x, evaluated["x"][:len(x)])  # raw series windows as the pipeline ingested them
+        np.testing.assert_allclose(expected, evaluated["keras"][:len(x)], atol=1e-4)  # the file is the model
+    assert len(x) and x.ndim == 3
+    np.testing.assert_allclose(bundle.predict(x).values, expected.reshape(len(x), -1), rtol=0, atol=1e-6)
+
+
+def test_supervised_autoencoder_ships_a_loadable_reconstruction_bundle_and_its_encoder(runs):
+    """task ``reconstruction``: the runtime loads it and reproduces the exporter's run of the shipped file
+    (reconstruction and MSE score); the bottleneck embedding ships as ``encoder.tflite``, described in bundle.json."""
+    run = runs("autoencoder")
+    bundle = Bundle.load(run["bundle"])
+    doc = bundle.doc
+    assert bundle.task == "reconstruction" and doc["score"]["kind"] == "reconstruction_mse"
+    with np.load(run["bundle"] / "verification.npz") as saved:
+        x, expected = saved["x"], saved["output"]
+    result = bundle.predict(x)
+    np.testing.assert_allclose(result.reconstruction, expected, rtol=0, atol=1e-6)
+    want = ((x.astype(np.float64) - expected) ** 2).reshape(len(x), -1).mean(axis=1)
+    np.testing.assert_allclose(result.score, want, rtol=1e-5)
+    encoder = doc["encoder"]
+    assert (run["bundle"] / encoder["file"]).is_file() and encoder["input"]["shape"] == doc["input"]["shape"]
+    assert encoder["output"]["shape"][1:] == [8, 4]  # 32 steps halved twice, 4 filters: the bottleneck
+    assert encoder["max_abs_diff_vs_keras"] <= 1e-3
+
+
 def test_unet_masks_match_the_evaluation(runs):
     run = runs("unet")
     bundle = Bundle.load(run["bundle"])
@@ -154,7 +194,11 @@ def test_generator_latents_match_the_pipeline(runs, family):
     run = runs(family)
     bundle = Bundle.load(run["bundle"])
     doc = bundle.doc
-    assert doc["task"] == "generation" and doc["quantization"]["reason"]
+    assert doc["task"] == "generation"
+    # int8 ships when it is within the export bounds (opened here), else float32 with the reason
+    assert doc["quantization"]["int8"] or doc["quantization"]["reason"]
+    rows = {r["variant"]: r for r in json.loads((run["bundle"] / "variants.json").read_text())}
+    assert {"keras", "float32", "int8_qat"} <= set(rows) and rows["int8_qat"]["mean_abs_pixel_diff"] is not None
     with np.load(run["bundle"] / "verification.npz") as saved:
         latent, expected = saved["latent"], saved["output"]
         labels = saved["label"] if "label" in saved.files else None
@@ -175,6 +219,9 @@ def test_dqn_greedy_actions_match_the_pipeline(runs):
     run = runs("dqn")
     bundle = Bundle.load(run["bundle"])
     assert bundle.task == "policy" and bundle.doc["policy"]["env_name"] == "CartPole-v0"
+    rows = {r["variant"]: r for r in json.loads((run["bundle"] / "variants.json").read_text())}
+    assert {"keras", "float32", "int8_ptq", "int8_qat"} <= set(rows) and rows["int8_ptq"]["agreement"] is not None
+    assert bundle.doc["quantization"]["int8"] or bundle.doc["quantization"]["reason"]
     with np.load(run["bundle"] / "verification.npz") as saved:
         obs, q = saved["x"], saved["output"]
     result = bundle.predict(obs)
@@ -193,3 +240,71 @@ def test_predicting_a_classification_bundle_imports_no_tensorflow(runs):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "2 []"
+
+
+def _post(url: str, body) -> tuple[int, dict]:
+    import http.client
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    try:
+        conn.request("POST", "/predict", body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("family", ["dcgan", "cgan"])
+def test_serve_generation_bodies_over_a_socket(runs, family):
+    """``edgepipe serve`` on a generation bundle: {"n", "seed", "label"} and {"latent", "label"} bodies give the
+    exporter's own samples (verification.npz); malformed bodies get 400/422 in the task's terms."""
+    pytest.importorskip("fastapi", reason="the 'serve' extra (fastapi, uvicorn) is not installed")
+    from edgepipe.runtime.server import running
+
+    run = runs(family)
+    with np.load(run["bundle"] / "verification.npz") as saved:
+        latent, expected, seed = saved["latent"], saved["output"], int(saved["seed"])
+        labels = saved["label"].reshape(-1).tolist() if "label" in saved.files else None
+    extra = {"label": labels} if labels is not None else {}
+    with running(Bundle.load(run["bundle"])) as url:
+        for body in ({"n": len(latent), "seed": seed, **extra}, {"latent": latent.tolist(), **extra}):
+            status, out = _post(url, body)
+            assert status == 200, out
+            assert out["task"] == "generation" and len(out["predictions"]) == len(latent)
+            np.testing.assert_allclose([p["sample"] for p in out["predictions"]], expected, atol=1e-6)
+            if labels is not None:
+                assert [p["label"] for p in out["predictions"]] == labels
+        bad = [({"n": 2, "latent": latent[:2].tolist()}, 400, "exactly one of"),
+               ({"n": 2, "seed": 0, "noise": 1}, 400, "unknown key"),
+               ({"n": "two"}, 422, "n: must be an integer"),
+               ({"latent": [[1.0, "x"]]}, 422, "not a number"),
+               ({"latent": [[0.0] * (latent.shape[1] + 1)], **({"label": [0]} if labels else {})}, 422, "latent")]
+        bad.append(({"n": 2}, 422, "needs 'label'") if labels is not None else
+                   ({"n": 2, "label": [0, 1]}, 422, "not conditional"))
+        for body, code, message in bad:
+            status, out = _post(url, body)
+            assert status == code and message in out["error"], (body, status, out)
+
+
+def test_serve_policy_observations_over_a_socket(runs):
+    """``edgepipe serve`` on a policy bundle: {"observations": [[...]]} (or "features") -> greedy actions and
+    Q-values equal to the exporter's (verification.npz)."""
+    pytest.importorskip("fastapi", reason="the 'serve' extra (fastapi, uvicorn) is not installed")
+    pytest.importorskip("tf_agents", reason="the rl extra is not installed")
+    from edgepipe.runtime.server import running
+
+    run = runs("dqn")
+    with np.load(run["bundle"] / "verification.npz") as saved:
+        obs, q = saved["x"], saved["output"]
+    with running(Bundle.load(run["bundle"])) as url:
+        for key in ("observations", "features"):
+            status, out = _post(url, {key: obs.tolist()})
+            assert status == 200, out
+            assert [p["action"] for p in out["predictions"]] == q.argmax(1).tolist()
+            np.testing.assert_allclose([p["q_values"] for p in out["predictions"]], q, atol=1e-6)
+        status, out = _post(url, {"observations": obs[:1].tolist(), "features": obs[:1].tolist()})
+        assert status == 400 and "exactly one of" in out["error"]
+        status, out = _post(url, {"latent": [[0.0]]})
+        assert status == 400 and "observations" in out["error"]

@@ -110,3 +110,23 @@ def test_image_model_takes_images_and_anomaly_bundles_do_not(tmp_path):
     anomaly = SimpleNamespace(name="anomaly_detection", input_kinds=("series", "windows"))
     with pytest.raises(UsageError, match="takes series or windows input, not images"):
         read_input(image, anomaly)
+
+
+def test_anomaly_input_clip_feeds_the_clipped_window_and_scores_the_raw_one():
+    """bundle.json ``input_clip``: the model sees the normalized window clipped to [min, max] (as the pipeline's
+    evaluation fed every model), the score compares the unclipped window with the reconstruction."""
+    from edgepipe.runtime.tasks.anomaly import AnomalyTask
+
+    window = {"size": 2, "stride": 1, "channels": 1, "channel_names": ["v"]}
+    norm = {"method": "zscore", "center": [0.0], "scale": [1.0], "channels": ["v"]}
+    doc = {"window": window, "normalization": norm, "input_clip": {"min": -1.0, "max": 1.0}}
+    runner = SimpleNamespace(seen=None, name="stub.tflite")
+    runner.run = lambda x: (setattr(runner, "seen", x.copy()), x)[1]  # identity model: error = clipped-off part
+    task = AnomalyTask(doc, {"threshold": 0.5}, runner)
+    result = task.predict(np.array([[[0.5], [3.0]]]), kind="windows")
+    np.testing.assert_allclose(runner.seen[0, :, 0], [0.5, 1.0])
+    assert result.window_score.tolist() == pytest.approx([(3.0 - 1.0) ** 2 / 2])
+    assert result.window_anomaly.tolist() == [True]
+    del doc["input_clip"]
+    unclipped = AnomalyTask(doc, {"threshold": 0.5}, runner).predict(np.array([[[0.5], [3.0]]]), kind="windows")
+    assert unclipped.window_score.tolist() == [0.0]

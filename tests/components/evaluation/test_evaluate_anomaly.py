@@ -45,3 +45,23 @@ def test_huge_margin_flags_nothing_and_still_reports(windows_examples, trained_m
     keras_all = report["metrics"]["keras"]["all"]
     assert keras_all["flagged"] == 0 and keras_all["precision"] is None and keras_all["recall"] == 0.0
     assert summary["int8_qat_agreement"] == 1.0  # nobody flags anything: decisions agree trivially
+
+
+def test_input_clip_feeds_every_model_the_train_range(windows_examples, trained_model, tflite_models, tmp_path):
+    """evaluate.input_clip=train_range: every model (Keras included) scores x against its reconstruction of x clipped
+    to the normal train windows' [min, max]; the domain is recorded for the bundle (and the runtime) to apply."""
+    from edgepipe.components.evaluation.metrics import reconstruction_error
+    from edgepipe.components.training.inputs import load_windows
+
+    evaluation = ModelEvaluation(tmp_path / "e")
+    evaluate_anomaly.fn(windows=windows_examples, float_model=trained_model, tflite=tflite_models,
+                        evaluation=evaluation, latency_runs=3, input_clip="train_range")
+    report = evaluation.read_json("evaluation.json")
+    train = load_windows(windows_examples, "train", only_normal=True)["window"]
+    assert report["input_clip"] == {"min": pytest.approx(float(train.min())), "max": pytest.approx(float(train.max()))}
+    x = load_windows(windows_examples, "test")["window"]
+    fed = np.clip(x, report["input_clip"]["min"], report["input_clip"]["max"])
+    assert not np.array_equal(fed, x)  # the fixture's anomalies leave the train range
+    expected = reconstruction_error(x, trained_model.load_keras().predict(fed, verbose=0))
+    errors = np.load(evaluation.path / "errors.npz")
+    np.testing.assert_allclose(errors["test__keras"], expected.astype(np.float32), rtol=1e-5)

@@ -18,9 +18,10 @@ EXPECTED = {
     "conv1d": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate_model", "export_model"],
     "unet": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate_model", "export_model"],
     "mobilenet_v2": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate_model", "export_model"],
-    "dcgan": ["ingest_npz", "train_gan", "evaluate_gan", "export_model"],
-    "cgan": ["ingest_npz", "train_gan", "evaluate_gan", "export_model"],
-    "dqn": ["train_dqn", "evaluate_policy", "export_model"],
+    # generators and Q-networks: float32 / int8 PTQ / int8 QAT (distilled), verified per variant, gated at export
+    "dcgan": ["ingest_npz", "train_gan", "convert_generator", "evaluate_gan", "export_model"],
+    "cgan": ["ingest_npz", "train_gan", "convert_generator", "evaluate_gan", "export_model"],
+    "dqn": ["train_dqn", "convert_policy", "evaluate_policy", "export_model"],
 }
 
 

@@ -1,0 +1,103 @@
+"""Per-variant verification of GAN generators and DQN Q-networks (the rows export gates on).
+
+* generator: every ``.tflite`` variant and the Keras generator run on the same fixed latents (+ labels cycling over
+  the classes); ``agreement`` = 1 - mean |pixel difference| vs Keras (pixels in 0..1, so 0.98 = 2% of the range on
+  average; the max difference is reported too), ``metric`` = the trained discriminator's mean score of the
+  variant's own samples, ``metric_drop`` = |score - Keras's score| (a shift either way means different samples);
+* policy: ``agreement`` = fraction of ``observations`` (visited by epsilon-greedy episodes of the Keras policy) on
+  which the variant's greedy action equals Keras's; ``metric`` = average return of the variant's own greedy policy
+  over ``episodes`` episodes (same seeds for every model), ``metric_drop`` = (Keras return - variant return) /
+  max(|Keras return|, 1): relative, so ``export.max_metric_drop`` 0.1 means "within 10% of the float return".
+
+The outputs are what ``evaluate_model`` writes for supervised families: ``variants.json/.md/.html`` rows and, in
+evaluation.json, ``models`` (file hashes), ``agreement``, ``metric_name``, ``variant_metrics``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Callable
+
+import numpy as np
+
+
+def _table(tflite, evaluation, net, metric_name: str, values: dict, agreements: dict, drops: dict,
+           extra: dict[str, dict], latency_runs: int, keras_extra: dict | None = None) -> dict[str, Any]:
+    from edgepipe.components.evaluation.variants import build_rows, write_table
+    from edgepipe.components.optimization.pruning import measured_sparsity
+    from edgepipe.components.optimization.tflite import latency_us
+
+    index = json.loads((tflite.path / "variants.json").read_text())
+    latencies = {}
+    for name in index:
+        try:
+            latencies[name] = latency_us(tflite.variant_path(name).read_bytes(), runs=latency_runs)
+        except (ValueError, RuntimeError):  # a multi-input model the batch-1 timer cannot feed: no latency
+            latencies[name] = None
+    reference = {"size_bytes": None, "gzip_bytes": None, "params": int(net.count_params()),
+                 "sparsity": measured_sparsity(net)}
+    rows = build_rows(index, metric_name, values, agreements, drops, latencies, reference)
+    for row in rows:
+        row.update(extra.get(row["variant"], {}) if row["variant"] != "keras" else (keras_extra or {}))
+    write_table(evaluation, rows)
+    models = {"keras": {"kind": "keras", "source": "model"}}
+    for name in index:
+        path = tflite.variant_path(name)
+        models[name] = {"kind": "tflite", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {"reference": "keras", "models": models, "metric_name": metric_name, "variant_metrics": values,
+            "agreement": {m: {"all": a} for m, a in agreements.items()}}
+
+
+def generator_variants(tflite, evaluation, generator, d_prob: Callable, samples: int, seed: int,
+                       latency_runs: int) -> dict[str, Any]:
+    """Rows and evaluation fields for a generator's variants (see the module docstring)."""
+    from edgepipe.components.optimization.family_variants import latent_inputs, run_tflite
+
+    arrays = latent_inputs(generator, samples, seed)
+    labels = arrays[1].reshape(-1) if len(arrays) > 1 else None
+    names = [t.name.split(":")[0] for t in generator.inputs]
+    reference = generator.predict(arrays if len(arrays) > 1 else arrays[0], batch_size=256, verbose=0)
+    values = {"keras": float(d_prob(reference, labels).mean())}
+    agreements, drops, extra = {}, {"keras": 0.0}, {}
+    for name in tflite.variants():
+        out = run_tflite(tflite.variant_path(name), arrays, names).reshape(reference.shape)
+        diff = np.abs(out - reference)
+        values[name] = float(d_prob(out, labels).mean())
+        agreements[name] = float(1.0 - diff.mean())
+        drops[name] = abs(values[name] - values["keras"])
+        extra[name] = {"mean_abs_pixel_diff": float(diff.mean()), "max_abs_pixel_diff": float(diff.max())}
+    doc = _table(tflite, evaluation, generator, "discriminator_fake_mean", values, agreements, drops, extra,
+                 latency_runs)
+    doc["variant_checks"] = {"latents": int(samples), "seed": int(seed), **extra}
+    return doc
+
+
+def policy_variants(tflite, evaluation, q_model, env_name: str, frame_stack: int, episodes: int,
+                    observation_episodes: int, seed: int, latency_runs: int) -> dict[str, Any]:
+    """Rows and evaluation fields for a Q-network's variants (see the module docstring)."""
+    from edgepipe.components.optimization.family_variants import collect_observations, tflite_predictor
+
+    def keras_q(x):
+        return q_model(x, training=False).numpy()
+
+    obs, _ = collect_observations(keras_q, env_name, observation_episodes, frame_stack, seed=seed + 7919,
+                                  epsilon=0.2)
+    reference = keras_q(obs)
+    predictors = {"keras": keras_q}
+    for name in tflite.variants():
+        path = tflite.variant_path(name)
+        predictors[name] = (lambda run: (lambda x: run([x])))(tflite_predictor(path))
+    values, agreements, drops, extra = {}, {}, {}, {}
+    for name, predict in predictors.items():
+        _, returns = collect_observations(predict, env_name, episodes, frame_stack, seed=seed, epsilon=0.0)
+        values[name] = float(np.mean(returns))
+        if name == "keras":
+            continue
+        q = predict(obs)
+        agreements[name] = float((q.argmax(1) == reference.argmax(1)).mean())
+        extra[name] = {"max_abs_q_diff": float(np.abs(q - reference).max())}
+    for name, value in values.items():
+        drops[name] = (values["keras"] - value) / max(abs(values["keras"]), 1.0)
+    doc = _table(tflite, evaluation, q_model, "average_return", values, agreements, drops, extra, latency_runs)
+    doc["variant_checks"] = {"observations": int(len(obs)), "episodes": int(episodes), **extra}
+    return doc
