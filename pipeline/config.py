@@ -63,7 +63,7 @@ MODEL_FAMILIES = ("autoencoder", "mlp", "cnn", "rnn", "conv1d", "unet", "mobilen
 
 class ModelSection(Section):
     family: Literal[MODEL_FAMILIES] = "autoencoder"
-    filters: list[PositiveInt] = Field(default_factory=lambda: [32, 16])
+    filters: list[PositiveInt] = Field(default_factory=lambda: [64, 32])
     kernel_size: PositiveInt = 7
     # Families other than the anomaly autoencoder: task, input/label features, and the builder's hyperparameters
     # (validated against the builder's signature when the pipeline is built; see `edgepipe models`).
