@@ -160,8 +160,9 @@ def export_model(model: Input[Model], evaluation: Input[ModelEvaluation], bundle
         "schema_version": SCHEMA_VERSION, "task": task, "family": props.get("family"),
         "default_model": "model.tflite", "primary_variant": chosen, "input": io[chosen]["input"],
         "output": io[chosen]["output"], "models": models,
-        "quantization": {"primary": chosen, "int8": io[chosen]["input"]["dtype"] in ("int8", "uint8"),
-                         "reason": reason},
+        "quantization": {"primary": chosen, "reason": reason,  # int8: any int8 input (a cGAN's label stays int32)
+                         "int8": any(d["dtype"] in ("int8", "uint8")
+                                     for d in io[chosen].get("inputs") or [io[chosen]["input"]])},
         "preprocessing": _preprocessing(props, task),
         "metrics": {"split": report.get("split"), "metric_name": report.get("metric_name"),
                     "per_model": {keys.get(v, v): {"all": {report.get("metric_name"): m}}

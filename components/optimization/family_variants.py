@@ -132,10 +132,37 @@ def distill_qat(model, inputs: list[np.ndarray], epochs: int, learning_rate: flo
     target = model.predict(feed, batch_size=256, verbose=0)
     keras.utils.set_random_seed(seed)
     qat, report = quantize_aware(model, scheme="default")
+    report["calibrated_ranges"] = calibrate_ranges(qat, feed)
     qat.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
     history = qat.fit(feed, target, batch_size=batch_size, epochs=max(1, epochs), shuffle=True, verbose=0)
     report["loss"] = [float(v) for v in history.history["loss"]]
     return qat, report
+
+
+def calibrate_ranges(qat, feed, ema_decay: float = 0.999) -> int:
+    """Start every activation range of a fresh QAT model at the range of ``feed`` (one batch).
+
+    tfmot's activation quantizers start at [-6, 6] and move by an EMA with decay 0.999 per training step, so a short
+    fine-tune (a few hundred steps) leaves ranges near +-6: Q-values of 50 or pixels past 6 would clip. One
+    training-mode forward pass moves each range by (1 - decay) * (batch range - initial); the batch range is
+    recovered from that step and assigned, everything else the pass touched (BatchNorm statistics) is restored.
+    Weight ranges (``kernel``/``bias``) are recomputed from the weights every step and left alone."""
+    import re
+
+    ranges = [v for v in qat.variables if re.search(r"_(min|max):\d+$", v.name) and not re.search(r"kernel|bias",
+                                                                                                   v.name)]
+    snapshot = [v.numpy() for v in qat.variables]
+    before = [v.numpy() for v in ranges]
+    qat(feed, training=True)
+    after = [v.numpy() for v in ranges]
+    qat(feed, training=True)  # an EMA range moves again (by decay x the first move); a set-to-batch one does not
+    again = [v.numpy() for v in ranges]
+    for variable, value in zip(qat.variables, snapshot):
+        variable.assign(value)
+    for variable, old, new, second in zip(ranges, before, after, again):
+        moving = np.abs(second - new) > 0.5 * np.abs(new - old)
+        variable.assign(np.where(moving, old + (new - old) / (1.0 - ema_decay), new))
+    return len(ranges)
 
 
 def _write_variants(tflite: TFLiteModels, nets: dict[str, Any], names: list[str], representative: Callable,

@@ -60,7 +60,7 @@ def _strategy(name: str):
     return get_strategy(name)
 
 
-@component(execution_params=("strategy",))
+@component(version="2", execution_params=("strategy",))  # 2: nested models flattened (optimization/flatten.py)
 def prune_model(windows: Input[Examples], model: Input[Model], pruned: Output[Model], target_sparsity: float = 0.5,
                 epochs: int = 2, schedule: str = "polynomial", batch_size: int = 64, learning_rate: float = 5e-4,
                 seed: int = 0, skip_layers: list[str] | None = None, structured_2_4: bool = False,
@@ -82,7 +82,7 @@ def prune_model(windows: Input[Examples], model: Input[Model], pruned: Output[Mo
     return {"measured_sparsity": sparsity, "final_loss": report["loss"][-1], "not_pruned": len(report["not_pruned"])}
 
 
-@component(execution_params=("strategy",))
+@component(version="2", execution_params=("strategy",))  # 2: nested models flattened (optimization/flatten.py)
 def cluster_model(windows: Input[Examples], model: Input[Model], clustered: Output[Model],
                   number_of_clusters: int = 16, epochs: int = 1, batch_size: int = 64, learning_rate: float = 1e-4,
                   seed: int = 0, skip_layers: list[str] | None = None, strategy: str = "default") -> dict:
@@ -101,7 +101,7 @@ def cluster_model(windows: Input[Examples], model: Input[Model], clustered: Outp
             "not_clustered": len(report["not_clustered"]), "kernel_sparsity": measured_sparsity(net)}
 
 
-@component(execution_params=("strategy",))
+@component(version="2", execution_params=("strategy",))  # 2: nested models flattened (optimization/flatten.py)
 def quantize_model(windows: Input[Examples], model: Input[Model], qat_model: Output[Model], epochs: int = 2,
                    batch_size: int = 64, learning_rate: float = 1e-4, seed: int = 0, scheme: str = "default",
                    strategy: str = "default") -> dict:
