@@ -87,20 +87,7 @@ def read_csv(path: Path, task, series_column: str | None, timestamp_column: str 
     for row in reader:
         if not row:
             continue
-        line = reader.line_num
-        if len(row) != len(header):
-            raise InputError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}")
-        values = []
-        for name, i in zip(names, cols):
-            cell = row[i].strip()
-            try:
-                value = float(cell)
-            except ValueError:
-                what = "missing value" if not cell else f"not a number: {cell[:40]!r}"
-                raise InputError(f"{path}:{line}: column '{name}': {what}") from None
-            if not math.isfinite(value):
-                raise InputError(f"{path}:{line}: column '{name}': non-finite value {cell!r}")
-            values.append(value)
+        values = _parse_row(row, header, names, cols, path, reader.line_num)
         key = row[sid].strip() if sid is not None else path.stem
         rows, stamps = groups.setdefault(key, ([], []))
         rows.append(values)
@@ -109,6 +96,25 @@ def read_csv(path: Path, task, series_column: str | None, timestamp_column: str 
         raise InputError(f"{path}: no data rows after the header")
     return [(key, "series", np.asarray(rows, dtype=np.float64), stamps if tid is not None else None)
             for key, (rows, stamps) in groups.items()]
+
+
+def _parse_row(row: list[str], header: list[str], names: list[str], cols: list[int], path: Path,
+               line: int) -> list[float]:
+    """The named columns of one CSV row as finite floats; anything else is one error naming file, line, column."""
+    if len(row) != len(header):
+        raise InputError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}")
+    values = []
+    for name, i in zip(names, cols):
+        cell = row[i].strip()
+        try:
+            value = float(cell)
+        except ValueError:
+            what = "missing value" if not cell else f"not a number: {cell[:40]!r}"
+            raise InputError(f"{path}:{line}: column '{name}': {what}") from None
+        if not math.isfinite(value):
+            raise InputError(f"{path}:{line}: column '{name}': non-finite value {cell!r}")
+        values.append(value)
+    return values
 
 
 def read_table(path: Path, task):
@@ -127,20 +133,7 @@ def read_table(path: Path, task):
     for row in reader:
         if not row:
             continue
-        if len(row) != len(header):
-            raise InputError(f"{path}:{reader.line_num}: {len(row)} fields, the header has {len(header)}")
-        values = []
-        for name, i in zip(names, cols):
-            cell = row[i].strip()
-            try:
-                value = float(cell)
-            except ValueError:
-                what = "missing value" if not cell else f"not a number: {cell[:40]!r}"
-                raise InputError(f"{path}:{reader.line_num}: column '{name}': {what}") from None
-            if not math.isfinite(value):
-                raise InputError(f"{path}:{reader.line_num}: column '{name}': non-finite value {cell!r}")
-            values.append(value)
-        rows.append(values)
+        rows.append(_parse_row(row, header, names, cols, path, reader.line_num))
     if not rows:
         raise InputError(f"{path}: no data rows after the header")
     return [(path.stem, "features", np.asarray(rows, dtype=np.float64), None)]
