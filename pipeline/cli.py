@@ -229,8 +229,11 @@ def _print_summary(bundle_dir: Path) -> None:
     if not meta_file.exists():
         return
     meta = json.loads(meta_file.read_text())
+    primary = meta.get("primary_variant")
     for model, splits in (meta.get("metrics", {}).get("per_model") or {}).items():
         values = splits.get("all", {})
+        if model == "int8" and primary:
+            model = f"int8 ({primary}, model.tflite)"
         if "f1" in values:
             print(f"  {model:<8} precision {values['precision']:.3f}  recall {values['recall']:.3f}  "
                   f"F1 {values['f1']:.3f}  (eval+test windows)")
