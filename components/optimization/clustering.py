@@ -27,28 +27,14 @@ def wrap_for_clustering(model, number_of_clusters: int, skip_layers: list[str] |
     """Clone ``model`` with every clusterable layer wrapped (k-means++ centroids); returns ``(model, report)``."""
     if number_of_clusters < 2:
         raise ConfigError(f"clustering: number_of_clusters must be >= 2, got {number_of_clusters}")
-    from edgepipe.components.optimization.flatten import flatten_nested
+    from edgepipe.components.optimization.flatten import clone_layerwise
 
-    model = flatten_nested(model)  # a nested base model's layers are clustered one by one, like the others
-    names = {layer.name for layer in model.layers}
-    unknown = sorted(set(skip_layers) - names)
-    if unknown:
-        raise ConfigError(f"clustering: skip_layers names unknown layer(s) {', '.join(unknown)} "
-                          f"(layers: {', '.join(sorted(names))})")
     report: dict[str, Any] = {"clustered": [], "not_clustered": [], "skipped": []}
     params = {"number_of_clusters": int(number_of_clusters),
               "cluster_centroids_init": _cluster.CentroidInitialization.KMEANS_PLUS_PLUS,
               "preserve_sparsity": bool(preserve_sparsity)}
-    pairs = []
 
-    def wrap(layer):
-        clone = layer.__class__.from_config(layer.get_config())
-        pairs.append((layer, clone))
-        if isinstance(layer, keras.layers.InputLayer) or not layer.weights:
-            return clone
-        if layer.name in skip_layers:
-            report["skipped"].append(layer.name)
-            return clone
+    def mark(layer, clone):
         if clustering_registry.ClusteringRegistry.supports(layer):  # the built layer: an unbuilt one has no weights
             report["clustered"].append(layer.name)
             return clone  # wrapped after the weights are copied (k-means needs the trained weights)
@@ -58,9 +44,7 @@ def wrap_for_clustering(model, number_of_clusters: int, skip_layers: list[str] |
                     type(layer).__name__)
         return clone
 
-    clone = keras.models.clone_model(model, clone_function=wrap)
-    for source, target in pairs:
-        target.set_weights(source.get_weights())
+    clone, report["skipped"] = clone_layerwise(model, "clustering", skip_layers, mark)
     chosen = set(report["clustered"])
 
     def cluster(layer):

@@ -61,3 +61,35 @@ def _call(net, inputs: list, training):
                 tensors[key] = [value] * counts[key]
     outputs = [tensors[str(id(reference))].pop() for reference in net.outputs]
     return tf.nest.pack_sequence_as(net._nested_outputs, outputs)
+
+
+def clone_layerwise(model, what: str, skip_layers, transform):
+    """Flatten ``model``, then clone it layer by layer with the trained weights copied, so the caller's model stays
+    untouched by fine-tuning. ``transform(layer, clone)`` returns what replaces each layer that has weights and is
+    not named in ``skip_layers`` (e.g. the clone wrapped for pruning). An unknown name in ``skip_layers`` is an error,
+    not a silent no-op. Returns ``(new_model, skipped_layer_names)``; ``what`` names the optimization in errors."""
+    from edgepipe.pipeline.errors import ConfigError
+
+    model = flatten_nested(model)  # a nested base model's layers are handled one by one, like the others
+    names = {layer.name for layer in model.layers}
+    unknown = sorted(set(skip_layers) - names)
+    if unknown:
+        raise ConfigError(f"{what}: skip_layers names unknown layer(s) {', '.join(unknown)} "
+                          f"(layers: {', '.join(sorted(names))})")
+    skipped: list[str] = []
+    pairs = []
+
+    def wrap(layer):
+        clone = layer.__class__.from_config(layer.get_config())
+        pairs.append((layer, clone))
+        if isinstance(layer, keras.layers.InputLayer) or not layer.weights:
+            return clone
+        if layer.name in skip_layers:
+            skipped.append(layer.name)
+            return clone
+        return transform(layer, clone)
+
+    new_model = keras.models.clone_model(model, clone_function=wrap)
+    for source, clone in pairs:
+        clone.set_weights(source.get_weights())
+    return new_model, skipped

@@ -56,26 +56,12 @@ def wrap_for_pruning(model, schedule, skip_layers: tuple[str, ...] | list[str] =
     Cloning (rather than wrapping the caller's layers) keeps the input model untouched by the fine-tuning. Layers named
     in ``skip_layers`` stay dense (listed under ``skipped``); an unknown name is an error, not a silent no-op.
     """
-    from edgepipe.components.optimization.flatten import flatten_nested
+    from edgepipe.components.optimization.flatten import clone_layerwise
 
-    model = flatten_nested(model)  # a nested base model's layers are pruned one by one, like the others
-    names = {layer.name for layer in model.layers}
-    unknown = sorted(set(skip_layers) - names)
-    if unknown:
-        raise ConfigError(f"pruning: skip_layers names unknown layer(s) {', '.join(unknown)} "
-                          f"(layers: {', '.join(sorted(names))})")
     report: dict[str, Any] = {"pruned": [], "not_pruned": [], "skipped": [], "structured_2_4": [],
                               "unstructured_fallback": []}
-    pairs = []
 
-    def wrap(layer):
-        clone = layer.__class__.from_config(layer.get_config())
-        pairs.append((layer, clone))
-        if isinstance(layer, keras.layers.InputLayer) or not layer.weights:
-            return clone
-        if layer.name in skip_layers:
-            report["skipped"].append(layer.name)
-            return clone
+    def wrap(layer, clone):
         if type(layer) is keras.layers.Conv1DTranspose:
             clone.get_prunable_weights = lambda: [clone.kernel]  # as PruneRegistry.make_prunable does for Conv1D
         if prune_registry.PruneRegistry.supports(clone) or hasattr(clone, "get_prunable_weights"):
@@ -92,9 +78,7 @@ def wrap_for_pruning(model, schedule, skip_layers: tuple[str, ...] | list[str] =
         log.warning("pruning: layer '%s' (%s) is not prunable and stays dense", layer.name, type(layer).__name__)
         return clone
 
-    wrapped = keras.models.clone_model(model, clone_function=wrap)
-    for source, clone in pairs:
-        clone.set_weights(source.get_weights())
+    wrapped, report["skipped"] = clone_layerwise(model, "pruning", skip_layers, wrap)
     return wrapped, report
 
 
