@@ -105,11 +105,15 @@ def run_beam(csv_path: Path, out: Path, size: int, stride: int, beam_args: list[
     from edgepipe.components.data import compute_statistics, ingest_timeseries, make_windows, normalize
     from edgepipe.pipeline.artifacts import Examples, ExampleStatistics, Rejects, TransformParams
 
+    stages = {}
+
     def run(comp, name, **params):
+        began = time.perf_counter()
         outputs = {key: typ(out / name / key) for key, typ in comp.outputs.items()}
         metrics = comp.fn(**outputs, **params)
         for artifact in outputs.values():
             artifact.finalize()
+        stages[name] = round(time.perf_counter() - began, 2)
         return metrics, outputs
 
     started = time.perf_counter()
@@ -119,7 +123,7 @@ def run_beam(csv_path: Path, out: Path, size: int, stride: int, beam_args: list[
     metrics, win = run(make_windows, "windows", examples=nm["transformed"], size=size, stride=stride,
                        beam_args=beam_args)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "windows": sum(metrics[f"windows_{s}"] for s in SPLIT)}
+    return {"seconds": seconds, "windows": sum(metrics[f"windows_{s}"] for s in SPLIT), "stages_s": stages}
 
 
 def child(args) -> None:
@@ -200,6 +204,7 @@ def main() -> None:
                 out[f"{mode}_vs_numpy"] = round(results[mode]["seconds"] / results["numpy"]["seconds"], 2)
         out["windows"] = {mode: r["windows"] for mode, r in results.items()}
         out["peak_rss_mb"] = {mode: r["peak_rss_mb"] for mode, r in results.items()}
+        out["stages_s"] = {mode: r["stages_s"] for mode, r in results.items() if "stages_s" in r}
         checks = [r["checksum"] for r in results.values()]
         out["outputs_match"] = all(c == checks[0] for c in checks)
         out["checksums"] = checks[0]

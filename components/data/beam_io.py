@@ -479,7 +479,11 @@ def _leaf(name: str, column, n: int) -> tuple[int, Ragged]:
     array = column if isinstance(column, np.ndarray) else np.asarray(column, dtype=object)
     kind = array.dtype.kind
     if kind in "SUO":
-        values = [v if isinstance(v, bytes) else str(v).encode() for v in array.reshape(n).tolist()]
+        flat = array.reshape(n)
+        same = _repeated_bytes(flat)
+        if same is not None:
+            return 0x0A, Ragged.const(same, n)
+        values = [v if isinstance(v, bytes) else str(v).encode() for v in flat.tolist()]
         return 0x0A, Ragged.from_list(values)
     if kind == "f":
         floats = np.ascontiguousarray(array.reshape(n, -1), dtype="<f4")
@@ -495,6 +499,27 @@ def _leaf(name: str, column, n: int) -> tuple[int, Ragged]:
         flat = mat[np.arange(mat.shape[1]) < lens[:, None]]  # every value's varint, record after record
         return 0x1A, Ragged.from_flat(flat, lens.reshape(n, k).sum(axis=1))
     raise TypeError(f"feature '{name}': cannot encode dtype {array.dtype}")
+
+
+def _repeated_bytes(flat: np.ndarray) -> bytes | None:
+    """The one encoded value when every record holds the same string, else None.
+
+    Why: make_windows tags each of ~500k windows per 2M steps with the same series id; encoding it once replaces a
+    Python loop. In an object array only exact ``str``/``bytes`` values qualify (checked before comparing), since
+    other objects can compare equal yet encode differently (``bytearray``, ``1 == 1.0``).
+    """
+    if len(flat) == 0:
+        return None
+    first, last = flat[0], flat[-1]
+    if flat.dtype.kind == "O":
+        kind = type(first)
+        if kind not in (str, bytes) or type(last) is not kind or last != first:  # cheap early exit
+            return None
+        if set(map(type, flat.tolist())) != {kind} or not (flat == first).all():
+            return None
+    elif not (flat == first).all():
+        return None
+    return bytes(first) if isinstance(first, bytes) else str(first).encode()
 
 
 def _layout(keys: list[bytes], tags: list[int], lens: list[int]) -> tuple[bytes, list[int]]:

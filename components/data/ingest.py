@@ -12,8 +12,9 @@ one slot are averaged, labels OR-ed); ``gaps`` then says what a missing slot mea
 ``interpolate`` (linear fill, label of a filled slot = OR of its neighbours) or ``break`` (start a new segment).
 Without ``resample``, ``gaps="break"`` breaks where a step is longer than 1.5x the series' median step.
 
-Parsing runs per byte range of each file (``csv_rows``); grouping is per series, so one series must fit in a
-worker's memory here (``make_windows`` downstream holds only a bounded chunk).
+Parsing runs per byte range of each file (``csv_rows``); sorting, de-duplication, resampling, gap handling and
+the time split run per *time bucket* of a series (``series_stages``: three Beam jobs), so no worker holds more than
+one range or ``bucket_rows`` rows, however long a series is (``make_windows`` downstream is bounded the same way).
 
 Row problems never abort the run: each bad row goes to the Rejects artifact's ``rejects.jsonl`` as
 ``{"file", "line", "reason"}`` (``line`` is the 1-based physical line, header = line 1; see ``csv_rows``), sorted
@@ -29,21 +30,19 @@ from pathlib import Path
 
 import re
 
-import apache_beam as beam
-import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from edgepipe.components.data.beam_io import (CHUNK_GZIP_LEVEL, Job, count, data, encode_example, frame, reject,
-                                              shard_name, split_outputs, worker_uri, write_shard)
-from edgepipe.components.data.csv_rows import SPLIT_BYTES, Layout, ParseRange, epoch, open_text, plan_ranges
-from edgepipe.components.data.splits import parse_split, time_bounds
+from edgepipe.components.data.beam_io import remove_tree, worker_uri
+from edgepipe.components.data.csv_rows import SPLIT_BYTES, Layout, epoch, open_text
+from edgepipe.components.data.series_stages import (BUCKET_ROWS, plan_buckets, sort_buckets, stage_rows,
+                                                    write_chunk_index, write_chunks)
+from edgepipe.components.data.splits import parse_split
 from edgepipe.pipeline.artifacts import Examples, Rejects
 from edgepipe.pipeline.component import InputPath, Output, component
 from edgepipe.pipeline.errors import ConfigError, DataError
 
 DEFAULT_SPLIT = {"train": 0.6, "eval": 0.2, "test": 0.2}
 GAP_MODES = ("leave", "interpolate", "break")
-SHARD_STEPS = 1 << 16  # steps per output shard file of one (series, split)
 CHUNK_FEATURE_SPEC = {
     "series": {"dtype": "string", "shape": []},
     "start": {"dtype": "int64", "shape": []},
@@ -154,119 +153,6 @@ def load_label_windows(labels_json: str | None, labels_key: str | None) -> dict[
     return windows
 
 
-class BuildChunks(beam.DoFn):
-    """All rows of one series -> sorted, de-duplicated, [resampled], labelled, split by time, cut into chunks
-    that are written as shards of ``examples`` here; emits counts and rejects (duplicates) as report records."""
-
-    def __init__(self, examples: str, split: dict[str, float], chunk_size: int,
-                 windows: dict[str, list[tuple[int, int]]], resample: int | None, gaps: str):
-        self.examples, self.split, self.chunk_size, self.windows = examples, split, chunk_size, windows
-        self.resample, self.gaps = resample, gaps
-
-    def process(self, item):
-        sid, blocks = item
-        blocks = sorted(blocks, key=lambda b: (b["file"], b["range"], int(b["line"][0]) if len(b["line"]) else 0))
-        files = sorted({b["file"] for b in blocks})
-        rank = np.concatenate([np.full(len(b["line"]), files.index(b["file"])) for b in blocks])
-        ranges = np.concatenate([np.full(len(b["line"]), b["range"], np.int64) for b in blocks])
-        lines = np.concatenate([b["line"] for b in blocks])
-        stamps = np.concatenate([b["timestamp"] for b in blocks])
-        values = np.concatenate([b["values"] for b in blocks])
-        labels = np.concatenate([b["label"] for b in blocks])
-        if len(stamps) > 1 and (np.diff(stamps) < 0).any():  # already in time order (the usual case): no sort
-            order = np.lexsort((lines, ranges, rank, stamps))  # time, then file, then line: first occurrence wins
-            rank, ranges, lines, stamps = rank[order], ranges[order], lines[order], stamps[order]
-            values, labels = values[order], labels[order]
-        del blocks
-
-        first = np.ones(len(stamps), dtype=bool)
-        first[1:] = stamps[1:] != stamps[:-1]
-        origin = np.maximum.accumulate(np.where(first, np.arange(len(stamps)), 0))
-        for i in np.flatnonzero(~first):
-            when = np.datetime64(int(stamps[i]), "s")
-            j = origin[i]
-            yield reject(files[rank[i]], int(lines[i]),
-                         f"duplicate timestamp {when} in series '{sid}' (first at line {{first}})",
-                         range=int(ranges[i]), ref=[files[rank[j]], int(ranges[j]), int(lines[j])])
-        stamps, values, labels = stamps[first], values[first], labels[first]
-
-        windows = self.windows.get("*", self.windows.get(sid))
-        if windows is not None:
-            yield count("series_labelled")
-            for lo, hi in windows:
-                labels |= ((stamps >= lo) & (stamps <= hi)).astype(np.int64)
-
-        stamps, values, labels, breaks, reports = regularize(stamps, values, labels, self.resample, self.gaps)
-        yield from reports
-
-        yield count("series")
-        bounds = time_bounds(len(stamps), self.split.values())
-        for name, lo, hi in zip(self.split, bounds[:-1], bounds[1:]):
-            yield count(f"steps_{name}", hi - lo)
-            seg_starts = [lo, *[b for b in breaks if lo < b < hi]]
-            records, steps_in_shard, shard = [], 0, 0
-            for s_lo, s_hi in zip(seg_starts, [*seg_starts[1:], hi]):
-                for start in range(s_lo, s_hi, self.chunk_size):
-                    end = min(start + self.chunk_size, s_hi)
-                    records.append(encode_example({
-                        "series": sid, "start": np.int64(start), "segment": np.int64(s_lo),
-                        "timestamp": stamps[start:end], "values": values[start:end].astype(np.float32),
-                        "label": labels[start:end]}))
-                    steps_in_shard += end - start
-                    if steps_in_shard >= SHARD_STEPS:
-                        write_shard(self.examples, name, shard_name("ts", sid, name, shard), frame(records),
-                                    level=CHUNK_GZIP_LEVEL)
-                        yield count(f"chunks_{name}", len(records))
-                        records, steps_in_shard, shard = [], 0, shard + 1
-            if records:
-                write_shard(self.examples, name, shard_name("ts", sid, name, shard), frame(records),
-                            level=CHUNK_GZIP_LEVEL)
-                yield count(f"chunks_{name}", len(records))
-
-
-def regularize(stamps, values, labels, resample: int | None, gaps: str):
-    """Resample / fill / find breaks of one sorted series. Returns the new arrays, the step indices where a new
-    segment starts (besides split starts) and count report records."""
-    report: list = []
-    breaks: list[int] = []
-    if resample:
-        step = resample
-        slots = stamps // step * step
-        keys, starts = np.unique(slots, return_index=True)
-        if len(keys) < len(slots):
-            report.append(count("rows_merged_by_resample", len(slots) - len(keys)))
-            sizes = np.diff(np.append(starts, len(slots)))
-            values = np.add.reduceat(values, starts, axis=0) / sizes[:, None]
-            labels = np.maximum.reduceat(labels, starts)
-        stamps = keys
-        position = (stamps - stamps[0]) // step
-        missing = np.diff(position) - 1
-        gap_at = np.flatnonzero(missing > 0)
-        if len(gap_at):
-            report.append(count("gaps", len(gap_at)))
-        if gaps == "interpolate" and len(gap_at):
-            grid = stamps[0] + np.arange(position[-1] + 1) * step
-            filled = np.empty((len(grid), values.shape[1]))
-            for c in range(values.shape[1]):
-                filled[:, c] = np.interp(grid, stamps, values[:, c])
-            before = np.searchsorted(stamps, grid, side="right") - 1
-            after = np.minimum(before + 1, len(stamps) - 1)
-            exact = stamps[before] == grid
-            grid_labels = np.where(exact, labels[before], labels[before] | labels[after])
-            report.append(count("steps_interpolated", len(grid) - len(stamps)))
-            stamps, values, labels = grid, filled, grid_labels
-        elif gaps == "break":
-            breaks = (gap_at + 1).tolist()
-    elif gaps == "break" and len(stamps) > 2:
-        deltas = np.diff(stamps)
-        typical = np.median(deltas)
-        gap_at = np.flatnonzero(deltas > 1.5 * typical)
-        if len(gap_at):
-            report.append(count("gaps", len(gap_at)))
-        breaks = (gap_at + 1).tolist()
-    return stamps, values, labels, breaks, report
-
-
 # ---- the component --------------------------------------------------------------------------------------------------
 def resolve_lines(records: list[dict], line_counts: dict[str, list]) -> list[dict]:
     """Make range-local line numbers global: line += newlines in the file's earlier ranges; fill ``{first}``."""
@@ -312,7 +198,7 @@ def ingest_timeseries(examples: Output[Examples], rejects: Output[Rejects], sour
                       labels_json: InputPath | None = None, labels_key: str | None = None,
                       split: dict[str, float] | None = None, max_reject_fraction: float = 0.01,
                       chunk_size: int = 4096, resample: str | None = None, gaps: str = "leave",
-                      delimiter: str = ",", split_bytes: int = SPLIT_BYTES,
+                      delimiter: str = ",", split_bytes: int = SPLIT_BYTES, bucket_rows: int = BUCKET_ROWS,
                       beam_args: list[str] | None = None) -> dict:
     """Read CSV time series (a file or glob; one series per file unless ``series_column``), reject bad rows, label
     from a column or NAB windows, [resample, handle gaps], split each series by time and write chunk Examples plus
@@ -322,6 +208,8 @@ def ingest_timeseries(examples: Output[Examples], rejects: Output[Rejects], sour
     split = check_split(split)
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
+    if bucket_rows < 2:
+        raise ConfigError(f"bucket_rows must be >= 2, got {bucket_rows}")
     if gaps not in GAP_MODES:
         raise ConfigError(f"gaps: unknown mode '{gaps}' (choose from {', '.join(GAP_MODES)})")
     interval = parse_interval(resample)
@@ -331,33 +219,40 @@ def ingest_timeseries(examples: Output[Examples], rejects: Output[Rejects], sour
     names = list(split)
     headers = {path: read_header(path) for path in files}
 
-    job = Job(beam_args, examples.path / "_report")
-    parsed = (job.pipeline | "Ranges" >> beam.Create(plan_ranges(files, split_bytes))
-              | "Parse" >> beam.ParDo(ParseRange(layout, headers, delimiter)))
-    rows, parse_report = split_outputs(parsed, "Parse")
-    job.report(parse_report)
-    built = (rows | "BySeries" >> beam.GroupByKey()
-             | "Chunks" >> beam.ParDo(BuildChunks(job.uri(examples.path), split, chunk_size, windows, interval, gaps)))
-    job.report(built)
-    result = job.run()
-
-    line_counts = {k: v for k, v in result.values.items() if k.startswith("lines/")}
-    records = resolve_lines(result.rejects, line_counts)
-    write_rejects(rejects, records)
-    rows_read, rejected = result.get("rows_read"), len(records)
-    steps = {name: result.get(f"steps_{name}") for name in names}
-    check_rejects(records, rows_read, max_reject_fraction)
-    if sum(steps.values()) == 0:
-        raise DataError(f"{source}: no valid rows")
-    if windows and result.get("series_labelled") == 0:
+    staging, report_dir = worker_uri(examples.path / "_staging", beam_args), examples.path / "_report"
+    remove_tree(staging)
+    try:
+        result, blocks, line_counts = stage_rows(beam_args, report_dir, files, split_bytes, layout, headers,
+                                                 delimiter, staging, bucket_rows)
+        rows_read = result.get("rows_read")
+        if not blocks:
+            records = resolve_lines(result.rejects, line_counts)
+            write_rejects(rejects, records)
+            check_rejects(records, rows_read, max_reject_fraction)
+            raise DataError(f"{source}: no valid rows")
+        sorted_result = sort_buckets(beam_args, report_dir, plan_buckets(blocks, bucket_rows, interval), staging,
+                                     windows, interval)
+        records = resolve_lines(result.rejects + sorted_result.rejects, line_counts)
+        write_rejects(rejects, records)
+        check_rejects(records, rows_read, max_reject_fraction)
+        totals = write_chunks(beam_args, report_dir, worker_uri(examples.path, beam_args),
+                              sorted_result.values.get("bucket", []), split, chunk_size, interval, gaps)
+    finally:
+        remove_tree(staging)
+    write_chunk_index(examples, totals["shards"])
+    rejected = len(records)
+    steps = {name: totals[f"steps_{name}"] for name in names}
+    labelled = sum(1 for sid in totals["series_ids"] if windows.get("*", windows.get(sid)) is not None)
+    if windows and labelled == 0:
         raise DataError(f"{labels_json}: no entry matches a series of {source} (set labels_key)")
 
     rejects.properties.update(count=rejected, rows_read=rows_read)
     examples.properties.update(
         splits=names, channels=list(layout.feature_columns), kind="timeseries_chunks",
         feature_spec=CHUNK_FEATURE_SPEC, has_labels=bool(label_column or labels_json),
-        chunk_size=chunk_size, series_count=result.get("series"), resample=resample, gaps=gaps,
+        chunk_size=chunk_size, series_count=len(totals["series_ids"]), resample=resample, gaps=gaps,
         resample_seconds=interval, split={"method": "time", **split})
-    extra = {k: result.get(k) for k in ("gaps", "steps_interpolated", "rows_merged_by_resample") if result.get(k)}
-    return {"rows_read": rows_read, "rows_rejected": rejected, "series": result.get("series"),
+    totals["rows_merged_by_resample"] = sorted_result.get("rows_merged_by_resample")
+    extra = {k: totals[k] for k in ("gaps", "steps_interpolated", "rows_merged_by_resample") if totals[k]}
+    return {"rows_read": rows_read, "rows_rejected": rejected, "series": len(totals["series_ids"]),
             **{f"steps_{name}": n for name, n in steps.items()}, **extra}

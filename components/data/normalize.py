@@ -15,6 +15,7 @@ import numpy as np
 
 from edgepipe.components.data.beam_io import (CHUNK_GZIP_LEVEL, GZIP_LEVEL, Job, count, float_spans, frame,
                                               read_records, relative_name, write_shard)
+from edgepipe.components.data.series_stages import read_chunk_index, write_chunk_index
 from edgepipe.pipeline.artifacts import Examples, ExampleStatistics, TransformParams
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import ConfigError, DataError
@@ -99,4 +100,7 @@ def normalize(examples: Input[Examples], statistics: Input[ExampleStatistics], t
     for split in examples.splits:
         transformed.split_dir(split)
     transformed.properties.update({**examples.properties, "normalization": method})
+    index = read_chunk_index(examples)
+    if index is not None:  # same shard names, same steps
+        write_chunk_index(transformed, index)
     return {"examples": result.get("examples_normalized")}

@@ -43,48 +43,84 @@ def quantile_key(q: float) -> str:
 
 
 class QuantileSketch:
-    """Sorted values by weight; exact until a level exceeds ``capacity``, then compacted (halved, weight doubled)."""
+    """Sorted values by weight; exact until a level exceeds ``capacity``, then compacted (halved, weight doubled).
+
+    Why lazy: merging ~100 shard sketches re-sorted the whole level on every ``add`` (quadratic in the split size).
+    Added runs now wait in ``pending`` (per weight, arrival order, with the level's total ``sizes``) and are sorted
+    into ``levels`` only when a level passes ``capacity`` (then compacted, as before) or when quantiles/histogram are
+    read. One stable sort of ``[level, *runs]`` orders values exactly as a stable sort after every ``add`` did, and
+    compaction still happens at the same ``add`` with the same ``flips``, so every result is unchanged.
+    """
 
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self.levels: dict[int, np.ndarray] = {}
+        self.levels: dict[int, np.ndarray] = {}  # weight -> sorted values (merged so far)
+        self.pending: dict[int, list[np.ndarray]] = {}  # weight -> runs added since, not yet merged
+        self.sizes: dict[int, int] = {}  # weight -> len(levels[w]) + len of its pending runs; only levels with values
         self.flips = 0  # alternates which half is kept, so compaction is unbiased yet deterministic
 
     def add(self, values: np.ndarray, weight: int = 1) -> None:
-        if len(values) == 0:
-            return
-        merged = np.concatenate([self.levels.get(weight, np.zeros(0)), values])
-        merged.sort(kind="stable")  # timsort: two sorted runs merge in linear time
-        if len(merged) > self.capacity:
-            self.flips += 1
-            self.levels.pop(weight, None)
-            self.add(merged[self.flips % 2::2], weight * 2)
-        else:
-            self.levels[weight] = merged
+        self._queue([np.array(values, np.float64)], weight)  # a copy: the caller may reuse its array
 
     def merge(self, other: "QuantileSketch") -> None:
-        for weight, values in sorted(other.levels.items()):
-            self.add(values, weight)
+        for weight in sorted(other.sizes):  # each of other's levels counts as one add, as before
+            self._queue(other._runs(weight), weight)
+
+    def _runs(self, weight: int) -> list[np.ndarray]:
+        level = self.levels.get(weight)
+        return ([] if level is None else [level]) + self.pending.get(weight, [])
+
+    def _queue(self, runs: list[np.ndarray], weight: int) -> None:
+        size = sum(len(run) for run in runs)
+        if size == 0:
+            return
+        self.pending.setdefault(weight, []).extend(runs)
+        self.sizes[weight] = self.sizes.get(weight, 0) + size
+        if self.sizes[weight] > self.capacity:
+            merged = self._sorted(weight)
+            del self.levels[weight], self.sizes[weight]
+            self.flips += 1
+            self._queue([merged[self.flips % 2::2].copy()], weight * 2)  # a copy frees the merged level
+
+    def _sorted(self, weight: int) -> np.ndarray:
+        """The level's values, sorted: pending runs merged in (timsort merges sorted runs in ~linear time)."""
+        runs = self.pending.pop(weight, [])
+        if runs:
+            merged = np.concatenate([self.levels.get(weight, np.zeros(0)), *runs])
+            merged.sort(kind="stable")
+            self.levels[weight] = merged
+        return self.levels[weight]
+
+    def __getstate__(self) -> dict:
+        """Pickled between Beam stages: one sorted array per level, no list of small runs."""
+        return {"capacity": self.capacity, "flips": self.flips,
+                "levels": {w: self._sorted(w) for w in sorted(self.sizes)}}
+
+    def __setstate__(self, state: dict) -> None:
+        self.capacity, self.flips, self.levels = state["capacity"], state["flips"], state["levels"]
+        self.pending = {}
+        self.sizes = {w: len(v) for w, v in self.levels.items()}
 
     @property
     def exact(self) -> bool:
-        return set(self.levels) <= {1}
+        return set(self.sizes) <= {1}
 
     def _weighted(self) -> tuple[np.ndarray, np.ndarray]:
-        values = np.concatenate([v for _, v in sorted(self.levels.items())])
-        weights = np.concatenate([np.full(len(v), w, np.float64) for w, v in sorted(self.levels.items())])
+        levels = [(w, self._sorted(w)) for w in sorted(self.sizes)]
+        values = np.concatenate([v for _, v in levels])
+        weights = np.concatenate([np.full(len(v), w, np.float64) for w, v in levels])
         order = np.argsort(values, kind="stable")
         return values[order], weights[order]
 
     def quantiles(self, points: tuple[float, ...]) -> list[float]:
         if self.exact:
-            return np.quantile(self.levels[1], points).tolist()
+            return np.quantile(self._sorted(1), points).tolist()
         values, weights = self._weighted()
         rank = np.cumsum(weights) - weights  # first rank each item stands for
         return np.interp(np.asarray(points) * (weights.sum() - 1), rank, values).tolist()
 
     def histogram(self, lo: float, hi: float, bins: int) -> dict:
-        values, weights = (self.levels[1], None) if self.exact else self._weighted()
+        values, weights = (self._sorted(1), None) if self.exact else self._weighted()
         counts, edges = np.histogram(values, bins=bins, range=(lo, hi), weights=weights)
         return {"edges": edges.tolist(), "counts": np.rint(counts).astype(np.int64).tolist()}
 

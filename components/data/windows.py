@@ -10,7 +10,12 @@ step index), lie in one segment (``segment`` of the chunks: split boundaries and
 ``(w - segment) % stride == 0`` (offsets restart at each segment's first step). So no window crosses a split,
 a series or a gap, and the result does not depend on how chunks were cut.
 
-Windows are encoded in bulk (``beam_io.encode_batch``) and each key's windows are written as one shard.
+Two ways to meet the neighbours: chunks from ``ingest_timeseries`` come with a shard index (``chunk_index.json``:
+series, split and step range of every shard), so each shard is one task that also reads the last ``size - 1``
+steps of the shard(s) before it: no shuffle, and a task holds one shard. Chunks without an index are regrouped
+as described above (a GroupByKey on the window chunk). Both give the same windows (tested).
+
+Windows are encoded in bulk (``beam_io.encode_batch``) and each task's windows are written as one shard.
 """
 from __future__ import annotations
 
@@ -18,8 +23,9 @@ import apache_beam as beam
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from edgepipe.components.data.beam_io import (Job, count, data, decode_chunk, encode_batch, read_records,
-                                              shard_name, split_outputs, write_shard)
+from edgepipe.components.data.beam_io import (Job, count, data, decode_chunk, encode_batch, join_uri, read_records,
+                                              shard_name, split_outputs, worker_uri, write_shard)
+from edgepipe.components.data.series_stages import read_chunk_index
 from edgepipe.pipeline.artifacts import Examples
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import ConfigError, DataError
@@ -75,24 +81,30 @@ class KeyChunks(beam.DoFn):
                         "label": chunk["label"][lo:hi + 1], "timestamp": chunk["timestamp"][lo:hi + 1]}
 
 
-class CutWindowChunk(beam.DoFn):
-    """((series, split, k), pieces) -> the windows whose last step is in chunk k, written as one shard."""
+def assemble(pieces: list[dict]):
+    """Pieces of one (series, split) -> step index, segment, values, labels, timestamps in step order (a step
+    delivered twice is kept once)."""
+    pieces = sorted(pieces, key=lambda p: p["start"])
+    idx = np.concatenate([p["start"] + np.arange(len(p["values"])) for p in pieces])
+    seg = np.concatenate([np.full(len(p["values"]), p["segment"], np.int64) for p in pieces])
+    values = np.concatenate([p["values"] for p in pieces])
+    labels = np.concatenate([p["label"] for p in pieces])
+    stamps = np.concatenate([p["timestamp"] for p in pieces])
+    if len(idx) > 1 and (np.diff(idx) <= 0).any():
+        keep = np.concatenate([[True], np.diff(idx) > 0])
+        idx, seg, values, labels, stamps = idx[keep], seg[keep], values[keep], labels[keep], stamps[keep]
+    return idx, seg, values, labels, stamps
 
-    def __init__(self, windows: str, size: int, stride: int, label_mode: str, chunk_steps: int):
-        self.windows, self.size, self.stride = windows, size, stride
-        self.label_mode, self.chunk_steps = label_mode, chunk_steps
 
-    def process(self, item):
-        (series, split, k), pieces = item
-        pieces = sorted(pieces, key=lambda p: p["start"])
-        idx = np.concatenate([p["start"] + np.arange(len(p["values"])) for p in pieces])
-        seg = np.concatenate([np.full(len(p["values"]), p["segment"], np.int64) for p in pieces])
-        values = np.concatenate([p["values"] for p in pieces])
-        labels = np.concatenate([p["label"] for p in pieces])
-        stamps = np.concatenate([p["timestamp"] for p in pieces])
-        if len(idx) > 1 and (np.diff(idx) <= 0).any():  # duplicated steps from an odd producer: keep the first
-            keep = np.concatenate([[True], np.diff(idx) > 0])
-            idx, seg, values, labels, stamps = idx[keep], seg[keep], values[keep], labels[keep], stamps[keep]
+class CutWindows(beam.DoFn):
+    """Shared cutting: the windows of a (series, split) whose last step index lies in ``[lo, hi)``, written as one
+    shard; emits counts and, per segment seen, (series, split, segment, windows) for the short-segment count."""
+
+    def __init__(self, windows: str, size: int, stride: int, label_mode: str):
+        self.windows, self.size, self.stride, self.label_mode = windows, size, stride, label_mode
+
+    def cut(self, series: str, split: str, pieces: list[dict], lo: int, hi: float, name: str):
+        idx, seg, values, labels, stamps = assemble(pieces)
         size, n = self.size, len(idx)
         if n < size:
             for s in np.unique(seg).tolist():
@@ -101,8 +113,7 @@ class CutWindowChunk(beam.DoFn):
         first = np.arange(n - size + 1)
         last = first + size - 1
         ok = ((idx[last] - idx[first] == size - 1) & (seg[first] == seg[last])
-              & ((idx[first] - seg[first]) % self.stride == 0)
-              & (idx[last] // self.chunk_steps == k))
+              & ((idx[first] - seg[first]) % self.stride == 0) & (idx[last] >= lo) & (idx[last] < hi))
         pos = first[ok]
         if len(pos):
             windows = sliding_window_view(values, size, axis=0)[pos].transpose(0, 2, 1)
@@ -113,12 +124,70 @@ class CutWindowChunk(beam.DoFn):
             blob = encode_batch({"window": windows, "label": (window_labels != 0).astype(np.int64),
                                  "series": np.full(len(pos), series, dtype=object),
                                  "start_time": stamps[pos], "start": idx[pos]})
-            write_shard(self.windows, split, shard_name("win", series, split, k), blob)
+            write_shard(self.windows, split, name, blob)
             yield count(f"windows_{split}", len(pos))
             yield count(f"positives_{split}", int((window_labels != 0).sum()))
         # segments (series, split, segment) seen here with a window or not: short ones are counted by the launcher
-        for s in np.unique(seg).tolist():
-            yield data((series, split, int(s), int(ok[seg[first] == s].sum()) if len(first) else 0))
+        owned = (idx[last] >= lo) & (idx[last] < hi)
+        for s in np.unique(seg[(idx >= lo) & (idx < hi)]).tolist():
+            yield data((series, split, int(s), int((ok & owned)[seg[first] == s].sum())))
+
+
+class CutWindowChunk(CutWindows):
+    """((series, split, k), pieces) -> the windows whose last step is in window chunk k (grouped path)."""
+
+    def __init__(self, windows: str, size: int, stride: int, label_mode: str, chunk_steps: int):
+        super().__init__(windows, size, stride, label_mode)
+        self.chunk_steps = chunk_steps
+
+    def process(self, item):
+        (series, split, k), pieces = item
+        yield from self.cut(series, split, list(pieces), k * self.chunk_steps, (k + 1) * self.chunk_steps,
+                            shard_name("win", series, split, k))
+
+
+class CutShard(CutWindows):
+    """An indexed chunk shard (+ the tail of the shard before it) -> the windows whose last step is in it."""
+
+    def __init__(self, windows: str, size: int, stride: int, label_mode: str, channels: int):
+        super().__init__(windows, size, stride, label_mode)
+        self.channels = channels
+
+    def process(self, task):
+        pieces = [piece(record, self.channels) for record in read_records(task["uri"])]
+        steps = 0
+        for uri in task["previous"]:  # nearest first; only the last size - 1 steps before this shard are needed
+            for record in reversed(read_records(uri)):
+                if steps >= self.size - 1:
+                    break
+                pieces.append(piece(record, self.channels))
+                steps += len(pieces[-1]["values"])
+        yield from self.cut(task["series"], task["split"], pieces, task["start"], float("inf"),
+                            shard_name("win", task["series"], task["split"], task["name"]))
+
+
+def piece(record, channels: int) -> dict:
+    chunk = decode_chunk(record, channels)
+    return {key: chunk[key] for key in ("start", "segment", "values", "label", "timestamp")}
+
+
+def indexed_tasks(examples: Examples, index: list[dict], size: int, beam_args) -> list[dict]:
+    """One task a chunk shard, with the shards holding the ``size - 1`` steps just before it (same series and
+    split, contiguous steps; nearest first)."""
+    root = worker_uri(examples.path, beam_args)
+    tasks, earlier = [], {}
+    for shard in sorted(index, key=lambda s: (s["series"], s["split"], s["start"])):
+        uri = join_uri(root, f"Split-{shard['split']}", shard["name"])
+        chain = earlier.setdefault((shard["series"], shard["split"]), [])
+        previous, expect, steps = [], shard["start"], 0
+        for before_uri, start, end in reversed(chain):
+            if steps >= size - 1 or end != expect:
+                break
+            previous.append(before_uri)
+            steps, expect = steps + end - start, start
+        tasks.append({**shard, "uri": uri, "previous": previous})
+        chain.append((uri, shard["start"], shard["end"]))
+    return tasks
 
 
 @component(version="2")
@@ -138,11 +207,15 @@ def make_windows(examples: Input[Examples], windows: Output[Examples], size: int
     chunk_steps = max(int(chunk_steps), size)
 
     job = Job(beam_args, windows.path / "_report")
-    files = job.shards(examples, splits)
-    cut = (job.pipeline | "Files" >> beam.Create(files)
-           | "Key" >> beam.ParDo(KeyChunks(len(channels), size, chunk_steps))
-           | "ByChunk" >> beam.GroupByKey()
-           | "Cut" >> beam.ParDo(CutWindowChunk(job.uri(windows.path), size, stride, label_mode, chunk_steps)))
+    index = read_chunk_index(examples)
+    if index is not None:  # ingest's shard index: one task a shard, no shuffle
+        cut = (job.pipeline | "Shards" >> beam.Create(indexed_tasks(examples, index, size, beam_args))
+               | "Cut" >> beam.ParDo(CutShard(job.uri(windows.path), size, stride, label_mode, len(channels))))
+    else:
+        cut = (job.pipeline | "Files" >> beam.Create(job.shards(examples, splits))
+               | "Key" >> beam.ParDo(KeyChunks(len(channels), size, chunk_steps))
+               | "ByChunk" >> beam.GroupByKey()
+               | "Cut" >> beam.ParDo(CutWindowChunk(job.uri(windows.path), size, stride, label_mode, chunk_steps)))
     segments, report = split_outputs(cut, "Cut")
     job.report(report)
     job.report(segments | "Segments" >> beam.Map(lambda s: ("value", "segment", s)))

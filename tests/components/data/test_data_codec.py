@@ -37,3 +37,23 @@ def test_tensorflow_reads_the_framed_records(tmp_path):
                                              "i": tf.io.FixedLenFeature([], tf.int64)})
               for r in tf.data.TFRecordDataset(str(tmp_path / "r.tfrecord"))]
     assert sorted(int(p["i"]) for p in parsed) == list(range(10))
+
+
+def test_repeated_string_column_encodes_as_per_record_examples():
+    """The one-value fast path (make_windows' series id) gives the bytes of encoding each record alone."""
+    from tensorflow.core.example import example_pb2
+
+    n = 257
+    window = np.arange(n * 4, dtype=np.float32).reshape(n, 4)
+    for series in (np.full(n, "machine-7é", dtype=object), np.full(n, b"m\x00", dtype=object),
+                   np.full(n, "", dtype=object), np.array(["s"] * n), np.array([b"raw"] * n), ["x"] * n,
+                   np.array(["a"] * (n - 1) + [np.str_("a")], dtype=object)):  # equal, not all plain str
+        records = encode_batch({"window": window, "series": series}, framed=False)
+        assert records == [encode_example({"window": window[i], "series": series[i]}) for i in range(n)]
+        value = series[0] if isinstance(series[0], bytes) else str(series[0]).encode()
+        assert example_pb2.Example.FromString(records[5]).features.feature["series"].bytes_list.value == [value]
+    mixed = np.array([b"b"] * n, dtype=object)
+    mixed[100] = bytearray(b"b")  # equal to the others, yet not bytes: encoded as str() of it, as before
+    got = [example_pb2.Example.FromString(r).features.feature["series"].bytes_list.value[0]
+           for r in encode_batch({"series": mixed}, framed=False)]
+    assert got == [b"b"] * 100 + [b"bytearray(b'b')"] + [b"b"] * (n - 101)

@@ -37,7 +37,7 @@ def test_dask_runner_matches_direct_runner(tmp_path, run, dask_args):
         m1, table = run(ingest_csv, tmp_path / name / "csv", source=str(tmp_path / "t.csv"), label_column="y",
                         max_reject_fraction=0.01, beam_args=args)
         m2, ing = run(ingest_timeseries, tmp_path / name / "ts", source=str(tmp_path / "s.csv"), chunk_size=16,
-                      beam_args=args)
+                      bucket_rows=60, beam_args=args)  # 5 time buckets: the bounded-memory path on both runners
         m3, win = run(make_windows, tmp_path / name / "w", examples=ing["examples"], size=8, stride=3,
                       chunk_steps=50, beam_args=args)
         got[name] = (m1, m2, m3, _decoded(table["examples"]), _decoded(win["windows"]),

@@ -85,3 +85,72 @@ def test_sketch_beyond_capacity_is_approximate_but_close():
     exact = QuantileSketch(capacity=1 << 20)
     exact.add(ordered)
     assert exact.exact and exact.quantiles((0.5,)) == [np.median(data)]
+
+
+class _EagerSketch:
+    """The sketch before it was made lazy (sort the level on every add): the reference for its results."""
+
+    def __init__(self, capacity):
+        self.capacity, self.levels, self.flips = capacity, {}, 0
+
+    def add(self, values, weight=1):
+        if len(values) == 0:
+            return
+        merged = np.concatenate([self.levels.get(weight, np.zeros(0)), values])
+        merged.sort(kind="stable")
+        if len(merged) > self.capacity:
+            self.flips += 1
+            self.levels.pop(weight, None)
+            self.add(merged[self.flips % 2::2], weight * 2)
+        else:
+            self.levels[weight] = merged
+
+    def merge(self, other):
+        for weight, values in sorted(other.levels.items()):
+            self.add(values, weight)
+
+
+def _levels(sketch):
+    return {w: sketch._sorted(w).tobytes() for w in sorted(sketch.sizes)}
+
+
+def test_sketch_of_many_small_batches_is_exact_numpy_quantiles_and_pickles():
+    import pickle
+
+    rng = np.random.default_rng(7)
+    batches = [np.round(rng.normal(size=int(rng.integers(0, 50))), 1) for _ in range(400)]  # ties, empty batches
+    data = np.concatenate(batches)
+    parts = [QuantileSketch(capacity=len(data)) for _ in range(4)]
+    for i, batch in enumerate(batches):
+        parts[i % 4].add(np.sort(batch) if i % 3 else batch)  # sorted or not, as add() always allowed
+    sketch = pickle.loads(pickle.dumps(parts[0]))
+    for part in parts[1:]:
+        sketch.merge(pickle.loads(pickle.dumps(part)) if part is parts[2] else part)
+    assert sketch.exact and sum(sketch.sizes.values()) == len(data)
+    assert sketch.quantiles(QUANTILES) == np.quantile(data, QUANTILES).tolist()
+    counts, edges = np.histogram(data, bins=20, range=(data.min(), data.max()))
+    assert sketch.histogram(data.min(), data.max(), 20) == {"edges": edges.tolist(), "counts": counts.tolist()}
+    again = pickle.loads(pickle.dumps(sketch))
+    assert not again.pending and again.quantiles(QUANTILES) == sketch.quantiles(QUANTILES)
+
+
+def test_sketch_compacts_past_capacity_exactly_like_the_eager_sketch():
+    rng = np.random.default_rng(8)
+    capacity = 1000
+    lazy, eager, seen = [QuantileSketch(capacity) for _ in range(3)], [_EagerSketch(capacity) for _ in range(3)], []
+    for i in range(120):
+        batch = np.sort(np.round(rng.lognormal(0, 1, int(rng.integers(1, 90))), 2))
+        seen.append(batch)
+        lazy[i % 3].add(batch)
+        eager[i % 3].add(batch)
+        if i == 20:
+            assert lazy[0].exact and sum(lazy[0].sizes.values()) <= capacity
+    for sketch, ref in zip(lazy[1:], eager[1:]):
+        lazy[0].merge(sketch)
+        eager[0].merge(ref)
+    sketch, ref = lazy[0], eager[0]
+    assert not sketch.exact and max(sketch.sizes) >= 4 and all(n <= capacity for n in sketch.sizes.values())
+    assert sketch.flips == ref.flips and _levels(sketch) == {w: v.tobytes() for w, v in sorted(ref.levels.items())}
+    data = np.sort(np.concatenate(seen))
+    for q, value in zip(QUANTILES, sketch.quantiles(QUANTILES)):
+        assert abs(np.searchsorted(data, value) / len(data) - q) < 0.02, q

@@ -4,14 +4,18 @@ import pytest
 
 from edgepipe.components.data import compute_statistics, ingest_timeseries, make_windows
 from edgepipe.components.data.beam_io import iter_examples
+from edgepipe.components.data.series_stages import CHUNK_INDEX
 from edgepipe.pipeline.errors import ConfigError
 
 SPLITS = ("train", "eval", "test")
 
 
-@pytest.fixture(scope="module")
-def chunks(tmp_path_factory, run):
-    """Two series (50 and 23 steps, 2 channels, random labels) in chunks of 7: windows must stitch chunks."""
+@pytest.fixture(scope="module", params=["indexed", "indexed-small-shards", "grouped"])
+def chunks(tmp_path_factory, run, request):
+    """Two series (50 and 23 steps, 2 channels, random labels) in chunks of 7: windows must stitch chunks.
+    ``indexed``: one shard a (series, split), cut with ingest's shard index; ``indexed-small-shards``: ingest
+    buckets of 10 rows, so a window may need steps from two earlier shards; ``grouped``: index removed, steps
+    regrouped by window chunk."""
     tmp_path = tmp_path_factory.mktemp("windows")
     rng = np.random.default_rng(4)
     lines = []
@@ -21,7 +25,11 @@ def chunks(tmp_path_factory, run):
             lines.append(f"{sid},{ts},{i}.5,{rng.normal():.4f},{int(rng.random() < 0.15)}")
     (tmp_path / "d.csv").write_text("series,timestamp,u,v,flag\n" + "\n".join(lines) + "\n")
     _, out = run(ingest_timeseries, tmp_path / "ing", source=str(tmp_path / "d.csv"), series_column="series",
-                 label_column="flag", chunk_size=7)
+                 label_column="flag", chunk_size=7, bucket_rows=10 if request.param == "indexed-small-shards" else 10**6)
+    index = out["examples"].path / CHUNK_INDEX
+    assert index.exists()
+    if request.param == "grouped":
+        index.unlink()
     return out["examples"]
 
 
