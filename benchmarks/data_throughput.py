@@ -7,7 +7,8 @@ Prints ONE JSON line::
 
     {"samples": 10000000, "windows": ..., "numpy_s": ..., "direct_s": ..., "dask_s": ...,
      "numpy_samples_per_s": ..., "direct_samples_per_s": ..., "dask_samples_per_s": ...,
-     "direct_vs_numpy": <direct time / numpy time>, "dask_vs_numpy": ..., "peak_rss_mb": {...}, "outputs_match": true}
+     "direct_vs_numpy": <direct time / numpy time>, "dask_vs_numpy": ..., "peak_rss_mb": {...},
+     "stages_s": {mode: {component: s}}, "peak_rss_after_mb": {mode: {component: MB}}, "outputs_match": true}
 
 Each mode runs in its own process so ``peak_rss_mb`` is that mode's own peak (Dask: the client plus its
 workers; the CSV is generated in a child too, since Linux keeps a parent's ``ru_maxrss`` across fork+exec).
@@ -105,7 +106,7 @@ def run_beam(csv_path: Path, out: Path, size: int, stride: int, beam_args: list[
     from edgepipe.components.data import compute_statistics, ingest_timeseries, make_windows, normalize
     from edgepipe.pipeline.artifacts import Examples, ExampleStatistics, Rejects, TransformParams
 
-    stages = {}
+    stages, peaks = {}, {}
 
     def run(comp, name, **params):
         began = time.perf_counter()
@@ -114,6 +115,7 @@ def run_beam(csv_path: Path, out: Path, size: int, stride: int, beam_args: list[
         for artifact in outputs.values():
             artifact.finalize()
         stages[name] = round(time.perf_counter() - began, 2)
+        peaks[name] = peak_rss_mb()  # running peak after this stage (ru_maxrss never falls)
         return metrics, outputs
 
     started = time.perf_counter()
@@ -123,7 +125,8 @@ def run_beam(csv_path: Path, out: Path, size: int, stride: int, beam_args: list[
     metrics, win = run(make_windows, "windows", examples=nm["transformed"], size=size, stride=stride,
                        beam_args=beam_args)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "windows": sum(metrics[f"windows_{s}"] for s in SPLIT), "stages_s": stages}
+    return {"seconds": seconds, "windows": sum(metrics[f"windows_{s}"] for s in SPLIT), "stages_s": stages,
+            "peak_rss_after_mb": peaks}
 
 
 def child(args) -> None:
@@ -205,6 +208,8 @@ def main() -> None:
         out["windows"] = {mode: r["windows"] for mode, r in results.items()}
         out["peak_rss_mb"] = {mode: r["peak_rss_mb"] for mode, r in results.items()}
         out["stages_s"] = {mode: r["stages_s"] for mode, r in results.items() if "stages_s" in r}
+        out["peak_rss_after_mb"] = {mode: r["peak_rss_after_mb"] for mode, r in results.items()
+                                    if "peak_rss_after_mb" in r}
         checks = [r["checksum"] for r in results.values()]
         out["outputs_match"] = all(c == checks[0] for c in checks)
         out["checksums"] = checks[0]

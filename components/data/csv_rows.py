@@ -210,7 +210,8 @@ def _set(reason: np.ndarray, i: int, message: str) -> None:
 def plan_ranges(files: list[str], split_bytes: int = SPLIT_BYTES) -> list[tuple[int, str, int, int]]:
     """(file index, path, start, end) byte ranges cut just after a newline; end -1 = to the end of the file.
 
-    Files on any Beam filesystem (local, ``gs://`` ...) are cut; compressed ones are one range. A quoted field that holds a newline exactly at a cut would be split
+    Files on any Beam filesystem (local, ``gs://`` ...) are cut; compressed ones are one range. A quoted field
+    that holds a newline exactly at a cut would be split
     (its rows are then rejected and counted); pass a larger ``split_bytes`` (or 0: never cut) for such files."""
     ranges = []
     for index, path in enumerate(files):

@@ -27,7 +27,7 @@ from collections import Counter
 import apache_beam as beam
 import numpy as np
 
-from edgepipe.components.data.beam_io import Job, decode_columns, decode_example, read_records, value
+from edgepipe.components.data.beam_io import Job, decode_columns, parse_example, read_records, value
 from edgepipe.pipeline.artifacts import Examples, ExampleStatistics
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import DataError
@@ -60,7 +60,10 @@ class QuantileSketch:
         self.flips = 0  # alternates which half is kept, so compaction is unbiased yet deterministic
 
     def add(self, values: np.ndarray, weight: int = 1) -> None:
-        self._queue([np.array(values, np.float64)], weight)  # a copy: the caller may reuse its array
+        """Add sorted values. float32 input stays float32 (time-series values are float32: half the memory, sort
+        and pickle cost; the order is the same, and results are computed in float64)."""
+        dtype = np.float32 if np.asarray(values).dtype == np.float32 else np.float64
+        self._queue([np.array(values, dtype)], weight)  # a copy: the caller may reuse its array
 
     def merge(self, other: "QuantileSketch") -> None:
         for weight in sorted(other.sizes):  # each of other's levels counts as one add, as before
@@ -86,7 +89,8 @@ class QuantileSketch:
         """The level's values, sorted: pending runs merged in (timsort merges sorted runs in ~linear time)."""
         runs = self.pending.pop(weight, [])
         if runs:
-            merged = np.concatenate([self.levels.get(weight, np.zeros(0)), *runs])
+            level = self.levels.get(weight)
+            merged = np.concatenate(runs if level is None else [level, *runs])
             merged.sort(kind="stable")
             self.levels[weight] = merged
         return self.levels[weight]
@@ -107,20 +111,21 @@ class QuantileSketch:
 
     def _weighted(self) -> tuple[np.ndarray, np.ndarray]:
         levels = [(w, self._sorted(w)) for w in sorted(self.sizes)]
-        values = np.concatenate([v for _, v in levels])
+        values = np.concatenate([v for _, v in levels]).astype(np.float64, copy=False)
         weights = np.concatenate([np.full(len(v), w, np.float64) for w, v in levels])
         order = np.argsort(values, kind="stable")
         return values[order], weights[order]
 
     def quantiles(self, points: tuple[float, ...]) -> list[float]:
         if self.exact:
-            return np.quantile(self._sorted(1), points).tolist()
+            return np.quantile(self._sorted(1).astype(np.float64, copy=False), points).tolist()
         values, weights = self._weighted()
         rank = np.cumsum(weights) - weights  # first rank each item stands for
         return np.interp(np.asarray(points) * (weights.sum() - 1), rank, values).tolist()
 
     def histogram(self, lo: float, hi: float, bins: int) -> dict:
-        values, weights = (self._sorted(1), None) if self.exact else self._weighted()
+        values, weights = ((self._sorted(1).astype(np.float64, copy=False), None) if self.exact
+                           else self._weighted())
         counts, edges = np.histogram(values, bins=bins, range=(lo, hi), weights=weights)
         return {"edges": edges.tolist(), "counts": np.rint(counts).astype(np.int64).tolist()}
 
@@ -169,6 +174,7 @@ class StatsCombineFn(beam.CombineFn):
 
 def add_batch(acc: SplitStats, batch) -> SplitStats:
         values, labels = batch
+        raw = values  # the sketch keeps float32 values as float32
         values = values.astype(np.float64)
         finite = np.isfinite(values)
         acc.examples += 1
@@ -182,7 +188,7 @@ def add_batch(acc: SplitStats, batch) -> SplitStats:
         acc.min = np.minimum(acc.min, np.where(finite, values, np.inf).min(axis=0, initial=np.inf))
         acc.max = np.maximum(acc.max, np.where(finite, values, -np.inf).max(axis=0, initial=-np.inf))
         for c, sketch in enumerate(acc.sketches):
-            sketch.add(np.sort(values[finite[:, c], c]))
+            sketch.add(np.sort(raw[finite[:, c], c]))
         return acc
 
 
@@ -319,9 +325,12 @@ SERIES_KINDS = ("timeseries_chunks", "windows")
 
 def chunk_arrays(record: bytes, num_channels: int):
     """A serialized chunk or window -> (values [steps, channels], labels)."""
-    example = decode_example(record)
-    values = example["window"] if "window" in example else example.get("values", np.zeros(0, np.float32))
-    return np.asarray(values).reshape(-1, num_channels), np.atleast_1d(example.get("label", 0))
+    example = parse_example(record, only=("window", "values", "label"))  # timestamps are not described
+    _, values = example.get("window", example.get("values", ("float", None)))
+    values = np.zeros(0, np.float32) if values is None else values
+    kind, labels = example.get("label", ("int64", np.zeros(1, np.int64)))  # a window without label counts as 0
+    labels = np.zeros(0, np.int64) if kind == "none" else labels
+    return np.asarray(values).reshape(-1, num_channels), np.atleast_1d(labels)
 
 
 def _summary(item, kind: str, spec: dict, channels: list[str], top_k: int):

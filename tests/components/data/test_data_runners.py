@@ -28,10 +28,14 @@ def _table(path):
     path.write_text("id,v,cat,y\n" + "\n".join(lines) + "\n")
 
 
+def _series(path):
+    stamps = np.datetime64("2024-01-01T00:00") + np.arange(300) * np.timedelta64(1, "m")
+    path.write_text("timestamp,u,v\n" + "".join(f"{t},{i}.5,{i % 7}\n" for i, t in enumerate(stamps)))
+
+
 def test_dask_runner_matches_direct_runner(tmp_path, run, dask_args):
     _table(tmp_path / "t.csv")
-    stamps = np.datetime64("2024-01-01T00:00") + np.arange(300) * np.timedelta64(1, "m")
-    (tmp_path / "s.csv").write_text("timestamp,u,v\n" + "".join(f"{t},{i}.5,{i % 7}\n" for i, t in enumerate(stamps)))
+    _series(tmp_path / "s.csv")
     got = {}
     for name, args in (("direct", None), ("dask", dask_args)):
         m1, table = run(ingest_csv, tmp_path / name / "csv", source=str(tmp_path / "t.csv"), label_column="y",
@@ -48,12 +52,17 @@ def test_dask_runner_matches_direct_runner(tmp_path, run, dask_args):
 
 def test_multiprocessing_direct_runner_matches(tmp_path, run):
     _table(tmp_path / "t.csv")
+    _series(tmp_path / "s.csv")
     out = {}
     for name, args in (("inproc", None),
                        ("multi", ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])):
         metrics, table = run(ingest_csv, tmp_path / name, source=str(tmp_path / "t.csv"), beam_args=args)
-        out[name] = (metrics, _decoded(table["examples"]))
-    assert out["inproc"] == out["multi"]
+        m2, ing = run(ingest_timeseries, tmp_path / name / "ts", source=str(tmp_path / "s.csv"), chunk_size=16,
+                      bucket_rows=60, beam_args=args)
+        m3, win = run(make_windows, tmp_path / name / "w", examples=ing["examples"], size=8, stride=3,
+                      beam_args=args)
+        out[name] = (metrics, _decoded(table["examples"]), m2, m3, _decoded(win["windows"]))
+    assert out["inproc"] == out["multi"] and out["inproc"][3]["windows_train"] > 0
 
 
 def test_dask_runner_short_name_is_resolved():
@@ -62,3 +71,19 @@ def test_dask_runner_short_name_is_resolved():
     options = pipeline_options(["--runner=DaskRunner"])
     assert options.view_as(StandardOptions).runner == "apache_beam.runners.dask.dask_runner.DaskRunner"
     assert pipeline_options(None).view_as(StandardOptions).runner == "DirectRunner"
+
+
+def test_dask_partitions_follow_the_cluster_unless_given(dask_args):
+    """Beam's Dask Create packs 128 elements a partition: our few coarse elements would all run on one worker."""
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    from edgepipe.components.data.beam_io import beam_pipeline
+
+    def partitioning(args):
+        opts = beam_pipeline(args).options.view_as(DaskOptions).get_all_options(drop_default=True,
+                                                                                current_only=True)
+        return DaskOptions._extract_bag_kwargs(opts)  # what the runner hands to dask.bag.from_sequence
+
+    assert partitioning(dask_args) == {"npartitions": 4}  # 2 workers x 1 thread, 2 partitions a thread
+    assert partitioning([*dask_args, "--dask_partition_size=3"]) == {"partition_size": 3}
+    assert partitioning(["--runner=DirectRunner"]) == {}

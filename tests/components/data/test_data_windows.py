@@ -25,7 +25,8 @@ def chunks(tmp_path_factory, run, request):
             lines.append(f"{sid},{ts},{i}.5,{rng.normal():.4f},{int(rng.random() < 0.15)}")
     (tmp_path / "d.csv").write_text("series,timestamp,u,v,flag\n" + "\n".join(lines) + "\n")
     _, out = run(ingest_timeseries, tmp_path / "ing", source=str(tmp_path / "d.csv"), series_column="series",
-                 label_column="flag", chunk_size=7, bucket_rows=10 if request.param == "indexed-small-shards" else 10**6)
+                 label_column="flag", chunk_size=7,
+                 bucket_rows=10 if request.param == "indexed-small-shards" else 10**6)
     index = out["examples"].path / CHUNK_INDEX
     assert index.exists()
     if request.param == "grouped":
