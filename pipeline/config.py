@@ -37,6 +37,9 @@ class DataSection(Section):
     split: dict[str, float] = Field(default_factory=lambda: {"train": 0.6, "eval": 0.2, "test": 0.2})
     max_reject_fraction: float = Field(0.01, ge=0.0, le=1.0)
     chunk_size: PositiveInt = 4096
+    resample: str | None = None  # e.g. "10min": put every step on that grid (slot average)
+    gaps: Literal["leave", "interpolate", "break"] = "leave"
+    bucket_rows: int = Field(1 << 20, ge=2)  # rows a worker holds while sorting/splitting a series
 
     @field_validator("split")
     @classmethod

@@ -43,7 +43,7 @@ def anomaly_detection(cfg: Config) -> Pipeline:
         series_column=cfg.data.series_column, feature_columns=cfg.data.feature_columns,
         label_column=cfg.data.label_column, labels_json=cfg.data.labels_json, labels_key=cfg.data.labels_key,
         split=cfg.data.split, max_reject_fraction=cfg.data.max_reject_fraction, chunk_size=cfg.data.chunk_size,
-        beam_args=beam)
+        resample=cfg.data.resample, gaps=cfg.data.gaps, bucket_rows=cfg.data.bucket_rows, beam_args=beam)
     statistics = compute_statistics(examples=ingest.outputs["examples"], beam_args=beam)
     transform = normalize(examples=ingest.outputs["examples"], statistics=statistics.outputs["statistics"],
                           method=cfg.normalize.method, beam_args=beam)

@@ -64,3 +64,14 @@ def test_cli_exits_2_with_one_line_for_a_bad_key():
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown config key 'window.sizee'" in lines[0]
+
+
+def test_time_series_options_reach_the_ingest_node():
+    from edgepipe.pipeline.templates.anomaly import anomaly_detection
+
+    config = load_config(None, ["data.resample=10min", "data.gaps=interpolate", "data.bucket_rows=5000"])
+    ingest = next(node for node in anomaly_detection(config).nodes if node.component.name == "ingest_timeseries")
+    assert (ingest.params["resample"], ingest.params["gaps"], ingest.params["bucket_rows"]) == ("10min",
+                                                                                                "interpolate", 5000)
+    with pytest.raises(ConfigError, match="data.gaps"):
+        load_config(None, ["data.gaps=fill"])
