@@ -35,7 +35,7 @@ import numpy as np
 
 from edgepipe.components.data.beam_io import (CHUNK_GZIP_LEVEL, Job, count, encode_example, frame, join_uri, reject,
                                               shard_name, value, write_shard)
-from edgepipe.components.data.csv_rows import ParseRange
+from edgepipe.components.data.csv_rows import ParseRange, plan_ranges
 from edgepipe.components.data.splits import time_bounds
 from edgepipe.components.data.staging import read_columns, write_columns
 
@@ -70,6 +70,8 @@ class StageRanges(ParseRange):
                 yield out
         for sid, parts in blocks.items():
             stamps = np.concatenate([p["timestamp"] for p in parts])
+            if len(stamps) == 0:  # every row of this series in the range was rejected (the exact path emits it)
+                continue
             columns = {"timestamp": stamps, "values": np.concatenate([p["values"] for p in parts]),
                        "label": np.concatenate([p["label"] for p in parts]).astype(np.int8),
                        "line": np.concatenate([p["line"] for p in parts])}
@@ -225,28 +227,27 @@ def plan_series(reports: list[dict], resample: int | None, gaps: str) -> tuple[l
     counters = {"gaps": int(counts[deltas > threshold].sum()) if threshold is not None else 0}
     interpolate = bool(resample) and gaps == "interpolate"
     breaks = gaps == "break" and threshold is not None
-    if interpolate:
-        counters["steps_interpolated"] = int(((deltas[deltas > resample] // resample - 1)
-                                              * counts[deltas > resample]).sum())
     tasks, offset, last_break = [], 0, 0
     for k, report in enumerate(reports):
         gap = int(cross[k - 1]) if k else 0
+        inner = np.asarray(report["gaps"]["delta"], np.int64)
         steps = report["rows"]
-        if interpolate:
-            inner = np.asarray(report["gaps"]["delta"], np.int64)
-            filled = (inner[inner > resample] // resample - 1) * np.asarray(report["gaps"]["count"])[inner > resample]
-            steps += int(filled.sum()) + (max(gap // resample - 1, 0) if k else 0)
+        if interpolate:  # missing slots inside the bucket and between its predecessor and it
+            wide = inner > resample
+            steps += int(((inner[wide] // resample - 1) * np.asarray(report["gaps"]["count"])[wide]).sum())
+            steps += max(gap // resample - 1, 0) if k else 0
         if breaks and k and gap > threshold:
             last_break = offset
         tasks.append({**{key: report[key] for key in ("series", "index", "uri")}, "offset": offset, "steps": steps,
                       "previous": reports[k - 1]["last"] if k else None, "segment": last_break,
                       "threshold": threshold if breaks else None})
         if breaks:
-            inner = np.asarray(report["gaps"]["delta"], np.int64)
             after = np.asarray(report["gaps"]["last_step"], np.int64)[inner > threshold]
             if len(after):
                 last_break = offset + int(after.max())
         offset += steps
+    if interpolate:
+        counters["steps_interpolated"] = offset - rows
     return tasks, offset, counters
 
 
@@ -268,7 +269,7 @@ class WriteChunks(beam.DoFn):
         starts = {task["segment"], *task["bounds"][:-1]}  # positions where a segment begins
         if task["threshold"] is not None:
             starts.update((offset + np.flatnonzero(np.diff(stamps) > task["threshold"]) + 1).tolist())
-        cuts = sorted({offset, offset + n, *(s for s in [*starts, *task["bounds"]] if offset < s < offset + n)})
+        cuts = sorted({offset, offset + n, *(s for s in starts if offset < s < offset + n)})
         ordered = np.asarray(sorted(starts))
         records: dict[str, list] = {}
         steps_in = {name: 0 for name in self.names}
@@ -326,8 +327,6 @@ def fill_grid(stamps, values, labels, previous: dict | None, step: int):
 def stage_rows(beam_args, report_dir, files: list[str], split_bytes: int, layout, headers: dict, delimiter: str,
                staging: str, bucket_rows: int):
     """Job 1 -> (result, block records, line counts per range)."""
-    from edgepipe.components.data.csv_rows import plan_ranges
-
     job = Job(beam_args, report_dir)
     job.report(job.pipeline | "Ranges" >> beam.Create(plan_ranges(files, split_bytes))
                | "Stage" >> beam.ParDo(StageRanges(layout, headers, delimiter, staging, max(1, bucket_rows // 64))))

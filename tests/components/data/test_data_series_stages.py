@@ -119,3 +119,14 @@ def test_column_files_read_row_slices(tmp_path):
     np.testing.assert_array_equal(part["v"], values[3:7])
     assert set(part) == {"v", "l"} and part["l"].dtype == np.int8
     assert read_columns(str(tmp_path / "x.col"), rows=(8, 20))["t"].tolist() == [8, 9]
+
+
+def test_a_range_whose_rows_are_all_rejected_is_skipped(tmp_path, run):
+    """Found by the property test: the exact parser emits an empty block for a range with no valid row."""
+    stamps = T0 + np.arange(200) * np.timedelta64(60, "s")
+    good = "".join(f"{t},{i}.5\n" for i, t in enumerate(stamps))
+    bad = "".join(f"{t},oops\n" for t in stamps[:50])
+    (tmp_path / "s.csv").write_text("timestamp,v\n" + good + bad)
+    metrics, out = run(ingest_timeseries, tmp_path / "o", source=str(tmp_path / "s.csv"), split={"train": 1.0},
+                       split_bytes=len("timestamp,v\n" + good) - 1, max_reject_fraction=0.5)  # 2nd range: bad rows only
+    assert metrics["rows_rejected"] == 50 and metrics["steps_train"] == 200
