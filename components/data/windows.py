@@ -24,7 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from edgepipe.components.data.beam_io import (Job, count, data, decode_chunk, encode_batch, join_uri, read_records,
-                                              shard_name, split_outputs, worker_uri, write_shard)
+                                              shard_name, split_outputs, split_uri, worker_uri, write_shard)
 from edgepipe.components.data.series_stages import read_chunk_index
 from edgepipe.pipeline.artifacts import Examples
 from edgepipe.pipeline.component import Input, Output, component
@@ -154,21 +154,16 @@ class CutShard(CutWindows):
         self.channels = channels
 
     def process(self, task):
-        pieces = [piece(record, self.channels) for record in read_records(task["uri"])]
+        pieces = [decode_chunk(record, self.channels) for record in read_records(task["uri"])]
         steps = 0
         for uri in task["previous"]:  # nearest first; only the last size - 1 steps before this shard are needed
             for record in reversed(read_records(uri)):
                 if steps >= self.size - 1:
                     break
-                pieces.append(piece(record, self.channels))
+                pieces.append(decode_chunk(record, self.channels))
                 steps += len(pieces[-1]["values"])
         yield from self.cut(task["series"], task["split"], pieces, task["start"], float("inf"),
                             shard_name("win", task["series"], task["split"], task["name"]))
-
-
-def piece(record, channels: int) -> dict:
-    chunk = decode_chunk(record, channels)
-    return {key: chunk[key] for key in ("start", "segment", "values", "label", "timestamp")}
 
 
 def indexed_tasks(examples: Examples, index: list[dict], size: int, beam_args) -> list[dict]:
@@ -177,7 +172,7 @@ def indexed_tasks(examples: Examples, index: list[dict], size: int, beam_args) -
     root = worker_uri(examples.path, beam_args)
     tasks, earlier = [], {}
     for shard in sorted(index, key=lambda s: (s["series"], s["split"], s["start"])):
-        uri = join_uri(root, f"Split-{shard['split']}", shard["name"])
+        uri = join_uri(split_uri(root, shard["split"]), shard["name"])
         chain = earlier.setdefault((shard["series"], shard["split"]), [])
         previous, expect, steps = [], shard["start"], 0
         for before_uri, start, end in reversed(chain):
