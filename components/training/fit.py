@@ -1,27 +1,29 @@
-"""Distributed supervised training shared by the ``train_model`` component, benchmarks and the multi-worker test.
+"""Distributed training shared by every Keras trainer (``train_autoencoder``, ``train_model``, ``train_gan``),
+benchmarks and the multi-worker test: the one fit loop that owns resume, progress and stopping.
 
 * the model is built inside ``strategy.scope()``; the global batch is ``batch_size`` (per replica) x replicas;
 * input is a ``tf.data`` pipeline over the Examples' TFRecords: parallel reads, batched parsing, cache of the parsed
-  tensors, shuffle, batch, prefetch; sharded by data for multi-worker training;
-* callbacks: early stopping, an LR schedule (ReduceLROnPlateau or cosine decay), ``BackupAndRestore`` every epoch
-  into a checkpoint directory that survives a failed run (see :func:`checkpoint_dir`), TensorBoard logs, and
-  ``verbose=2`` progress lines;
+  tensors, shuffle, batch, prefetch; sharded by data for multi-worker training. For training, :func:`per_epoch`
+  seeds each epoch's shuffle with the epoch number, so a resumed fit sees the data in the same order;
+* callbacks: early stopping, an LR schedule (ReduceLROnPlateau or cosine decay), a per-epoch checkpoint
+  (``checkpoint.py``) in a directory keyed by the execution's cache key that survives a failed or interrupted run,
+  progress events (epochs, batches) and stop checks between batches (``pipeline/progress.py``), TensorBoard logs;
 * deterministic seeds and op determinism on CPU, mixed precision (``mixed_float16``) on GPU when asked.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from edgepipe.models.spec import DataSpec
-from edgepipe.pipeline.artifacts import Artifact, Examples
+from edgepipe.pipeline import progress
+from edgepipe.pipeline.artifacts import Examples
 from edgepipe.pipeline.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ def configure_run(seed: int, mixed_precision: bool = False, deterministic: bool 
     import tf_keras as keras
 
     keras.utils.set_random_seed(int(seed))
+    tf.random.set_global_generator(tf.random.Generator.from_seed(int(seed)))  # checkpointed: resumes continue it
     gpus = tf.config.list_physical_devices("GPU")
     applied = {"seed": int(seed), "op_determinism": False, "mixed_precision": False}
     if deterministic and not gpus:
@@ -122,6 +125,52 @@ def supervised_dataset(examples: Examples, split: str, spec: DataSpec, batch_siz
     are cached in memory after the first epoch, then shuffled per epoch, batched and prefetched; after epoch one
     the pipeline costs what an in-memory ``from_tensor_slices`` pipeline does.
     """
+    ds = _parsed(examples, split, spec, cache, with_labels)
+    if shuffle:
+        ds = ds.shuffle(8192, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return _finish(ds.batch(batch_size, drop_remainder=drop_remainder))
+
+
+def supervised_epochs(examples: Examples, split: str, spec: DataSpec, batch_size: int, seed: int = 0,
+                      drop_remainder: bool = False, with_labels: bool = True) -> Callable[[Any], Any]:
+    """``epoch -> dataset`` for :func:`per_epoch`: the parsed split cached once, shuffled with a seed derived from
+    ``seed`` and the epoch number, batched."""
+    base = _parsed(examples, split, spec, True, with_labels)
+    return lambda epoch: base.shuffle(8192, seed=epoch_seed(seed, epoch)).batch(batch_size,
+                                                                                 drop_remainder=drop_remainder)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffle seed of one epoch: same seed and epoch, same order, however many epochs ran before."""
+    return int(seed) * 100_003 + int(epoch)
+
+
+def per_epoch(make: Callable[[int], Any], first_epoch: int, epochs: int):
+    """One dataset of the batches of epochs ``first_epoch``..``epochs - 1``, each built by ``make(epoch)``: the
+    order of epoch k does not depend on how many epochs this process has already run, which is what lets a resumed
+    fit match an uninterrupted one. Fit it with ``steps_per_epoch``.
+
+    The epochs are concatenated as a balanced tree (depth log2(epochs), each built with a Python seed: a tensor
+    seed inside ``flat_map`` trips over TensorFlow's seed handling when the global seed is 0)."""
+    parts = [make(epoch) for epoch in range(first_epoch, epochs)] or [make(first_epoch).take(0)]
+    while len(parts) > 1:
+        parts = [parts[i].concatenate(parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    return _finish(parts[0])
+
+
+def _finish(ds):
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.deterministic = True
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _parsed(examples: Examples, split: str, spec: DataSpec, cache: bool, with_labels: bool):
     import tensorflow as tf
 
     files = examples.split_files(split)
@@ -153,17 +202,7 @@ def supervised_dataset(examples: Examples, split: str, spec: DataSpec, batch_siz
     ds = tf.data.TFRecordDataset(files, compression_type=examples.compression, num_parallel_reads=tf.data.AUTOTUNE)
     ds = ds.batch(1024).map(lambda b: select(tf.io.parse_example(b, parse_spec)),
                             num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-    if cache:
-        ds = ds.cache()
-    if shuffle:
-        ds = ds.shuffle(8192, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    options.deterministic = True
-    return ds.with_options(options)
+    return ds.cache() if cache else ds
 
 
 def count_examples(examples: Examples, split: str) -> int:
@@ -177,34 +216,31 @@ def count_examples(examples: Examples, split: str) -> int:
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------------------------
-def checkpoint_dir(checkpoint_root: str | Path | None, name: str, code_version: str, params: dict[str, Any],
-                   inputs: dict[str, Artifact | None]) -> Path | None:
-    """A checkpoint directory keyed like the execution's cache key, outside the runner's staging folder.
+def checkpoint_dir(checkpoint_root: str | Path | None, name: str) -> Path | None:
+    """``checkpoint_root/<name>-<cache key>``: the resumable state of the running execution, outside the runner's
+    staging folder (which a failed execution loses).
 
-    The runner deletes a failed execution's staging folder, so checkpoints kept there could never resume anything.
-    Keyed by the component's code version, its result-affecting parameters and its inputs' content fingerprints,
-    the directory is the same for every retry of the same execution, and different for anything that would train
-    a different model. ``None`` when no root is configured (no resume).
+    Keyed by the execution's cache key (:func:`edgepipe.pipeline.progress.cache_key`: code version, result-affecting
+    parameters, input content), it is the same for every retry of the same execution and different for anything
+    that would train a different model. ``None`` when checkpoints are off or nothing runs this as an execution.
     """
     if checkpoint_root is None:
         return None
-    digest = hashlib.sha256(json.dumps({
-        "code": code_version, "params": params,
-        "inputs": {k: (a.content_fingerprint() if a is not None else None) for k, a in sorted(inputs.items())},
-    }, sort_keys=True, default=str).encode()).hexdigest()[:24]
-    return Path(checkpoint_root) / f"{name}-{digest}"
+    key = progress.cache_key()
+    if key is None:
+        log.warning("%s: not run by an executor, no cache key to name checkpoints by: training will not resume", name)
+        return None
+    return Path(checkpoint_root) / f"{name}-{key[:24]}"
 
 
 # ---- callbacks and fit ----------------------------------------------------------------------------------------------
 def callbacks(monitor: str, epochs: int, learning_rate: float, patience: int, lr_schedule: str,
-              backup_dir: Path | None, tensorboard_dir: Path | None, steps_per_epoch: int | None = None) -> list:
+              tensorboard_dir: Path | None) -> list:
     import tf_keras as keras
 
     if lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got '{lr_schedule}'")
     cbs: list = []
-    if backup_dir is not None:  # first: restores weights, optimizer state and epoch before the others start
-        cbs.append(keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch", delete_checkpoint=True))
     if patience > 0:
         cbs.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True))
     if lr_schedule == "plateau":
@@ -220,14 +256,78 @@ def callbacks(monitor: str, epochs: int, learning_rate: float, patience: int, lr
     return cbs
 
 
-def fit(model, train_ds, eval_ds, *, epochs: int, learning_rate: float, patience: int = 5,
-        lr_schedule: str = "plateau", backup_dir: Path | None = None, tensorboard_dir: Path | None = None,
-        verbose: int = 2, initial_epoch: int = 0) -> dict[str, list[float]]:
+def progress_callback(epochs: int):
+    """Epoch and (throttled) batch events for :mod:`edgepipe.pipeline.progress`, and the stop check: raising from
+    ``on_train_batch_end`` stops within one batch (``model.stop_training`` would only stop after the epoch)."""
+    import tf_keras as keras
+
+    class Progress(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self._supports_tf_logs = True  # no per-batch NumPy conversion unless an event is actually sent
+
+        def on_train_batch_end(self, batch, logs=None):
+            progress.check_stop()
+            if progress.would_report("batch"):
+                progress.report("batch", batch + 1, self.params.get("steps"),
+                                **{k: float(v) for k, v in (logs or {}).items()})
+
+        def on_test_batch_end(self, batch, logs=None):
+            progress.check_stop()
+
+        def on_epoch_end(self, epoch, logs=None):
+            progress.report("epoch", epoch + 1, epochs, **{k: float(v) for k, v in (logs or {}).items()})
+
+    return Progress()
+
+
+@dataclass
+class Fitted:
+    history: dict[str, list[float]]   # every epoch, those before a resume included
+    resumed_at: int                   # epochs restored from a checkpoint (0: a fresh fit)
+
+
+def fit(model, train, eval_ds, *, epochs: int, steps_per_epoch: int | None = None, learning_rate: float = 1e-3,
+        patience: int = 5, lr_schedule: str = "plateau", checkpoint: Path | None = None,
+        tensorboard_dir: Path | None = None, verbose: int = 0) -> Fitted:
+    """Fit ``model`` for ``epochs``, resuming from ``checkpoint`` if a previous attempt left one.
+
+    ``train`` is ``epoch -> dataset`` (resumes see the same data order: :func:`per_epoch`, needs
+    ``steps_per_epoch``) or a plain dataset (resumes restore weights and optimizer but reshuffle). Early stopping
+    and LR reduction watch ``val_loss`` when there is ``eval_ds``, else ``loss``; ``patience`` 0 disables early
+    stopping.
+    A requested stop (Ctrl-C) raises :class:`~edgepipe.pipeline.progress.StopRequested` after the current batch.
+    """
     monitor = "val_loss" if eval_ds is not None else "loss"
-    cbs = callbacks(monitor, epochs, learning_rate, patience, lr_schedule, backup_dir, tensorboard_dir)
-    history = model.fit(train_ds, validation_data=eval_ds, epochs=max(1, epochs), callbacks=cbs, verbose=verbose,
-                        initial_epoch=initial_epoch)
-    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    epochs = max(1, int(epochs))
+    cbs = callbacks(monitor, epochs, learning_rate, patience, lr_schedule, tensorboard_dir)
+    saver = None
+    initial_epoch = 0
+    if checkpoint is not None:
+        from edgepipe.components.training.checkpoint import EpochCheckpoint
+
+        Path(checkpoint).mkdir(parents=True, exist_ok=True)
+        saver = EpochCheckpoint(Path(checkpoint), model, cbs)
+        initial_epoch = saver.restore()
+        if saver.finished:  # the fit completed before; a later step of the component failed
+            saver.close()
+            return Fitted(saver.history, initial_epoch)
+    cbs.append(progress_callback(epochs))
+    if saver is not None:
+        cbs.append(saver.callback())  # last: sees the other callbacks' end-of-epoch state
+    if callable(train):
+        if steps_per_epoch is None:
+            raise ValueError("fit: a per-epoch train function needs steps_per_epoch")
+        train = per_epoch(train, initial_epoch, epochs)
+    try:
+        history = model.fit(train, validation_data=eval_ds, epochs=epochs, initial_epoch=initial_epoch,
+                            steps_per_epoch=steps_per_epoch, callbacks=cbs, verbose=verbose)
+    finally:
+        if saver is not None:
+            saver.close()
+    if saver is not None:
+        return Fitted(saver.history, initial_epoch)
+    return Fitted({k: [float(v) for v in vals] for k, vals in history.history.items()}, initial_epoch)
 
 
 def remove_checkpoints(path: Path | None) -> None:

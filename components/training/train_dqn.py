@@ -12,11 +12,17 @@ EXECUTION_PARAMS = ("checkpoint_root", "time_budget_s")
 def train_dqn(model: Output[Model], env_name: str = "CartPole-v0", hparams: dict | None = None, seed: int = 0,
               checkpoint_root: str | None = None, time_budget_s: float | None = None) -> dict:
     """``hparams``: the Q-network's (``units``, ``conv_filters``) and the loop's (``num_iterations``,
-    ``batch_size``, ``epsilon_*``, ``target_update_period`` ... see :func:`edgepipe.models.dqn.train_dqn`)."""
+    ``batch_size``, ``epsilon_*``, ``target_update_period`` ... see :func:`edgepipe.models.dqn.train_dqn`).
+
+    A retry resumes from the TF-Agents checkpoint (agent, replay buffer, step counter; every
+    ``checkpoint_interval`` iterations) under ``checkpoint_root``, keyed by the execution's cache key. Unlike the
+    Keras trainers it does not end bitwise where an uninterrupted run would: the Gym environment's state and the
+    collect policy's random stream cannot be checkpointed."""
     import inspect
 
     from edgepipe.components.training.fit import checkpoint_dir, remove_checkpoints
     from edgepipe.models import dqn
+    from edgepipe.pipeline import progress
 
     hparams = dict(hparams or {})
     allowed = set(inspect.signature(dqn.train_dqn).parameters) - {"env_name", "seed", "checkpoint_dir",
@@ -25,10 +31,16 @@ def train_dqn(model: Output[Model], env_name: str = "CartPole-v0", hparams: dict
     if unknown:
         raise ConfigError(f"model family 'dqn' has no hyperparameter {', '.join(map(repr, unknown))} "
                           f"(allowed: {', '.join(sorted(allowed))})")
-    key = {"env_name": env_name, "hparams": hparams, "seed": seed}
-    ckpt = checkpoint_dir(checkpoint_root, "train_dqn", train_dqn.code_version, key, {})
+    ckpt = checkpoint_dir(checkpoint_root, "train_dqn")
+    total = int(hparams.get("num_iterations") or inspect.signature(dqn.train_dqn).parameters["num_iterations"].default)
+
+    def evaluated(result: dict) -> None:  # every eval_interval iterations: the loop's only cheap stop point
+        progress.report("iteration", result["iteration"], total, average_return=result["average_return"],
+                        loss=result.get("loss"), epsilon=result.get("epsilon"))
+        progress.check_stop()
+
     q_model, report = dqn.train_dqn(env_name=env_name, seed=seed, checkpoint_dir=ckpt, time_budget_s=time_budget_s,
-                                    **hparams)
+                                    progress=evaluated, **hparams)
     remove_checkpoints(ckpt)
     model.save_keras(q_model)
     model.write_json("history.json", report)

@@ -15,12 +15,10 @@ def train_gan(examples: Input[Examples], model: Output[Model], family: str = "dc
               strategy: str = "auto", workers: list[str] | None = None, task_index: int | None = None,
               checkpoint_root: str | None = None, verbose: int = 2) -> dict:
     """Fit the GAN on the train split (no early stopping: GAN losses do not measure quality); checkpoint per epoch."""
-    key_params = {k: v for k, v in locals().items() if k not in ("examples", "model", *EXECUTION_PARAMS)}
-    from edgepipe.components.training.fit import (checkpoint_dir, configure_run, count_examples, data_spec,
-                                                  remove_checkpoints, supervised_dataset)
+    from edgepipe.components.training.fit import (checkpoint_dir, configure_run, count_examples, data_spec, fit,
+                                                  remove_checkpoints, supervised_epochs)
     from edgepipe.models.registry import build, family as get_family, validate_hparams
     from edgepipe.models.strategy import get_strategy
-    import tf_keras as keras
 
     fam = get_family(family)
     if fam.trainer != "gan":
@@ -34,20 +32,22 @@ def train_gan(examples: Input[Examples], model: Output[Model], family: str = "dc
     spec = data_spec(examples, "generation", x_key, y_key if conditional else "__none__")
     n_train = count_examples(examples, "train")
     global_batch = int(batch_size) * int(dist.num_replicas_in_sync)
-    ds = supervised_dataset(examples, "train", spec, global_batch, shuffle=True, seed=seed,
-                            with_labels=conditional, drop_remainder=True)
+    steps = n_train // global_batch
+    if steps == 0:
+        raise DataError(f"{examples.path}: train split has {n_train} examples, fewer than one batch ({global_batch})")
+    epoch_data = supervised_epochs(examples, "train", spec, global_batch, seed=seed, with_labels=conditional,
+                                   drop_remainder=True)
     with dist.scope():
         gan = build(family, spec, **hparams)
-    ckpt = checkpoint_dir(checkpoint_root, "train_gan", train_gan.code_version, key_params, {"examples": examples})
-    cbs = [keras.callbacks.TensorBoard(str(model.file("tensorboard")), write_graph=False, profile_batch=0)]
-    if ckpt is not None:
-        cbs.insert(0, keras.callbacks.BackupAndRestore(str(ckpt), save_freq="epoch", delete_checkpoint=True))
-    history = gan.fit(ds, epochs=max(1, epochs), callbacks=cbs, verbose=verbose)
+    ckpt = checkpoint_dir(checkpoint_root, "train_gan")
+    fitted = fit(gan, epoch_data, None, epochs=epochs, steps_per_epoch=steps, patience=0, lr_schedule="constant",
+                 checkpoint=ckpt, tensorboard_dir=model.file("tensorboard"), verbose=verbose)
     remove_checkpoints(ckpt)
     model.save_keras(gan.generator)
     gan.discriminator.save(str(model.file("discriminator.h5")), include_optimizer=False)
-    losses = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    losses = fitted.history
     model.write_json("history.json", {"history": losses, "train_examples": n_train, "global_batch_size": global_batch,
+                                      "resumed_at_epoch": fitted.resumed_at,
                                       "run": run, "strategy": {"name": strategy, "class": type(dist).__name__}})
     model.write_json("data_spec.json", spec.to_json())
     model.properties.update({"family": family, "task": "generation", "trainer": "gan", "data_spec": spec.to_json(),

@@ -33,9 +33,8 @@ def train_model(examples: Input[Examples], model: Output[Model], family: str, hp
     epoch under a directory keyed by this execution's inputs and parameters, restored when the same training is
     retried after a failure and deleted once it succeeds.
     """
-    key_params = {k: v for k, v in locals().items() if k not in ("examples", "model", *EXECUTION_PARAMS)}
     from edgepipe.components.training.fit import (checkpoint_dir, configure_run, count_examples, data_spec, fit,
-                                                  remove_checkpoints, supervised_dataset)
+                                                  remove_checkpoints, supervised_dataset, supervised_epochs)
     from edgepipe.models.registry import family as get_family
     from edgepipe.models.registry import hyperparameters, validate_hparams
     from edgepipe.models.strategy import get_strategy
@@ -60,20 +59,22 @@ def train_model(examples: Input[Examples], model: Output[Model], family: str, hp
         raise DataError(f"train split of {examples.path} is empty")
     n_eval = count_examples(examples, "eval")
     labels = fam.trainer != "autoencoder"
-    train_ds = supervised_dataset(examples, "train", spec, global_batch, shuffle=True, seed=seed, with_labels=labels)
+    epoch_data = supervised_epochs(examples, "train", spec, global_batch, seed=seed, with_labels=labels)
+    train_ds = epoch_data if labels else (lambda epoch: epoch_data(epoch).map(lambda x: (x, x)))
+    steps = math.ceil(n_train / global_batch)
     eval_ds = supervised_dataset(examples, "eval", spec, global_batch, with_labels=labels) if n_eval else None
-    if not labels:
-        train_ds = train_ds.map(lambda x: (x, x))
-        eval_ds = eval_ds.map(lambda x: (x, x)) if eval_ds is not None else None
+    if not labels and eval_ds is not None:
+        eval_ds = eval_ds.map(lambda x: (x, x))
     with dist.scope():
         net = _build(family, spec, hparams)  # ConfigError here: nothing trained yet
     learning_rate = float(hparams.get("learning_rate", hyperparameters(family).get("learning_rate") or 1e-3))
-    ckpt = checkpoint_dir(checkpoint_root, "train_model", train_model.code_version, key_params,
-                          {"examples": examples})
-    history = fit(net, train_ds, eval_ds, epochs=epochs, learning_rate=learning_rate, patience=patience,
-                  lr_schedule=lr_schedule, backup_dir=ckpt / "phase1" if ckpt else None,
-                  tensorboard_dir=model.file("tensorboard/phase1"), verbose=verbose)
+    ckpt = checkpoint_dir(checkpoint_root, "train_model")
+    first = fit(net, train_ds, eval_ds, epochs=epochs, steps_per_epoch=steps, learning_rate=learning_rate,
+                patience=patience, lr_schedule=lr_schedule, checkpoint=ckpt / "phase1" if ckpt else None,
+                tensorboard_dir=model.file("tensorboard/phase1"), verbose=verbose)
+    history = first.history
     phases = {"phase1": history}
+    resumed = {"phase1": first.resumed_at}
     fine_tune = getattr(net, "_edgepipe_fine_tune", None)
     if fine_tune_epochs > 0 and fine_tune is not None:
         from edgepipe.models.mobilenet import unfreeze_for_fine_tuning
@@ -81,10 +82,11 @@ def train_model(examples: Input[Examples], model: Output[Model], family: str, hp
         with dist.scope():
             trainable = unfreeze_for_fine_tuning(net, spec, fine_tune["fine_tune_at"], fine_tune["learning_rate"],
                                                  fine_tune["optimizer"])
-        phases["fine_tune"] = fit(net, train_ds, eval_ds, epochs=fine_tune_epochs,
-                                  learning_rate=fine_tune["learning_rate"], patience=patience,
-                                  lr_schedule=lr_schedule, backup_dir=ckpt / "fine_tune" if ckpt else None,
-                                  tensorboard_dir=model.file("tensorboard/fine_tune"), verbose=verbose)
+        tuned = fit(net, train_ds, eval_ds, epochs=fine_tune_epochs, steps_per_epoch=steps,
+                    learning_rate=fine_tune["learning_rate"], patience=patience, lr_schedule=lr_schedule,
+                    checkpoint=ckpt / "fine_tune" if ckpt else None,
+                    tensorboard_dir=model.file("tensorboard/fine_tune"), verbose=verbose)
+        phases["fine_tune"], resumed["fine_tune"] = tuned.history, tuned.resumed_at
         phases["fine_tune_trainable_base_layers"] = trainable
     elif fine_tune_epochs > 0:
         log.warning("fine_tune_epochs is set but family '%s' has no frozen base: ignored", family)
@@ -99,7 +101,7 @@ def train_model(examples: Input[Examples], model: Output[Model], family: str, hp
     final = phases.get("fine_tune") or history
     model.write_json("history.json", {
         "phases": phases, "monitor": monitor, "train_examples": n_train, "eval_examples": n_eval,
-        "global_batch_size": global_batch, "steps_per_epoch": math.ceil(n_train / global_batch),
+        "global_batch_size": global_batch, "steps_per_epoch": steps, "resumed_at_epoch": resumed,
         "strategy": {"name": strategy, "class": type(dist).__name__, "replicas": replicas}, "run": run,
         "checkpoint_dir": str(ckpt) if ckpt else None})
     model.write_json("data_spec.json", spec.to_json())

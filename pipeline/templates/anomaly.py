@@ -53,7 +53,8 @@ def anomaly_detection(cfg: Config) -> Pipeline:
     train = train_autoencoder(
         windows=windows, filters=list(cfg.model.filters), kernel_size=cfg.model.kernel_size,
         epochs=train_cfg.epochs, batch_size=train_cfg.batch_size, learning_rate=train_cfg.learning_rate,
-        train_on=train_cfg.train_on, seed=train_cfg.seed, strategy=train_cfg.strategy)
+        train_on=train_cfg.train_on, seed=train_cfg.seed, strategy=train_cfg.strategy,
+        checkpoint_root=str(Path(cfg.pipeline.root).resolve() / "checkpoints") if train_cfg.checkpoints else None)
     nodes = [ingest, statistics, transform, window, train]
     float_model = train.outputs["model"]  # the reference every variant is compared with
     stage = variant_stage(cfg, windows, float_model)

@@ -50,3 +50,60 @@ def test_bad_train_on_and_window_size_are_config_errors(windows_examples, tmp_pa
 
 def test_strategy_is_an_execution_parameter():
     assert "strategy" in train_autoencoder.execution_params
+
+
+def _train_with(windows, out, execution, **params):
+    from edgepipe.pipeline.executor import invoke
+
+    params = {"epochs": 6, "batch_size": 16, "patience": 2, "strategy": "default", **TINY, **params}
+    outputs, _ = invoke(train_autoencoder, {"windows": windows}, {"model": out}, params, execution=execution)
+    return outputs["model"]
+
+
+def test_stopped_training_resumes_at_its_epoch_and_ends_with_the_uninterrupted_weights(windows_examples, tmp_path):
+    """Stop (as the first Ctrl-C does) after epoch 3 of 6, run again: epochs 4-6 only, bitwise the same weights."""
+    import threading
+
+    from edgepipe.pipeline import progress
+
+    reference = _train_with(windows_examples, tmp_path / "ref", None).load_keras().get_weights()
+    events = []
+
+    def stop_after_3(event):
+        events.append(event)
+        if event.kind == "epoch" and event.step == 3:
+            first.stop.set()
+
+    key = "f" * 64
+    first = progress.Execution("train", "e1", key, sink=stop_after_3, stop=threading.Event())
+    root = tmp_path / "ckpt"
+    with pytest.raises(progress.StopRequested):
+        _train_with(windows_examples, tmp_path / "a", first, checkpoint_root=str(root))
+    assert [e.step for e in events if e.kind == "epoch"] == [1, 2, 3]
+    assert any(e.kind == "batch" for e in events)
+    (saved,) = root.iterdir()
+    assert saved.name == f"train_autoencoder-{key[:24]}"
+
+    resumed_events = []
+    second = progress.Execution("train", "e2", key, sink=resumed_events.append)
+    model = _train_with(windows_examples, tmp_path / "b", second, checkpoint_root=str(root))
+    assert [e.step for e in resumed_events if e.kind == "epoch"] == [4, 5, 6]
+    history = model.read_json("history.json")
+    assert history["resumed_at_epoch"] == 3 and len(history["history"]["loss"]) == 6
+    for got, want in zip(model.load_keras().get_weights(), reference):
+        np.testing.assert_array_equal(got, want)
+    assert not saved.exists()  # deleted once the training succeeded
+
+
+def test_a_different_cache_key_does_not_resume(windows_examples, tmp_path):
+    from edgepipe.pipeline import progress
+
+    root = tmp_path / "ckpt"
+    stop_at_1 = progress.Execution("train", "e1", "a" * 64)
+    stop_at_1.sink = lambda e: stop_at_1.stop.set() if e.kind == "epoch" else None
+    with pytest.raises(progress.StopRequested):
+        _train_with(windows_examples, tmp_path / "a", stop_at_1, checkpoint_root=str(root), epochs=3)
+    other = progress.Execution("train", "e2", "b" * 64)
+    model = _train_with(windows_examples, tmp_path / "b", other, checkpoint_root=str(root), epochs=3)
+    assert model.read_json("history.json")["resumed_at_epoch"] == 0
+    assert [p.name for p in root.iterdir()] == [f"train_autoencoder-{'a' * 24}"]  # the other one's stays

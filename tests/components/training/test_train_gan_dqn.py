@@ -68,3 +68,24 @@ def test_unknown_dqn_hyperparameter_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="no hyperparameter 'gama'"):
         invoke(train_dqn, {}, {"model": tmp_path / "m"}, {"hparams": {"gama": 0.9}})
+
+
+def test_stopped_gan_training_resumes_at_its_epoch(images, tmp_path):
+    """A stop after epoch 1 of 2 leaves a checkpoint keyed by the cache key; the retry trains epoch 2 only."""
+    from edgepipe.components.training.train_gan import train_gan
+    from edgepipe.pipeline import progress
+
+    params = {"family": "dcgan", "epochs": 2, "batch_size": 8, "verbose": 0, "checkpoint_root": str(tmp_path / "c"),
+              "hparams": {"latent_dim": 4, "generator_filters": [8, 4], "discriminator_filters": [4]}}
+    first = progress.Execution("train_gan", "e1", "d" * 64)
+    first.sink = lambda e: first.stop.set() if e.kind == "epoch" else None
+    with pytest.raises(progress.StopRequested):
+        invoke(train_gan, {"examples": images}, {"model": tmp_path / "a"}, params, execution=first)
+    assert (tmp_path / "c" / f"train_gan-{'d' * 24}" / "state.json").exists()
+    epochs = []
+    second = progress.Execution("train_gan", "e2", "d" * 64, sink=lambda e: epochs.append(e.step)
+                                if e.kind == "epoch" else None)
+    out, _ = invoke(train_gan, {"examples": images}, {"model": tmp_path / "b"}, params, execution=second)
+    history = out["model"].read_json("history.json")
+    assert epochs == [2] and history["resumed_at_epoch"] == 1 and len(history["history"]["g_loss"]) == 2
+    assert not any((tmp_path / "c").iterdir())

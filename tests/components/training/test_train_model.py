@@ -9,6 +9,7 @@ import edgepipe  # noqa: F401
 from edgepipe.components.training.arrays import write_examples
 from edgepipe.components.training.train_model import train_model
 from edgepipe.pipeline.artifacts import Examples, Model
+from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import ConfigError
 from edgepipe.pipeline.executor import invoke
 
@@ -76,38 +77,52 @@ def test_tabular_columns_regression(table, tmp_path):
     assert "final_val_mae" in metrics
 
 
-def test_interrupted_training_resumes_from_its_checkpoint(blobs, tmp_path, monkeypatch):
-    import tf_keras as keras
+def test_interrupted_training_resumes_from_its_checkpoint(blobs, tmp_path):
+    """A stop after epoch 2 of 4 (the first Ctrl-C), then a retry: epochs 3-4 only, the uninterrupted weights,
+    with ReduceLROnPlateau's and early stopping's counters carried over."""
+    from edgepipe.pipeline import progress
 
-    from edgepipe.components.training import fit as fit_module
-
-    class Crash(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                raise RuntimeError("killed after epoch 2")
-
-    original = fit_module.callbacks
-    monkeypatch.setattr(fit_module, "callbacks", lambda *a, **k: [*original(*a, **k), Crash()])
-    with pytest.raises(RuntimeError, match="killed"):
-        _train(blobs, tmp_path / "first", checkpoint_root=str(tmp_path / "ckpt"))
-    saved = list((tmp_path / "ckpt").iterdir())
+    params = {"epochs": 4, "patience": 2, "lr_schedule": "plateau", "hparams": {**MLP, "dropout": 0.0}}
+    reference, _ = _train(blobs, tmp_path / "ref", **params)
+    first = progress.Execution("train_model", "e1", "c" * 64)
+    first.sink = lambda e: first.stop.set() if (e.kind, e.step) == ("epoch", 2) else None
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(progress.StopRequested):
+        invoke(train_model, {"examples": blobs}, {"model": tmp_path / "first"},
+               {"family": "mlp", "batch_size": 16, "verbose": 0, "checkpoint_root": str(ckpt), **params},
+               execution=first)
+    saved = list(ckpt.iterdir())
     assert len(saved) == 1 and any(saved[0].rglob("*"))  # survives outside the (deleted) staging folder
-    monkeypatch.setattr(fit_module, "callbacks", original)
-    outputs, _ = _train(blobs, tmp_path / "second", checkpoint_root=str(tmp_path / "ckpt"))
+    outputs, _ = invoke(train_model, {"examples": blobs}, {"model": tmp_path / "second"},
+                        {"family": "mlp", "batch_size": 16, "verbose": 0, "checkpoint_root": str(ckpt), **params},
+                        execution=progress.Execution("train_model", "e2", "c" * 64))
     history = outputs["model"].read_json("history.json")
-    assert len(history["phases"]["phase1"]["loss"]) == 2  # epochs 3 and 4 only
+    assert history["resumed_at_epoch"] == {"phase1": 2} and len(history["phases"]["phase1"]["loss"]) == 4
     assert history["checkpoint_dir"] == str(saved[0])
     assert not saved[0].exists()  # removed once the training succeeded
+    want = reference["model"].load_keras().get_weights()
+    for got, expected in zip(outputs["model"].load_keras().get_weights(), want):
+        np.testing.assert_array_equal(got, expected)
 
 
-def test_checkpoint_dir_is_keyed_like_the_execution(blobs, tmp_path):
+def test_checkpoint_dir_is_keyed_by_the_execution_cache_key(blobs, tmp_path):
     from edgepipe.components.training.fit import checkpoint_dir
+    from edgepipe.pipeline import progress
 
-    one = checkpoint_dir(tmp_path, "train_model", "1:abc", {"epochs": 4}, {"examples": blobs})
-    assert one == checkpoint_dir(tmp_path, "train_model", "1:abc", {"epochs": 4}, {"examples": blobs})
-    assert one != checkpoint_dir(tmp_path, "train_model", "1:abc", {"epochs": 5}, {"examples": blobs})
-    assert one != checkpoint_dir(tmp_path, "train_model", "2:abc", {"epochs": 4}, {"examples": blobs})
-    assert checkpoint_dir(None, "train_model", "1", {}, {}) is None
+    assert checkpoint_dir(tmp_path, "train_model") is None  # not run by an executor: nothing to key by
+    with progress.bound(progress.Execution("train", cache_key=lambda: "ab" * 32)):
+        assert checkpoint_dir(tmp_path, "train_model") == tmp_path / f"train_model-{'ab' * 12}"
+        assert checkpoint_dir(None, "train_model") is None
+    keys = []
+
+    def keyed(examples: Input[Examples], model: Output[Model], epochs: int = 1) -> dict:
+        keys.append(progress.cache_key())
+        return {}
+
+    probe = component(keyed)
+    for epochs in (1, 1, 2):
+        invoke(probe, {"examples": blobs}, {"model": tmp_path / f"m{len(keys)}"}, {"epochs": epochs})
+    assert keys[0] == keys[1] != keys[2]  # computed by invoke from the inputs' content and the parameters
 
 
 @pytest.mark.parametrize("params,what", [
