@@ -8,12 +8,16 @@ at the cached location. Properties (small JSON metadata such as split names or a
 """
 from __future__ import annotations
 
+import fcntl
+import glob
 import hashlib
 import json
 import os
 import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 ARTIFACT_META = "_artifact.json"
 
@@ -76,25 +80,66 @@ class Artifact:
                     digest.update(block)
         return digest.hexdigest()
 
-    def copy_to(self, destination: str | os.PathLike) -> Path:
-        """Copy the artifact's files to ``destination`` atomically (staged beside it, then renamed)."""
+    def copy_to(self, destination: str | os.PathLike,
+                may_replace: Callable[[Path], str | None] | None = None) -> Path:
+        """Copy the artifact's files to ``destination``, replacing what is there, safely against concurrent copies.
+
+        Why this shape: two runs may write the same ``--output`` at once, and a process may die at any point. So
+        every copy holds an exclusive ``flock`` on ``.<name>.lock`` beside the destination for its whole duration,
+        stages into a fresh ``mkdtemp`` folder beside it (same file system, so the renames are atomic), moves the
+        old destination aside under another unique name, renames the staged copy into place and only then deletes
+        the old one. Staging and old folders left behind by a killed copy are recognisable by name and, since they
+        can only exist while their owner holds the lock, deleted by the next copy. ``may_replace(destination)``
+        runs under the lock when the destination exists and returns why it must not be replaced (then
+        :class:`~edgepipe.pipeline.errors.ConfigError`, nothing touched) or None.
+        """
+        from edgepipe.pipeline.errors import ConfigError
+
         destination = Path(destination)
-        staging = destination.with_name(destination.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(self.path, staging, ignore=shutil.ignore_patterns(ARTIFACT_META))
-        if destination.exists():
-            old = destination.with_name(destination.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            destination.rename(old)
-            staging.rename(destination)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            staging.rename(destination)
+        parent, name = destination.parent, destination.name
+        parent.mkdir(parents=True, exist_ok=True)
+        with _exclusive_lock(parent / f".{name}.lock"):
+            for stale in (*parent.glob(glob.escape(f".{name}.partial-") + "*"),
+                          *parent.glob(glob.escape(f".{name}.old-") + "*")):
+                shutil.rmtree(stale, ignore_errors=True)
+            exists = destination.exists() or destination.is_symlink()
+            reason = may_replace(destination) if exists and may_replace is not None else None
+            if reason:
+                raise ConfigError(f"{destination}: {reason}")
+            staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent))
+            old = None
+            try:
+                shutil.copytree(self.path, staging / name, ignore=shutil.ignore_patterns(ARTIFACT_META))
+                if exists:
+                    old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent))
+                    destination.rename(old / name)
+                try:
+                    (staging / name).rename(destination)
+                except BaseException:
+                    if old is not None:  # interrupted between the renames: the earlier content goes back
+                        (old / name).rename(destination)
+                        old = None
+                    raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
         return destination
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
+
+
+@contextmanager
+def _exclusive_lock(lock_file: Path) -> Iterator[None]:
+    """Hold ``flock(LOCK_EX)`` on ``lock_file`` (created if missing, never deleted: unlinking a lock file that
+    another process is waiting on would let a third one lock a different inode)."""
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _json_default(value: Any) -> Any:
@@ -265,6 +310,38 @@ class Bundle(Artifact):
     """The exported deliverable: models, ``bundle.json``, summary. Copied to ``--output`` by the CLI."""
 
     type_name = "Bundle"
+    meta_file = "bundle.json"
+
+    @classmethod
+    def replace_refusal(cls, path: str | os.PathLike) -> str | None:
+        """Why a bundle must not replace ``path``, or None when it may: ``path`` is missing, an empty directory, or
+        an earlier bundle (its ``bundle.json`` holds ``schema_version`` and ``task``, which every exporter writes).
+        Anything else may be the user's own files, which a copy would delete."""
+        path = Path(path)
+        if not path.exists():
+            return None if not path.is_symlink() else "is a broken symbolic link"
+        if not path.is_dir():
+            return "exists and is not a directory"
+        entries = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in path.iterdir())
+        if not entries or cls.is_bundle_dir(path):
+            return None
+        shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+        return (f"holds files that are not an edgepipe bundle ({shown}); refusing to replace them: choose a new or "
+                "empty directory")
+
+    @classmethod
+    def is_bundle_dir(cls, path: str | os.PathLike) -> bool:
+        try:
+            doc = json.loads((Path(path) / cls.meta_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return (isinstance(doc, dict) and isinstance(doc.get("schema_version"), int)
+                and isinstance(doc.get("task"), str))
+
+    def copy_to(self, destination: str | os.PathLike,
+                may_replace: Callable[[Path], str | None] | None = None) -> Path:
+        """As :meth:`Artifact.copy_to`, refusing by default to replace anything but an earlier bundle."""
+        return super().copy_to(destination, may_replace or self.replace_refusal)
 
 
 ARTIFACT_TYPES: dict[str, type[Artifact]] = {

@@ -4,6 +4,10 @@ Two executions with the same key would produce interchangeable artifacts, so the
 first one's outputs are reused. Parameters that name external files (``InputPath``) contribute the files' content,
 not their names, so editing a CSV in place re-runs ingest; parameters that only choose how work runs
 (``execution_params``: the Beam runner, the distribution strategy) are left out.
+
+A key only says the *inputs* match; a hit is reused only if its artifacts still hold what was registered
+(:func:`artifact_damage`): a flipped byte in a cached ``.tflite`` or a truncated TFRecord would otherwise be
+shipped, or fail every later run until ``--no-cache``.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from edgepipe.pipeline.artifacts import Artifact
 from edgepipe.pipeline.component import Component
 
 # Files larger than this are fingerprinted by size and modification time instead of their bytes.
@@ -60,3 +65,47 @@ def path_fingerprint(value: str | os.PathLike | list) -> str:
     if not files:
         digest.update(b"<missing>" + pattern.encode())
     return digest.hexdigest()
+
+
+def file_signature(uri: str | os.PathLike) -> dict[str, list[int]]:
+    """``{relative file name: [size, mtime_ns]}`` of an artifact directory: recorded at registration, so a reuse
+    check that finds it unchanged can skip hashing the content (the cheap path of :func:`artifact_damage`)."""
+    root = Path(uri)
+    signature = {}
+    for path in Artifact(root).files():
+        stat = path.stat()
+        signature[path.relative_to(root).as_posix()] = [stat.st_size, stat.st_mtime_ns]
+    return signature
+
+
+def artifact_damage(uri: str | os.PathLike, fingerprint: str,
+                    signature: dict[str, list[int]] | None) -> tuple[str | None, dict[str, list[int]]]:
+    """``(what changed, current signature)`` of a registered artifact; ``None`` when it is intact.
+
+    Same names, sizes and modification times as registered: intact without reading a byte. A file missing,
+    added or resized: damaged without hashing. Only a file whose time alone changed (touched, copied without
+    ``-p``) costs a full content hash, compared with the fingerprint registered with the artifact.
+    """
+    root = Path(uri)
+    if not root.is_dir():
+        return "the artifact folder is missing", {}
+    current = file_signature(root)
+    if signature is not None and current == signature:
+        return None, current
+    if signature is not None:
+        names = sorted(set(signature) | set(current))
+        missing = [n for n in names if n not in current]
+        added = [n for n in names if n not in signature]
+        resized = [n for n in names if n in current and n in signature and current[n][0] != signature[n][0]]
+        changed = missing or added or resized
+        if changed:
+            what = "missing" if missing else "added" if added else "changed size"
+            return f"file {changed[0]} {what}" + (f", {len(changed) - 1} more" if len(changed) > 1 else ""), current
+        touched = [n for n in names if current[n] != signature[n]]
+    else:  # registered before signatures were recorded
+        touched = sorted(current)
+    if Artifact(root).content_fingerprint() == fingerprint:
+        return None, current
+    if len(touched) == 1 or signature is None:
+        return (f"file {touched[0]} changed" if len(touched) == 1 else "its content changed"), current
+    return f"one of {len(touched)} modified files ({', '.join(touched[:3])}) changed", current

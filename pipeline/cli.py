@@ -133,6 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     if args.root:  # templates place per-root things (checkpoints, generated datasets) under pipeline.root
         config.pipeline.root = args.root
+    _check_output(args.output, Path(args.root or config.pipeline.root))
     from edgepipe.pipeline.templates import build_pipeline  # imports components (TensorFlow, Beam): after validation
 
     pipeline = build_pipeline(config)
@@ -140,6 +141,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     log_file = None if args.verbose else root / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
     with _native_stderr_to(log_file):
         return _run_pipeline(args, config, pipeline, root, log_file)
+
+
+def _check_output(output: str, root: Path) -> None:
+    """Refuse, before anything runs, an ``--output`` the bundle may not replace: the copy replaces the whole
+    directory, so anything but a new/empty directory or an earlier bundle would be the user's files, and an output
+    overlapping the pipeline root would delete the metadata store and artifacts (or be deleted with them)."""
+    from edgepipe.pipeline.artifacts import Bundle
+    from edgepipe.pipeline.errors import ConfigError
+
+    out, base = Path(output).resolve(), root.resolve()
+    if out == base or base in out.parents or out in base.parents:
+        raise ConfigError(f"--output {output} and the pipeline root {root} overlap; they must be separate "
+                          "directories, neither inside the other")
+    reason = Bundle.replace_refusal(output)
+    if reason:
+        raise ConfigError(f"--output {output} {reason}")
 
 
 def _run_pipeline(args, config, pipeline, root: Path, log_file: Path | None) -> int:
@@ -204,6 +221,8 @@ class ProgressPrinter:
 
     def __call__(self, event: str, node: Any, info: dict[str, Any]) -> None:
         if event == "start":
+            if info.get("reason"):  # why a cache hit is not reused (runner: corrupt cached artifact)
+                print(f"[{self.finished + 1:>2}/{self.total}] {node.name:<28} {info['reason']}", flush=True)
             print(f"[{self.finished + 1:>2}/{self.total}] {node.name:<28} running ...", flush=True)
             return
         self.finished += 1

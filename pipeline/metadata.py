@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS artifacts (
     id TEXT PRIMARY KEY, type TEXT NOT NULL, uri TEXT NOT NULL, fingerprint TEXT NOT NULL,
     producer TEXT NOT NULL REFERENCES executions(id), name TEXT NOT NULL, created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS artifact_signatures (
+    artifact_id TEXT PRIMARY KEY REFERENCES artifacts(id), signature TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     execution_id TEXT NOT NULL REFERENCES executions(id), artifact_id TEXT NOT NULL REFERENCES artifacts(id),
     kind TEXT NOT NULL CHECK (kind IN ('input', 'output')), name TEXT NOT NULL
@@ -119,8 +122,11 @@ class MetadataStore:
 
     def complete_execution(self, execution_id: str, outputs: dict[str, tuple[str, str, str]],
                            inputs: dict[str, str], metrics: dict[str, Any] | None,
-                           cached_from: str | None = None) -> dict[str, str]:
-        """Register outputs {name: (type, uri, fingerprint)} and input links in one transaction; returns ids."""
+                           cached_from: str | None = None,
+                           signatures: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
+        """Register outputs {name: (type, uri, fingerprint)} and input links in one transaction; returns ids.
+        ``signatures`` {name: {file: [size, mtime_ns]}} lets a later reuse check skip hashing (cache.py); they
+        live in their own table so that a store stays writable by an edgepipe that predates them."""
         now = time.time()
         artifact_ids: dict[str, str] = {}
         with self._transaction() as db:
@@ -130,6 +136,9 @@ class MetadataStore:
                     artifact_ids[name] = artifact_id
                     db.execute("INSERT INTO artifacts VALUES (?,?,?,?,?,?,?)",
                                (artifact_id, type_name, uri, fingerprint, execution_id, name, now))
+                    if (signatures or {}).get(name) is not None:
+                        db.execute("INSERT INTO artifact_signatures VALUES (?,?)",
+                                   (artifact_id, json.dumps(signatures[name], sort_keys=True)))
             else:
                 for row in db.execute("SELECT id, name FROM artifacts WHERE producer=?", (cached_from,)):
                     artifact_ids[row["name"]] = row["id"]
@@ -141,6 +150,12 @@ class MetadataStore:
                        "WHERE id=?", (now, json.dumps(metrics or {}, default=str), int(cached_from is not None),
                                      cached_from, execution_id))
         return artifact_ids
+
+    def update_signature(self, artifact_id: str, signature: dict[str, Any]) -> None:
+        """Record an artifact's current file signature after its content was re-hashed and found intact."""
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO artifact_signatures VALUES (?,?)",
+                       (artifact_id, json.dumps(signature, sort_keys=True)))
 
     def fail_execution(self, execution_id: str, error: str) -> None:
         with self._transaction() as db:
@@ -154,8 +169,9 @@ class MetadataStore:
         if not rows:
             return None
         execution = dict(rows[0])
-        execution["artifacts"] = {row["name"]: dict(row) for row in
-                                  self._query("SELECT * FROM artifacts WHERE producer=?", (execution["id"],))}
+        execution["artifacts"] = {row["name"]: dict(row) for row in self._query(
+            "SELECT a.*, s.signature FROM artifacts a LEFT JOIN artifact_signatures s ON s.artifact_id = a.id "
+            "WHERE a.producer=?", (execution["id"],))}
         return execution
 
     def executions(self, run_id: str) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgepipe.pipeline.artifacts import ARTIFACT_META, Artifact, artifact_type
-from edgepipe.pipeline.cache import cache_key
+from edgepipe.pipeline.cache import artifact_damage, cache_key, file_signature
 from edgepipe.pipeline.component import Node
 from edgepipe.pipeline.dag import Pipeline
 from edgepipe.pipeline.errors import ComponentError
@@ -128,7 +128,8 @@ class LocalRunner:
         execution_id = self.store.start_execution(run_id, node.name, component.name, component.code_version, key,
                                                   params)
         cached = self.store.find_cached(key) if self.use_cache else None
-        if cached and self._cache_intact(cached, component.outputs):
+        damage = self._cache_damage(cached, component.outputs) if cached else None
+        if cached and damage is None:
             self.store.complete_execution(execution_id, {}, {n: r.id for n, r in inputs.items()},
                                           _load_metrics(cached), cached_from=cached["id"])
             outputs = {name: ArtifactRecord(a["id"], a["type"], a["uri"], a["fingerprint"])
@@ -138,7 +139,8 @@ class LocalRunner:
             self.progress("cached", node, {"seconds": result.seconds, "metrics": result.metrics})
             return result
 
-        self.progress("start", node, {})
+        self.progress("start", node, {"reason": f"cached result of {node.name} is corrupt ({damage}): re-executing"}
+                      if damage else {})
         staging = self.root / "tmp" / execution_id
         try:
             input_artifacts = {name: record.open() for name, record in inputs.items()}
@@ -157,11 +159,13 @@ class LocalRunner:
             self.progress("failed", node, {"error": str(wrapped), "seconds": time.perf_counter() - started})
             raise wrapped from err
 
-        records = {}
+        records, signatures = {}, {}
         for name, typ in component.outputs.items():
             artifact = typ.open(final / name)
+            signatures[name] = file_signature(final / name)
             records[name] = (typ.type_name, str(final / name), artifact.content_fingerprint())
-        ids = self.store.complete_execution(execution_id, records, {n: r.id for n, r in inputs.items()}, metrics)
+        ids = self.store.complete_execution(execution_id, records, {n: r.id for n, r in inputs.items()}, metrics,
+                                            signatures=signatures)
         outputs = {name: ArtifactRecord(ids[name], *records[name]) for name in records}
         result = NodeResult(node.name, execution_id, False, time.perf_counter() - started, outputs, metrics)
         self.progress("done", node, {"seconds": result.seconds, "metrics": metrics})
@@ -176,12 +180,23 @@ class LocalRunner:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging.rename(target)
 
-    @staticmethod
-    def _cache_intact(cached: dict[str, Any], expected_outputs: dict[str, type]) -> bool:
-        """A cache hit needs every declared output registered and still on disk."""
+    def _cache_damage(self, cached: dict[str, Any], expected_outputs: dict[str, type]) -> str | None:
+        """Why a cache hit cannot be reused, or None. Every declared output must be registered, finished
+        (``_artifact.json``) and hold what was registered: a reused corrupt artifact would be shipped or break
+        every later run, so a damaged one makes the node re-execute (and its consumers, whose keys change)."""
         artifacts = cached["artifacts"]
-        return set(artifacts) == set(expected_outputs) and all(
-            (Path(a["uri"]) / ARTIFACT_META).exists() for a in artifacts.values())
+        if set(artifacts) != set(expected_outputs):
+            return "outputs not all registered"
+        for name, record in sorted(artifacts.items()):
+            if not (Path(record["uri"]) / ARTIFACT_META).exists():
+                return f"output {name} is missing"
+            signature = json.loads(record["signature"]) if record.get("signature") else None
+            damage, current = artifact_damage(record["uri"], record["fingerprint"], signature)
+            if damage:
+                return f"{name}: {damage}"
+            if current != signature:  # content re-hashed and intact: next time the cheap check suffices
+                self.store.update_signature(record["id"], current)
+        return None
 
     def _remove_stale_staging(self) -> None:
         """Staging folders belong to executions that never finished; they are never reused, so clear them."""

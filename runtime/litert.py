@@ -200,7 +200,9 @@ class ModelRunner:
     def check_against(self, entry: dict[str, Any], key: str) -> None:
         """Refuse a bundle whose description of this model (``models.<name>``) disagrees with the model itself."""
         sha = entry.get("sha256")
-        if sha is not None and hashlib.sha256(self._content).hexdigest() != sha:
+        if sha is None:  # schema.validate requires it too; a caller that skipped validation still gets no pass
+            raise BundleError(f"{self.name}: missing key '{key}.sha256' (the model's digest is required)")
+        if hashlib.sha256(self._content).hexdigest() != sha:
             raise BundleError(f"{self.name}: file content does not match {key}.sha256 (modified or swapped model)")
         sides = [("input", entry["input"], self.input), ("output", entry["output"], self.output)]
         claimed_inputs = entry.get("inputs") or [entry["input"]]

@@ -148,9 +148,7 @@ def _check_model(c: Checker, entry: Any, key: str) -> str:
     file = c.string(c.get(entry, "file", key), f"{key}.file")
     if "/" in file or "\\" in file or file in (".", "..") or not file.endswith(".tflite"):
         c.fail(f"{key}.file", f"must be a plain '.tflite' file name inside the bundle, got '{file}'")
-    sha = c.get(entry, "sha256", key, optional=True)
-    if sha is not None and (not isinstance(sha, str) or not _SHA256.match(sha)):
-        c.fail(f"{key}.sha256", f"must be 64 lowercase hex digits, got {_kind(sha)}")
+    _digest(c, entry, key)
     size = c.get(entry, "size_bytes", key, optional=True)
     if size is not None:
         c.integer(size, f"{key}.size_bytes", minimum=1)
@@ -170,6 +168,14 @@ def _check_model(c: Checker, entry: Any, key: str) -> str:
         if entry["input"].get("name") not in names:
             c.fail(f"{key}.input", "must be one of the tensors of 'inputs'")
     return file
+
+
+def _digest(c: Checker, entry: dict, key: str) -> str:
+    """``<key>.sha256`` is mandatory: without it a swapped or damaged model file would load and predict."""
+    sha = c.get(entry, "sha256", key)
+    if not isinstance(sha, str) or not _SHA256.match(sha):
+        c.fail(f"{key}.sha256", f"must be 64 lowercase hex digits, got {_kind(sha)}")
+    return sha
 
 
 def tensor_spec(c: Checker, value: Any, key: str) -> dict:
@@ -311,6 +317,7 @@ def _reconstruction(c: Checker, doc: dict) -> None:
     if encoder is not None:
         encoder = c.obj(encoder, "encoder")
         c.string(c.get(encoder, "file", "encoder"), "encoder.file")
+        _digest(c, encoder, "encoder")
         if tensor_spec(c, c.get(encoder, "input", "encoder"), "encoder.input")["shape"][1:] != feature:
             c.fail("encoder.input.shape", f"must match the model input [batch, {', '.join(map(str, feature))}]")
         tensor_spec(c, c.get(encoder, "output", "encoder"), "encoder.output")

@@ -112,12 +112,31 @@ def test_a_swapped_model_file_is_refused(bundle_copy):
     refused(bundle_copy, r"model.tflite: file content does not match models.int8.sha256")
 
 
+@pytest.mark.parametrize("key", ["int8", "float32"])
+def test_a_deleted_digest_is_refused_naming_the_key(bundle_copy, key):
+    """Without ``sha256`` a swapped model would load and predict; the digest is mandatory, not best-effort."""
+    edit(bundle_copy, lambda d: d["models"][key].pop("sha256"))
+    shutil.copyfile(bundle_copy / "model_float32.tflite", bundle_copy / "model.tflite")  # the swap it would hide
+    assert "bundle.json" in refused(bundle_copy, rf"missing key 'models\.{key}\.sha256'")
+
+
+def test_check_against_refuses_a_model_entry_without_digest(run):
+    """The runner's own check does not trust that the schema ran first."""
+    from edgepipe.runtime.litert import ModelRunner
+
+    doc = json.loads((run.bundle / "bundle.json").read_text())
+    entry = dict(doc["models"]["int8"])
+    entry.pop("sha256")
+    runner = ModelRunner((run.bundle / "model.tflite").read_bytes())
+    with pytest.raises(BundleError, match=r"missing key 'models\.int8\.sha256'"):
+        runner.check_against(entry, "models.int8")
+
+
 def test_a_model_whose_shape_differs_from_bundle_json_is_refused(bundle_copy):
-    """Consistent bundle.json (size 16 everywhere, no hashes), but the model file takes 32-step windows."""
+    """Consistent bundle.json (size 16 everywhere, hashes intact), but the model file takes 32-step windows."""
     def resize(doc):
         doc["window"]["size"] = 16
         for entry in doc["models"].values():
-            entry.pop("sha256")
             entry["input"]["shape"][1] = entry["output"]["shape"][1] = 16
         doc["input"]["shape"][1] = doc["output"]["shape"][1] = 16
     edit(bundle_copy, resize)

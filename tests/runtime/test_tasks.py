@@ -35,7 +35,7 @@ def spec(shape, dtype="float32"):
 
 
 def vector_doc(task, features=2, outputs=3, **extra):
-    model = {"file": "model.tflite", "threshold": None, "input": spec([None, features]),
+    model = {"file": "model.tflite", "sha256": "0" * 64, "threshold": None, "input": spec([None, features]),
              "output": spec([None, outputs])}
     return {"schema_version": 1, "task": task, "default_model": "model.tflite", "input": model["input"],
             "output": model["output"], "models": {"main": model}, **extra}
@@ -84,11 +84,23 @@ def test_regression_undoes_target_normalization():
         output=d["output"]), r"key 'output.shape' must be \[batch, outputs\]"),
     ("regression", lambda d: d.update(target_normalization={"center": [0.0], "scale": [1.0]}),
      r"key 'target_normalization.center' has 1 values, expected 3"),
+    ("classification", lambda d: d["models"]["main"].pop("sha256"), r"missing key 'models\.main\.sha256'"),
+    ("regression", lambda d: d["models"]["main"].update(sha256="ABC"), r"key 'models\.main\.sha256' must be 64"),
 ])
 def test_vector_schema_refuses_inconsistent_fields(task, change, pattern):
     doc = copy.deepcopy(vector_doc(task))
     change(doc)
     with pytest.raises(BundleError, match=pattern):
+        schema.validate(doc)
+
+
+def test_reconstruction_encoder_needs_its_digest():
+    doc = vector_doc("reconstruction", features=4, outputs=4)
+    doc["encoder"] = {"file": "encoder.tflite", "sha256": "1" * 64, "input": spec([None, 4]),
+                      "output": spec([None, 2])}
+    schema.validate(doc)
+    doc["encoder"].pop("sha256")
+    with pytest.raises(BundleError, match=r"missing key 'encoder\.sha256'"):
         schema.validate(doc)
 
 

@@ -1,0 +1,87 @@
+"""``edgepipe run --output DIR`` checks DIR before anything runs.
+
+``--output u`` used to delete whatever ``u`` held (exit 0), and ``--output`` equal to the pipeline root deleted the
+metadata store and every artifact. Now only a missing or empty directory or an earlier bundle is replaced, and the
+output and the root may not overlap; otherwise exit 2 with one line, before the pipeline is even built.
+"""
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from edgepipe.pipeline import cli
+
+
+def run(capsys, *args: str) -> tuple[int, str]:
+    code = cli.main(["run", *args])
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def no_pipeline(monkeypatch):
+    """Building the pipeline means the output check let the run through: make that visible and cheap."""
+    import edgepipe.pipeline.templates as templates
+
+    def refuse(config):
+        raise AssertionError("the pipeline was built although --output should have been refused")
+
+    monkeypatch.setattr(templates, "build_pipeline", refuse)
+
+
+def test_a_folder_with_user_files_is_refused_before_the_run(tmp_path, capsys, no_pipeline):
+    user = tmp_path / "u"
+    (user / "sub").mkdir(parents=True)
+    (user / "notes.txt").write_text("mine")
+    code, err = run(capsys, "--root", str(tmp_path / "root"), "--output", str(user))
+    assert code == 2
+    assert err == (f"edgepipe: error: --output {user} holds files that are not an edgepipe bundle (notes.txt, sub/); "
+                   "refusing to replace them: choose a new or empty directory\n")
+    assert (user / "notes.txt").read_text() == "mine" and (user / "sub").is_dir()
+    assert not (tmp_path / "root").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("output, root", [("r", "r"), ("r/bundle", "r"), ("o", "o/root"), ("r/./", "r")])
+def test_output_and_root_may_not_overlap(tmp_path, capsys, no_pipeline, output, root):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metadata.sqlite").write_text("precious")
+    code, err = run(capsys, "--root", str(tmp_path / root), "--output", str(tmp_path / output))
+    assert code == 2 and err.count("\n") == 1
+    assert "overlap; they must be separate directories, neither inside the other" in err
+    assert (tmp_path / "r" / "metadata.sqlite").read_text() == "precious"
+
+
+def test_a_file_as_output_is_refused(tmp_path, capsys, no_pipeline):
+    (tmp_path / "model.bin").write_text("x")
+    code, err = run(capsys, "--root", str(tmp_path / "root"), "--output", str(tmp_path / "model.bin"))
+    assert code == 2 and "model.bin exists and is not a directory" in err
+
+
+@pytest.mark.parametrize("prepare", [
+    lambda p: None,
+    lambda p: p.mkdir(),
+    lambda p: (p.mkdir(), (p / "bundle.json").write_text(json.dumps({"schema_version": 1, "task": "policy"}))),
+])
+def test_new_empty_or_bundle_outputs_go_on_to_build_the_pipeline(tmp_path, capsys, monkeypatch, prepare):
+    import edgepipe.pipeline.templates as templates
+
+    built = []
+
+    def stop(config):
+        built.append(config)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(templates, "build_pipeline", stop)
+    prepare(tmp_path / "out")
+    code, _ = run(capsys, "--root", str(tmp_path / "root"), "--output", str(tmp_path / "out"))
+    assert code == 130 and len(built) == 1  # got past the check, stopped right after
+
+
+def test_progress_shows_why_a_cache_hit_is_not_reused(capsys):
+    printer = cli.ProgressPrinter(3)
+    node = SimpleNamespace(name="convert_tflite")
+    printer("start", node, {"reason": "cached result of convert_tflite is corrupt (tflite: file a.tflite changed): "
+                                      "re-executing"})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("cached result of convert_tflite is corrupt (tflite: file a.tflite changed): re-executing")
+    assert out[1].endswith("running ...")
