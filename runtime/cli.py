@@ -44,6 +44,9 @@ def add_commands(sub) -> None:
     serve.add_argument("--concurrency", type=int, default=min(4, os.cpu_count() or 1),
                        help="interpreters that may run at once (default: min(4, CPUs))")
     serve.add_argument("--threads", type=int, default=1, help="LiteRT threads per interpreter (default: 1)")
+    serve.add_argument("--max-memory", type=int, default=None,
+                       help="bytes the request bodies in flight may use (estimated at 6 x body size; default: "
+                            "192 MiB); beyond it requests wait briefly, then get 503 with Retry-After")
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
 
 
@@ -116,11 +119,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              "pip install 'edgepipe[serve]'") from None
         if args.max_body_bytes < 1:
             raise UsageError(f"--max-body-bytes must be >= 1, got {args.max_body_bytes}")
+        max_memory = server.DEFAULT_MAX_MEMORY if args.max_memory is None else args.max_memory
+        if max_memory < server.EXPANSION * args.max_body_bytes:  # a max-size body alone would never fit
+            raise UsageError(f"--max-memory {max_memory} is below one max-size body's estimated working memory "
+                             f"({server.EXPANSION} x --max-body-bytes {args.max_body_bytes} = "
+                             f"{server.EXPANSION * args.max_body_bytes}); raise it or lower --max-body-bytes")
         bundle = Bundle.load(args.bundle, model=args.model, num_threads=args.threads,
                              concurrency=max(1, args.concurrency))
     except RuntimeBundleError as err:
         return _fail(err)
-    server.serve(bundle, host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
+    server.serve(bundle, host=args.host, port=args.port, max_body_bytes=args.max_body_bytes, max_memory=max_memory,
                  log_level=args.log_level)
     return 0
 

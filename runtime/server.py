@@ -9,8 +9,10 @@ element is wrong in the bundle's own terms (``series[3][1]: not a number``, ``2 
 and the same validation serves the CLI. Bodies are bounded: a ``Content-Length`` over the limit is refused before
 reading, and a chunked body is counted while it streams (413 either way). Status codes: 400 malformed request
 (not JSON, wrong keys for the task), 413 too large, 422 well-formed but unusable data (wrong channel count,
-non-numbers, too short, empty). Inference runs in the threadpool on a pool of interpreters, so slow requests do
-not block the event loop.
+non-numbers, too short, empty), 503 + Retry-After busy (the memory budget for bodies in flight, ``--max-memory``,
+stayed full for a few seconds, or 64 requests are already in progress; /healthz is never refused, see
+runtime/admission.py). Parsing and inference run in the threadpool on a pool of interpreters, so slow requests do
+not block the event loop; a numeric body is parsed straight to one array (runtime/fastbody.py).
 """
 from __future__ import annotations
 
@@ -24,13 +26,19 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
+from edgepipe.runtime.admission import (DEFAULT_WAIT_S, EXPANSION, BudgetExceeded, MemoryBudget, RequestLimiter,
+                                        tune_malloc)
 from edgepipe.runtime.bundle import Bundle
 from edgepipe.runtime.errors import InputError, UsageError
-from edgepipe.runtime.inputs import BodyError, parse_body
+from edgepipe.runtime.fastbody import parse_numeric_body
+from edgepipe.runtime.inputs import BodyError, _body_keys, parse_body
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
-LIMIT_CONCURRENCY = 64  # connections+requests beyond this get 503 instead of queueing without bound
+LIMIT_CONCURRENCY = 64  # requests in the app beyond this get 503 instead of queueing without bound (not /healthz)
+MAX_CONNECTIONS = 1024  # uvicorn's own backstop on open connections (it would refuse /healthz too beyond it)
+DEFAULT_MAX_MEMORY = 192 * 1024 * 1024  # working memory of the bodies in flight, on top of the idle process
 
 
 class _TooLarge(Exception):
@@ -41,25 +49,57 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def _read_bounded(request: Request, limit: int) -> bytes:
+def _declared_size(request: Request, limit: int) -> int | None:
+    """The ``Content-Length`` (None when chunked); 413 (``_TooLarge``) or 400 (ValueError) before any reading."""
     declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise ValueError(f"invalid Content-Length '{declared[:20]}'")
-        if int(declared) > limit:
-            raise _TooLarge
-    body = bytearray()
+    if declared is None:
+        return None
+    if not declared.isdigit():
+        raise ValueError(f"invalid Content-Length '{declared[:20]}'")
+    if int(declared) > limit:
+        raise _TooLarge
+    return int(declared)
+
+
+async def _read_bounded(request: Request, limit: int) -> bytes:
+    _declared_size(request, limit)
+    chunks, size = [], 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
             raise _TooLarge
-    return bytes(body)
+    return b"".join(chunks)  # one copy of the body, not a growing buffer plus a copy of it
 
 
-def create_app(bundle: Bundle, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
-    """The ASGI app for ``bundle``; ``max_body_bytes`` bounds each request body."""
+def _parse(raw: bytes, task) -> tuple[str | None, Any]:
+    """``(kind, array)`` from a body: the lean numeric parser when it vouches for the body, else the full JSON
+    parse whose errors name the offending element (see runtime/fastbody.py). Raises the 400/422 errors."""
+    if "latent" not in task.input_kinds:
+        fast = parse_numeric_body(raw, _body_keys(task))
+        if fast is not None:
+            key, array = fast
+            return ("features" if key == "observations" else key), array
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BodyError(f"body is not valid JSON ({err})") from None
+    return parse_body(body, task)
+
+
+def _busy(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": "1"})
+
+
+def create_app(bundle: Bundle, max_body_bytes: int = DEFAULT_MAX_BODY, max_memory: int = DEFAULT_MAX_MEMORY,
+               admission_wait_s: float = DEFAULT_WAIT_S) -> FastAPI:
+    """The ASGI app for ``bundle``; ``max_body_bytes`` bounds each request body, ``max_memory`` the estimated
+    working memory of all bodies in flight (``EXPANSION`` x body bytes each; see runtime/admission.py): a request
+    that finds no room within ``admission_wait_s`` gets 503 with Retry-After."""
     app = FastAPI(title="edgepipe runtime", description=f"{bundle.task} bundle {bundle.path}",
                   version=str(bundle.doc.get("versions", {}).get("edgepipe") or "0"))
+    app.add_middleware(RequestLimiter, limit=LIMIT_CONCURRENCY)
+    budget = app.state.budget = MemoryBudget(max_memory)
     metadata = bundle.metadata()
     health = {"status": "ok", "task": bundle.task, "model": bundle.model_file}
 
@@ -74,51 +114,69 @@ def create_app(bundle: Bundle, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAP
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
         try:
-            raw = await _read_bounded(request, max_body_bytes)
+            declared = _declared_size(request, max_body_bytes)
         except _TooLarge:
             return _error(413, f"request body exceeds the limit of {max_body_bytes} bytes")
         except ValueError as err:
             return _error(400, str(err))
-        if not raw.strip():
-            return _error(400, "empty body: send JSON such as {\"series\": [[...], ...]}")
+        try:  # reserve before reading: a chunked body may grow to the limit
+            held = await budget.acquire(EXPANSION * (max_body_bytes if declared is None else declared),
+                                        admission_wait_s)
+        except BudgetExceeded:
+            return _busy(f"server busy: request bodies in progress fill the memory budget of {budget.capacity} "
+                         "bytes, retry shortly")
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as err:
-            return _error(400, f"body is not valid JSON ({err})")
-        try:
-            kind, array = parse_body(body, bundle.impl)
-        except InputError as err:
-            return _error(400 if isinstance(err, BodyError) else 422, str(err))
-        try:
-            result = await run_in_threadpool(bundle.predict, array, kind)
-        except InputError as err:
-            return _error(422, str(err))
-        except UsageError as err:
-            return _error(400, str(err))
-        return JSONResponse(result.to_dict())
+            try:
+                raw = await _read_bounded(request, max_body_bytes)
+            except ClientDisconnect:  # gone before sending its body: nobody to answer, the reservation is freed
+                return _error(400, "client disconnected before sending the whole body")
+            except _TooLarge:
+                return _error(413, f"request body exceeds the limit of {max_body_bytes} bytes")
+            except ValueError as err:
+                return _error(400, str(err))
+            held = budget.shrink(held, EXPANSION * len(raw))
+            if not raw or raw.isspace():
+                return _error(400, "empty body: send JSON such as {\"series\": [[...], ...]}")
+            try:
+                kind, array = await run_in_threadpool(_parse, raw, bundle.impl)
+            except InputError as err:
+                return _error(400 if isinstance(err, BodyError) else 422, str(err))
+            del raw
+            try:  # the answer is rendered off the event loop too (a max-size series answers ~8 MB of JSON)
+                return await run_in_threadpool(lambda: JSONResponse(bundle.predict(array, kind).to_dict()))
+            except InputError as err:
+                return _error(422, str(err))
+            except UsageError as err:
+                return _error(400, str(err))
+        finally:
+            budget.release(held)
 
     return app
 
 
-def _config(bundle: Bundle, host: str, port: int, max_body_bytes: int, log_level: str) -> uvicorn.Config:
-    return uvicorn.Config(create_app(bundle, max_body_bytes), host=host, port=port, log_level=log_level,
-                          limit_concurrency=LIMIT_CONCURRENCY, timeout_keep_alive=5, access_log=False)
+def _config(bundle: Bundle, host: str, port: int, max_body_bytes: int, log_level: str,
+            max_memory: int = DEFAULT_MAX_MEMORY, admission_wait_s: float = DEFAULT_WAIT_S) -> uvicorn.Config:
+    app = create_app(bundle, max_body_bytes, max_memory, admission_wait_s)
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                          limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5, access_log=False)
 
 
 def serve(bundle: Bundle, host: str = "127.0.0.1", port: int = 8080, max_body_bytes: int = DEFAULT_MAX_BODY,
-          log_level: str = "warning") -> None:
+          log_level: str = "warning", max_memory: int = DEFAULT_MAX_MEMORY) -> None:
     """Serve until interrupted (uvicorn handles SIGINT/SIGTERM and drains connections)."""
     print(f"edgepipe: serving {bundle.model_file} ({bundle.task}) from {bundle.path} on http://{host}:{port}",
           flush=True)
-    uvicorn.Server(_config(bundle, host, port, max_body_bytes, log_level)).run()
+    tune_malloc()  # freed request buffers go back to the OS (runtime/admission.py)
+    uvicorn.Server(_config(bundle, host, port, max_body_bytes, log_level, max_memory)).run()
 
 
 @contextlib.contextmanager
 def running(bundle: Bundle, host: str = "127.0.0.1", port: int = 0, max_body_bytes: int = DEFAULT_MAX_BODY,
-            startup_timeout: float = 10.0) -> Iterator[str]:
+            startup_timeout: float = 10.0, max_memory: int = DEFAULT_MAX_MEMORY,
+            admission_wait_s: float = DEFAULT_WAIT_S) -> Iterator[str]:
     """Serve ``bundle`` in a background thread for the duration of the block; yields the base URL (port 0 picks a
     free port). For tests, benchmarks and embedding; the thread stops when the block exits."""
-    server = uvicorn.Server(_config(bundle, host, port, max_body_bytes, "warning"))
+    server = uvicorn.Server(_config(bundle, host, port, max_body_bytes, "warning", max_memory, admission_wait_s))
     thread = threading.Thread(target=server.run, name="edgepipe-serve", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
@@ -17,7 +19,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the 'serve' extra (fastapi, uvicorn) is not installed")
 
 from edgepipe.runtime import Bundle  # noqa: E402
-from edgepipe.runtime.server import running  # noqa: E402
+from edgepipe.runtime.server import EXPANSION, LIMIT_CONCURRENCY, running  # noqa: E402
 from tests.runtime.fixtures import REPO, default_run, raw_series  # noqa: E402
 
 LIMIT = 64 * 1024
@@ -151,3 +153,87 @@ def test_serve_refuses_a_bad_bundle_with_exit_2(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stderr.strip() == f"edgepipe: error: {tmp_path}: no bundle.json " \
                                                               "(not an exported bundle)"
+
+
+def open_held_post(address, declared: int, sent: bytes = b"") -> socket.socket:
+    """A POST /predict whose body is only partly sent: the server admits it and waits for the rest."""
+    sock = socket.create_connection(address, timeout=10)
+    sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % declared + sent)
+    return sock
+
+
+def until(condition, what: str, tries: int = 200):
+    """Poll ``condition`` (a request) until it holds: waits for a server-side state, not for a duration."""
+    for _ in range(tries):
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"never saw {what}")
+
+
+def test_healthz_answers_200_while_the_request_limit_is_full(bundle):
+    """100 clients hold requests open (more than the 64-request limit): /predict is refused with 503 +
+    Retry-After, /healthz still answers 200 (uvicorn's own limit used to answer 503 to health checks too)."""
+    with running(bundle, max_body_bytes=LIMIT) as url:
+        address = (urlparse(url).hostname, urlparse(url).port)
+        held = [open_held_post(address, 100, b"{") for _ in range(LIMIT_CONCURRENCY + 36)]
+        try:
+            def refused():
+                conn = http.client.HTTPConnection(*address, timeout=10)
+                try:
+                    conn.request("POST", "/predict", body=json.dumps({"series": [[1.0, 2.0, 3.0]] * 40}))
+                    response = conn.getresponse()
+                    response.read()
+                    return response if response.status == 503 else None
+                finally:
+                    conn.close()
+
+            busy = until(refused, "the request limit fill up")
+            assert busy.getheader("Retry-After") == "1"
+            for _ in range(5):
+                assert request(address, "GET", "/healthz")[0] == 200
+        finally:
+            for sock in held:
+                sock.close()
+        until(lambda: request(address, "GET", "/metadata")[0] == 200, "the server recover")
+
+
+def test_a_full_memory_budget_answers_503_with_retry_after_then_recovers(bundle):
+    """One admitted body reserves the whole budget (EXPANSION x its declared size); while it is in flight the next
+    request is refused (503, Retry-After) after its wait, and served once the first one is done."""
+    series = raw_series("m1")[:100].tolist()
+    first = json.dumps({"series": series}).encode()
+    with running(bundle, max_body_bytes=LIMIT, max_memory=EXPANSION * len(first), admission_wait_s=0) as url:
+        address = (urlparse(url).hostname, urlparse(url).port)
+        sock = open_held_post(address, len(first), first[:10])
+        try:
+            def refused():
+                conn = http.client.HTTPConnection(*address, timeout=10)
+                try:
+                    conn.request("POST", "/predict", body=json.dumps({"series": series[:40]}))
+                    response = conn.getresponse()
+                    payload = response.read()
+                    return (response, json.loads(payload)) if response.status == 503 else None
+                finally:
+                    conn.close()
+
+            response, payload = until(refused, "the budget fill up")
+            assert response.getheader("Retry-After") == "1" and "memory budget" in payload["error"]
+            assert request(address, "GET", "/healthz")[0] == 200
+            sock.sendall(first[10:])  # the first request completes and frees its reservation
+            reply = sock.makefile("rb").readline()
+            assert reply.startswith(b"HTTP/1.1 200"), reply
+        finally:
+            sock.close()
+        assert request(address, "POST", "/predict", {"series": series[:40]})[0] == 200
+
+
+def test_serve_refuses_a_memory_budget_below_one_body_with_exit_2(tmp_path):
+    budget = EXPANSION * 1000 - 1
+    result = subprocess.run([sys.executable, "-m", "edgepipe", "serve", str(tmp_path), "--port", "0",
+                             "--max-body-bytes", "1000", "--max-memory", str(budget)], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    [line] = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and f"--max-memory {budget} is below one max-size body's estimated" in line
