@@ -95,7 +95,7 @@ class Artifact:
         """
         from edgepipe.pipeline.errors import ConfigError
 
-        destination = Path(destination)
+        destination = Path(os.path.abspath(destination))  # "out/." or "." named: the lock and staging need a name
         parent, name = destination.parent, destination.name
         parent.mkdir(parents=True, exist_ok=True)
         with _exclusive_lock(parent / f".{name}.lock"):

@@ -125,3 +125,12 @@ def test_plain_artifacts_copy_without_a_guard(tmp_path):
     (tmp_path / "dst" / "old.txt").write_text("old")
     source.copy_to(tmp_path / "dst")
     assert sorted(contents(tmp_path / "dst")) == ["x.json"]
+
+
+def test_a_destination_spelled_with_a_dot_is_named_by_its_folder(tmp_path, monkeypatch):
+    bundle = make_bundle(tmp_path / "a", "A", files=1)
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert bundle.copy_to("out/.") == tmp_path / "out"
+    assert contents(tmp_path / "out")["only_in_A.txt"] == b"A"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "a", "out"]
