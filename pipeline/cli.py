@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 from edgepipe.pipeline.errors import EdgepipeError
+from edgepipe.pipeline.display import ProgressPrinter, leave_after_interrupt, stop_on_ctrl_c
 from edgepipe.runtime import cli as runtime_cli
 
 
@@ -122,7 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgepipe: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("edgepipe: interrupted; completed components stay cached, the next run resumes", file=sys.stderr)
+        print("edgepipe: interrupted; completed components stay cached, the next run resumes", file=sys.stderr,
+              flush=True)
+        leave_after_interrupt(130, program=argv is None)
         return 130
 
 
@@ -167,7 +170,8 @@ def _run_pipeline(args, config, pipeline, root: Path, log_file: Path | None) -> 
                          progress=progress)
     print(f"edgepipe: pipeline '{pipeline.name}' ({len(pipeline.nodes)} components), root {root}", flush=True)
     started = time.perf_counter()
-    result = runner.run(pipeline, config.model_dump(mode="json"))
+    with stop_on_ctrl_c(runner, progress):
+        result = runner.run(pipeline, config.model_dump(mode="json"))
     elapsed = time.perf_counter() - started
     if result.error:
         where = f"; framework logs in {log_file}" if log_file else ""
@@ -210,25 +214,6 @@ def _native_stderr_to(log_file: Path | None) -> Iterator[None]:
         sys.stderr = python_stderr
         os.dup2(terminal_fd, 2)
         os.close(terminal_fd)
-
-
-class ProgressPrinter:
-    """One line per component as it starts and ends, so a long run shows where it is."""
-
-    def __init__(self, total: int):
-        self.total = total
-        self.finished = 0
-
-    def __call__(self, event: str, node: Any, info: dict[str, Any]) -> None:
-        if event == "start":
-            if info.get("reason"):  # why a cache hit is not reused (runner: corrupt cached artifact)
-                print(f"[{self.finished + 1:>2}/{self.total}] {node.name:<28} {info['reason']}", flush=True)
-            print(f"[{self.finished + 1:>2}/{self.total}] {node.name:<28} running ...", flush=True)
-            return
-        self.finished += 1
-        label = {"cached": "cached", "done": "done", "failed": "FAILED"}[event]
-        print(f"[{self.finished:>2}/{self.total}] {node.name:<28} {label} ({info.get('seconds', 0):.1f}s)",
-              flush=True)
 
 
 def _print_rejects(result: Any) -> None:
@@ -289,11 +274,11 @@ def _store(root: str):
 
 def cmd_runs(args: argparse.Namespace) -> int:
     rows = _store(args.root).runs(args.limit)
-    print(f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<10} {'STARTED':<20} {'DURATION':>9} {'CACHED':>8}")
+    print(f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<11} {'STARTED':<20} {'DURATION':>9} {'CACHED':>8}")
     for row in rows:
         duration = f"{row['ended'] - row['started']:.1f}s" if row["ended"] else "-"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started"]))
-        print(f"{row['id']:<24} {row['pipeline']:<12} {row['status']:<10} {started:<20} {duration:>9} "
+        print(f"{row['id']:<24} {row['pipeline']:<12} {row['status']:<11} {started:<20} {duration:>9} "
               f"{row['n_cached']:>3}/{row['n_exec']:<4}")
     return 0
 

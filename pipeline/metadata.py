@@ -3,7 +3,11 @@
 The store is the source of truth for the cache: an artifact directory counts only once the execution that produced
 it is recorded ``complete`` here, in the same transaction that registers its artifacts. A process killed at any
 point therefore leaves at worst an unregistered directory or an execution still marked ``running``, both of which
-later runs ignore (and the latter is marked ``abandoned``).
+later runs ignore (and the latter is marked ``abandoned``). A run stopped by Ctrl-C ends ``interrupted``: like a
+failed run, everything it completed is reusable and nothing it left half-done is.
+
+``progress`` holds what running components report (epochs with their losses, batches, windows evaluated, variants
+converted; see ``progress.py``), so anything following a running pipeline can read it while it runs.
 """
 from __future__ import annotations
 
@@ -40,6 +44,11 @@ CREATE TABLE IF NOT EXISTS events (
     execution_id TEXT NOT NULL REFERENCES executions(id), artifact_id TEXT NOT NULL REFERENCES artifacts(id),
     kind TEXT NOT NULL CHECK (kind IN ('input', 'output')), name TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS progress (
+    execution_id TEXT NOT NULL REFERENCES executions(id), time REAL NOT NULL, kind TEXT NOT NULL,
+    step INTEGER NOT NULL, total INTEGER, payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS progress_by_execution ON progress(execution_id, time);
 """
 
 
@@ -85,6 +94,9 @@ class MetadataStore:
     def end_run(self, run_id: str, status: str, error: str | None = None) -> None:
         with self._transaction() as db:
             db.execute("UPDATE runs SET status=?, ended=?, error=? WHERE id=?", (status, time.time(), error, run_id))
+            if status == "interrupted":  # aborted (second Ctrl-C) while components ran: they never finish here
+                db.execute("UPDATE executions SET status='interrupted', ended=? WHERE run_id=? AND status='running'",
+                           (time.time(), run_id))
 
     def mark_abandoned(self) -> int:
         """Mark runs whose process is gone (killed, crashed) and their running executions as abandoned."""
@@ -157,10 +169,32 @@ class MetadataStore:
             db.execute("INSERT OR REPLACE INTO artifact_signatures VALUES (?,?)",
                        (artifact_id, json.dumps(signature, sort_keys=True)))
 
-    def fail_execution(self, execution_id: str, error: str) -> None:
+    def fail_execution(self, execution_id: str, error: str, status: str = "failed") -> None:
+        """End an execution that produced nothing reusable: ``failed``, or ``interrupted`` (Ctrl-C)."""
         with self._transaction() as db:
-            db.execute("UPDATE executions SET status='failed', ended=?, error=? WHERE id=?",
-                       (time.time(), error, execution_id))
+            db.execute("UPDATE executions SET status=?, ended=?, error=? WHERE id=?",
+                       (status, time.time(), error, execution_id))
+
+    # ---- progress ------------------------------------------------------------------------------------------------
+    def record_progress(self, execution_id: str, kind: str, step: int, total: int | None,
+                        payload: dict[str, Any], at: float | None = None) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT INTO progress VALUES (?,?,?,?,?,?)",
+                       (execution_id, time.time() if at is None else at, kind, int(step), total,
+                        json.dumps(payload, default=str)))
+
+    def progress(self, run_id: str | None = None, execution_id: str | None = None, since: float | None = None,
+                 kind: str | None = None) -> list[dict[str, Any]]:
+        """Progress events in time order, of one run or one execution, newer than ``since``, of one kind."""
+        sql = ("SELECT p.*, e.node FROM progress p JOIN executions e ON e.id = p.execution_id WHERE 1=1")
+        args: list[Any] = []
+        for clause, value in (("e.run_id=?", run_id), ("p.execution_id=?", execution_id), ("p.time>?", since),
+                              ("p.kind=?", kind)):
+            if value is not None:
+                sql += f" AND {clause}"
+                args.append(value)
+        rows = self._query(sql + " ORDER BY p.time, p.rowid", tuple(args))
+        return [{**dict(row), "payload": json.loads(row["payload"])} for row in rows]
 
     def find_cached(self, cache_key: str) -> dict[str, Any] | None:
         """The newest original (non-cached) complete execution with this key, with its output artifacts."""

@@ -11,12 +11,20 @@ A component's outputs become visible in one ``rename`` and are registered in one
 reused unless both happened. A run killed at any point (``kill -9`` included) therefore leaves no half-written
 artifact that a later run would pick up, and the next run resumes at the first component without a complete
 execution, because every earlier one is a cache hit. Independent nodes may run concurrently (``max_workers``).
+
+Stopping: :meth:`LocalRunner.request_stop` (the CLI's first Ctrl-C) starts no further component and lets running
+ones stop at their next step boundary (``progress.check_stop``: training between batches); the run ends
+``interrupted`` and :class:`~edgepipe.pipeline.progress.StopRequested` propagates. A ``KeyboardInterrupt`` in the
+calling thread (the second Ctrl-C) ends the run ``interrupted`` at once without waiting for running components.
+Progress events components report are recorded in the store and passed to the ``progress`` callback as
+``("progress", node, {"event": Event})``.
 """
 from __future__ import annotations
 
 import graphlib
 import json
 import shutil
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -24,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from edgepipe.pipeline import progress as progress_events
 from edgepipe.pipeline.artifacts import ARTIFACT_META, Artifact, artifact_type
 from edgepipe.pipeline.cache import artifact_damage, cache_key, file_signature
 from edgepipe.pipeline.component import Node
@@ -82,8 +91,17 @@ class LocalRunner:
         self.use_cache = use_cache
         self.max_workers = max(1, max_workers)
         self.progress = progress or (lambda event, node, info: None)
+        self._stop = threading.Event()
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = MetadataStore(self.root / "metadata.sqlite")
+
+    def request_stop(self) -> None:
+        """Stop after the current step of each running component; no new component starts (signal-handler safe)."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
 
     def run(self, pipeline: Pipeline, config: dict[str, Any] | None = None) -> RunResult:
         self.store.mark_abandoned()
@@ -91,35 +109,51 @@ class LocalRunner:
         run_id = self.store.start_run(pipeline.name, config)
         results: dict[str, NodeResult] = {}
         error: ComponentError | None = None
+        stopped: KeyboardInterrupt | None = None
         sorter: graphlib.TopologicalSorter = graphlib.TopologicalSorter(
             {node: pipeline.upstream(node) for node in pipeline.nodes})
         sorter.prepare()
-        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="edgepipe") as pool:
-            running: dict[Future, Node] = {}
-            try:
-                while sorter.is_active():
-                    if error is None:
-                        for node in sorter.get_ready():
-                            running[pool.submit(self._execute, run_id, node, results)] = node
-                    if not running:
-                        break
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        node = running.pop(future)
-                        try:
-                            results[node.name] = future.result()
-                            sorter.done(node)
-                        except ComponentError as err:
-                            error = error or err
-            except BaseException as interrupt:  # Ctrl-C: record, let running components see it, re-raise.
-                self.store.end_run(run_id, "failed", f"interrupted: {type(interrupt).__name__}")
-                raise
+        pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="edgepipe")
+        running: dict[Future, Node] = {}
+        try:
+            while sorter.is_active():
+                if error is None and not self._stop.is_set():
+                    for node in sorter.get_ready():
+                        running[pool.submit(self._execute, run_id, node, results)] = node
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    node = running.pop(future)
+                    try:
+                        results[node.name] = future.result()
+                        sorter.done(node)
+                    except ComponentError as err:
+                        error = error or err
+                    except KeyboardInterrupt as stop:  # a component stopped at a step boundary
+                        stopped = stopped or stop
+                if self._stop.is_set():  # queued components that have not started never will
+                    for future in [f for f in running if f.cancel()]:
+                        running.pop(future)
+        except BaseException as abort:  # second Ctrl-C here: end now, without waiting for running components
+            pool.shutdown(wait=False, cancel_futures=True)
+            self.store.end_run(run_id, "interrupted", f"aborted ({type(abort).__name__}) while running "
+                               f"{', '.join(n.name for n in running.values()) or 'nothing'}")
+            raise
+        pool.shutdown(wait=True)
+        if stopped is None and self._stop.is_set() and sorter.is_active():
+            stopped = progress_events.StopRequested("stop requested")
+        if stopped is not None:
+            self.store.end_run(run_id, "interrupted", "stopped on request; completed components stay cached")
+            raise stopped
         status = "failed" if error else "complete"
         self.store.end_run(run_id, status, str(error) if error else None)
         return RunResult(run_id, status, results, error)
 
     # ---- one node ------------------------------------------------------------------------------------------------
     def _execute(self, run_id: str, node: Node, results: dict[str, NodeResult]) -> NodeResult:
+        if self._stop.is_set():  # queued before the stop request, picked up after it: never starts
+            raise progress_events.StopRequested(f"'{node.name}' not started: stop requested")
         component = node.component
         inputs = {name: results[ref.node.name].outputs[ref.name] for name, ref in node.inputs.items()}
         params = component.resolved_params(node)
@@ -145,15 +179,21 @@ class LocalRunner:
         try:
             input_artifacts = {name: record.open() for name, record in inputs.items()}
             input_artifacts.update({name: None for name in component.optional_inputs if name not in inputs})
+            context = progress_events.Execution(node.name, execution_id, key, stop=self._stop,
+                                                sink=lambda event: self._record_progress(node, event))
             _, metrics = invoke(component, input_artifacts, {name: staging / name for name in component.outputs},
-                                params)
+                                params, execution=context)
             final = self.root / "artifacts" / node.name / execution_id
             final.parent.mkdir(parents=True, exist_ok=True)
             staging.rename(final)
         except BaseException as err:
             self._keep_for_inspection(staging, node.name, execution_id)
-            self.store.fail_execution(execution_id, "".join(traceback.format_exception_only(type(err), err)).strip())
+            interrupted = isinstance(err, KeyboardInterrupt)
+            self.store.fail_execution(execution_id, "".join(traceback.format_exception_only(type(err), err)).strip(),
+                                      status="interrupted" if interrupted else "failed")
             if not isinstance(err, Exception):
+                if interrupted:
+                    self.progress("interrupted", node, {"seconds": time.perf_counter() - started})
                 raise
             wrapped = ComponentError(node.name, err)
             self.progress("failed", node, {"error": str(wrapped), "seconds": time.perf_counter() - started})
@@ -170,6 +210,11 @@ class LocalRunner:
         result = NodeResult(node.name, execution_id, False, time.perf_counter() - started, outputs, metrics)
         self.progress("done", node, {"seconds": result.seconds, "metrics": metrics})
         return result
+
+    def _record_progress(self, node: Node, event: progress_events.Event) -> None:
+        """A component's (already throttled) progress event: into the store for other readers, then the display."""
+        self.store.record_progress(event.execution_id, event.kind, event.step, event.total, event.values, event.time)
+        self.progress("progress", node, {"event": event})
 
     def _keep_for_inspection(self, staging: Path, node: str, execution_id: str) -> None:
         """A failed component's partial outputs move to ``failed/`` for debugging; they are never registered, so

@@ -13,7 +13,7 @@ EXECUTION_PARAMS = ("strategy", "workers", "task_index", "checkpoint_root", "ver
 def train_gan(examples: Input[Examples], model: Output[Model], family: str = "dcgan", hparams: dict | None = None,
               x_key: str = "x", y_key: str = "label", epochs: int = 30, batch_size: int = 64, seed: int = 0,
               strategy: str = "auto", workers: list[str] | None = None, task_index: int | None = None,
-              checkpoint_root: str | None = None, verbose: int = 2) -> dict:
+              checkpoint_root: str | None = None, verbose: int = 0) -> dict:
     """Fit the GAN on the train split (no early stopping: GAN losses do not measure quality); checkpoint per epoch."""
     from edgepipe.components.training.fit import (checkpoint_dir, configure_run, count_examples, data_spec, fit,
                                                   remove_checkpoints, supervised_epochs)

@@ -25,7 +25,7 @@ def train_model(examples: Input[Examples], model: Output[Model], family: str, hp
                 batch_size: int = 32, patience: int = 5, lr_schedule: str = "plateau", fine_tune_epochs: int = 0,
                 seed: int = 0, mixed_precision: bool = False, strategy: str = "auto",
                 workers: list[str] | None = None, task_index: int | None = None,
-                checkpoint_root: str | None = None, verbose: int = 2) -> dict:
+                checkpoint_root: str | None = None, verbose: int = 0) -> dict:
     """Fit ``family`` on the train split (early stopping on the eval split), save ``model.h5``, ``history.json``,
     ``data_spec.json`` and TensorBoard logs (``tensorboard/``); ``encoder.h5`` too for autoencoders.
 

@@ -1,0 +1,138 @@
+"""What ``edgepipe run`` shows while a pipeline runs, and how it stops: the progress printer the runner reports to,
+and the Ctrl-C handling (first Ctrl-C: stop after the current step; second: abort now; exit status 130 either way).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+
+@contextmanager
+def stop_on_ctrl_c(runner: Any, printer: "ProgressPrinter") -> Iterator[None]:
+    """First Ctrl-C: the runner stops after the current step (training: the current batch) and the run ends
+    ``interrupted``; second Ctrl-C: ``KeyboardInterrupt`` at once. Signals reach only the main thread, while
+    components run in the runner's worker threads, so the handler lives here and they only see the stop flag."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum, frame):
+        if runner.stop_requested:
+            raise KeyboardInterrupt
+        runner.request_stop()
+        printer.notice("edgepipe: stopping after the current step ... (Ctrl-C again to abort now)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def leave_after_interrupt(code: int, program: bool) -> None:
+    """Leave at once after Ctrl-C when this process is the ``edgepipe`` program (or components still run after
+    an abort): the interpreter would otherwise wait for the runner's worker threads and for TensorFlow's and
+    Beam's teardown (about 5 s measured) before the prompt returns. Nothing is lost: every store transaction has
+    committed or rolled back, and a component's files count only once registered."""
+    workers = any(t.is_alive() and t.name.startswith("edgepipe") for t in threading.enumerate())
+    if program or workers:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+class ProgressPrinter:
+    """One line per component as it starts and ends, and, while it runs, what it reports (epochs with their loss,
+    batches of a long epoch, windows evaluated, variants converted): rewritten in place on a terminal, as plain
+    lines otherwise (CI, logs), where epochs always get a line and finer steps one every ``PLAIN_EVERY_S``."""
+
+    PLAIN_EVERY_S = 10.0
+
+    def __init__(self, total: int, stream: Any = None, live: bool | None = None):
+        self.total = total
+        self.finished = 0
+        self.stream = stream
+        self.live = bool(getattr(self._out, "isatty", lambda: False)()) if live is None else live
+        self._lock = threading.Lock()
+        self._shown = False                       # a live line is on screen
+        self._epoch: dict[str, str] = {}          # node -> its last epoch's text
+        self._started: dict[str, float] = {}
+        self._plain_at: dict[tuple[str, str], float] = {}
+
+    @property
+    def _out(self):
+        return self.stream or sys.stdout
+
+    def __call__(self, event: str, node: Any, info: dict[str, Any]) -> None:
+        with self._lock:
+            if event == "progress":
+                self._progress(node.name, info["event"])
+                return
+            if event == "start":
+                self._started[node.name] = time.perf_counter()
+                if info.get("reason"):  # why a cache hit is not reused (runner: corrupt cached artifact)
+                    self._line(f"[{self.finished + 1:>2}/{self.total}] {node.name:<28} {info['reason']}")
+                self._line(f"[{self.finished + 1:>2}/{self.total}] {node.name:<28} running ...")
+                return
+            self.finished += 1
+            self._epoch.pop(node.name, None)
+            label = {"cached": "cached", "done": "done", "failed": "FAILED", "interrupted": "interrupted"}[event]
+            self._line(f"[{self.finished:>2}/{self.total}] {node.name:<28} {label} ({info.get('seconds', 0):.1f}s)")
+
+    def notice(self, text: str) -> None:
+        """A message on stderr that must not be overwritten by the live line (called from a signal handler: never
+        blocks on the lock a printing thread might hold)."""
+        locked = self._lock.acquire(timeout=0.2)
+        try:
+            self._clear()
+            print(text, file=sys.stderr, flush=True)
+        except (RuntimeError, ValueError, OSError):  # re-entrant write into a stream the main thread was using
+            pass
+        finally:
+            if locked:
+                self._lock.release()
+
+    def _progress(self, name: str, event: Any) -> None:
+        text = _describe(event)
+        if event.kind == "epoch":
+            self._epoch[name] = text
+        elapsed = time.perf_counter() - self._started.get(name, time.perf_counter())
+        prefix = f"[{self.finished + 1:>2}/{self.total}] {name:<28} "
+        if self.live:
+            shown = text if event.kind == "epoch" or name not in self._epoch else f"{self._epoch[name]} | {text}"
+            width = shutil.get_terminal_size((100, 20)).columns
+            line = f"{prefix}{shown}  {elapsed:.0f}s"
+            self._out.write("\r\x1b[K" + line[:max(10, width - 1)])
+            self._out.flush()
+            self._shown = True
+            return
+        now = time.monotonic()
+        key = (name, event.kind)
+        final = event.total is not None and event.step >= event.total
+        if event.kind == "epoch" or final or now - self._plain_at.get(key, -self.PLAIN_EVERY_S) >= self.PLAIN_EVERY_S:
+            self._plain_at[key] = now
+            self._line(f"{prefix}{text}")
+
+    def _clear(self) -> None:
+        if self._shown:
+            self._out.write("\r\x1b[K")
+            self._out.flush()
+            self._shown = False
+
+    def _line(self, text: str) -> None:
+        self._clear()
+        print(text, file=self._out, flush=True)
+
+
+def _describe(event: Any) -> str:
+    """``epoch 15/40 loss 0.0123 val_loss 0.015``: the step, then the reported values (numbers to 4 digits)."""
+    step = f"{event.kind} {event.step}/{event.total}" if event.total else f"{event.kind} {event.step}"
+    values = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in event.values.items() if v is not None)
+    return f"{step} {values}".strip()
