@@ -139,13 +139,18 @@ def test_concurrent_requests_all_succeed_with_correct_answers(server, bundle):
 
 def test_serve_load_benchmark_prints_one_json_line(run):
     result = subprocess.run([sys.executable, "benchmarks/serve_load.py", str(run.bundle), "--requests", "40",
-                             "--concurrency", "4", "--steps", "64"], cwd=REPO, capture_output=True, text=True,
-                            timeout=120)
+                             "--concurrency", "4", "--steps", "64", "--memory-bodies", "2", "--body-bytes", "200000",
+                             "--health-clients", "8", "--health-probes", "3"], cwd=REPO, capture_output=True,
+                            text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     [line] = result.stdout.splitlines()
     numbers = json.loads(line)
     assert numbers["requests"] == 40 and numbers["errors"] == 0
     assert numbers["requests_per_s"] > 0 and 0 < numbers["p50_ms"] <= numbers["p99_ms"]
+    memory = numbers["memory"]
+    assert memory["bodies"] == 2 and 190_000 < memory["body_bytes"] <= 200_000 and memory["statuses"] == {"200": 2}
+    assert 0 < memory["idle_rss_mb"] <= memory["peak_rss_mb"]
+    assert numbers["health"]["clients"] == 8 and numbers["health"]["healthz"] == {"200": 3}
 
 
 def test_serve_refuses_a_bad_bundle_with_exit_2(tmp_path):
