@@ -262,8 +262,17 @@ class Model(Artifact):
     filename = "model.h5"
 
     def save_keras(self, model) -> Path:
+        """Serialize the HDF5 file in memory, then write its bytes: HDF5 writing straight to a full disk floods
+        stderr with errno 28 lines and then segfaults; a Python write fails once, with a plain OSError."""
+        import io
+
+        import h5py
+
         target = self.file(self.filename)
-        model.save(str(target), include_optimizer=False)
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as handle:
+            model.save(handle, include_optimizer=False)
+        target.write_bytes(buffer.getbuffer())
         return target
 
     def load_keras(self, compile: bool = False):

@@ -9,13 +9,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
+import sqlite3
 import sys
 import time
+import traceback
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
-from edgepipe.pipeline.errors import EdgepipeError
+from edgepipe.pipeline.errors import ConfigError, EdgepipeError, StorageError, describe, describe_os_error
 from edgepipe.pipeline.display import ProgressPrinter, leave_after_interrupt, stop_on_ctrl_c
 from edgepipe.runtime import cli as runtime_cli
 
@@ -30,6 +34,9 @@ def _quiet_frameworks(verbose: bool) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
+    # A log handler whose stream fails (file descriptor 2 goes to ROOT/logs, which may be on a full disk) must not
+    # print "--- Logging error ---" and a traceback on the terminal.
+    logging.raiseExceptions = False
     logging.getLogger().setLevel(logging.ERROR)  # Beam warns about optional GCP clients on the root logger
     for name in ("tensorflow", "absl", "apache_beam", "h5py", "tensorflow_model_optimization"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -41,8 +48,17 @@ def _quiet_frameworks(verbose: bool) -> None:
         pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line like every other edgepipe error (exit 2); sub-parsers inherit it."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        command = self.prog.removeprefix("edgepipe").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"edgepipe: error: {where}{message} (see '{self.prog} -h')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgepipe", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="edgepipe", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow/Beam logs")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -56,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list past runs")
     runs.add_argument("--root", default=".edgepipe")
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--limit", type=runtime_cli.positive_int, default=20)
 
     show = sub.add_parser("show", help="components, cache hits, artifacts and metrics of a run")
     show.add_argument("run_id", help="run id or a unique prefix ('latest' for the newest)")
@@ -67,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("name", nargs="?", help="show one family's hyperparameters and defaults")
     _add_cloud_commands(sub)
     runtime_cli.add_commands(sub)  # predict / serve: edgepipe.runtime, no TensorFlow
+    for command in sub.choices.values():  # `edgepipe run -v` as well as `edgepipe -v run`
+        # SUPPRESS: a subcommand without -v leaves the value the top-level flag set
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="show TensorFlow/Beam logs (and the traceback of an unexpected error)")
     return parser
 
 
@@ -112,6 +132,8 @@ def _add_cloud_commands(sub) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every failure ends here as one ``edgepipe: error:`` line and an exit status, never a traceback (``-v`` adds
+    the traceback of an unexpected error, for a bug report)."""
     args = _parser().parse_args(argv)
     _quiet_frameworks(args.verbose)
     try:
@@ -120,13 +142,42 @@ def main(argv: Sequence[str] | None = None) -> int:
                     **runtime_cli.COMMANDS}
         return commands[args.command](args)
     except EdgepipeError as err:
-        print(f"edgepipe: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return _error(str(err), err.exit_code)
     except KeyboardInterrupt:
         print("edgepipe: interrupted; completed components stay cached, the next run resumes", file=sys.stderr,
               flush=True)
         leave_after_interrupt(130, program=argv is None)
         return 130
+    except BrokenPipeError:  # `edgepipe runs | head -1`: the reader has all it wanted
+        _stdout_to_devnull()
+        return 0
+    except OSError as err:  # disk full, read-only, no permission: the storage refused, not a bug
+        return _error(describe_os_error(err), StorageError.exit_code)
+    except sqlite3.DatabaseError as err:  # the metadata store became unwritable mid-run (disk full)
+        return _error(f"metadata store: {describe(err)}", StorageError.exit_code)
+    except Exception as err:  # a bug: still one line (the traceback with -v)
+        if args.verbose:
+            traceback.print_exc()
+        return _error(f"unexpected {type(err).__name__}: {describe(err)} (rerun with -v for the traceback)", 1)
+
+
+def _error(message: str, code: int) -> int:
+    try:
+        print(f"edgepipe: error: {message}", file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):  # stderr closed too: the exit status still says it
+        pass
+    return code
+
+
+def _stdout_to_devnull() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 # ---- run ------------------------------------------------------------------------------------------------------------
@@ -136,6 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     if args.root:  # templates place per-root things (checkpoints, generated datasets) under pipeline.root
         config.pipeline.root = args.root
+    _check_root(Path(args.root or config.pipeline.root))
     _check_output(args.output, Path(args.root or config.pipeline.root))
     from edgepipe.pipeline.templates import build_pipeline  # imports components (TensorFlow, Beam): after validation
 
@@ -184,9 +236,23 @@ def _run_pipeline(args, config, pipeline, root: Path, log_file: Path | None) -> 
         return 0
     bundle = result.artifact(bundle_node.name, "bundle")
     _print_summary(bundle.path)
-    destination = bundle.copy_to(args.output)
+    destination = _copy_bundle(bundle, args.output)
     print(f"bundle written to {destination.resolve()}")
     return 0
+
+
+def _copy_bundle(bundle: Any, output: str) -> Path:
+    """Copy the exported bundle to ``--output``; a full or read-only disk is one line naming the file (the copy
+    stages beside the destination and removes its staging folder itself), not a page of shutil.Error."""
+    try:
+        return bundle.copy_to(output)
+    except shutil.Error as err:  # copytree collects (src, dst, reason) per file; the first says enough
+        failures = err.args[0] if err.args and isinstance(err.args[0], list) else []
+        src, dst, why = failures[0] if failures else ("", output, str(err))
+        why = re.sub(r"^\[Errno \d+\] ", "", str(why)).split(":")[0].lower()
+        raise StorageError(f"could not write the bundle to {output}: {why} writing {dst}") from None
+    except OSError as err:
+        raise StorageError(f"could not write the bundle to {output}: {describe_os_error(err)}") from None
 
 
 @contextmanager
@@ -262,10 +328,16 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 # ---- runs / show ----------------------------------------------------------------------------------------------------
+def _check_root(root: Path) -> None:
+    """A pipeline root is a directory (created if missing); a file there is a wrong --root, not a crash later."""
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"pipeline root {root} is a file, not a directory (--root / pipeline.root)")
+
+
 def _store(root: str):
-    from edgepipe.pipeline.errors import ConfigError
     from edgepipe.pipeline.metadata import MetadataStore
 
+    _check_root(Path(root))
     path = Path(root) / "metadata.sqlite"
     if not path.exists():
         raise ConfigError(f"no pipeline root at '{root}' (missing {path.name}); run 'edgepipe run' first")
@@ -405,7 +477,7 @@ def cmd_execute_node(args: argparse.Namespace) -> int:
                 raw = json.loads(args.config_json)
             except ValueError as err:
                 raise ConfigError(f"--config-json is not JSON: {err}") from None
-            config = validate(raw, source="--config-json")
+            config = validate(raw, source="--config-json", dumped=True)
         else:
             config = load_config(args.config, args.overrides)
         pipeline = build_from_config(config, _factory(args))

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
 
 from edgepipe.pipeline.errors import ConfigError
 
@@ -149,6 +150,8 @@ class ExportSection(Section):
 
 
 class Config(Section):
+    _source: str = PrivateAttr("config")  # the YAML file (or --config-json) it came from, for error lines
+
     pipeline: PipelineSection = Field(default_factory=PipelineSection)
     data: DataSection = Field(default_factory=DataSection)
     normalize: NormalizeSection = Field(default_factory=NormalizeSection)
@@ -206,14 +209,39 @@ def resolve_config_path(name: str | None) -> Path:
     raise ConfigError(f"config file '{name}' does not exist")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping: plain YAML keeps the last one silently, so
+    ``size: 16`` followed later by ``size: 32`` would ignore the first without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, (str, int, float, bool)):
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (first given on line {seen[key]})", key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     config_path = resolve_config_path(str(path) if path is not None else None)
+    if config_path.is_dir():
+        raise ConfigError(f"config {config_path} is a directory, not a YAML file")
     try:
-        raw = yaml.safe_load(config_path.read_text()) or {}
+        raw = yaml.load(config_path.read_text(), Loader=_UniqueKeyLoader) or {}  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{config_path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+        problem = str(getattr(err, "problem", err))
+        if problem.startswith("duplicate key"):
+            raise ConfigError(f"{config_path}{where}: {problem}") from None
+        raise ConfigError(f"{config_path}{where}: not valid YAML ({problem})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{config_path}: cannot read ({err})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{config_path}: the top level must be a mapping of sections")
     for override in overrides or []:
@@ -242,11 +270,32 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     node[keys[-1]] = value
 
 
-def validate(raw: dict[str, Any], source: str = "config") -> Config:
+def validate(raw: dict[str, Any], source: str = "config", dumped: bool = False) -> Config:
+    """``raw`` -> Config. ``dumped``: ``raw`` is a whole ``model_dump`` (``--config-json``, a compiled pipeline's
+    parameters), where every key is present, so only values that differ from the defaults count as given."""
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_describe(err.errors()[0], source)) from None
+    config._source = source
+    if dumped:
+        defaults = Config()
+        for name in Config.model_fields:
+            section, default = getattr(config, name), getattr(defaults, name)
+            section.__pydantic_fields_set__ = {key for key in section.model_fields_set
+                                               if getattr(section, key) != getattr(default, key)}
+    return config
+
+
+def explicit_keys(config: Config) -> list[str]:
+    """Dotted keys given explicitly (in the YAML, by --set or assigned later, such as --root), whatever their
+    value: the keys whose setting a template must honour or refuse (pydantic's ``model_fields_set``)."""
+    keys = []
+    for section in sorted(Config.model_fields):  # a section built from its default has an empty fields set
+        value = getattr(config, section)
+        if isinstance(value, Section):
+            keys += [f"{section}.{key}" for key in sorted(value.model_fields_set)]
+    return keys
 
 
 def _describe(error: dict[str, Any], source: str) -> str:

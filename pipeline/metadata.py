@@ -61,20 +61,37 @@ class MetadataStore:
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=10000")
-        self._conn.executescript(SCHEMA)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA busy_timeout=10000")
+            self._conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as err:  # garbage or a truncated file: say which file, touch nothing
+            self._conn.close()
+            if isinstance(err, sqlite3.OperationalError):  # locked, disk full: not the file's content
+                raise
+            from edgepipe.pipeline.errors import DataError
+
+            raise DataError(f"{self.path}: not a usable metadata store ({err}); move it aside to start a fresh "
+                            "root") from None
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    if self._conn.in_transaction:  # SQLite may have rolled back itself (SQLITE_FULL)
+                        self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as err:  # SQLite rolls back on a full disk; say so, naming the file
+                if getattr(err, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+                    raise
+                from edgepipe.pipeline.errors import StorageError
+
+                raise StorageError(f"no space left on device writing {self.path}") from None
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -114,7 +114,7 @@ def resolve_node_specs(factory: str, base_config_json: str, overrides: Mapping[s
     for dotted, value in overrides.items():
         section, key = dotted.split(".", 1)
         raw.setdefault(section, {})[key] = copy.deepcopy(value)
-    pipeline = build_from_config(validate(raw, source="pipeline parameters"), factory)
+    pipeline = build_from_config(validate(raw, source="pipeline parameters", dumped=True), factory)
     expected, actual = json.loads(expected_shape_json), pipeline_shape(pipeline)
     if actual != expected:
         changed = sorted(set(expected) ^ set(actual)) or sorted(n for n in expected if expected[n] != actual[n])

@@ -37,7 +37,7 @@ from edgepipe.pipeline.artifacts import ARTIFACT_META, Artifact, artifact_type
 from edgepipe.pipeline.cache import artifact_damage, cache_key, file_signature
 from edgepipe.pipeline.component import Node
 from edgepipe.pipeline.dag import Pipeline
-from edgepipe.pipeline.errors import ComponentError
+from edgepipe.pipeline.errors import ComponentError, storage_failure
 from edgepipe.pipeline.executor import invoke
 from edgepipe.pipeline.metadata import MetadataStore
 
@@ -187,6 +187,8 @@ class LocalRunner:
             final.parent.mkdir(parents=True, exist_ok=True)
             staging.rename(final)
         except BaseException as err:
+            if storage_failure(err) is not None:  # half-written outputs of a full disk: worthless, and in the way
+                shutil.rmtree(staging, ignore_errors=True)
             self._keep_for_inspection(staging, node.name, execution_id)
             interrupted = isinstance(err, KeyboardInterrupt)
             self.store.fail_execution(execution_id, "".join(traceback.format_exception_only(type(err), err)).strip(),
@@ -195,7 +197,7 @@ class LocalRunner:
                 if interrupted:
                     self.progress("interrupted", node, {"seconds": time.perf_counter() - started})
                 raise
-            wrapped = ComponentError(node.name, err)
+            wrapped = ComponentError(node.name, err, writing=staging)
             self.progress("failed", node, {"error": str(wrapped), "seconds": time.perf_counter() - started})
             raise wrapped from err
 

@@ -8,16 +8,16 @@ missing model file, or a model whose content hash, tensor shapes, dtypes or quan
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
-from edgepipe.runtime import schema
+from edgepipe.runtime import jsonsafe, schema
 from edgepipe.runtime.errors import BundleError, UsageError
 from edgepipe.runtime.litert import ModelRunner
 from edgepipe.runtime.tasks import TASKS, Task
 
 BUNDLE_FILE = "bundle.json"
+MAX_DEPTH = 32  # bundle.json nests about 6 levels; far deeper is damage or an attack, refused before any walk
 
 
 class Bundle:
@@ -40,8 +40,10 @@ class Bundle:
             raise BundleError(f"{path}: not a bundle directory")
         if not meta.is_file():
             raise BundleError(f"{path}: no {BUNDLE_FILE} (not an exported bundle)")
-        try:
-            doc = json.loads(meta.read_text(encoding="utf-8"))
+        try:  # bounded nesting: a deep document would break every later walk of it (deepcopy, validation)
+            doc = jsonsafe.loads(meta.read_text(encoding="utf-8"), max_depth=MAX_DEPTH)
+        except jsonsafe.NestingError as err:
+            raise BundleError(f"{meta}: {err}") from None
         except (ValueError, UnicodeDecodeError) as err:
             raise BundleError(f"{meta}: not valid JSON ({err})") from None
         schema.validate(doc, source=str(meta))

@@ -18,6 +18,28 @@ from edgepipe.runtime.errors import InputError, RuntimeBundleError, UsageError
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a bad --threads is the argument's fault, not a model file's)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got '{text}'") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535, got {value}")
+    return value
+
+
 def add_commands(sub) -> None:
     """Add the ``predict`` and ``serve`` sub-parsers to an ``add_subparsers()`` object."""
     predict = sub.add_parser("predict", help="run a bundle on a CSV, NPZ, JSON or image file")
@@ -32,19 +54,19 @@ def add_commands(sub) -> None:
     predict.add_argument("--series-column", help="CSV column naming the series (default: 'series' if present)")
     predict.add_argument("--timestamp-column", help="CSV timestamp column echoed in the output "
                                                     "(default: 'timestamp' if present); rows must be in time order")
-    predict.add_argument("--threads", type=int, default=None, help="LiteRT interpreter threads")
+    predict.add_argument("--threads", type=positive_int, default=None, help="LiteRT interpreter threads")
 
     serve = sub.add_parser("serve", help="serve a bundle over HTTP (POST /predict, GET /healthz, GET /metadata)")
     serve.add_argument("bundle", help="bundle directory (with bundle.json)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)")
+    serve.add_argument("--port", type=port_number, default=8080, help="port (default: 8080; 0 picks a free one)")
     serve.add_argument("--model", help="model key or file in the bundle (default: bundle.json's default_model)")
-    serve.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY,
+    serve.add_argument("--max-body-bytes", type=positive_int, default=DEFAULT_MAX_BODY,
                        help=f"reject larger request bodies with 413 (default: {DEFAULT_MAX_BODY})")
-    serve.add_argument("--concurrency", type=int, default=min(4, os.cpu_count() or 1),
+    serve.add_argument("--concurrency", type=positive_int, default=min(4, os.cpu_count() or 1),
                        help="interpreters that may run at once (default: min(4, CPUs))")
-    serve.add_argument("--threads", type=int, default=1, help="LiteRT threads per interpreter (default: 1)")
-    serve.add_argument("--max-memory", type=int, default=None,
+    serve.add_argument("--threads", type=positive_int, default=1, help="LiteRT threads per interpreter (default: 1)")
+    serve.add_argument("--max-memory", type=positive_int, default=None,
                        help="bytes the request bodies in flight may use (estimated at 6 x body size; default: "
                             "192 MiB); beyond it requests wait briefly, then get 503 with Retry-After")
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
@@ -117,19 +139,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except ImportError as err:
             raise UsageError(f"'serve' needs FastAPI and uvicorn ({err.name} is missing): "
                              "pip install 'edgepipe[serve]'") from None
-        if args.max_body_bytes < 1:
-            raise UsageError(f"--max-body-bytes must be >= 1, got {args.max_body_bytes}")
         max_memory = server.DEFAULT_MAX_MEMORY if args.max_memory is None else args.max_memory
         if max_memory < server.EXPANSION * args.max_body_bytes:  # a max-size body alone would never fit
             raise UsageError(f"--max-memory {max_memory} is below one max-size body's estimated working memory "
                              f"({server.EXPANSION} x --max-body-bytes {args.max_body_bytes} = "
                              f"{server.EXPANSION * args.max_body_bytes}); raise it or lower --max-body-bytes")
         bundle = Bundle.load(args.bundle, model=args.model, num_threads=args.threads,
-                             concurrency=max(1, args.concurrency))
+                             concurrency=args.concurrency)
+        server.serve(bundle, host=args.host, port=args.port, max_body_bytes=args.max_body_bytes, max_memory=max_memory,
+                     log_level=args.log_level)  # binds first: a busy port is an error before "serving"
     except RuntimeBundleError as err:
         return _fail(err)
-    server.serve(bundle, host=args.host, port=args.port, max_body_bytes=args.max_body_bytes, max_memory=max_memory,
-                 log_level=args.log_level)
     return 0
 
 
@@ -161,3 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return {**COMMANDS, "info": cmd_info}[args.command](args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `... predict B x.csv | head`: the reader has what it wanted; end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0

@@ -16,7 +16,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edgepipe.runtime import jsonsafe
 from edgepipe.runtime.errors import InputError, UsageError
+from edgepipe.runtime.jsonsafe import NestingError
+from edgepipe.runtime.schema import FLOAT32_MAX
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 Part = tuple[str, str, Any]  # (name, kind, values)
@@ -46,7 +49,9 @@ def read_input(path: str | Path, task, series_column: str | None = None,
 
 def _load_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return jsonsafe.loads(path.read_text(encoding="utf-8"))
+    except NestingError as err:
+        raise InputError(f"{path}: {err}") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: not valid JSON ({err})") from None
 
@@ -113,6 +118,8 @@ def _parse_row(row: list[str], header: list[str], names: list[str], cols: list[i
             raise InputError(f"{path}:{line}: column '{name}': {what}") from None
         if not math.isfinite(value):
             raise InputError(f"{path}:{line}: column '{name}': non-finite value {cell!r}")
+        if abs(value) > FLOAT32_MAX:  # finite here, inf in the float32 model: NaN scores, invalid JSON
+            raise InputError(f"{path}:{line}: column '{name}': {cell!r} is out of float32 range")
         values.append(value)
     return values
 
@@ -262,7 +269,7 @@ def _generation_request(body: dict) -> dict[str, Any]:
     else:
         for key in ("n", "seed"):
             if key in body and (isinstance(body[key], bool) or not isinstance(body[key], int)):
-                raise InputError(f"{key}: must be an integer, got {json.dumps(body[key])[:40]}")
+                raise InputError(f"{key}: must be an integer, got {_excerpt(body[key])}")
         request.update({key: body[key] for key in ("n", "seed") if key in body})
     if "label" in body:
         label = body["label"]
@@ -284,10 +291,19 @@ def _numbers(value: Any, where: str, depth: int = 0) -> Any:
                 raise InputError(f"{where}[{i}]: has {_describe(item)}, {where}[0] has {_describe(value[0])}")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{where}: not a number: {json.dumps(value)[:40]}")
+        raise InputError(f"{where}: not a number: {_excerpt(value)}")
     if not math.isfinite(value):
         raise InputError(f"{where}: non-finite number")
+    if abs(value) > FLOAT32_MAX:
+        raise InputError(f"{where}: {value:g} is out of float32 range")
     return value
+
+
+def _excerpt(value: Any) -> str:
+    """At most 40 characters of a JSON value for an error line (a deeply nested one is named by its type)."""
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "a list"
+    return json.dumps(value)[:40]
 
 
 def _shape(value: Any) -> Sequence[int]:

@@ -6,9 +6,10 @@ timestamp column, the timestamp of each window's first step (or of each step).
 from __future__ import annotations
 
 import csv
-import json
 import math
 from typing import Any, Iterable, Iterator, TextIO
+
+from edgepipe.runtime import jsonsafe
 
 LEVELS = ("window", "step")
 FORMATS = ("jsonl", "csv")
@@ -37,7 +38,7 @@ def write(records: Iterable[dict[str, Any]], out: TextIO, fmt: str) -> int:
     n = 0
     if fmt == "jsonl":
         for record in records:
-            out.write(json.dumps(record, allow_nan=False, default=_plain) + "\n")
+            out.write(jsonsafe.dumps(record) + "\n")  # inf/NaN (an extreme input's score) -> null
             n += 1
         return n
     writer = None
@@ -50,17 +51,11 @@ def write(records: Iterable[dict[str, Any]], out: TextIO, fmt: str) -> int:
     return n
 
 
-def _plain(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
 def _cell(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return ""
     if value is None:
         return ""
     if isinstance(value, (list, dict)):
-        return json.dumps(value)
+        return jsonsafe.dumps(value)
     return value

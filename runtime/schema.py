@@ -17,6 +17,8 @@ from typing import Any, Callable
 from edgepipe.runtime.errors import BundleError
 
 SUPPORTED_SCHEMA_VERSION = 1
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
+FLOAT32_TINY = 1.1754943508222875e-38  # numpy.finfo(numpy.float32).tiny: the smallest normal value
 DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32")
 INTEGER_DTYPES = ("int8", "uint8", "int16", "int32")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -72,10 +74,16 @@ class Checker:
         return value
 
     def number(self, value: Any, key: str, positive: bool = False) -> float:
+        """A number the runtime's float32 arithmetic can hold: 1e308 is finite in JSON but inf in float32 (and
+        then NaN scores and invalid JSON output), so it is refused here, naming the key."""
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             self.fail(key, f"must be a finite number, got {_kind(value)}")
+        if abs(value) > FLOAT32_MAX:
+            self.fail(key, f"must fit in float32 (|x| <= {FLOAT32_MAX:.4g}), got {value:g}")
         if positive and value <= 0:
             self.fail(key, f"must be > 0, got {value}")
+        if positive and value < FLOAT32_TINY:
+            self.fail(key, f"must be >= {FLOAT32_TINY:.4g} (smaller rounds to 0 in float32), got {value:g}")
         return float(value)
 
     def numbers(self, value: Any, key: str, length: int, positive: bool = False) -> list[float]:

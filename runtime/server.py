@@ -17,7 +17,7 @@ not block the event loop; a numeric body is parsed straight to one array (runtim
 from __future__ import annotations
 
 import contextlib
-import json
+import socket
 import threading
 import time
 from typing import Any, Iterator
@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from edgepipe.runtime import jsonsafe
 from edgepipe.runtime.admission import (DEFAULT_WAIT_S, EXPANSION, BudgetExceeded, MemoryBudget, RequestLimiter,
                                         tune_malloc)
 from edgepipe.runtime.bundle import Bundle
@@ -43,6 +44,14 @@ DEFAULT_MAX_MEMORY = 192 * 1024 * 1024  # working memory of the bodies in flight
 
 class _TooLarge(Exception):
     pass
+
+
+class StrictJSONResponse(JSONResponse):
+    """Always valid JSON: a score that overflowed to inf is ``null`` rather than a 500 (or an ``Infinity`` token
+    a strict client cannot parse)."""
+
+    def render(self, content: Any) -> bytes:
+        return jsonsafe.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -81,7 +90,9 @@ def _parse(raw: bytes, task) -> tuple[str | None, Any]:
             key, array = fast
             return ("features" if key == "observations" else key), array
     try:
-        body = json.loads(raw)
+        body = jsonsafe.loads(raw)
+    except jsonsafe.NestingError as err:
+        raise BodyError(f"body: {err}") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise BodyError(f"body is not valid JSON ({err})") from None
     return parse_body(body, task)
@@ -143,7 +154,7 @@ def create_app(bundle: Bundle, max_body_bytes: int = DEFAULT_MAX_BODY, max_memor
                 return _error(400 if isinstance(err, BodyError) else 422, str(err))
             del raw
             try:  # the answer is rendered off the event loop too (a max-size series answers ~8 MB of JSON)
-                return await run_in_threadpool(lambda: JSONResponse(bundle.predict(array, kind).to_dict()))
+                return await run_in_threadpool(lambda: StrictJSONResponse(bundle.predict(array, kind).to_dict()))
             except InputError as err:
                 return _error(422, str(err))
             except UsageError as err:
@@ -163,11 +174,36 @@ def _config(bundle: Bundle, host: str, port: int, max_body_bytes: int, log_level
 
 def serve(bundle: Bundle, host: str = "127.0.0.1", port: int = 8080, max_body_bytes: int = DEFAULT_MAX_BODY,
           log_level: str = "warning", max_memory: int = DEFAULT_MAX_MEMORY) -> None:
-    """Serve until interrupted (uvicorn handles SIGINT/SIGTERM and drains connections)."""
-    print(f"edgepipe: serving {bundle.model_file} ({bundle.task}) from {bundle.path} on http://{host}:{port}",
+    """Serve until interrupted (uvicorn handles SIGINT/SIGTERM and drains connections). The socket is bound
+    before "serving" is printed: a busy port or an address this host does not have is one UsageError line."""
+    sock = bind(host, port)
+    bound = sock.getsockname()[1]
+    print(f"edgepipe: serving {bundle.model_file} ({bundle.task}) from {bundle.path} on http://{host}:{bound}",
           flush=True)
-    tune_malloc()  # freed request buffers go back to the OS (runtime/admission.py)
-    uvicorn.Server(_config(bundle, host, port, max_body_bytes, log_level, max_memory)).run()
+    try:
+        tune_malloc()  # freed request buffers go back to the OS (runtime/admission.py)
+        uvicorn.Server(_config(bundle, host, bound, max_body_bytes, log_level, max_memory)).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on ``host:port`` (what uvicorn would bind, but failing here, before startup)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, OverflowError, UnicodeError) as err:
+        raise UsageError(f"--host {host} --port {port}: cannot resolve ({err})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.set_inheritable(True)
+    except OSError as err:
+        sock.close()
+        reason = (err.strerror or str(err)).lower()
+        raise UsageError(f"cannot listen on {host}:{port}: {reason}") from None
+    return sock
 
 
 @contextlib.contextmanager

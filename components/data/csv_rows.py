@@ -32,6 +32,7 @@ from edgepipe.components.data.beam_io import count, data, reject as reject_recor
 BLOCK_ROWS = 65536  # lines parsed together with NumPy
 TIMESTAMP_WIDTH = 40  # characters of a timestamp the fast path loads; a field this long goes to the exact path
 SPLIT_BYTES = 64 << 20  # files larger than this are parsed as several ranges
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger finite values are rejected: inf once cast to float32
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ def epoch(text: str) -> int:
 
 # ---- vectorized parsing ---------------------------------------------------------------------------------------------
 def parse_floats(column: np.ndarray, name: str, reason: np.ndarray) -> np.ndarray:
-    """Strings -> float64; rows that are empty, not numbers or not finite get a reason (first one wins)."""
+    """Strings -> float64; rows that are empty, not numbers, not finite or beyond float32's range (1e308 is finite
+    here but inf in every float32 tensor downstream: NaN losses, invalid JSON) get a reason (first one wins)."""
     try:
         values = column.astype(np.float64)
         bad_parse = np.zeros(len(column), dtype=bool)
@@ -87,6 +89,8 @@ def parse_floats(column: np.ndarray, name: str, reason: np.ndarray) -> np.ndarra
                      else f"not a number in column '{name}': {text[:40]!r}")
     for i in np.flatnonzero(~np.isfinite(values) & ~bad_parse):
         _set(reason, i, f"non-finite value in column '{name}': {column[i][:40]!r}")
+    for i in np.flatnonzero(np.abs(values) > FLOAT32_MAX):  # NaN compares False: only finite giants
+        _set(reason, i, f"value out of float32 range in column '{name}': {column[i][:40]!r}")
     return values
 
 
@@ -366,7 +370,8 @@ class ParseRange(beam.DoFn):
         stamps = parse_timestamps(stamps, lay.timestamp_column, reason)
         values = np.stack([table[f"c{index[c]}"] for c in lay.feature_columns], axis=1)
         labels = table[f"c{index[lay.label_column]}"] if lay.label_column else np.zeros(len(lines))
-        if not np.equal(reason, None).all() or not np.isfinite(values).all() or not np.isfinite(labels).all():
+        if (not np.equal(reason, None).all() or not np.isfinite(values).all() or not np.isfinite(labels).all()
+                or (np.abs(values) > FLOAT32_MAX).any() or (np.abs(labels) > FLOAT32_MAX).any()):
             return None
         if lay.series_column:
             series = np.char.strip(table[f"c{index[lay.series_column]}"])

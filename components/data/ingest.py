@@ -71,6 +71,8 @@ def resolve_files(source: str) -> list[str]:
             raise DataError(f"no file matches {source}")
         return files
     path = Path(source)
+    if path.is_dir():
+        raise DataError(f"input {source} is a directory, not a file (name a CSV, or a glob such as {source}/*.csv)")
     if not path.is_file():
         raise DataError(f"input file not found: {source}")
     return [str(path)]

@@ -24,7 +24,7 @@ import numpy as np
 
 from edgepipe.components.data.beam_io import (Job, base_name, count, encode_batch, frame, open_input, parse_example,
                                               read_records, reject, shard_name, value, worker_uri, write_shard)
-from edgepipe.components.data.csv_rows import (SPLIT_BYTES, has_surrogates, iter_blocks, plan_ranges,
+from edgepipe.components.data.csv_rows import (FLOAT32_MAX, SPLIT_BYTES, has_surrogates, iter_blocks, plan_ranges,
                                                read_range_text, split_fields)
 from edgepipe.components.data.ingest import check_rejects, read_header, resolve_files, resolve_lines, write_rejects
 from edgepipe.components.data.splits import (SplitSpec, assign, hash_text, hash_values, identity_hash, mix64,
@@ -174,6 +174,8 @@ class ParseTable(beam.DoFn):
             bad = ~absent & np.isinf(parsed)
             for i in np.flatnonzero(bad):
                 reason[i] = reason[i] or f"non-finite value in column '{column}': {cells[i][:40]!r}"
+            for i in np.flatnonzero(np.abs(parsed) > FLOAT32_MAX):  # finite, but inf once stored as float32
+                reason[i] = reason[i] or f"value out of float32 range in column '{column}': {cells[i][:40]!r}"
             if kind == "int":
                 for i in np.flatnonzero(absent):
                     reason[i] = reason[i] or f"missing value in int column '{column}'"

@@ -185,12 +185,35 @@ def indexed_tasks(examples: Examples, index: list[dict], size: int, beam_args) -
     return tasks
 
 
+def check_lengths(index: list[dict], size: int, score_splits: list[str]) -> None:
+    """Refuse, before any window is cut, data too short for one window: the train split must hold a series of at
+    least ``size`` steps, and so must one of ``score_splits`` (the splits evaluation scores), if given. Without
+    this a short series ran on to training and failed there with "no normal windows to train on"."""
+    steps: dict[str, dict[str, int]] = {}
+    for shard in index:
+        per_series = steps.setdefault(shard["split"], {})
+        per_series[shard["series"]] = per_series.get(shard["series"], 0) + shard["end"] - shard["start"]
+    for group in (["train"], list(score_splits)):
+        lengths = [(n, series, split) for split in group for series, n in steps.get(split, {}).items()]
+        if not group or max(lengths, default=(0,))[0] >= size:
+            continue
+        where = " or ".join(f"'{split}'" for split in group)
+        if not lengths:
+            raise DataError(f"split {where} has no data: no window of window.size {size} steps can be cut")
+        n, series, split = max(lengths)
+        longest = f" (the longest of {len(lengths)})" if len(lengths) > 1 else ""
+        raise DataError(f"series '{series}' has {n} steps in split '{split}'{longest}, fewer than window.size "
+                        f"{size}: no window can be cut from split {where}")
+
+
 @component(version="2")
 def make_windows(examples: Input[Examples], windows: Output[Examples], size: int = 32, stride: int = 4,
-                 label_mode: str = "any", chunk_steps: int = CHUNK_STEPS, beam_args: list[str] | None = None) -> dict:
+                 label_mode: str = "any", chunk_steps: int = CHUNK_STEPS, score_splits: list[str] | None = None,
+                 beam_args: list[str] | None = None) -> dict:
     """Cut every (series, split, segment) of time-series chunks into windows of ``size`` steps every ``stride``
     steps; label 1 if any step is anomalous (``any``) or if the last one is (``last``). Memory per worker is
-    bounded by ``chunk_steps + size - 1`` steps."""
+    bounded by ``chunk_steps + size - 1`` steps. Data too short for one train window (or for one window in any of
+    ``score_splits``) is refused first, naming the longest series and its length."""
     if size < 1 or stride < 1:
         raise ConfigError(f"make_windows: size and stride must be >= 1, got size={size}, stride={stride}")
     if label_mode not in LABEL_MODES:
@@ -204,6 +227,7 @@ def make_windows(examples: Input[Examples], windows: Output[Examples], size: int
     job = Job(beam_args, windows.path / "_report")
     index = read_chunk_index(examples)
     if index is not None:  # ingest's shard index: one task a shard, no shuffle
+        check_lengths(index, size, [split for split in score_splits or [] if split in splits])
         cut = (job.pipeline | "Shards" >> beam.Create(indexed_tasks(examples, index, size, beam_args))
                | "Cut" >> beam.ParDo(CutShard(job.uri(windows.path), size, stride, label_mode, len(channels))))
     else:

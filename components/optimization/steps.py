@@ -12,6 +12,7 @@ import hashlib
 
 import numpy as np
 
+from edgepipe.pipeline import progress
 from edgepipe.pipeline.artifacts import Examples, Model, TFLiteModels
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import DataError
@@ -174,7 +175,8 @@ def convert_tflite(windows: Input[Examples], float_model: Input[Model], tflite: 
     loaded = {"float": float_model.load_keras()}
     params = int(loaded["float"].count_params())  # same architecture for every variant; sparsity says what is zero
     index = {}
-    for name in names:
+    for done, name in enumerate(names):
+        progress.check_stop()
         variant = VARIANTS[name]
         if variant.source not in loaded:
             loaded[variant.source] = sources[variant.source].load_keras()
@@ -191,6 +193,7 @@ def convert_tflite(windows: Input[Examples], float_model: Input[Model], tflite: 
             "output_dtype": np.dtype(runner.output_details["dtype"]).name,
             "ops": runner.op_names(),
             "float_ops": sorted({op for op, _ in float_ops(content)}) if variant.mode == "int8" else None}
+        progress.report("convert", done + 1, len(names), variant=name, bytes=len(content))
     tflite.write_json("variants.json", index)
     tflite.properties.update({"variants": names, "window_size": float_model.properties.get("window_size"),
                               "channels": float_model.properties.get("channels"), "inference_type": inference_type})

@@ -11,12 +11,15 @@ inspected and such an op is an error naming it, unless float fallback was asked 
 """
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+from edgepipe.pipeline import progress
 from edgepipe.pipeline.errors import ConfigError, VerificationError
 
 MODES = ("float32", "float16", "dynamic", "int8")
@@ -146,6 +149,8 @@ class TFLiteRunner:
         self.interpreter.allocate_tensors()
         self.max_batch = max_batch
         self._batch = 1
+        self.name = None if isinstance(model, (bytes, bytearray)) else Path(model).stem
+        self._done, self._busy_s = 0, 0.0  # windows predicted, seconds spent: for progress reports
         signature = self.input_details["shape_signature"]
         self.dynamic_batch = len(signature) > 0 and int(signature[0]) == -1
 
@@ -197,7 +202,16 @@ class TFLiteRunner:
         if len(x) == 0:
             return np.zeros((0, *self.output_details["shape"][1:]), dtype=np.float32)
         step = self.max_batch if self.dynamic_batch else 1
-        return np.concatenate([self._run(x[i:i + step]) for i in range(0, len(x), step)])
+        outputs = []
+        for i in range(0, len(x), step):  # evaluations take minutes: say how far (once it takes a while), stop if asked
+            progress.check_stop()
+            started = time.perf_counter()
+            outputs.append(self._run(x[i:i + step]))
+            self._done += len(outputs[-1])
+            self._busy_s += time.perf_counter() - started
+            if self._busy_s >= 1.0 and progress.would_report("evaluate"):
+                progress.report("evaluate", self._done, None, model=self.name)
+        return np.concatenate(outputs)
 
     def op_names(self) -> list[str]:
         """Sorted distinct builtin op names of the graph itself (no delegate), to check what conversion produced."""

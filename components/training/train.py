@@ -16,6 +16,7 @@ from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import DataError
 
 log = logging.getLogger(__name__)
+SHUFFLE_BUFFER = 4096  # windows; as inputs.autoencoder_dataset(shuffle=True)
 
 
 @component(execution_params=("strategy", "checkpoint_root"))
@@ -51,9 +52,12 @@ def train_autoencoder(windows: Input[Examples], model: Output[Model], filters: l
     if steps == 0:
         raise DataError(f"train split of {windows.path} has fewer windows ({n_train}) than one batch ({global_batch})")
 
-    def train_epoch(epoch):  # each epoch's order from its own seed: a resumed fit sees the same batches
-        return autoencoder_dataset(windows, "train", global_batch, only_normal, shuffle=True,
-                                   seed=epoch_seed(seed, epoch), drop_remainder=drop)
+    # Streamed once in file order; each epoch shuffles it with its own seed, so a resumed fit sees the same batches.
+    # (Building the whole input pipeline per epoch instead costs ~0.6 s an epoch before training starts.)
+    stream = autoencoder_dataset(windows, "train", global_batch, only_normal).unbatch()
+
+    def train_epoch(epoch: int):
+        return stream.shuffle(SHUFFLE_BUFFER, seed=epoch_seed(seed, epoch)).batch(global_batch, drop_remainder=drop)
 
     eval_ds = autoencoder_dataset(windows, "eval", global_batch, True, drop_remainder=drop) if n_eval else None
 

@@ -48,7 +48,8 @@ def anomaly_detection(cfg: Config) -> Pipeline:
     transform = normalize(examples=ingest.outputs["examples"], statistics=statistics.outputs["statistics"],
                           method=cfg.normalize.method, beam_args=beam)
     window = make_windows(examples=transform.outputs["transformed"], size=cfg.window.size,
-                          stride=cfg.window.stride, label_mode=cfg.window.label_mode, beam_args=beam)
+                          stride=cfg.window.stride, label_mode=cfg.window.label_mode,
+                          score_splits=["eval", "test"], beam_args=beam)  # what evaluate_anomaly scores
     windows = window.outputs["windows"]
     train = train_autoencoder(
         windows=windows, filters=list(cfg.model.filters), kernel_size=cfg.model.kernel_size,

@@ -69,3 +69,98 @@ def test_outside_an_execution_reporting_and_stop_checks_do_nothing():
     assert progress.report("epoch", 1, 2, loss=0.5) is False
     progress.check_stop()
     assert progress.cache_key() is None
+
+
+ABORT_SCRIPT = """
+import sys
+from edgepipe.pipeline.dag import Pipeline
+from edgepipe.pipeline.display import ProgressPrinter, leave_after_interrupt, stop_on_ctrl_c
+from edgepipe.pipeline.runner import LocalRunner
+from tests.pipeline import fixture_components as fx
+
+a = fx.source(value=2)
+s = fx.slow(examples=a.outputs["out"], marker=sys.argv[2])
+printer = ProgressPrinter(2)
+runner = LocalRunner(sys.argv[1], progress=printer)
+try:
+    with stop_on_ctrl_c(runner, printer):
+        runner.run(Pipeline("abort", [a, s]))
+except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr, flush=True)
+    leave_after_interrupt(130, program=True)
+"""
+
+
+def test_second_ctrl_c_aborts_a_component_that_does_not_stop_and_the_next_run_completes(tmp_path):
+    """``slow`` sleeps without checking the stop flag: the first Ctrl-C only asks, the second ends the process at
+    once with the run ``interrupted`` and nothing of ``slow`` registered."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.pipeline import fixture_components as fx
+
+    root, marker = tmp_path / "root", tmp_path / "marker"
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", ABORT_SCRIPT, str(root), str(marker)], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "component never started"
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    assert proc.poll() is None  # still waiting for the component's next step boundary
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.monotonic() - sent < 3
+    assert "stopping after the current step ... (Ctrl-C again to abort now)" in err and "interrupted" in err
+
+    runner = LocalRunner(root)
+    (run,) = runner.store.runs()
+    assert run["status"] == "interrupted"
+    statuses = {e["node"]: (e["status"], e["artifacts"]) for e in runner.store.executions(run["id"])}
+    assert statuses["slow"] == ("interrupted", [])
+    os.environ["EDGEPIPE_TEST_NO_SLEEP"] = "1"
+    try:
+        a = fx.source(value=2)
+        result = runner.run(Pipeline("abort", [a, fx.slow(examples=a.outputs["out"], marker=str(marker))]))
+    finally:
+        del os.environ["EDGEPIPE_TEST_NO_SLEEP"]
+    assert result.status == "complete" and result.nodes["source"].cached
+    assert result.artifact("slow", "out").read_json("value.json") == {"value": 20}
+
+
+def test_printer_rewrites_one_line_on_a_terminal_and_prints_plain_lines_otherwise():
+    import io
+    from types import SimpleNamespace
+
+    from edgepipe.pipeline.display import ProgressPrinter
+
+    node = SimpleNamespace(name="train")
+
+    def feed(printer):
+        printer("start", node, {})
+        for kind, step, total, values in (("batch", 5, 10, {"loss": 0.5}), ("epoch", 1, 2, {"loss": 0.25}),
+                                          ("epoch", 2, 2, {"loss": 0.125, "val_loss": 0.2})):
+            printer("progress", node, {"event": progress.Event("e", "train", kind, step, total, values, 0.0)})
+        printer("done", node, {"seconds": 1.5})
+
+    live = io.StringIO()
+    feed(ProgressPrinter(1, stream=live, live=True))
+    text = live.getvalue()
+    assert "\r\x1b[K[ 1/1] train" in text and "epoch 2/2 loss 0.125 val_loss 0.2" in text
+    assert text.endswith("\r\x1b[K[ 1/1] train                        done (1.5s)\n")
+    plain = io.StringIO()
+    feed(ProgressPrinter(1, stream=plain, live=False))
+    assert "\x1b" not in plain.getvalue()
+    assert plain.getvalue().splitlines() == [
+        "[ 1/1] train                        running ...",
+        "[ 1/1] train                        batch 5/10 loss 0.5",
+        "[ 1/1] train                        epoch 1/2 loss 0.25",
+        "[ 1/1] train                        epoch 2/2 loss 0.125 val_loss 0.2",
+        "[ 1/1] train                        done (1.5s)"]
