@@ -73,7 +73,8 @@ CONFIG_CASES = {
 
 @pytest.mark.parametrize("args, pattern", CONFIG_CASES.values(), ids=CONFIG_CASES.keys())
 def test_config_errors_refused_before_running(tmp_path, args, pattern):
-    result = cli("run", "--root", tmp_path / "root", "--output", tmp_path / "bundle", *args)
+    # FAST: the code before the fix ran these to the end (exit 0, or exit 4 after the whole run)
+    result = cli("run", "--root", tmp_path / "root", "--output", tmp_path / "bundle", *args, *sets(FAST))
     one_line(result, 2, pattern)
     assert not (tmp_path / "root" / "metadata.sqlite").exists()  # nothing ran
 
@@ -89,7 +90,7 @@ def test_verbose_flag_after_the_subcommand(tmp_path):
 
 def test_duplicate_yaml_key_names_file_line_and_key(tmp_path):
     config = tmp_path / "dup.yaml"
-    config.write_text("window:\n  size: 16\n  stride: 2\n  size: 32\n")
+    config.write_text("window:\n  size: 16\n  stride: 2\n  size: 32\ntraining: {epochs: 1}\n")
     one_line(cli("run", config, "--root", tmp_path / "root"), 2,
              re.escape(f"{config} line 4: duplicate key 'size' (first given on line 2)"))
 
