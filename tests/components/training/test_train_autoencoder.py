@@ -107,3 +107,55 @@ def test_a_different_cache_key_does_not_resume(windows_examples, tmp_path):
     model = _train_with(windows_examples, tmp_path / "b", other, checkpoint_root=str(root), epochs=3)
     assert model.read_json("history.json")["resumed_at_epoch"] == 0
     assert [p.name for p in root.iterdir()] == [f"train_autoencoder-{'a' * 24}"]  # the other one's stays
+
+
+KILLED_TRAINING = """
+import sys
+import edgepipe  # noqa: F401
+from edgepipe.components.training import train_autoencoder
+from edgepipe.pipeline import progress
+from edgepipe.pipeline.artifacts import Examples
+from edgepipe.pipeline.executor import invoke
+from tests.components.fixtures import TINY
+
+windows, out, root = sys.argv[1:4]
+invoke(train_autoencoder, {"windows": Examples.open(windows)}, {"model": out},
+       {"epochs": 40, "batch_size": 16, "patience": 40, "strategy": "default", **TINY, "checkpoint_root": root},
+       execution=progress.Execution("train", "e1", "9" * 64))
+"""
+
+
+def test_training_killed_with_sigkill_resumes_at_its_last_checkpoint_with_the_same_final_weights(
+        windows_examples, tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from edgepipe.pipeline import progress
+
+    repo, root = Path(__file__).resolve().parents[3], tmp_path / "ckpt"
+    state = root / f"train_autoencoder-{'9' * 24}" / "state.json"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_TRAINING, str(windows_examples.path), str(tmp_path / "a"),
+                             str(root)], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["epoch"] >= 3:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    saved_epoch = json.loads(state.read_text())["epoch"]
+    assert 3 <= saved_epoch < 40
+
+    epochs = []
+    resumed = _train_with(windows_examples, tmp_path / "b", progress.Execution(
+        "train", "e2", "9" * 64, sink=lambda e: epochs.append(e.step) if e.kind == "epoch" else None),
+        checkpoint_root=str(root), epochs=40, patience=40)
+    assert epochs[0] == saved_epoch + 1 and epochs[-1] == 40
+    reference = _train_with(windows_examples, tmp_path / "ref", None, epochs=40, patience=40)
+    for got, want in zip(resumed.load_keras().get_weights(), reference.load_keras().get_weights()):
+        np.testing.assert_allclose(got, want, rtol=0, atol=0)
