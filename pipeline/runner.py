@@ -136,6 +136,7 @@ class LocalRunner:
                     for future in [f for f in running if f.cancel()]:
                         running.pop(future)
         except BaseException as abort:  # second Ctrl-C here: end now, without waiting for running components
+            self._stop.set()  # ... which stop at their next step if the process lives on (a library caller)
             pool.shutdown(wait=False, cancel_futures=True)
             self.store.end_run(run_id, "interrupted", f"aborted ({type(abort).__name__}) while running "
                                f"{', '.join(n.name for n in running.values()) or 'nothing'}")
