@@ -104,10 +104,10 @@ class ProgressPrinter:
             self._epoch[name] = text
         elapsed = time.perf_counter() - self._started.get(name, time.perf_counter())
         prefix = f"[{self.finished + 1:>2}/{self.total}] {name:<28} "
-        if self.live:
-            shown = text if event.kind == "epoch" or name not in self._epoch else f"{self._epoch[name]} | {text}"
+        if self.live:  # elapsed first: the line is cut at the terminal's width
+            shown = text if event.kind == "epoch" or name not in self._epoch else f"{text} | last {self._epoch[name]}"
             width = shutil.get_terminal_size((100, 20)).columns
-            line = f"{prefix}{shown}  {elapsed:.0f}s"
+            line = f"{prefix}{elapsed:>5.0f}s  {shown}"
             self._out.write("\r\x1b[K" + line[:max(10, width - 1)])
             self._out.flush()
             self._shown = True

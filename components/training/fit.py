@@ -267,11 +267,15 @@ def progress_callback(epochs: int):
         def __init__(self):
             super().__init__()
             self._supports_tf_logs = True  # no per-batch NumPy conversion unless an event is actually sent
+            self.epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
 
         def on_train_batch_end(self, batch, logs=None):
             progress.check_stop()
             if progress.would_report("batch"):
-                progress.report("batch", batch + 1, self.params.get("steps"),
+                progress.report("batch", batch + 1, self.params.get("steps"), epoch=self.epoch + 1,
                                 **{k: float(v) for k, v in (logs or {}).items()})
 
         def on_test_batch_end(self, batch, logs=None):
