@@ -18,8 +18,8 @@ def stop_on_ctrl_c(runner: Any, printer: "ProgressPrinter") -> Iterator[None]:
     """First Ctrl-C: the runner stops after the current step (training: the current batch) and the run ends
     ``interrupted``; second Ctrl-C: ``KeyboardInterrupt`` at once. Signals reach only the main thread, while
     components run in the runner's worker threads, so the handler lives here and they only see the stop flag."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield  # not the main thread (no signals here), or started with SIGINT ignored (nohup): leave it so
         return
 
     def on_sigint(signum, frame):
