@@ -27,7 +27,7 @@ $(RL_STAMP): $(STAMP)
 
 rl: $(RL_STAMP)
 
-run: $(STAMP)
+run: $(STAMP) $(RL_STAMP)
 	$(BIN)/edgepipe run $(ARGS)
 
 test: $(STAMP) chromium $(RL_STAMP)

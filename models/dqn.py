@@ -7,7 +7,7 @@ policy is ``argmax(q_network(observation))``. Dense layers for vector observatio
 convolutions over stacked frames (``frame_stack`` > 1 stacks the last observations with TF-Agents'
 ``HistoryWrapper``; image frames ``[k, H, W]`` are moved to channels ``[H, W, k]`` inside the model).
 
-TF-Agents is an optional extra (``pip install -e .[rl]`` then ``make install-rl``, see the Makefile): it is imported
+TF-Agents is an optional extra (``pip install -e .[rl]`` then ``make rl``, see the Makefile): it is imported
 only when a DQN is trained or evaluated, and its absence is a one-line ConfigError.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def require_tf_agents():
         import tf_agents  # noqa: F401
     except ImportError as exc:
         raise ConfigError(f"model family 'dqn' needs TF-Agents, which is not installed ({exc}); "
-                          "run 'make install-rl' (pip install -e '.[rl]' && pip install --no-deps tf-agents==0.19.0)"
+                          "run 'make rl' (pip install -e '.[rl]' && pip install --no-deps tf-agents==0.19.0)"
                           ) from None
     return tf_agents
 

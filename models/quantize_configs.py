@@ -1,4 +1,4 @@
-"""QuantizeConfigs for layers tfmot's default 8-bit registry leaves out (Conv1D, Conv1DTranspose).
+"""QuantizeConfigs for layers tfmot's default 8-bit registry leaves out (Conv1D, Conv1DTranspose, MaxPooling1D).
 
 tfmot's registry has Conv1D commented out, yet TFLite runs a Conv1D as CONV_2D (and Conv1DTranspose as
 TRANSPOSE_CONV) with int8 kernels. Quantizing the kernel per-tensor, symmetric (zero point 0, as the int8 conv
@@ -16,6 +16,8 @@ from __future__ import annotations
 import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
     prune_preserve_quantize_registry as _prune_preserve)
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_configs import (
+    NoOpQuantizeConfig)
 
 _quantizers = tfmot.quantization.keras.quantizers
 
@@ -72,7 +74,11 @@ def quantize_config_for(layer, preserve_sparsity: bool = False):
 
     if type(layer) in (keras.layers.Conv1D, keras.layers.Conv1DTranspose):
         return Conv1DQuantizeConfig(preserve_sparsity=preserve_sparsity)
+    if type(layer) is keras.layers.MaxPooling1D:
+        # tfmot lists MaxPooling2D as "no quantize" (a max keeps its input's scale) but comments MaxPooling1D out;
+        # left unannotated it stays float under QAT and breaks PQAT/CQAT, whose registries claim to support it.
+        return NoOpQuantizeConfig()
     return None
 
 
-CUSTOM_OBJECTS = {"Conv1DQuantizeConfig": Conv1DQuantizeConfig}
+CUSTOM_OBJECTS = {"Conv1DQuantizeConfig": Conv1DQuantizeConfig, "NoOpQuantizeConfig": NoOpQuantizeConfig}

@@ -447,12 +447,13 @@ class ReadNpz(beam.DoFn):
         yield from write_batch(self.examples, self.spec, columns, hashes, "npz", path, lo)
 
 
-@component(version="1")
+@component(version="2")
 def ingest_npz(examples: Output[Examples], source: InputPath, x_key: str = "x", y_key: str | None = "y",
                split: dict | None = None, rows_per_task: int = 4096, beam_args: list[str] | None = None) -> dict:
-    """Arrays from an ``.npz`` (``x_key`` [n, ...], ``y_key`` [n]) -> Examples ``x`` float32 with the per-example
-    shape and ``label`` (int64; float32 if ``y`` is not integer); rows with non-finite ``x`` are dropped and
-    counted. Rows are read in ranges by seeking inside the archive, so no worker loads the whole array."""
+    """Arrays from an ``.npz`` (``x_key`` [n, ...], ``y_key`` [n, ...]) -> Examples ``x`` float32 with the
+    per-example shape and ``label`` with the target's per-example shape (a class: []; a mask: [h, w]; int64, or
+    float32 if ``y`` is not integer); rows with non-finite ``x`` are dropped and counted. Rows are read in ranges by
+    seeking inside the archive, so no worker loads the whole array."""
     files = resolve_files(worker_uri(source, beam_args))
     path = files[0]
     try:
@@ -467,7 +468,7 @@ def ingest_npz(examples: Output[Examples], source: InputPath, x_key: str = "x", 
     if not shape or dtype.kind not in "iufb":
         raise DataError(f"'{path}': '{x_key}' must be a numeric array [n, ...], got {dtype} {shape}")
     n = shape[0]
-    y_float = False
+    y_float, y_shape = False, (n,)
     if y_key:
         y_shape, y_dtype, _, _ = npz_member(path, y_key)
         if y_shape[:1] != (n,):
@@ -483,7 +484,8 @@ def ingest_npz(examples: Output[Examples], source: InputPath, x_key: str = "x", 
     result = job.run()
     feature_spec = {"x": {"dtype": "float32", "shape": list(shape[1:])}}
     if y_key:
-        feature_spec["label"] = {"dtype": "float32" if y_float else "int64", "shape": []}
+        # A per-example target may itself be an array (a segmentation mask [h, w]): its shape is declared.
+        feature_spec["label"] = {"dtype": "float32" if y_float else "int64", "shape": list(y_shape[1:])}
     props: dict[str, Any] = {}
     with open_input(path) as handle, np.load(handle, allow_pickle=False) as data:
         if "class_names" in data.files:

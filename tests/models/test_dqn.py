@@ -5,7 +5,7 @@ import pytest
 import edgepipe  # noqa: F401
 from edgepipe.pipeline.errors import ConfigError
 
-pytest.importorskip("tf_agents", reason="the rl extra is not installed (make install-rl)")
+pytest.importorskip("tf_agents", reason="the rl extra is not installed (make rl)")
 
 TINY = {"units": [8], "num_iterations": 30, "initial_collect_steps": 40, "batch_size": 8, "eval_interval": 15,
         "eval_episodes": 2, "target_update_period": 5, "epsilon_decay_steps": 20, "checkpoint_interval": 10}

@@ -55,13 +55,7 @@ def run_family(name: str, root: Path) -> dict:
     if name == "mlp":
         cfg = load_config(REPO / "configs" / "mlp.yaml",
                           [f"pipeline.root={root}", f"data.source={PENGUINS}", *FAST, *CONFIGS[name]])
-    with pytest.MonkeyPatch.context() as patch:
-        if name == "unet":  # components.data's ingest_npz takes y [n] only so far (being fixed): per-pixel masks
-            import edgepipe.components.data as data  # go through the interim stand-in, same contract
-            from edgepipe.components.training.arrays import ingest_npz
-
-            patch.setattr(data, "ingest_npz", ingest_npz)
-        pipeline = build_pipeline(cfg)
+    pipeline = build_pipeline(cfg)  # the shipped path: components.data's Beam ingest (unet: per-pixel masks)
     result = LocalRunner(root).run(pipeline)
     assert result.status == "complete", result.error
     bundle = result.artifact("export_model", "bundle").path

@@ -68,6 +68,26 @@ def test_npz_rows_read_in_ranges_with_shape_and_labels(tmp_path, run):
         run(ingest_npz, tmp_path / "o2", source=str(tmp_path / "d.npz"), x_key="nope")
 
 
+def test_npz_per_example_target_keeps_its_shape(tmp_path, run):
+    """A segmentation mask [n, h, w] is a label of shape [h, w]: declared so, and parsed back whole (the spec once
+    said [], and training the unet on it failed with 'Values size: 1024 but output shape: []')."""
+    rng = np.random.default_rng(1)
+    x = rng.random((30, 6, 5, 1)).astype(np.float32)
+    mask = rng.integers(0, 3, (30, 6, 5))
+    np.savez(tmp_path / "seg.npz", x=x, mask=mask)
+    _, out = run(ingest_npz, tmp_path / "o", source=str(tmp_path / "seg.npz"), y_key="mask", rows_per_task=7)
+    ex = out["examples"]
+    assert ex.properties["feature_spec"]["label"] == {"dtype": "int64", "shape": [6, 5]}
+    got = {s: ex.read_numpy(s) for s in ex.splits}
+    xs = np.concatenate([g["x"] for g in got.values()])
+    masks = np.concatenate([g["label"] for g in got.values()])
+    assert masks.shape == (30, 6, 5)
+    order = [int(np.flatnonzero((x == row).all(axis=(1, 2, 3)))[0]) for row in xs]
+    np.testing.assert_array_equal(masks, mask[order])
+    batch = next(iter(ex.dataset("train", batch_size=4)))
+    assert tuple(batch["label"].shape) == (4, 6, 5)
+
+
 def test_images_decode_resize_scale_and_reject_a_corrupt_file(tmp_path, run):
     from PIL import Image
 

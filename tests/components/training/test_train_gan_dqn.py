@@ -44,7 +44,7 @@ def test_cgan_trains_evaluates_per_class_and_exports_the_generator(images, tmp_p
 
 
 def test_dqn_component_trains_evaluates_and_exports_the_q_network(tmp_path):
-    pytest.importorskip("tf_agents", reason="the rl extra is not installed (make install-rl)")
+    pytest.importorskip("tf_agents", reason="the rl extra is not installed (make rl)")
     from edgepipe.components.evaluation.families import evaluate_policy
     from edgepipe.components.export.family_bundle import export_model
     from edgepipe.components.training.train_dqn import train_dqn
