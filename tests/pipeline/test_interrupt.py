@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -94,7 +95,6 @@ def test_first_ctrl_c_stops_training_within_seconds_and_the_next_run_resumes(tmp
     again = _edgepipe(*args)
     stdout, stderr = again.communicate(timeout=600)
     assert again.returncode == 0, stdout + stderr
-    epochs = [line.split("epoch ")[1].split("/")[0] for line in stdout.splitlines()
-              if "train_model" in line and " epoch " in line]
-    assert int(epochs[0]) > 2 and epochs[-1] == "40"  # resumed after the last checkpointed epoch
+    epochs = [int(m.group(1)) for m in re.finditer(r"train_model +epoch (\d+)/40", stdout)]
+    assert epochs[0] > 2 and epochs[-1] == 40  # resumed after the last checkpointed epoch
     assert not checkpoint.exists()  # removed once training succeeded
