@@ -24,6 +24,7 @@ from edgepipe.pipeline.component import Input, Output, component
 log = logging.getLogger(__name__)
 REFERENCE = "keras"
 EVAL_SPLITS = ("eval", "test")
+BATCH = 256  # windows scored per call (and held in memory) at a time
 
 
 @component
@@ -38,18 +39,18 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
     window, so the Keras reference and every variant share one input domain and out-of-range values score as error."""
     from edgepipe.components.evaluation.metrics import agreement, detection_metrics, threshold
     from edgepipe.components.optimization.tflite import TFLiteRunner
-    from edgepipe.components.training.inputs import load_windows
 
     warnings: list[str] = []
-    data = {}
+    present = []
     for split in ("train", *EVAL_SPLITS):
         if windows.split_files(split):
-            data[split] = load_windows(windows, split, only_normal=(split == "train"))
+            present.append(split)
         else:
             warnings.append(f"split '{split}' is missing")
-    domain = _input_domain(data, input_clip)
+    domain = _input_domain(windows, "train" in present, input_clip)
     keras_model = float_model.load_keras()
-    predictors: dict[str, Any] = {REFERENCE: lambda x: keras_model.predict(x, batch_size=256, verbose=0)}
+    # one batch of BATCH windows per call: the same chunks Keras predict(batch_size=BATCH) and TFLiteRunner use
+    predictors: dict[str, Any] = {REFERENCE: keras_model.predict_on_batch}
     models: dict[str, Any] = {REFERENCE: {"kind": "keras", "source": "float_model"}}
     for name in tflite.variants():
         path = tflite.variant_path(name)
@@ -58,8 +59,7 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
         models[name] = {"kind": "tflite", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                         "input_dtype": np.dtype(runner.input_details["dtype"]).name}
 
-    errors = {m: {s: _errors(predict, d["window"], domain) for s, d in data.items()}
-              for m, predict in predictors.items()}
+    data, errors = _stream_errors(windows, present, predictors, domain)
     thresholds = {m: threshold(errors[m].get("train", np.zeros(0)), threshold_quantile, threshold_margin)
                   for m in predictors}
     if thresholds[REFERENCE] is None:
@@ -81,7 +81,7 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
         models[m]["score_relative_difference"] = _relative_difference(pooled, ref)
 
     _save_errors(evaluation, data, errors, splits)
-    counts = {"train_normal": int(len(data["train"]["window"])) if "train" in data else 0,
+    counts = {"train_normal": int(len(errors[REFERENCE]["train"])) if "train" in data else 0,
               **{s: {"windows": int(len(labels[s])), "anomalous": int(labels[s].sum())} for s in splits}}
     evaluation.write_json("evaluation.json", {
         "schema_version": 1, "score": "reconstruction_mse", "reference": REFERENCE, "splits": splits,
@@ -118,18 +118,50 @@ def _variant_rows(tflite: TFLiteModels, float_model: Model, keras_model, metrics
                       {m: f1.drop(values[m], values[REFERENCE]) for m in values}, latencies, reference)
 
 
-def _input_domain(data: dict, input_clip: str) -> dict[str, float] | None:
+def _stream_errors(windows: Examples, splits: list[str], predictors: dict[str, Any],
+                   domain: dict[str, float] | None) -> tuple[dict[str, dict], dict[str, dict[str, np.ndarray]]]:
+    """``(columns, errors)``: per split the windows' identities (label, start, series ...; no window tensors) and
+    per model per split the reconstruction errors, in one streamed pass over each split (every model scores each
+    batch), so memory holds one batch of windows rather than every split (train: normal windows only)."""
+    from edgepipe.components.training.inputs import iter_windows
+
+    columns: dict[str, dict] = {}
+    errors: dict[str, dict[str, np.ndarray]] = {m: {} for m in predictors}
+    for split in splits:
+        parts: dict[str, list] = {}
+        scores: dict[str, list] = {m: [] for m in predictors}
+        for batch in iter_windows(windows, split, only_normal=(split == "train"), batch_size=BATCH):
+            x = batch.pop("window")
+            for m, predict in predictors.items():
+                scores[m].append(_errors(predict, x, domain))
+            for key, value in batch.items():
+                if value.dtype == object:  # strings: fixed-width bytes, not one Python object per window
+                    value = value.astype(bytes)
+                parts.setdefault(key, []).append(value)
+        empty = {name: np.zeros(0, np.int64 if name == "label" else np.float32) for name in windows.feature_spec}
+        columns[split] = {key: np.concatenate(parts[key]) if key in parts else empty[key]
+                          for key in [*parts, *(k for k in empty if k not in parts and k != "window")]}
+        for m in predictors:
+            errors[m][split] = np.concatenate(scores[m]) if scores[m] else np.zeros(0)
+    return columns, errors
+
+
+def _input_domain(windows: Examples, has_train: bool, input_clip: str) -> dict[str, float] | None:
     """``{"min", "max"}`` of the normal train windows (normalized) for ``train_range``; None for ``none``."""
+    from edgepipe.components.training.inputs import iter_windows
     from edgepipe.pipeline.errors import ConfigError
 
     if input_clip == "none":
         return None
     if input_clip != "train_range":
         raise ConfigError(f"evaluate.input_clip must be 'none' or 'train_range', got '{input_clip}'")
-    train = data.get("train", {}).get("window")
-    if train is None or len(train) == 0:
+    low, high = np.inf, -np.inf
+    for batch in (iter_windows(windows, "train", only_normal=True, batch_size=4096) if has_train else ()):
+        if len(batch["window"]):
+            low, high = min(low, float(np.min(batch["window"]))), max(high, float(np.max(batch["window"])))
+    if low > high:
         raise ConfigError("evaluate.input_clip=train_range needs normal training windows")
-    return {"min": float(np.min(train)), "max": float(np.max(train))}
+    return {"min": low, "max": high}
 
 
 def _errors(predict, x: np.ndarray, domain: dict[str, float] | None = None) -> np.ndarray:

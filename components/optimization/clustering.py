@@ -59,17 +59,19 @@ def cluster_with_report(model, x_train: np.ndarray, number_of_clusters: int = 16
                         batch_size: int = 64, learning_rate: float = 1e-4, y_train: np.ndarray | None = None,
                         seed: int = 0, skip_layers: list[str] | None = None, preserve_sparsity: bool = False,
                         strategy=None, loss: Any = "mse") -> tuple[Any, dict[str, Any]]:
-    """Cluster a copy of ``model``, fine-tune the centroids, strip the wrappers; return ``(model, report)``."""
+    """Cluster a copy of ``model``, fine-tune the centroids, strip the wrappers; return ``(model, report)``.
+    ``x_train``: an array, or a streamed ``tf.data`` of ``(x, y)`` batches (components/training/inputs.fit_inputs)."""
     import tensorflow as tf
 
-    if len(x_train) == 0:
+    from edgepipe.components.training.inputs import fit_inputs
+
+    if not isinstance(x_train, tf.data.Dataset) and len(x_train) == 0:
         raise ValueError("clustering needs at least one training example")
     keras.utils.set_random_seed(seed)
     with (strategy or tf.distribute.get_strategy()).scope():
         wrapped, report = wrap_for_clustering(model, number_of_clusters, skip_layers or (), preserve_sparsity)
         wrapped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
-    history = wrapped.fit(x_train, x_train if y_train is None else y_train, batch_size=batch_size,
-                          epochs=max(1, epochs), shuffle=True, verbose=0)
+    history = wrapped.fit(**fit_inputs(x_train, y_train, batch_size), epochs=max(1, epochs), verbose=0)
     stripped = _cluster.strip_clustering(wrapped)
     stripped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     report["loss"] = [float(v) for v in history.history["loss"]]

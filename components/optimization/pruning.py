@@ -94,27 +94,32 @@ def prune(model, x_train: np.ndarray, target_sparsity: float = 0.5, epochs: int 
                              y_train, seed, **options)[0]
 
 
-def prune_with_report(model, x_train: np.ndarray, target_sparsity: float = 0.5, epochs: int = 2,
+def prune_with_report(model, x_train: Any, target_sparsity: float = 0.5, epochs: int = 2,
                       schedule: str = "polynomial", batch_size: int = 64, learning_rate: float = 5e-4,
                       y_train: np.ndarray | None = None, seed: int = 0, skip_layers: list[str] | None = None,
-                      structured_2_4: bool = False, strategy=None, loss: Any = "mse") -> tuple[Any, dict[str, Any]]:
+                      structured_2_4: bool = False, strategy=None, loss: Any = "mse",
+                      num_examples: int | None = None) -> tuple[Any, dict[str, Any]]:
     """:func:`prune`, also returning ``{"pruned", "not_pruned", "skipped", "structured_2_4", "loss"}``.
 
     The wrappers are built and compiled inside ``strategy.scope()`` (a ``tf.distribute.Strategy``, default: the
-    current one) so pruning fine-tunes under the same distribution as training.
+    current one) so pruning fine-tunes under the same distribution as training. ``x_train`` is an array or a
+    streamed ``tf.data`` of ``(x, y)`` batches of ``batch_size`` (then ``num_examples`` sizes the schedule).
     """
     import tensorflow as tf
 
-    if len(x_train) == 0:
+    from edgepipe.components.training.inputs import fit_inputs
+
+    n = len(x_train) if num_examples is None else num_examples
+    if n == 0:
         raise ValueError("pruning needs at least one training example")
     keras.utils.set_random_seed(seed)
-    steps_per_epoch = math.ceil(len(x_train) / batch_size)
+    steps_per_epoch = math.ceil(n / batch_size)
     sched = pruning_schedule(schedule, target_sparsity, steps_per_epoch * max(1, epochs))
     with (strategy or tf.distribute.get_strategy()).scope():
         wrapped, report = wrap_for_pruning(model, sched, skip_layers or (), structured_2_4)
         wrapped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
-    history = wrapped.fit(x_train, x_train if y_train is None else y_train, batch_size=batch_size,
-                          epochs=max(1, epochs), shuffle=True, verbose=0, callbacks=[_sparsity.UpdatePruningStep()])
+    history = wrapped.fit(**fit_inputs(x_train, y_train, batch_size), epochs=max(1, epochs), verbose=0,
+                          callbacks=[_sparsity.UpdatePruningStep()])
     stripped = _sparsity.strip_pruning(wrapped)
     stripped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     report["loss"] = [float(v) for v in history.history["loss"]]

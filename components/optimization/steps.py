@@ -18,17 +18,18 @@ from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import DataError
 
 
-def _train_data(examples: Examples, model: Model) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """``(x, y, loss)`` to fine-tune on: the model's own training data and loss. A supervised family (its Model
-    carries a ``data_spec``) gets its train split's ``(x, label)`` and its task's loss; the anomaly autoencoder gets
-    ``(window, None)`` (reconstruct the input) and MSE."""
+def _is_supervised(model: Model) -> bool:
+    """A supervised family's Model carries a ``data_spec``; the anomaly autoencoder reconstructs its windows."""
     spec = model.properties.get("data_spec")
-    if not spec or spec.get("task") == "reconstruction":
-        return _train_windows(examples, model), None, "mse"
+    return bool(spec) and spec.get("task") != "reconstruction"
+
+
+def _train_data(examples: Examples, model: Model) -> tuple[np.ndarray, np.ndarray, str]:
+    """A supervised family's ``(x, label, loss)`` to fine-tune on: its train split in memory and its task's loss."""
     from edgepipe.components.training.fit import supervised_dataset
     from edgepipe.models.spec import DataSpec
 
-    data_spec = DataSpec.from_json(spec)
+    data_spec = DataSpec.from_json(model.properties["data_spec"])
     xs, ys = [], []
     for bx, by in supervised_dataset(examples, "train", data_spec, 1024, cache=False):
         xs.append(bx.numpy())
@@ -39,14 +40,21 @@ def _train_data(examples: Examples, model: Model) -> tuple[np.ndarray, np.ndarra
     return np.concatenate(xs), np.concatenate(ys), loss
 
 
-def _train_windows(windows: Examples, model: Model) -> np.ndarray:
-    from edgepipe.components.training.inputs import check_train_on, load_windows
+def _fine_tune_data(examples: Examples, model: Model, batch_size: int, seed: int) -> tuple[object, object, str, int]:
+    """``(x, y, loss, n)`` for ``Model.fit`` via ``fit_inputs``: the anomaly autoencoder's train windows streamed as
+    shuffled ``(window, window)`` batches (the same input pipeline as training: memory stays one shuffle buffer, not
+    the split), a supervised family's ``(x, label)`` arrays as before."""
+    if _is_supervised(model):
+        x, y, loss = _train_data(examples, model)
+        return x, y, loss, len(x)
+    from edgepipe.components.training.inputs import autoencoder_dataset, check_train_on, count_windows
 
-    only_normal = check_train_on(model.properties.get("train_on", "normal"))
-    x = load_windows(windows, "train", only_normal=only_normal)["window"]
-    if len(x) == 0:
-        raise DataError(f"train split of {windows.path} has no windows to fine-tune on")
-    return x
+    # "normal" needs labels: windows without a label feature are all kept, as load_windows did
+    only_normal = check_train_on(model.properties.get("train_on", "normal")) and "label" in examples.feature_spec
+    n = count_windows(examples, "train", only_normal)
+    if n == 0:
+        raise DataError(f"train split of {examples.path} has no windows to fine-tune on")
+    return autoencoder_dataset(examples, "train", batch_size, only_normal, shuffle=True, seed=seed), None, "mse", n
 
 
 def _inherit(source: Model, target: Model, **extra) -> None:
@@ -69,11 +77,11 @@ def prune_model(windows: Input[Examples], model: Input[Model], pruned: Output[Mo
     """Magnitude-prune the model to ``target_sparsity`` (or 2:4 where tfmot can) while fine-tuning; strip, save."""
     from edgepipe.components.optimization.pruning import layer_sparsity, measured_sparsity, prune_with_report
 
-    x, y, loss = _train_data(windows, model)
+    x, y, loss, n = _fine_tune_data(windows, model, batch_size, seed)
     net, report = prune_with_report(model.load_keras(), x, target_sparsity=target_sparsity, epochs=epochs,
                                     schedule=schedule, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                     skip_layers=skip_layers, structured_2_4=structured_2_4,
-                                    strategy=_strategy(strategy), y_train=y, loss=loss)
+                                    strategy=_strategy(strategy), y_train=y, loss=loss, num_examples=n)
     sparsity = measured_sparsity(net)
     pruned.save_keras(net)
     pruned.write_json("pruning.json", {**report, "target_sparsity": target_sparsity, "schedule": schedule,
@@ -91,7 +99,7 @@ def cluster_model(windows: Input[Examples], model: Input[Model], clustered: Outp
     from edgepipe.components.optimization.clustering import cluster_with_report
     from edgepipe.components.optimization.pruning import measured_sparsity
 
-    x, y, loss = _train_data(windows, model)
+    x, y, loss, _ = _fine_tune_data(windows, model, batch_size, seed)
     net, report = cluster_with_report(model.load_keras(), x, number_of_clusters=number_of_clusters, epochs=epochs,
                                       batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                       skip_layers=skip_layers, strategy=_strategy(strategy), y_train=y, loss=loss)
@@ -117,7 +125,9 @@ def quantize_model(windows: Input[Examples], model: Input[Model], qat_model: Out
     from edgepipe.components.optimization.pruning import measured_sparsity
     from edgepipe.components.optimization.qat import KeepClusters, KeepSparsity, quantize_aware, strip_cqat
 
-    x, y, loss = _train_data(windows, model)
+    from edgepipe.components.training.inputs import fit_inputs
+
+    x, y, loss, _ = _fine_tune_data(windows, model, batch_size, seed)
     keras.utils.set_random_seed(seed)
     with _strategy(strategy).scope():
         qat, report = quantize_aware(model.load_keras(), scheme=scheme)
@@ -127,8 +137,7 @@ def quantize_model(windows: Input[Examples], model: Input[Model], qat_model: Out
     if scheme == "cqat":
         snapped = [n for n, how in report["preserved_by"].items() if how == "callback"]
         callbacks.append(KeepClusters(qat, layers=snapped))
-    history = qat.fit(x, x if y is None else y, batch_size=batch_size, epochs=max(1, epochs), shuffle=True, verbose=0,
-                      callbacks=callbacks)
+    history = qat.fit(**fit_inputs(x, y, batch_size), epochs=max(1, epochs), verbose=0, callbacks=callbacks)
     if scheme == "cqat":
         qat = strip_cqat(qat)
     sparsity = measured_sparsity(qat)
@@ -166,12 +175,7 @@ def convert_tflite(windows: Input[Examples], float_model: Input[Model], tflite: 
     if missing:
         raise ConfigError(f"convert_tflite: variant(s) {', '.join(missing)} need the "
                           f"{', '.join(sorted({VARIANTS[n].source for n in missing}))} model input(s)")
-    x = _train_data(windows, float_model)[0]
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(x), size=min(len(x), max(1, representative_samples)), replace=False)
-    # the windows holding the extremes, so the int8 input range covers the whole train range (evaluate.input_clip)
-    flat = x.reshape(len(x), -1)
-    pick = np.unique(np.concatenate([pick, [int(flat.min(axis=1).argmin()), int(flat.max(axis=1).argmax())]]))
+    representative = _calibration_samples(windows, float_model, representative_samples, seed)
     loaded = {"float": float_model.load_keras()}
     params = int(loaded["float"].count_params())  # same architecture for every variant; sparsity says what is zero
     index = {}
@@ -181,7 +185,7 @@ def convert_tflite(windows: Input[Examples], float_model: Input[Model], tflite: 
         if variant.source not in loaded:
             loaded[variant.source] = sources[variant.source].load_keras()
         net = loaded[variant.source]
-        content = convert(net, variant.mode, representative=x[pick] if variant.mode == "int8" else None,
+        content = convert(net, variant.mode, representative=representative if variant.mode == "int8" else None,
                           inference_type=inference_type, allow_float_fallback=allow_float_fallback)
         path = tflite.write_variant(name, content)
         runner = TFLiteRunner(content)
@@ -200,4 +204,40 @@ def convert_tflite(windows: Input[Examples], float_model: Input[Model], tflite: 
     int8 = [n for n in names if VARIANTS[n].mode == "int8"]
     return {"variants": len(names), "float32_bytes": index["float32"]["size_bytes"] if "float32" in index else None,
             "smallest_int8_gzip": min((index[n]["gzip_bytes"] for n in int8), default=None),
-            "representative_samples": int(len(pick))}
+            "representative_samples": int(len(representative))}
+
+
+def _calibration_samples(examples: Examples, model: Model, samples: int, seed: int,
+                         batch_size: int = 4096) -> np.ndarray:
+    """``samples`` train examples drawn with ``seed``, plus the ones holding the smallest and largest value, so the
+    int8 input range covers the whole train range (evaluate.input_clip); in train order. The autoencoder's windows are
+    streamed (a count, then one pass keeping only the drawn windows), with the same draw as indexing them all."""
+    if _is_supervised(model):
+        x = _train_data(examples, model)[0]
+        flat = x.reshape(len(x), -1)
+        pick = np.random.default_rng(seed).choice(len(x), size=min(len(x), max(1, samples)), replace=False)
+        return x[np.unique(np.concatenate([pick, [int(flat.min(axis=1).argmin()), int(flat.max(axis=1).argmax())]]))]
+    from edgepipe.components.training.inputs import check_train_on, count_windows, iter_windows
+
+    # "normal" needs labels: windows without a label feature are all kept, as load_windows did
+    only_normal = check_train_on(model.properties.get("train_on", "normal")) and "label" in examples.feature_spec
+    n = count_windows(examples, "train", only_normal)
+    if n == 0:
+        raise DataError(f"train split of {examples.path} has no windows to fine-tune on")
+    pick = np.sort(np.random.default_rng(seed).choice(n, size=min(n, max(1, samples)), replace=False))
+    chosen: dict[int, np.ndarray] = {}
+    low, high = (np.inf, -1, None), (-np.inf, -1, None)  # (value, index, window) of the first extreme
+    offset = 0
+    for batch in iter_windows(examples, "train", only_normal=only_normal, batch_size=batch_size):
+        x = batch["window"]
+        flat = x.reshape(len(x), -1)
+        i, j = int(flat.min(axis=1).argmin()), int(flat.max(axis=1).argmax())
+        if flat[i].min() < low[0]:
+            low = (flat[i].min(), offset + i, x[i].copy())
+        if flat[j].max() > high[0]:
+            high = (flat[j].max(), offset + j, x[j].copy())
+        for k in pick[(pick >= offset) & (pick < offset + len(x))]:
+            chosen[int(k)] = x[int(k) - offset].copy()
+        offset += len(x)
+    chosen.update({low[1]: low[2], high[1]: high[2]})
+    return np.stack([chosen[k] for k in sorted(chosen)])

@@ -2,6 +2,10 @@
 
 One place decides what "normal" means (``label == 0``) and how windows become ``(x, x)`` autoencoder pairs, so the
 trainer, the pruning/QAT fine-tuning and the thresholds in evaluation all see the same data.
+
+Windows are streamed (``iter_windows``, ``autoencoder_dataset``, ``fit_inputs``) rather than loaded whole
+(``load_windows``, kept for small data and tests): a 200 MB CSV at stride 4 is ~1.2M windows, and one NumPy copy of
+them plus Keras's own tensor copies made fine-tuning and evaluation peak at several GB (issue 12).
 """
 from __future__ import annotations
 
@@ -73,3 +77,38 @@ def count_windows(examples: Examples, split: str, only_normal: bool) -> int:
     if only_normal:
         ds = ds.filter(lambda ex: tf.equal(ex["label"], 0))
     return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
+
+
+def iter_windows(examples: Examples, split: str, only_normal: bool = False, batch_size: int = 256):
+    """NumPy batches of one split, in the order :func:`load_windows` returns it (``window`` float32
+    [b, size, channels], ``label`` int64 [b], the other features as stored). Every batch but the last has exactly
+    ``batch_size`` windows, normal-only filtering included, so per-batch results equal whole-array ones computed in
+    chunks of ``batch_size`` (Keras ``predict``, ``TFLiteRunner.predict``)."""
+    import tensorflow as tf
+
+    if not examples.split_files(split):
+        raise DataError(f"{examples.path}: no split '{split}' (splits: {', '.join(examples.splits) or 'none'})")
+    size, channels = window_shape(examples)
+    ds = examples.dataset(split, batch_size=4096).unbatch()
+    if only_normal and "label" in examples.feature_spec:
+        ds = ds.filter(lambda ex: tf.equal(ex["label"], 0))
+    for batch in ds.batch(batch_size).prefetch(2):
+        out = {}
+        for name, value in batch.items():
+            if hasattr(value, "values") and hasattr(value, "dense_shape"):  # SparseTensor (VarLen)
+                value = tf.sparse.to_dense(value)
+            out[name] = value.numpy()
+        out["window"] = np.asarray(out["window"], dtype=np.float32).reshape(-1, size, channels)
+        if "label" in out:
+            out["label"] = np.asarray(out["label"], dtype=np.int64).reshape(-1)
+        yield out
+
+
+def fit_inputs(x: Any, y: Any, batch_size: int) -> dict[str, Any]:
+    """``Model.fit`` keyword arguments for either in-memory arrays (``y`` None: reconstruct ``x``, shuffled by Keras)
+    or a streamed ``tf.data`` of ``(x, y)`` batches (already batched and shuffled, e.g. :func:`autoencoder_dataset`)."""
+    import tensorflow as tf
+
+    if isinstance(x, tf.data.Dataset):
+        return {"x": x}
+    return {"x": x, "y": x if y is None else y, "batch_size": batch_size, "shuffle": True}

@@ -65,3 +65,31 @@ def test_input_clip_feeds_every_model_the_train_range(windows_examples, trained_
     expected = reconstruction_error(x, trained_model.load_keras().predict(fed, verbose=0))
     errors = np.load(evaluation.path / "errors.npz")
     np.testing.assert_allclose(errors["test__keras"], expected.astype(np.float32), rtol=1e-5)
+
+
+def test_streamed_scores_equal_the_whole_array_computation(trained_model, tflite_models, tmp_path):
+    """Evaluation streams windows a batch at a time (issue 12: memory bounded by a batch, not the data); the scores
+    must be bit-for-bit those of loading every split and predicting in chunks of 256, across several batches and
+    with the train split filtered to normal windows (batches re-filled after filtering)."""
+    from edgepipe.components.evaluation.metrics import reconstruction_error
+    from edgepipe.components.optimization.tflite import TFLiteRunner
+    from edgepipe.components.training.inputs import load_windows
+    from tests.components.fixtures import make_windows_examples
+
+    windows = make_windows_examples(tmp_path / "w", {"train": (700, 40), "eval": (600, 30), "test": (260, 12)})
+    evaluation = ModelEvaluation(tmp_path / "e")
+    evaluate_anomaly.fn(windows=windows, float_model=trained_model, tflite=tflite_models, evaluation=evaluation,
+                        latency_runs=3)
+    errors = np.load(evaluation.path / "errors.npz")
+    keras_model = trained_model.load_keras()
+    for split in ("train", "eval", "test"):
+        data = load_windows(windows, split, only_normal=split == "train")
+        expected = {"keras": keras_model.predict(data["window"], batch_size=256, verbose=0)}
+        expected.update({name: TFLiteRunner(tflite_models.variant_path(name)).predict(data["window"])
+                         for name in tflite_models.variants()})
+        for model, reconstruction in expected.items():
+            np.testing.assert_array_equal(errors[f"{split}__{model}"],
+                                          reconstruction_error(data["window"], reconstruction).astype(np.float32))
+        np.testing.assert_array_equal(errors[f"{split}__label"], data["label"])
+        np.testing.assert_array_equal(errors[f"{split}__start"], data["start"])
+    assert evaluation.read_json("evaluation.json")["counts"]["train_normal"] == 660
