@@ -64,10 +64,15 @@ class EpochCheckpoint:
         state_file = self.directory / STATE
         if not state_file.exists():
             return 0
-        state = json.loads(state_file.read_text())
-        path = self.directory / state["checkpoint"]
-        with self.model.distribute_strategy.scope():
-            self.checkpoint.restore(str(path)).assert_existing_objects_matched()
+        try:
+            state = json.loads(state_file.read_text())
+            path = self.directory / state["checkpoint"]
+            with self.model.distribute_strategy.scope():
+                self.checkpoint.restore(str(path)).assert_existing_objects_matched()
+        except Exception as err:  # the model may be partly restored now: refuse rather than train from a mix
+            detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise RuntimeError(f"{self.directory}: unusable training checkpoint ({detail}); delete the folder to "
+                               "train from the start") from err
         self.history = {k: list(v) for k, v in state["history"].items()}
         self.finished = bool(state.get("finished"))
         self._pending = state.get("callbacks")

@@ -165,3 +165,19 @@ def test_dense_autoencoder_exports_its_encoder(blobs, tmp_path):
                         hparams={"variant": "dense", "units": [8], "embedding_dim": 2})
     model = outputs["model"]
     assert model.properties["task"] == "reconstruction" and (model.path / "encoder.h5").exists()
+
+
+def test_a_corrupt_checkpoint_is_refused_naming_its_folder(blobs, tmp_path):
+    from edgepipe.pipeline import progress
+
+    params = {"family": "mlp", "batch_size": 16, "verbose": 0, "epochs": 2, "checkpoint_root": str(tmp_path / "c")}
+    first = progress.Execution("train_model", "e1", "e" * 64)
+    first.sink = lambda e: first.stop.set() if e.kind == "epoch" else None
+    with pytest.raises(progress.StopRequested):
+        invoke(train_model, {"examples": blobs}, {"model": tmp_path / "a"}, params, execution=first)
+    folder = tmp_path / "c" / f"train_model-{'e' * 24}" / "phase1"
+    for data in folder.glob("ckpt-*.index"):
+        data.write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match=f"{folder}: unusable training checkpoint .*delete the folder"):
+        invoke(train_model, {"examples": blobs}, {"model": tmp_path / "b"}, params,
+               execution=progress.Execution("train_model", "e2", "e" * 64))
