@@ -27,20 +27,19 @@ PACKAGES = {"tensorflow": "tensorflow", "tf_keras": "tf-keras", "tfmot": "tensor
             "ai_edge_litert": "ai-edge-litert", "apache_beam": "apache-beam", "edgepipe": "edgepipe"}
 
 
-@component
+@component(version="2")
 def export_bundle(tflite: Input[TFLiteModels], evaluation: Input[ModelEvaluation], transform: Input[TransformParams],
                   windows: Input[Examples], bundle: Output[Bundle], report: Input[Report] | None = None,
                   min_agreement: float = 0.98, max_metric_drop: float | None = None, primary: str = "auto") -> dict:
     """Refuse (VerificationError) when the ``primary`` variant fails the bounds; else write the passing models,
     bundle.json, SUMMARY.md and the gated variant table. ``primary="auto"``: see optimization/variants.py."""
     from edgepipe.components.evaluation.variants import gate, write_table
-    from edgepipe.components.optimization.variants import primary_variant
+    from edgepipe.components.optimization.variants import gated_primary
 
     report_html = report  # optional Report input (copied into the bundle); below, `report` is evaluation.json
     report = evaluation.read_json("evaluation.json")
-    evaluated = [v for v in report.get("models", {}) if v != "keras"]
-    chosen = primary_variant(primary, evaluated) if evaluated else primary
     rows = gate(_table(evaluation, report), min_agreement, max_metric_drop)
+    chosen, choice = gated_primary(primary, rows)
     passed = {r["variant"] for r in rows if r.get("exported")}
     files = {chosen: FILES["int8"], **({"float32": FILES["float32"]} if "float32" in passed else {}),
              **{v: f"model_{v}.tflite" for v in sorted(passed - {chosen, "float32"})}}
@@ -61,7 +60,8 @@ def export_bundle(tflite: Input[TFLiteModels], evaluation: Input[ModelEvaluation
     agreement = {keys.get(v, v): a for v, a in report["agreement"].items()}
     doc = {
         "schema_version": SCHEMA_VERSION, "task": "anomaly_detection", "default_model": FILES["int8"],
-        "primary_variant": chosen, "input": io[chosen]["input"], "output": io[chosen]["output"],
+        "primary_variant": chosen, **({"primary_reason": choice} if choice else {}),
+        "input": io[chosen]["input"], "output": io[chosen]["output"],
         "window": {"size": window_size, "stride": windows.properties.get("stride"),
                    "channels": num_channels,
                    "channel_names": list(channel_names) if isinstance(channel_names, (list, tuple)) else None,
@@ -195,7 +195,8 @@ def _summary(doc: dict[str, Any], report: dict[str, Any], rows: list[dict[str, A
     lines += ["", f"Keras reference: F1 {_fmt(k.get('f1'))}, AUC {_fmt(k.get('auc'))}; "
                   f"export gate: agreement >= {doc['metrics']['min_agreement']}"
                   + (f", F1 drop <= {doc['metrics']['max_metric_drop']}" if doc["metrics"]["max_metric_drop"]
-                     is not None else "") + f"; `model.tflite` is variant `{doc['primary_variant']}`.",
+                     is not None else "") + f"; `model.tflite` is variant `{doc['primary_variant']}`."
+              + (f" Why: {doc['primary_reason']}." if doc.get("primary_reason") else ""),
               f"int8 input: scale {q.get('scale')}, zero point {q.get('zero_point')} "
               f"(q = round(x / scale) + zero_point).", "",
               "## All variants (`variants.json`)", "", to_markdown(rows),

@@ -127,7 +127,7 @@ def io_spec(content: bytes) -> dict[str, Any]:
     return spec
 
 
-@component(version="3")
+@component(version="4")
 def export_model(model: Input[Model], evaluation: Input[ModelEvaluation], bundle: Output[Bundle],
                  tflite: Input[TFLiteModels] | None = None, tolerance: float = 1e-3, verify_samples: int = 16,
                  min_agreement: float = 0.98, max_metric_drop: float | None = None, primary: str = "auto",
@@ -220,17 +220,15 @@ def _gated_variants(tflite, evaluation, report, min_agreement, max_metric_drop, 
     the next passing int8 variant / float32 and the reason), keyed like the anomaly bundle: the primary is
     ``int8``, ``float32`` the fallback, the others by variant name."""
     from edgepipe.components.evaluation.variants import gate
-    from edgepipe.components.optimization.variants import AUTO_PRIMARY, primary_variant
+    from edgepipe.components.optimization.variants import AUTO_PRIMARY, gated_primary
 
-    evaluated = [v for v in report.get("models", {}) if v != "keras"]
-    chosen = primary_variant(primary, evaluated)
     rows = evaluation.read_json("variants.json")
     for row in rows:
         if row["variant"] != "keras":
             row["agreement"] = (report.get("agreement", {}).get(row["variant"]) or {}).get("all")
     rows = gate(rows, min_agreement, max_metric_drop)
+    chosen, reason = gated_primary(primary, rows)
     row = next((r for r in rows if r["variant"] == chosen), None)
-    reason = None
     if (row is None or not row["exported"]) and float_fallback:
         why = row["reason"] if row else "not evaluated"
         passing = [r["variant"] for r in rows if r.get("exported") and r["variant"] in AUTO_PRIMARY]

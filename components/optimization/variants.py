@@ -52,6 +52,27 @@ def active_variants(names: list[str], enabled: dict[str, bool]) -> list[str]:
     return chosen if "float32" in chosen else ["float32", *chosen]
 
 
+def gated_primary(primary: str, rows: list[dict]) -> tuple[str, str | None]:
+    """The variant shipped as ``model.tflite`` once the export gate has judged every row, and why, if it is not the
+    first choice. A named ``primary`` is kept as it is (the gate then refuses it if it fails). ``auto`` means "the
+    smallest int8 variant that is verified": the first of AUTO_PRIMARY that passes the bounds, so a pruned
+    variant whose decisions move away from the float model's is replaced by one that agrees, and the bundle
+    says so; no bound is relaxed, and with none passing the first choice is returned for the gate to refuse."""
+    if primary != "auto":
+        return primary, None
+    produced = [r["variant"] for r in rows]
+    candidates = [n for n in AUTO_PRIMARY if n in produced]
+    if not candidates:
+        raise ConfigError(f"no int8 variant to ship as model.tflite (add one of {', '.join(AUTO_PRIMARY)})")
+    by_name = {r["variant"]: r for r in rows}
+    for name in candidates:
+        if by_name[name].get("exported"):
+            failed = [f"'{c}' ({by_name[c].get('reason')})" for c in candidates[:candidates.index(name)]]
+            return name, (f"{', '.join(failed)} failed the export bounds; '{name}' is the first int8 variant "
+                          "(auto: pqat > int8_qat > pruned_int8 > int8_ptq) that passes") if failed else None
+    return candidates[0], None
+
+
 def primary_variant(primary: str, active: list[str]) -> str:
     """The variant shipped as ``model.tflite``: ``primary`` itself, or for ``auto`` the first of AUTO_PRIMARY."""
     if primary == "auto":

@@ -26,18 +26,26 @@ from edgepipe.pipeline.component import Input, Output, component
 QUANTILES = (("p1", "0.01"), ("median", "0.5"), ("p99", "0.99"))
 
 
-@component(version="1")
+@component(version="2")
 def render_report(statistics: Input[ExampleStatistics], report: Output[Report],
                   rejects: Input[Rejects] | None = None, model: Input[Model] | None = None,
                   evaluation: Input[ModelEvaluation] | None = None, tflite: Input[TFLiteModels] | None = None,
                   title: str = "edgepipe run report", max_series: int = 12, max_rejects: int = 20,
-                  primary: str | None = None) -> dict:
+                  primary: str | None = None, min_agreement: float = 0.98,
+                  max_metric_drop: float | None = None) -> dict:
     """Write ``report.html`` (inline CSS, base64 PNG plots): data, training, evaluation, model comparison.
 
-    ``primary`` names the variant the export ships as ``model.tflite`` (the template resolves it from config); the
-    plots show that model."""
+    ``primary`` names the variant the export ships as ``model.tflite``; for ``auto`` the report applies the export
+    gate (``min_agreement``, ``max_metric_drop``) to the variant table the way the export will, so the plots show
+    the model that ships."""
     stats = statistics.read_json("statistics.json")
     eval_doc = evaluation.read_json("evaluation.json") if evaluation is not None else None
+    if primary == "auto" and evaluation is not None and (evaluation.path / "variants.json").exists():
+        from edgepipe.components.evaluation.variants import gate
+        from edgepipe.components.optimization.variants import gated_primary
+
+        primary, _ = gated_primary(primary, gate(evaluation.read_json("variants.json"), min_agreement,
+                                                 max_metric_drop))
     sections = [
         _data_section(stats, rejects, max_rejects),
         _training_section(model),

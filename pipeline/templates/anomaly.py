@@ -70,7 +70,8 @@ def anomaly_detection(cfg: Config) -> Pipeline:
     primary = stage.primary
     report = render_report(statistics=statistics.outputs["statistics"], rejects=ingest.outputs["rejects"],
                            model=train.outputs["model"], evaluation=evaluate.outputs["evaluation"],
-                           tflite=convert.outputs["tflite"], primary=primary)
+                           tflite=convert.outputs["tflite"], primary=primary,
+                           min_agreement=cfg.export.min_agreement, max_metric_drop=cfg.export.max_metric_drop)
     export = export_bundle(tflite=convert.outputs["tflite"], evaluation=evaluate.outputs["evaluation"],
                            report=report.outputs["report"],
                            transform=transform.outputs["params"], windows=windows,

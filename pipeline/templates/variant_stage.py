@@ -24,7 +24,7 @@ class VariantStage:
     nodes: list  # fine-tuning nodes then convert_tflite, in pipeline order
     convert: Any  # the convert_tflite node (output "tflite")
     active: list[str]  # variant names produced
-    primary: str  # the variant shipped as model.tflite
+    primary: str  # the variant shipped as model.tflite, or "auto" (the export gate picks: variants.gated_primary)
 
 
 def variant_stage(cfg: Config, examples, float_model) -> VariantStage:
@@ -41,7 +41,8 @@ def variant_stage(cfg: Config, examples, float_model) -> VariantStage:
         variants=active, inference_type=cfg.convert.inference_type,
         allow_float_fallback=cfg.convert.allow_float_fallback,
         representative_samples=cfg.convert.representative_samples, seed=cfg.training.seed)
-    return VariantStage([*optimized.values(), convert], convert, active, primary_variant(cfg.convert.primary, active))
+    primary_variant(cfg.convert.primary, active)  # a primary that is not produced is a config error, now
+    return VariantStage([*optimized.values(), convert], convert, active, cfg.convert.primary)
 
 
 def _optimization_nodes(cfg: Config, examples, float_model, active: list[str]) -> dict:

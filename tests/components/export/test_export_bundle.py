@@ -26,8 +26,14 @@ def _export(chain, evaluation, bundle, min_agreement):
                             windows=chain["windows"], bundle=bundle, min_agreement=min_agreement)
 
 
+def _low(report, variants=None):
+    for name, value in report["agreement"].items():
+        if name != "keras" and (variants is None or name in variants):
+            value.update(all=0.5)
+
+
 def test_refuses_below_min_agreement_and_writes_nothing(chain, evaluation, tmp_path):
-    low = _edited_evaluation(evaluation, tmp_path, lambda r: r["agreement"]["int8_qat"].update(all=0.5))
+    low = _edited_evaluation(evaluation, tmp_path, _low)  # no int8 variant passes
     bundle = Bundle(tmp_path / "bundle")
     bundle.path.mkdir()
     with pytest.raises(VerificationError) as info:
@@ -36,6 +42,23 @@ def test_refuses_below_min_agreement_and_writes_nothing(chain, evaluation, tmp_p
     assert "0.5000" in message and "0.9800" in message and "\n" not in message
     assert info.value.exit_code == 4
     assert list(bundle.path.iterdir()) == []
+
+
+def test_auto_ships_the_next_verified_int8_variant_and_says_why(chain, evaluation, tmp_path):
+    first = json.loads((evaluation.path / "evaluation.json").read_text())
+    produced = [v for v in ("pqat", "int8_qat", "pruned_int8", "int8_ptq") if v in first["models"]]
+    assert len(produced) >= 2, produced
+    low = _edited_evaluation(evaluation, tmp_path, lambda r: _low(r, {produced[0]}))
+    bundle = Bundle(tmp_path / "bundle")
+    _export(chain, low, bundle, 0.98)
+    doc = json.loads((bundle.path / "bundle.json").read_text())
+    assert doc["primary_variant"] == produced[1] and doc["models"]["int8"]["variant"] == produced[1]
+    assert f"'{produced[0]}' (agreement 0.5 < 0.98) failed" in doc["primary_reason"]
+    assert "Why:" in (bundle.path / "SUMMARY.md").read_text()
+    named = Bundle(tmp_path / "named")  # a primary the user named is refused, never replaced
+    with pytest.raises(VerificationError, match=produced[0]):
+        export_bundle.fn(tflite=chain["tflite"], evaluation=low, transform=chain["transform"],
+                         windows=chain["windows"], bundle=named, min_agreement=0.98, primary=produced[0])
 
 
 def test_refuses_a_model_that_is_not_the_evaluated_one(chain, evaluation, tmp_path):
@@ -118,7 +141,8 @@ def test_primary_failing_the_metric_bound_is_refused(chain, evaluation, tmp_path
     bundle = Bundle(tmp_path / "bundle")
     with pytest.raises(VerificationError, match="primary int8 variant 'int8_qat' fails the export bounds"):
         export_bundle.fn(tflite=chain["tflite"], evaluation=copy, transform=chain["transform"],
-                         windows=chain["windows"], bundle=bundle, min_agreement=0.0, max_metric_drop=0.05)
+                         windows=chain["windows"], bundle=bundle, min_agreement=0.0, max_metric_drop=0.05,
+                         primary="int8_qat")
     assert not bundle.path.exists() or list(bundle.path.iterdir()) == []
     # The same drop on a secondary with an explicit primary only un-exports the secondary.
     ok = Bundle(tmp_path / "ok")

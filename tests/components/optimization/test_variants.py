@@ -52,11 +52,24 @@ def _conv1d_autoencoder():
     return build_conv1d_autoencoder(16, 2, filters=[8, 4], kernel_size=3)
 
 
+def _conv1d_classifier():
+    """The conv1d family: Conv1D blocks with MaxPooling1D, which tfmot's registry leaves out (PQAT raised on it).
+    Without batch norm: a BatchNormalization after a Conv1D is not folded by tfmot and is reported as float
+    (``test_layers_qat_cannot_cover_are_named_never_skipped``'s rule), which is not what this case checks."""
+    from edgepipe.models.registry import build
+    from edgepipe.models.spec import DataSpec
+
+    return build("conv1d", spec=DataSpec(input_shape=(32, 1), task="classification", num_classes=3), filters=[4, 8],
+                 kernel_size=3, batch_norm=False)
+
+
 BUILDERS = {  # name -> (builder, x, y, loss)
     "mlp_dense": (_mlp, RNG.normal(size=(48, 6)), RNG.integers(0, 3, 48), "sparse_categorical_crossentropy"),
     "cnn_conv2d_bn": (_cnn, RNG.normal(size=(48, 8, 8, 1)), RNG.integers(0, 3, 48), "sparse_categorical_crossentropy"),
     "conv2d_transpose": (_conv2d_transpose, RNG.normal(size=(48, 8, 8, 1)), None, "mse"),
     "conv1d_autoencoder": (_conv1d_autoencoder, RNG.normal(size=(48, 16, 2)), None, "mse"),
+    "conv1d_maxpool1d": (_conv1d_classifier, RNG.normal(size=(48, 32, 1)), RNG.integers(0, 3, 48),
+                         "sparse_categorical_crossentropy"),
 }
 
 
@@ -244,3 +257,22 @@ def test_variant_config_is_validated_in_one_line():
         with pytest.raises(ConfigError, match=expected) as info:
             load_config(None, [override])
         assert "\n" not in str(info.value)
+
+
+def _rows(**passing):
+    return [{"variant": "keras"}, *({"variant": v, "exported": ok, "reason": None if ok else "agreement 0.84 < 0.98"}
+                                    for v, ok in passing.items())]
+
+
+def test_auto_primary_is_the_first_int8_variant_that_passes_the_gate():
+    from edgepipe.components.optimization.variants import gated_primary
+
+    assert gated_primary("auto", _rows(pqat=True, int8_qat=True)) == ("pqat", None)
+    chosen, why = gated_primary("auto", _rows(float32=True, pqat=False, int8_qat=True, int8_ptq=True))
+    assert chosen == "int8_qat" and "'pqat' (agreement 0.84 < 0.98) failed the export bounds" in why
+    # nothing passes: the first choice, for the gate to refuse with its own reason
+    assert gated_primary("auto", _rows(pqat=False, int8_ptq=False)) == ("pqat", None)
+    # a named primary is never replaced
+    assert gated_primary("pqat", _rows(pqat=False, int8_qat=True)) == ("pqat", None)
+    with pytest.raises(ConfigError, match="no int8 variant"):
+        gated_primary("auto", _rows(float32=True))
