@@ -115,6 +115,10 @@ def _write(records, output: str | None, fmt: str) -> int:
         with partial.open("w", encoding="utf-8", newline="") as handle:
             n = outputs.write(records, handle, fmt)
         partial.replace(target)
+    except OSError as err:  # a write() on a full disk names no file: name the one being written
+        if err.filename is None and err.errno is not None:
+            raise OSError(err.errno, err.strerror, str(target)) from None
+        raise
     finally:
         partial.unlink(missing_ok=True)
     return n
@@ -186,3 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return 0
+    except OSError as err:  # --output on a full or read-only disk: one line, the partial file is already gone
+        reason = (err.strerror or str(err)).lower()
+        print(f"edgepipe: error: {reason}" + (f" writing {err.filename}" if err.filename else ""), file=sys.stderr)
+        return 1
