@@ -42,6 +42,7 @@ from edgepipe.pipeline.executor import invoke
 from edgepipe.pipeline.metadata import MetadataStore
 
 ProgressFn = Callable[[str, Node, dict[str, Any]], None]
+WAKE_S = 0.2  # the longest a Ctrl-C waits for the main thread while components run
 
 
 @dataclass
@@ -122,7 +123,9 @@ class LocalRunner:
                         running[pool.submit(self._execute, run_id, node, results)] = node
                 if not running:
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                # Wake up now and then: Python runs a signal handler (Ctrl-C) only in the main thread and only once it
+                # wakes, and the kernel may deliver the signal to any thread (TensorFlow's, a component's).
+                done, _ = wait(running, timeout=WAKE_S, return_when=FIRST_COMPLETED)
                 for future in done:
                     node = running.pop(future)
                     try:

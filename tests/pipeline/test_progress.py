@@ -164,3 +164,38 @@ def test_printer_rewrites_one_line_on_a_terminal_and_prints_plain_lines_otherwis
         "[ 1/1] train                        epoch 1/2 loss 0.25",
         "[ 1/1] train                        epoch 2/2 loss 0.125 val_loss 0.2",
         "[ 1/1] train                        done (1.5s)"]
+
+
+@component
+def spin(out: Output[Examples], seconds: float = 20.0) -> dict:
+    """Runs up to ``seconds`` checking the stop flag; first sends SIGINT to its own (worker) thread, as the kernel
+    may deliver a terminal's Ctrl-C to any thread of the process."""
+    import signal
+    import threading
+    import time
+
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        progress.check_stop()
+        time.sleep(0.01)
+    out.write_json("value.json", {"value": 1})
+    return {}
+
+
+def test_ctrl_c_delivered_to_a_worker_thread_still_stops_the_run_promptly(tmp_path, capsys):
+    """Python runs signal handlers in the main thread only when it wakes: the runner must not block in wait()
+    for the whole component (it did: a Ctrl-C during a 40-epoch training took effect after the training)."""
+    import io
+    import time
+
+    from edgepipe.pipeline.display import ProgressPrinter, stop_on_ctrl_c
+
+    printer = ProgressPrinter(1, stream=io.StringIO(), live=False)
+    runner = LocalRunner(tmp_path, progress=printer)
+    started = time.monotonic()
+    with pytest.raises(progress.StopRequested), stop_on_ctrl_c(runner, printer):
+        runner.run(Pipeline("p", [spin(seconds=20.0)]))
+    assert time.monotonic() - started < 5
+    assert "stopping after the current step" in capsys.readouterr().err
+    assert runner.store.runs()[0]["status"] == "interrupted"
