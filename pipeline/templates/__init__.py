@@ -30,7 +30,8 @@ class Template:
 
 
 _VARIANT_STAGE = {"prune.*", "qat.*", "cluster.*", "convert.*", "export.*"}  # variant_stage.py + gated export
-_FAMILY_VARIANTS = {"qat.*", "convert.*", "export.*"}  # convert_generator / convert_policy: PTQ and QAT only
+# convert_generator / convert_policy: PTQ and QAT only; the enabled flags are read (cfg.enabled()) to filter variants
+_FAMILY_VARIANTS = {"qat.*", "convert.*", "export.*", "prune.enabled", "cluster.enabled"}
 
 ANOMALY_KEYS = frozenset({
     "pipeline.*", "data.*", "normalize.*", "window.*", "model.family", "model.filters", "model.kernel_size",

@@ -46,7 +46,8 @@ def test_explicit_keys_are_what_the_yaml_and_set_gave(tmp_path):
      "config keys 'evaluate.episodes', 'model.hparams' are not used by template 'anomaly_detection'"),
     ("cnn", ["window.size=64"], "config key 'window.size' is not used by template 'supervised'"),
     ("dqn", ["data.source=x.csv"], "config key 'data.source' is not used by template 'reinforcement'"),
-    ("dcgan", ["prune.enabled=false"], "config key 'prune.enabled' is not used by template 'gan'"),
+    ("dcgan", ["prune.target_sparsity=0.8"], "config key 'prune.target_sparsity' is not used by template 'gan'"),
+    ("dcgan", ["training.patience=0"], "config key 'training.patience' is not used by template 'gan'"),
     ("default", ["data.split={train: 1.0}"], "template 'anomaly_detection' evaluates (and gates the export) on "
                                              "split 'eval' or 'test'"),
     ("mlp", ["data.split={train: 0.8, eval: 0.2}"], "template 'supervised' evaluates (and gates the export) on "

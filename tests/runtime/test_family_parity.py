@@ -48,8 +48,9 @@ CONFIGS = {
 
 
 def run_family(name: str, root: Path) -> dict:
+    fast = [o for o in FAST if name not in ("dcgan", "cgan") or not o.startswith("training.patience")]  # no early stop
     cfg = load_config(REPO / "configs" / f"{name}.yaml",
-                      [f"pipeline.root={root}", *([] if name in ("dqn",) else FAST), *CONFIGS[name]])
+                      [f"pipeline.root={root}", *([] if name in ("dqn",) else fast), *CONFIGS[name]])
     if name == "autoencoder":
         cfg = load_config(REPO / "configs" / "rnn.yaml", [f"pipeline.root={root}", *FAST, *CONFIGS[name]])
     if name == "mlp":
