@@ -1,7 +1,7 @@
 """Everything needed to deserialize edgepipe's saved Keras models, in one context manager.
 
-A plain model needs nothing, a QAT model needs tfmot's wrappers/quantizers plus edgepipe's QuantizeConfigs, and a
-model saved mid-pruning (not stripped) needs the pruning wrapper. ``Model.load_keras`` wraps every load in this
+A plain model needs nothing, a QAT model needs tfmot's wrappers/quantizers plus edgepipe's QuantizeConfigs, a
+model saved mid-pruning (not stripped) needs the pruning wrapper, and a GAN's discriminator its MinibatchStddev. ``Model.load_keras`` wraps every load in this
 scope, so one call site works for all three.
 """
 from __future__ import annotations
@@ -14,9 +14,11 @@ def custom_objects() -> dict[str, object]:
     """Name -> class mapping of edgepipe's own serializable objects plus tfmot's pruning wrapper."""
     from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
+    from edgepipe.models.gan import minibatch_stddev
     from edgepipe.models.quantize_configs import CUSTOM_OBJECTS
 
-    return {**CUSTOM_OBJECTS, "PruneLowMagnitude": pruning_wrapper.PruneLowMagnitude}
+    return {**CUSTOM_OBJECTS, "PruneLowMagnitude": pruning_wrapper.PruneLowMagnitude,
+            "MinibatchStddev": minibatch_stddev()}
 
 
 @contextlib.contextmanager

@@ -57,7 +57,41 @@ def generator_network(spec: DataSpec, latent_dim: int, filters: list[int], condi
     return keras.Model(inputs, x, name="generator")
 
 
-def discriminator_network(spec: DataSpec, filters: list[int], dropout: float, conditional: bool):
+def minibatch_stddev():
+    """The MinibatchStddev layer class (built lazily: importing this module must not import TensorFlow).
+
+    Karras et al. (2018, "Progressive growing of GANs") append the batch's average per-feature standard deviation
+    as one more feature map. A generator that collapses onto a few modes produces batches with too little
+    variation, which the critic then sees directly. On the 8x8 digits the unconditional GAN drifted from one or two
+    digits to others epoch after epoch without it."""
+    global _STDDEV
+    if _STDDEV is not None:
+        return _STDDEV
+    import tensorflow as tf
+    import tf_keras as keras
+
+    class MinibatchStddev(keras.layers.Layer):
+        def call(self, x):
+            spread = tf.reduce_mean(tf.math.reduce_std(x, axis=0))
+            return tf.concat([x, tf.fill(tf.concat([tf.shape(x)[:-1], [1]], 0), spread)], axis=-1)
+
+        def compute_output_shape(self, input_shape):
+            return tf.TensorShape([*input_shape[:-1], input_shape[-1] + 1])
+
+    _STDDEV = MinibatchStddev
+    return _STDDEV
+
+
+_STDDEV = None
+
+
+def discriminator_network(spec: DataSpec, filters: list[int], dropout: float, conditional: bool,
+                          projection: bool = True, stddev_feature: bool = True):
+    """Convolutional critic with one logit. A cGAN's label enters twice: as an extra input plane (so the first
+    convolutions see it) and, with ``projection``, as the projection term of Miyato & Koyama (2018), the inner product
+    of a class embedding with the image features. With the plane alone the generator learned to ignore the label
+    (9% of samples of the asked class on digits, chance 10%); the projection makes a real image of the wrong class
+    look fake to the critic, so the condition has to be honoured."""
     import tf_keras as keras
 
     height, width = spec.input_shape[:2]
@@ -76,8 +110,18 @@ def discriminator_network(spec: DataSpec, filters: list[int], dropout: float, co
         x = keras.layers.LeakyReLU(0.2, name=f"down{i}_act")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"down{i}_dropout")(x)
+    if stddev_feature:
+        x = minibatch_stddev()(name="batch_stddev")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    logit = keras.layers.Dense(1, dtype="float32", name="real_logit")(x)
+    if conditional and projection:
+        features = int(x.shape[-1])
+        unconditional = keras.layers.Dense(1, name="unconditional_logit")(x)
+        class_vector = keras.layers.Flatten(name="class_vector_flat")(
+            keras.layers.Embedding(spec.num_classes, features, name="class_vector")(label))
+        projected = keras.layers.Dot(axes=1, name="projection")([class_vector, x])
+        logit = keras.layers.Add(dtype="float32", name="real_logit")([unconditional, projected])
+    else:
+        logit = keras.layers.Dense(1, dtype="float32", name="real_logit")(x)
     return keras.Model(inputs, logit, name="discriminator")
 
 
@@ -93,8 +137,17 @@ def _gan_class():
         """Generator + discriminator; ``fit`` on images (dcgan) or (images, labels) (cgan)."""
 
         def __init__(self, generator, discriminator, latent_dim: int, conditional: bool, num_classes: int | None,
-                     **kwargs):
+                     real_label: float = 1.0, ema_decay: float = 0.0, **kwargs):
             super().__init__(**kwargs)
+            self.real_label = float(real_label)
+            self.ema_decay = float(ema_decay)
+            # The exported generator: an exponential moving average of the trained one's weights (Karras et al.,
+            # 2018/2019). A GAN's generator keeps hopping between the modes the critic currently lets through; the
+            # average over the last few hundred steps covers the modes those steps visited.
+            self.ema_generator = None
+            if self.ema_decay > 0:
+                self.ema_generator = keras.models.clone_model(generator)
+                self.ema_generator.set_weights(generator.get_weights())
             self.generator = generator
             self.discriminator = discriminator
             self.latent_dim = int(latent_dim)
@@ -141,7 +194,7 @@ def _gan_class():
             noise = tf.random.normal((tf.shape(images)[0], self.latent_dim))
             fake = self.generator(self._inputs(noise, labels), training=True)
             with tf.GradientTape() as tape:
-                d_loss = (self._loss(self._disc(images, labels, True), 1.0)
+                d_loss = (self._loss(self._disc(images, labels, True), self.real_label)
                           + self._loss(self._disc(fake, labels, True), 0.0))
             grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
@@ -157,10 +210,30 @@ def _gan_class():
             self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
             return g_loss
 
+        @property
+        def export_generator(self):
+            """What ships: the weight-averaged generator when ``ema_decay`` > 0, else the trained one."""
+            return self.ema_generator if self.ema_generator is not None else self.generator
+
+        def _update_ema(self):
+            decay = self.ema_decay
+
+            def update(strategy=None):
+                for ema, weight in zip(self.ema_generator.weights, self.generator.weights):
+                    ema.assign(decay * ema + (1.0 - decay) * tf.convert_to_tensor(weight))
+
+            context = tf.distribute.get_replica_context()
+            if context is None or self.distribute_strategy.num_replicas_in_sync == 1:
+                update()
+            else:  # generator weights are in sync after the step: update once, in cross-replica context
+                context.merge_call(update)
+
         def train_step(self, data):
             images, labels = self._split(data)
             d_loss = self.discriminator_step(images, labels)
             g_loss = self.generator_step(tf.shape(images)[0], labels)
+            if self.ema_generator is not None:
+                self._update_ema()
             self.d_loss_tracker.update_state(d_loss)
             self.g_loss_tracker.update_state(g_loss)
             return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
@@ -184,17 +257,22 @@ _GAN = None
 
 
 def _build(name: str, spec: DataSpec, conditional: bool, latent_dim: int, generator_filters: Sequence[int],
-           discriminator_filters: Sequence[int], dropout: float, learning_rate: float, beta_1: float):
+           discriminator_filters: Sequence[int], dropout: float, learning_rate: float, beta_1: float,
+           label_smoothing: float = 0.0, projection: bool = True, stddev_feature: bool = True,
+           ema_decay: float = 0.0):
     import tf_keras as keras
 
     g_filters = positive_ints(name, "generator_filters", generator_filters)
     d_filters = positive_ints(name, "discriminator_filters", discriminator_filters)
     require(latent_dim > 0, name, f"latent_dim must be positive, got {latent_dim}")
     in_range(name, "dropout", dropout, 0.0, 1.0)
+    in_range(name, "label_smoothing", label_smoothing, 0.0, 0.5)
+    in_range(name, "ema_decay", ema_decay, 0.0, 1.0)
     _check(name, spec, g_filters, conditional)
     generator = generator_network(spec, latent_dim, g_filters, conditional)
-    discriminator = discriminator_network(spec, d_filters, dropout, conditional)
-    gan = _gan_class()(generator, discriminator, latent_dim, conditional, spec.num_classes, name=name)
+    discriminator = discriminator_network(spec, d_filters, dropout, conditional, projection, stddev_feature)
+    gan = _gan_class()(generator, discriminator, latent_dim, conditional, spec.num_classes,
+                       real_label=1.0 - label_smoothing, ema_decay=ema_decay, name=name)
     gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate, beta_1=beta_1),
                 g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=beta_1))
     return gan
@@ -204,15 +282,20 @@ def _build(name: str, spec: DataSpec, conditional: bool, latent_dim: int, genera
                    "exports the generator", trainer="gan", tasks=("generation",))
 def build_dcgan(spec: DataSpec, latent_dim: int = 32, generator_filters: Sequence[int] = (64, 32),
                 discriminator_filters: Sequence[int] = (32, 64), dropout: float = 0.3, learning_rate: float = 2e-4,
-                beta_1: float = 0.5):
+                beta_1: float = 0.5, label_smoothing: float = 0.0, stddev_feature: bool = True,
+                ema_decay: float = 0.995):
+    """Unconditional: nothing but the critic ties samples to the data's modes, so the critic sees the batch spread
+    and the exported generator is the weight average (on the digits the smallest digit share went from under 1%
+    to about 6% at 150 epochs; without the average it hovered around 4-5%)."""
     return _build("dcgan", spec, False, latent_dim, generator_filters, discriminator_filters, dropout,
-                  learning_rate, beta_1)
+                  learning_rate, beta_1, label_smoothing, False, stddev_feature, ema_decay)
 
 
 @register("cgan", "Conditional GAN: generator and discriminator see the class label; exports the generator",
           trainer="gan", tasks=("generation",))
 def build_cgan(spec: DataSpec, latent_dim: int = 32, generator_filters: Sequence[int] = (64, 32),
                discriminator_filters: Sequence[int] = (32, 64), dropout: float = 0.3, learning_rate: float = 2e-4,
-               beta_1: float = 0.5):
+               beta_1: float = 0.5, label_smoothing: float = 0.0, projection: bool = True,
+               stddev_feature: bool = True, ema_decay: float = 0.0):
     return _build("cgan", spec, True, latent_dim, generator_filters, discriminator_filters, dropout,
-                  learning_rate, beta_1)
+                  learning_rate, beta_1, label_smoothing, projection, stddev_feature, ema_decay)

@@ -131,6 +131,14 @@ class ConvertSection(Section):
     allow_float_fallback: bool = False
 
 
+class JudgeSection(Section):
+    """gan template: a classifier trained on the same images judges the generated samples (class coverage, and a
+    cGAN's agreement with the label asked for). Null in YAML turns it off."""
+    family: Literal["cnn", "mlp"] = "cnn"
+    hparams: dict[str, Any] = Field(default_factory=lambda: {"filters": [32, 64], "dense_units": 64})
+    epochs: PositiveInt = 20  # 99% test accuracy on the 8x8 digits
+
+
 class EvaluateSection(Section):
     threshold_quantile: float = Field(0.995, gt=0.0, le=1.0)
     threshold_margin: float = Field(1.0, gt=0.0)
@@ -142,6 +150,7 @@ class EvaluateSection(Section):
     episodes: PositiveInt = 100                # dqn: greedy-policy episodes for the average return
     tolerance: float = Field(1e-3, gt=0.0)     # family templates: max |TFLite - Keras| allowed at export
     latency_runs: PositiveInt = 100            # batch-1 invokes per variant (median, single thread, XNNPACK)
+    classifier: JudgeSection | None = Field(default_factory=JudgeSection)  # gan: judge of the generated samples
 
 
 class ExportSection(Section):

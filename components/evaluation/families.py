@@ -117,24 +117,32 @@ def _evaluate_variants(tflite: TFLiteModels, model: Model, net, task: str, x, y,
             "variant_metrics": values}
 
 
-@component(version="2")
+@component(version="3")
 def evaluate_gan(examples: Input[Examples], model: Input[Model], evaluation: Output[ModelEvaluation],
-                 tflite: Input[TFLiteModels] | None = None, split: str = "test", samples_per_class: int = 8,
-                 samples: int = 512, seed: int = 0, latency_runs: int = 50) -> dict:
+                 tflite: Input[TFLiteModels] | None = None, classifier: Input[Model] | None = None,
+                 split: str = "test", samples_per_class: int = 8, samples: int = 2000, seed: int = 0,
+                 latency_runs: int = 50) -> dict:
     """Sample grids (``samples_<class>.png``, one row of ``samples_per_class`` per class for a cGAN) and a
     discriminator-based score: the mean probability the trained discriminator gives real test images and generated
     ones (a converged GAN drives both towards 0.5), plus the generator's mode coverage proxy (per-pixel std).
 
+    A discriminator trained with the generator cannot say whether the samples are *right*. With ``classifier`` (a
+    classifier trained on the same images) the samples are judged independently: each class's share of
+    unconditional samples (mode collapse shows as a class near 0) and, for a cGAN, the fraction classified as the
+    class asked for (:func:`family_metrics.sample_classes`); that becomes the variants' metric.
+
     With ``tflite`` (convert_generator's variants) each variant is checked against the Keras generator on fixed
-    latents (mean |pixel difference|, discriminator score of its samples: ``family_variants.generator_variants``)
+    latents (mean |pixel difference|, the metric of its own samples: ``family_variants.generator_variants``)
     and ``variants.json/.md/.html`` are written for the export gate."""
     import tensorflow as tf
     import tf_keras as keras
 
     from edgepipe.components.evaluation.family_metrics import image_grid
+    from edgepipe.models.custom_objects import custom_object_scope
 
     generator = model.load_keras()
-    discriminator = keras.models.load_model(str(model.path / "discriminator.h5"), compile=False)
+    with custom_object_scope():
+        discriminator = keras.models.load_model(str(model.path / "discriminator.h5"), compile=False)
     conditional = bool(model.properties.get("conditional"))
     latent_dim = int(model.properties["latent_dim"])
     spec, x_real, y_real = _split_arrays(examples, model, split, with_labels=conditional)
@@ -160,6 +168,11 @@ def evaluate_gan(examples: Input[Examples], model: Input[Model], evaluation: Out
         "discriminator_fake_mean": float(d_prob(fake, fake_labels).mean()),
         "generated_pixel_std": float(fake.std(axis=0).mean()), "real_pixel_std": float(real.std(axis=0).mean()),
         "generated_mean": float(fake.mean()), "real_mean": float(real.mean())}
+    judge = _sample_judge(classifier, conditional)
+    if judge is not None:
+        report["classifier"] = {"family": classifier.properties.get("family"),
+                                "test_accuracy": _accuracy(classifier, examples, split)}
+        report.update(judge(fake, fake_labels))
     grids = []
     if conditional:
         names = model.properties.get("class_names") or [str(c) for c in range(num_classes)]
@@ -184,12 +197,38 @@ def evaluate_gan(examples: Input[Examples], model: Input[Model], evaluation: Out
     if tflite is not None:
         from edgepipe.components.evaluation.family_variants import generator_variants
 
-        doc.update(generator_variants(tflite, evaluation, generator, d_prob, min(samples, 256), seed, latency_runs))
+        doc.update(generator_variants(tflite, evaluation, generator, d_prob, samples, seed, latency_runs, judge))
     evaluation.write_json("evaluation.json", doc)
-    summary = {k: report[k] for k in ("discriminator_real_mean", "discriminator_fake_mean", "generated_pixel_std")}
+    summary = {k: report[k] for k in ("discriminator_real_mean", "discriminator_fake_mean", "generated_pixel_std",
+                                      "min_class_share", "label_agreement") if k in report}
     summary.update({f"{v}_agreement": a["all"] for v, a in (doc.get("agreement") or {}).items()})
     evaluation.properties.update({"task": "generation", **summary})
     return summary
+
+
+def _sample_judge(classifier: Model | None, conditional: bool):
+    """``judge(images, asked_labels) -> sample_classes report`` with the classifier, or None without one."""
+    if classifier is None:
+        return None
+    from edgepipe.components.evaluation.family_metrics import sample_classes
+
+    net = classifier.load_keras()
+    k = int(net.outputs[0].shape[-1])  # one probability per class
+    names = classifier.properties.get("class_names")
+    shape = tuple(int(d) for d in net.inputs[0].shape[1:])
+
+    def judge(images: np.ndarray, asked: np.ndarray | None = None) -> dict[str, Any]:
+        predicted = net.predict(images.reshape((-1, *shape)), batch_size=256, verbose=0).argmax(-1)
+        return sample_classes(predicted, k, asked if conditional else None, names)
+
+    return judge
+
+
+def _accuracy(classifier: Model, examples: Examples, split: str) -> float:
+    """The judging classifier's own accuracy on real images of ``split``: how far its verdicts can be trusted."""
+    net = classifier.load_keras()
+    _, x, y = _split_arrays(examples, classifier, split, with_labels=True)
+    return float((net.predict(x, batch_size=256, verbose=0).argmax(-1) == y.reshape(-1)).mean())
 
 
 @component(version="2")

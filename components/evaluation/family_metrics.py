@@ -69,6 +69,22 @@ def segmentation_report(probabilities: np.ndarray, masks: np.ndarray, class_name
             "mean_iou": float(np.mean(present)) if present else None, "confusion_matrix": cm.tolist()}
 
 
+def sample_classes(predicted: np.ndarray, num_classes: int, asked: np.ndarray | None = None,
+                   class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """What an independent classifier sees in generated samples (the Inception-score idea, with a classifier
+    trained on the same data): each class's share of the samples, the smallest share (mode collapse drives it to
+    0) and, for a conditional generator, ``label_agreement``: the fraction of samples classified as the class they
+    were generated for (chance is 1 / classes)."""
+    predicted = np.asarray(predicted).reshape(-1).astype(int)
+    shares = np.bincount(predicted, minlength=num_classes)[:num_classes] / max(len(predicted), 1)
+    names = list(class_names) if class_names else [str(c) for c in range(num_classes)]
+    report: dict[str, Any] = {"class_shares": {names[c]: float(shares[c]) for c in range(num_classes)},
+                              "min_class_share": float(shares.min()), "classes_seen": int((shares > 0).sum())}
+    if asked is not None:
+        report["label_agreement"] = float((predicted == np.asarray(asked).reshape(-1)).mean())
+    return report
+
+
 def image_grid(images: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.ndarray:
     """Tile ``[n, H, W(, C)]`` images (0..1) into one ``uint8 [rows*(H+pad), cols*(W+pad), C]`` image."""
     images = np.asarray(images, dtype=np.float32)

@@ -49,25 +49,39 @@ def _table(tflite, evaluation, net, metric_name: str, values: dict, agreements: 
 
 
 def generator_variants(tflite, evaluation, generator, d_prob: Callable, samples: int, seed: int,
-                       latency_runs: int) -> dict[str, Any]:
-    """Rows and evaluation fields for a generator's variants (see the module docstring)."""
+                       latency_runs: int, judge: Callable | None = None) -> dict[str, Any]:
+    """Rows and evaluation fields for a generator's variants (see the module docstring). With ``judge`` (a
+    classifier's verdict on samples, ``evaluate_gan``) the metric is the cGAN's label agreement or the smallest
+    class share of unconditional samples, and its drop is Keras's value minus the variant's."""
     from edgepipe.components.optimization.family_variants import latent_inputs, run_tflite
 
     arrays = latent_inputs(generator, samples, seed)
     labels = arrays[1].reshape(-1) if len(arrays) > 1 else None
     names = [t.name.split(":")[0] for t in generator.inputs]
     reference = generator.predict(arrays if len(arrays) > 1 else arrays[0], batch_size=256, verbose=0)
-    values = {"keras": float(d_prob(reference, labels).mean())}
+    metric_name = "discriminator_fake_mean"
+    if judge is not None:
+        metric_name = "label_agreement" if labels is not None else "min_class_share"
+
+    def metric(images) -> tuple[float, dict[str, Any]]:
+        score = float(d_prob(images, labels).mean())
+        if judge is None:
+            return score, {}
+        verdict = judge(images, labels)
+        return verdict[metric_name], {"discriminator_fake_mean": score, "min_class_share": verdict["min_class_share"]}
+
+    values, keras_extra = {}, {}
+    values["keras"], keras_extra = metric(reference)
     agreements, drops, extra = {}, {"keras": 0.0}, {}
     for name in tflite.variants():
         out = run_tflite(tflite.variant_path(name), arrays, names).reshape(reference.shape)
         diff = np.abs(out - reference)
-        values[name] = float(d_prob(out, labels).mean())
+        values[name], extra[name] = metric(out)
         agreements[name] = float(1.0 - diff.mean())
-        drops[name] = abs(values[name] - values["keras"])
-        extra[name] = {"mean_abs_pixel_diff": float(diff.mean()), "max_abs_pixel_diff": float(diff.max())}
-    doc = _table(tflite, evaluation, generator, "discriminator_fake_mean", values, agreements, drops, extra,
-                 latency_runs)
+        drops[name] = values["keras"] - values[name] if judge is not None else abs(values[name] - values["keras"])
+        extra[name].update({"mean_abs_pixel_diff": float(diff.mean()), "max_abs_pixel_diff": float(diff.max())})
+    doc = _table(tflite, evaluation, generator, metric_name, values, agreements, drops, extra, latency_runs,
+                 keras_extra)
     doc["variant_checks"] = {"latents": int(samples), "seed": int(seed), **extra}
     return doc
 

@@ -43,7 +43,7 @@ def train_gan(examples: Input[Examples], model: Output[Model], family: str = "dc
     fitted = fit(gan, epoch_data, None, epochs=epochs, steps_per_epoch=steps, patience=0, lr_schedule="constant",
                  checkpoint=ckpt, tensorboard_dir=model.file("tensorboard"), verbose=verbose)
     remove_checkpoints(ckpt)
-    model.save_keras(gan.generator)
+    model.save_keras(gan.export_generator)  # the weight-averaged generator when ema_decay > 0
     gan.discriminator.save(str(model.file("discriminator.h5")), include_optimizer=False)
     losses = fitted.history
     model.write_json("history.json", {"history": losses, "train_examples": n_train, "global_batch_size": global_batch,
@@ -54,6 +54,6 @@ def train_gan(examples: Input[Examples], model: Output[Model], family: str = "dc
                              "hparams": hparams, "conditional": conditional, "latent_dim": gan.latent_dim,
                              "num_classes": spec.num_classes,
                              "class_names": list(spec.class_names) if spec.class_names else None,
-                             "exported": "generator"})
+                             "exported": "generator", "generator_ema_decay": gan.ema_decay})
     return {"final_d_loss": losses["d_loss"][-1], "final_g_loss": losses["g_loss"][-1], "train_examples": n_train,
             "generator_parameters": int(gan.generator.count_params())}

@@ -43,12 +43,8 @@ def _check_family(cfg: Config, template: str) -> None:
 
 
 def _ingest(cfg: Config):
-    """The ingest node for ``data.source``: the data components' ingest_csv/ingest_npz when present (issue 3),
-    else the interim in-process versions with the same parameters."""
-    try:
-        from edgepipe.components.data import ingest_csv, ingest_npz  # type: ignore[attr-defined]
-    except ImportError:
-        from edgepipe.components.training.arrays import ingest_csv, ingest_npz
+    """The ingest node for ``data.source``: the Beam data components' ingest_csv/ingest_npz."""
+    from edgepipe.components.data import ingest_csv, ingest_npz
     source = cfg.data.source
     if source.startswith("builtin:"):
         from edgepipe.data import synthetic
@@ -133,22 +129,38 @@ def gan(cfg: Config) -> Pipeline:
     train = train_gan(examples=ingest.outputs["examples"], family=cfg.model.family, hparams=dict(cfg.model.hparams),
                       x_key=cfg.model.x_key, y_key=cfg.model.y_key, epochs=t.epochs, batch_size=t.batch_size,
                       seed=t.seed, **_execution(cfg))
+    judges = _judge(cfg, ingest)
+    judged = {"classifier": judges[0].outputs["model"]} if judges else {}
     names = _family_variants(cfg)
     if names is None:
         evaluate = evaluate_gan(examples=ingest.outputs["examples"], model=train.outputs["model"],
-                                split=cfg.evaluate.split, seed=t.seed)
+                                split=cfg.evaluate.split, seed=t.seed, **judged)
         export = _export(train.outputs["model"], evaluate.outputs["evaluation"], cfg,
                          float_reason="convert.variants names no int8 variant a generator can have "
                                       "(int8_ptq, int8_qat): the float32 generator is shipped")
-        return Pipeline(cfg.pipeline.name, [ingest, train, evaluate, export])
+        return Pipeline(cfg.pipeline.name, [ingest, train, *judges, evaluate, export])
     from edgepipe.components.optimization.family_variants import convert_generator
 
     convert = convert_generator(model=train.outputs["model"], **_family_convert_args(cfg, names))
     evaluate = evaluate_gan(examples=ingest.outputs["examples"], model=train.outputs["model"],
                             tflite=convert.outputs["tflite"], split=cfg.evaluate.split, seed=t.seed,
-                            latency_runs=cfg.evaluate.latency_runs)
+                            latency_runs=cfg.evaluate.latency_runs, **judged)
     export = _family_export(train.outputs["model"], evaluate, convert, cfg, names)
-    return Pipeline(cfg.pipeline.name, [ingest, train, convert, evaluate, export])
+    return Pipeline(cfg.pipeline.name, [ingest, train, *judges, convert, evaluate, export])
+
+
+def _judge(cfg: Config, ingest) -> list:
+    """The classifier that judges a GAN's samples (``evaluate.classifier``), trained on the same labelled images
+    as an ordinary ``train_model`` node; none when the section is null."""
+    from edgepipe.components.training.train_model import train_model
+
+    judge = cfg.evaluate.classifier
+    if judge is None:
+        return []
+    return [train_model(_name="train_judge", examples=ingest.outputs["examples"], family=judge.family,
+                        hparams=dict(judge.hparams), task="classification", x_key=cfg.model.x_key,
+                        y_key=cfg.model.y_key, epochs=judge.epochs, batch_size=32, patience=0, seed=cfg.training.seed,
+                        **_execution(cfg))]
 
 
 def _family_variants(cfg: Config) -> list[str] | None:

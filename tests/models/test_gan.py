@@ -40,3 +40,42 @@ def test_cgan_fit_and_generator_outputs_images_in_data_range():
     out = gan.generator.predict([np.zeros((2, 4), "float32"), np.array([[0], [2]])], verbose=0)
     assert out.shape == (2, 8, 8, 1) and out.min() >= 0 and out.max() <= 1
     assert [t.name.split(":")[0] for t in gan.generator.inputs] == ["noise", "label"]
+
+
+def test_cgan_critic_projects_the_label_and_the_dcgan_critic_sees_batch_spread(tmp_path):
+    import tf_keras as keras
+
+    from edgepipe.models.custom_objects import custom_object_scope
+
+    cgan = build("cgan", SPEC, **HP)
+    names = {layer.name for layer in cgan.discriminator.layers}
+    assert {"class_vector", "projection", "batch_stddev"} <= names
+    assert "projection" not in {layer.name for layer in build("cgan", SPEC, projection=False, **HP).discriminator.layers}
+    # the projection term alone makes the logit depend on the label: same image, different classes
+    images = np.random.default_rng(0).uniform(size=(3, 8, 8, 1)).astype("float32")
+    for layer in cgan.discriminator.layers:
+        if layer.name == "class_vector":
+            layer.set_weights([np.random.default_rng(1).normal(size=w.shape) for w in layer.get_weights()])
+    logits = [cgan.discriminator([images, np.full((3, 1), c)], training=False).numpy() for c in range(3)]
+    assert not np.allclose(logits[0], logits[1])
+    # the batch-spread feature: a batch of identical images gives a different feature than a varied one
+    dcgan = build("dcgan", SPEC, **HP)
+    same = np.repeat(images[:1], 3, axis=0)
+    assert not np.allclose(dcgan.discriminator(same).numpy()[0], dcgan.discriminator(images).numpy()[0])
+    path = tmp_path / "d.h5"
+    dcgan.discriminator.save(str(path), include_optimizer=False)
+    with custom_object_scope():
+        loaded = keras.models.load_model(str(path), compile=False)
+    np.testing.assert_allclose(loaded(images).numpy(), dcgan.discriminator(images).numpy(), rtol=1e-5)
+
+
+def test_exported_generator_is_the_moving_average_of_the_trained_one():
+    gan = build("dcgan", SPEC, ema_decay=0.5, **HP)
+    assert gan.export_generator is gan.ema_generator and gan.ema_generator is not gan.generator
+    x = np.random.default_rng(0).uniform(size=(8, 8, 8, 1)).astype("float32")
+    before = [w.numpy().copy() for w in gan.ema_generator.weights]
+    gan.fit(x, batch_size=8, epochs=1, verbose=0)  # one step: ema = 0.5 * before + 0.5 * trained
+    for old, ema, new in zip(before, gan.ema_generator.weights, gan.generator.weights):
+        np.testing.assert_allclose(ema.numpy(), 0.5 * old + 0.5 * new.numpy(), rtol=1e-5, atol=1e-6)
+    assert build("cgan", SPEC, **HP).export_generator is not None
+    assert build("dcgan", SPEC, ema_decay=0.0, **HP).ema_generator is None

@@ -75,3 +75,41 @@ def test_generator_int8_is_verified_and_gated(cgan, tmp_path, min_agreement, exp
         assert doc["primary_variant"] == "float32" and "fails the export bounds" in doc["quantization"]["reason"]
     names = {i["name"] for m in doc["models"].values() for i in m["inputs"]}
     assert names == {"noise", "label"}  # one name per input across float32 and int8 files
+
+
+def test_a_judging_classifier_scores_the_samples_of_every_variant(cgan, tmp_path):
+    """A classifier that always answers class 'b' (known verdicts): labels asked for cycle over 3 classes, so a third
+    of the samples agree, 'b' holds every sample and the other classes none."""
+    import tf_keras as keras
+
+    from edgepipe.components.evaluation.families import evaluate_gan
+    from edgepipe.components.optimization.family_variants import convert_generator
+    from edgepipe.models.spec import DataSpec
+    from edgepipe.pipeline.artifacts import Model
+
+    images, model = cgan
+    inputs = keras.Input((8, 8, 1))
+    logits = keras.layers.Dense(3, kernel_initializer="zeros",
+                                bias_initializer=keras.initializers.Constant([0.0, 5.0, 0.0]))(
+        keras.layers.Flatten()(inputs))
+    judge = Model(tmp_path / "judge")
+    judge.save_keras(keras.Model(inputs, keras.layers.Softmax()(logits)))
+    judge.properties.update({"family": "constant", "class_names": ["a", "b", "c"],
+                             "data_spec": DataSpec((8, 8, 1), "classification", num_classes=3).to_json()})
+    judge.finalize()
+    conv, _ = invoke(convert_generator, {"model": model}, {"tflite": tmp_path / "t"},
+                     {"variants": ["float32", "int8_ptq"], "representative_samples": 32})
+    ev, metrics = invoke(evaluate_gan, {"examples": images, "model": model, "tflite": conv["tflite"],
+                                        "classifier": judge},
+                         {"evaluation": tmp_path / "e"}, {"samples": 30, "samples_per_class": 2, "latency_runs": 2})
+    report = ev["evaluation"].read_json("evaluation.json")["metrics"]
+    assert report["class_shares"] == {"a": 0.0, "b": 1.0, "c": 0.0} and report["min_class_share"] == 0.0
+    assert report["classifier"]["family"] == "constant"
+    test_labels = images.read_numpy("test")["label"]
+    assert report["classifier"]["test_accuracy"] == pytest.approx(float(np.mean(test_labels == 1)))
+    rows = {r["variant"]: r for r in json.loads((tmp_path / "e" / "variants.json").read_text())}
+    assert {r["metric_name"] for r in rows.values()} == {"label_agreement"}
+    for name in ("keras", "float32", "int8_ptq"):  # latents' labels cycle 0, 1, 2: exactly a third asked for 'b'
+        assert rows[name]["metric"] == pytest.approx(1 / 3)
+    assert rows["int8_ptq"]["metric_drop"] == pytest.approx(0.0)
+    assert 0.0 <= metrics["label_agreement"] <= 1.0
