@@ -18,9 +18,10 @@ EXPECTED = {
     "conv1d": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate_model", "export_model"],
     "unet": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate_model", "export_model"],
     "mobilenet_v2": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate_model", "export_model"],
-    # generators and Q-networks: float32 / int8 PTQ / int8 QAT (distilled), verified per variant, gated at export
-    "dcgan": ["ingest_npz", "train_gan", "convert_generator", "evaluate_gan", "export_model"],
-    "cgan": ["ingest_npz", "train_gan", "convert_generator", "evaluate_gan", "export_model"],
+    # generators and Q-networks: float32 / int8 PTQ / int8 QAT (distilled), verified per variant, gated at export;
+    # a GAN's samples are judged by a classifier trained on the same images (train_judge)
+    "dcgan": ["ingest_npz", "train_gan", "train_judge", "convert_generator", "evaluate_gan", "export_model"],
+    "cgan": ["ingest_npz", "train_gan", "train_judge", "convert_generator", "evaluate_gan", "export_model"],
     "dqn": ["train_dqn", "convert_policy", "evaluate_policy", "export_model"],
 }
 
@@ -35,6 +36,15 @@ def test_family_config_builds_a_valid_pipeline(name, tmp_path):
     if name != "dqn":
         assert train.params["checkpoint_root"] == str(tmp_path.resolve() / "checkpoints")
         assert "checkpoint_root" in train.component.execution_params
+
+
+def test_gan_judge_is_configurable_and_optional(tmp_path):
+    cfg = load_config(CONFIGS / "cgan.yaml", [f"pipeline.root={tmp_path}", "evaluate.classifier.epochs=3"])
+    judge = build_pipeline(cfg).node("train_judge")
+    assert judge.params["family"] == "cnn" and judge.params["epochs"] == 3 and judge.params["task"] == "classification"
+    off = build_pipeline(load_config(CONFIGS / "cgan.yaml", [f"pipeline.root={tmp_path}", "evaluate.classifier=null"]))
+    assert "train_judge" not in [n.name for n in off.nodes]
+    assert "classifier" not in off.node("evaluate_gan").inputs
 
 
 def test_autoencoder_config_uses_the_anomaly_pipeline(tmp_path):
