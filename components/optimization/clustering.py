@@ -63,6 +63,7 @@ def cluster_with_report(model, x_train: np.ndarray, number_of_clusters: int = 16
     ``x_train``: an array, or a streamed ``tf.data`` of ``(x, y)`` batches (components/training/inputs.fit_inputs)."""
     import tensorflow as tf
 
+    from edgepipe.components.training.fit import progress_callback
     from edgepipe.components.training.inputs import fit_inputs
 
     if not isinstance(x_train, tf.data.Dataset) and len(x_train) == 0:
@@ -71,7 +72,8 @@ def cluster_with_report(model, x_train: np.ndarray, number_of_clusters: int = 16
     with (strategy or tf.distribute.get_strategy()).scope():
         wrapped, report = wrap_for_clustering(model, number_of_clusters, skip_layers or (), preserve_sparsity)
         wrapped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
-    history = wrapped.fit(**fit_inputs(x_train, y_train, batch_size), epochs=max(1, epochs), verbose=0)
+    history = wrapped.fit(**fit_inputs(x_train, y_train, batch_size), epochs=max(1, epochs), verbose=0,
+                          callbacks=[progress_callback(max(1, epochs))])
     stripped = _cluster.strip_clustering(wrapped)
     stripped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     report["loss"] = [float(v) for v in history.history["loss"]]

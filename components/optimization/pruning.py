@@ -107,6 +107,7 @@ def prune_with_report(model, x_train: Any, target_sparsity: float = 0.5, epochs:
     """
     import tensorflow as tf
 
+    from edgepipe.components.training.fit import progress_callback
     from edgepipe.components.training.inputs import fit_inputs
 
     n = len(x_train) if num_examples is None else num_examples
@@ -119,7 +120,7 @@ def prune_with_report(model, x_train: Any, target_sparsity: float = 0.5, epochs:
         wrapped, report = wrap_for_pruning(model, sched, skip_layers or (), structured_2_4)
         wrapped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     history = wrapped.fit(**fit_inputs(x_train, y_train, batch_size), epochs=max(1, epochs), verbose=0,
-                          callbacks=[_sparsity.UpdatePruningStep()])
+                          callbacks=[_sparsity.UpdatePruningStep(), progress_callback(max(1, epochs))])
     stripped = _sparsity.strip_pruning(wrapped)
     stripped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     report["loss"] = [float(v) for v in history.history["loss"]]

@@ -125,6 +125,7 @@ def quantize_model(windows: Input[Examples], model: Input[Model], qat_model: Out
     from edgepipe.components.optimization.pruning import measured_sparsity
     from edgepipe.components.optimization.qat import KeepClusters, KeepSparsity, quantize_aware, strip_cqat
 
+    from edgepipe.components.training.fit import progress_callback
     from edgepipe.components.training.inputs import fit_inputs
 
     x, y, loss, _ = _fine_tune_data(windows, model, batch_size, seed)
@@ -137,7 +138,8 @@ def quantize_model(windows: Input[Examples], model: Input[Model], qat_model: Out
     if scheme == "cqat":
         snapped = [n for n, how in report["preserved_by"].items() if how == "callback"]
         callbacks.append(KeepClusters(qat, layers=snapped))
-    history = qat.fit(**fit_inputs(x, y, batch_size), epochs=max(1, epochs), verbose=0, callbacks=callbacks)
+    history = qat.fit(**fit_inputs(x, y, batch_size), epochs=max(1, epochs), verbose=0,
+                      callbacks=[*callbacks, progress_callback(max(1, epochs))])
     if scheme == "cqat":
         qat = strip_cqat(qat)
     sparsity = measured_sparsity(qat)

@@ -43,3 +43,19 @@ def test_schedule_validation():
         pruning_schedule("cubic", 0.5, 10)
     with pytest.raises(ConfigError, match="target_sparsity"):
         pruning_schedule("polynomial", 1.0, 10)
+
+
+def test_prune_and_qat_report_epochs_and_stop_on_request(trained_model, windows_examples, tmp_path):
+    """Their fine-tuning fits carry the shared progress callback: epochs reported, a stop honoured mid-fit."""
+    from edgepipe.pipeline import progress
+
+    events = []
+    execution = progress.Execution("prune", sink=events.append)
+    with progress.bound(execution):
+        prune_model.fn(windows=windows_examples, model=trained_model, pruned=Model(tmp_path / "p"),
+                       target_sparsity=0.5, epochs=2, batch_size=16)
+    assert [(e.kind, e.step, e.total) for e in events if e.kind == "epoch"] == [("epoch", 1, 2), ("epoch", 2, 2)]
+    execution.stop.set()
+    with progress.bound(execution), pytest.raises(progress.StopRequested):
+        quantize_model.fn(windows=windows_examples, model=trained_model, qat_model=Model(tmp_path / "q"), epochs=3,
+                          batch_size=16)
