@@ -19,10 +19,10 @@ import ctypes.util
 import json
 from typing import Any, Awaitable, Callable
 
-# Resident bytes per body byte of a series request (fast numeric parse, windows, scores, JSON answer): 8 concurrent
-# 8 MiB bodies added ~300 MB (4.5x) to an idle server, measured
-# with benchmarks/serve_load.py (memory) on the default bundle; rounded up.
-EXPANSION = 6
+# Resident bytes per body byte of a series request (fast numeric parse, windows, chunked scores, JSON answer): 8
+# concurrent 8 MiB bodies all admitted added 433 MB (6.4x) to an idle server on the default bundle (32-step windows,
+# stride 4; 4.5x with 16-step windows), measured with benchmarks/serve_load.py (memory); rounded up.
+EXPANSION = 7
 DEFAULT_WAIT_S = 10.0
 RETRY_AFTER_S = 1
 HEALTH_PATHS = frozenset({"/healthz"})

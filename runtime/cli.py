@@ -67,7 +67,7 @@ def add_commands(sub) -> None:
                        help="interpreters that may run at once (default: min(4, CPUs))")
     serve.add_argument("--threads", type=positive_int, default=1, help="LiteRT threads per interpreter (default: 1)")
     serve.add_argument("--max-memory", type=positive_int, default=None,
-                       help="bytes the request bodies in flight may use (estimated at 6 x body size; default: "
+                       help="bytes the request bodies in flight may use (estimated at 7 x body size; default: "
                             "192 MiB); beyond it requests wait briefly, then get 503 with Retry-After")
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
 

@@ -15,7 +15,10 @@ import numpy as np
 
 from edgepipe.runtime import preprocess
 from edgepipe.runtime.errors import InputError
+from edgepipe.runtime.litert import MAX_BATCH
 from edgepipe.runtime.tasks.base import Task, register
+
+SCORE_CHUNK = 16 * MAX_BATCH  # windows scored at once (a multiple of the runner batch: same invokes)
 
 
 def _json_float(value: float) -> float | None:
@@ -95,11 +98,18 @@ class AnomalyTask(Task):
         self.clip = (float(clip["min"]), float(clip["max"])) if clip else None
 
     def scores(self, normalized: np.ndarray) -> np.ndarray:
-        """Reconstruction MSE per normalized float32 window (float64, as the evaluation computes it)."""
-        fed = normalized if self.clip is None else np.clip(normalized, *self.clip).astype(normalized.dtype)
-        y = self.runner.run(fed)
-        diff = normalized.astype(np.float64) - y.astype(np.float64)
-        return (diff ** 2).reshape(len(diff), -1).mean(axis=1)
+        """Reconstruction MSE per normalized float32 window (float64, as the evaluation computes it).
+
+        ``SCORE_CHUNK`` windows at a time: a max-size request holds ~70k windows, and their reconstructions plus
+        float64 differences at once were most of the server's per-request memory (issue 12). The chunk is a multiple
+        of the runner's batch, so every invoke, and so every score, is the same as scoring all windows at once."""
+        out = np.empty(len(normalized), dtype=np.float64)
+        for lo in range(0, len(normalized), SCORE_CHUNK):
+            part = normalized[lo:lo + SCORE_CHUNK]
+            fed = part if self.clip is None else np.clip(part, *self.clip).astype(part.dtype)
+            diff = part.astype(np.float64) - self.runner.run(fed).astype(np.float64)
+            out[lo:lo + len(part)] = (diff ** 2).reshape(len(diff), -1).mean(axis=1)
+        return out
 
     def predict(self, raw: Any, kind: str | None = None) -> AnomalyResult:
         """``kind`` "series" ([T, C] raw values) or "windows" ([n, size, C]); by default from the rank."""

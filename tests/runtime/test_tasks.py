@@ -142,3 +142,23 @@ def test_anomaly_input_clip_feeds_the_clipped_window_and_scores_the_raw_one():
     del doc["input_clip"]
     unclipped = AnomalyTask(doc, {"threshold": 0.5}, runner).predict(np.array([[[0.5], [3.0]]]), kind="windows")
     assert unclipped.window_score.tolist() == [0.0]
+
+
+def test_anomaly_scores_a_long_series_in_bounded_chunks_with_the_same_scores():
+    """A max-size request holds ~70k windows; the model sees at most SCORE_CHUNK of them at once (issue 12: their
+    reconstructions and float64 differences were most of a request's memory), and the scores equal the whole-array
+    computation bit for bit (an elementwise stub model, so only the chunking itself can differ)."""
+    from edgepipe.runtime import preprocess
+    from edgepipe.runtime.tasks.anomaly import SCORE_CHUNK, AnomalyTask
+
+    window = {"size": 4, "stride": 1, "channels": 2, "channel_names": ["a", "b"]}
+    norm = {"method": "zscore", "center": [1.0, -2.0], "scale": [2.0, 0.5], "channels": ["a", "b"]}
+    calls = []
+    runner = SimpleNamespace(name="stub.tflite", run=lambda x: (calls.append(len(x)), np.tanh(x) * 0.9)[1])
+    task = AnomalyTask({"window": window, "normalization": norm}, {"threshold": 1.0}, runner)
+    series = np.random.default_rng(0).normal(size=(2 * SCORE_CHUNK + 100, 2))
+    result = task.predict(series, kind="series")
+    assert max(calls) == SCORE_CHUNK and sum(calls) == len(series) - 3
+    _, windows = preprocess.windows(preprocess.normalize(series, task.center, task.scale), 4, 1)
+    diff = windows.astype(np.float64) - (np.tanh(windows) * 0.9).astype(np.float64)
+    np.testing.assert_array_equal(result.window_score, (diff ** 2).reshape(len(diff), -1).mean(axis=1))
