@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.pipeline.conftest import sigint_as_on_a_terminal
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -43,7 +45,8 @@ evaluate: {{split: test}}
 def _edgepipe(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "edgepipe", *args], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=sigint_as_on_a_terminal,
+                            **kwargs)
 
 
 class Lines:

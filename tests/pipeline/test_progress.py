@@ -9,6 +9,7 @@ from edgepipe.pipeline.artifacts import Examples
 from edgepipe.pipeline.component import Output, component
 from edgepipe.pipeline.dag import Pipeline
 from edgepipe.pipeline.runner import LocalRunner
+from tests.pipeline.conftest import sigint_as_on_a_terminal
 
 
 @component
@@ -106,7 +107,8 @@ def test_second_ctrl_c_aborts_a_component_that_does_not_stop_and_the_next_run_co
     root, marker = tmp_path / "root", tmp_path / "marker"
     repo = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen([sys.executable, "-c", ABORT_SCRIPT, str(root), str(marker)], cwd=repo,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_on_a_terminal)
     deadline = time.time() + 60
     while not marker.exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -183,7 +185,7 @@ def spin(out: Output[Examples], seconds: float = 20.0) -> dict:
     return {}
 
 
-def test_ctrl_c_delivered_to_a_worker_thread_still_stops_the_run_promptly(tmp_path, capsys):
+def test_ctrl_c_delivered_to_a_worker_thread_still_stops_the_run_promptly(tmp_path, capsys, live_sigint):
     """Python runs signal handlers in the main thread only when it wakes: the runner must not block in wait()
     for the whole component (it did: a Ctrl-C during a 40-epoch training took effect after the training)."""
     import io
