@@ -305,8 +305,16 @@ def _print_summary(bundle_dir: Path) -> None:
         if model == "int8" and primary:
             model = f"int8 ({primary}, model.tflite)"
         if "f1" in values:
-            print(f"  {model:<8} precision {values['precision']:.3f}  recall {values['recall']:.3f}  "
-                  f"F1 {values['f1']:.3f}  (eval+test windows)")
+            print(f"  {model:<8} precision {_num(values.get('precision'))}  recall {_num(values.get('recall'))}  "
+                  f"F1 {_num(values.get('f1'))}  (eval+test windows)")
+    reason = meta.get("primary_reason") or (meta.get("quantization") or {}).get("reason")
+    if reason:
+        print(f"  model.tflite is '{primary}': {reason}")
+
+
+def _num(value: Any) -> str:
+    """A metric for the summary; None (no positives in a split, no labels) is 'n/a', never a format error."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 # ---- models -------------------------------------------------------------------------------------------------------

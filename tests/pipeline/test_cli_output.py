@@ -85,3 +85,21 @@ def test_progress_shows_why_a_cache_hit_is_not_reused(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("cached result of convert_tflite is corrupt (tflite: file a.tflite changed): re-executing")
     assert out[1].endswith("running ...")
+
+
+def test_run_summary_prints_missing_metrics_as_na_and_why_the_primary_ships(tmp_path, capsys):
+    """No labels (or no positives in a split) leave precision/recall None: the summary said TypeError after the
+    export, before the bundle reached --output."""
+    import json
+
+    from edgepipe.pipeline.cli import _print_summary
+
+    (tmp_path / "bundle.json").write_text(json.dumps({
+        "primary_variant": "int8_qat", "primary_reason": "'pqat' (agreement 0.84 < 0.98) failed the export bounds",
+        "metrics": {"per_model": {"int8": {"all": {"precision": None, "recall": None, "f1": None}},
+                                  "keras": {"all": {"precision": 0.5, "recall": 1.0, "f1": 0.6667}}}}}))
+    _print_summary(tmp_path)
+    out = capsys.readouterr().out
+    assert "int8 (int8_qat, model.tflite) precision n/a  recall n/a  F1 n/a" in out
+    assert "keras    precision 0.500  recall 1.000  F1 0.667" in out
+    assert "model.tflite is 'int8_qat': 'pqat' (agreement 0.84 < 0.98) failed" in out
