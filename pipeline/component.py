@@ -18,6 +18,7 @@ validated immediately (unknown or missing parameters, wrong input types), which 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import typing
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
 
 from edgepipe.pipeline.artifacts import Artifact
+from edgepipe.pipeline.code_version import code_digest
 from edgepipe.pipeline.errors import PipelineDefinitionError
 
 A = TypeVar("A", bound=Artifact)
@@ -119,22 +121,19 @@ class Component:
                 self.params[pname] = param
                 if _mentions(hint, InputPath):
                     self.path_params.add(pname)
-        self.code_version = self._code_version()
 
-    def _code_version(self) -> str:
-        """Declared version plus a hash of the code the component runs: its own source and every module of its
-        package (DoFns and helpers live beside the function), so editing any of them invalidates the cache."""
-        digest = hashlib.sha256()
-        try:
-            digest.update(inspect.getsource(self.fn).encode())
-        except (OSError, TypeError):
-            digest.update(self.fn.__qualname__.encode())
+    @functools.cached_property
+    def code_version(self) -> str:
+        """Declared version plus a hash of the code the component runs: its module and every project module it
+        imports, transitively (:mod:`edgepipe.pipeline.code_version`), so editing a helper in another package
+        invalidates exactly the components that use it. Computed when a cache key first needs it, not at
+        decoration, when the package the component lives in may still be half imported."""
         source_file = inspect.getsourcefile(self.fn)
-        if source_file:
-            for module in sorted(Path(source_file).parent.glob("*.py")):
-                digest.update(module.name.encode())
-                digest.update(module.read_bytes())
-        return f"{self.version}:{digest.hexdigest()[:16]}"
+        if source_file is None:
+            digest = hashlib.sha256(self.fn.__qualname__.encode()).hexdigest()
+        else:
+            digest = code_digest(source_file, self.fn.__module__)
+        return f"{self.version}:{digest[:16]}"
 
     def __call__(self, **kwargs: Any) -> Node:
         name = kwargs.pop("_name", self.name)

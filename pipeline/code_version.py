@@ -1,0 +1,116 @@
+"""What code a component runs, for its cache key: its own module plus every project module it imports, transitively.
+
+Hashing only the component's own folder (the rule before) missed what matters and counted what does not: editing
+``components/optimization/tflite.py`` left ``evaluate_*`` and ``export_*`` cached with stale results, while editing
+``components/data/csv_rows.py`` invalidated ``make_windows``, which never uses it. Here the imports are read from
+the source with :mod:`ast` (every ``import``/``from ... import`` in the file, including the lazy ones inside
+functions, which this project uses to keep TensorFlow out of light modules) and followed within the component's own
+top-level package and ``edgepipe``; third-party libraries are pinned by ``requirements.lock``, not hashed.
+
+Nothing is imported to find a module's file except the top two levels of a package (``edgepipe.components``: light
+``__init__`` files), so scanning never triggers TensorFlow or an import cycle. Parsed imports are cached per process
+by path, size and modification time, so a run pays for each file once.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+FOLLOWED = ("edgepipe",)  # besides the component's own top-level package
+
+
+def code_digest(source_file: str | Path, module_name: str) -> str:
+    """sha256 over the component's module and every followed module it reaches (paths in a stable order)."""
+    digest = hashlib.sha256()
+    for path in module_closure(Path(source_file), module_name):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def module_closure(source_file: Path, module_name: str) -> list[Path]:
+    """``source_file`` and the files of the project modules it imports, transitively, sorted."""
+    roots = {module_name.split(".")[0], *FOLLOWED}
+    seen: dict[Path, None] = {}
+    pending = [(source_file.resolve(), module_name)]
+    while pending:
+        path, name = pending.pop()
+        if path in seen:
+            continue
+        seen[path] = None
+        for imported in _imports(str(path), *_stamp(path), _package_of(path, name)):
+            if imported.split(".")[0] not in roots:
+                continue
+            found = resolve(imported)
+            if found is not None and found not in seen:
+                pending.append((found, imported))
+    return sorted(seen, key=str)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _package_of(path: Path, name: str) -> str:
+    """The package relative imports in ``path`` start from."""
+    return name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+
+@lru_cache(maxsize=None)
+def _imports(path: str, mtime_ns: int, size: int, package: str) -> tuple[str, ...]:
+    """Module names a file may import: ``import a.b`` gives ``a.b``; ``from a import b`` gives ``a`` and ``a.b``
+    (``b`` may be a submodule or just a name in ``a``: :func:`resolve` keeps whichever is a module)."""
+    tree = ast.parse(Path(path).read_bytes(), filename=path)
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".") if package else []
+                anchor = anchor[:len(anchor) - (node.level - 1)] if node.level > 1 else anchor
+                base = ".".join([*anchor, *([base] if base else [])])
+            if base:
+                names.append(base)
+                names += [f"{base}.{alias.name}" for alias in node.names if alias.name != "*"]
+    return tuple(dict.fromkeys(names))
+
+
+@lru_cache(maxsize=None)
+def resolve(name: str) -> Path | None:
+    """The file of module ``name`` (``pkg/__init__.py`` for a package), or None if it is not a module."""
+    parts = name.split(".")
+    for depth in range(len(parts), 0, -1):
+        base = _location(".".join(parts[:depth]), depth)
+        if base is None:
+            continue
+        path = base
+        for part in parts[depth:]:
+            directory = path.parent if path.name == "__init__.py" else None
+            if directory is None:
+                return None  # a name inside a plain module, not a module itself
+            package, module = directory / part / "__init__.py", directory / f"{part}.py"
+            path = package if package.is_file() else module if module.is_file() else None
+            if path is None:
+                return None
+        return path.resolve()
+    return None
+
+
+def _location(name: str, depth: int) -> Path | None:
+    """Where an already imported module lives, or (top two levels only) where the import system would find it."""
+    module = sys.modules.get(name)
+    origin = getattr(module, "__file__", None) if module is not None else None
+    if origin is None and depth <= 2:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            return None
+        origin = spec.origin if spec is not None and spec.has_location else None
+    return Path(origin) if origin and origin.endswith(".py") else None
