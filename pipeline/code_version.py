@@ -24,31 +24,38 @@ FOLLOWED = ("edgepipe",)  # besides the component's own top-level package
 
 
 def code_digest(source_file: str | Path, module_name: str) -> str:
-    """sha256 over the component's module and every followed module it reaches (paths in a stable order)."""
+    """sha256 over the component's module and every followed module it reaches, keyed and ordered by module name:
+    the same code gives the same digest in a source checkout and in an installed wheel (a compiled Kubeflow
+    pipeline checks that its tasks run the code it was compiled with)."""
     digest = hashlib.sha256()
-    for path in module_closure(Path(source_file), module_name):
-        digest.update(path.name.encode())
+    for name, path in sorted(_closure(Path(source_file), module_name).items()):
+        digest.update(name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
 def module_closure(source_file: Path, module_name: str) -> list[Path]:
     """``source_file`` and the files of the project modules it imports, transitively, sorted."""
+    return sorted(_closure(source_file, module_name).values(), key=str)
+
+
+def _closure(source_file: Path, module_name: str) -> dict[str, Path]:
+    """{module name: file} reached from ``source_file``; a file reached under two names keeps the first."""
     roots = {module_name.split(".")[0], *FOLLOWED}
-    seen: dict[Path, None] = {}
+    seen: dict[Path, str] = {}
     pending = [(source_file.resolve(), module_name)]
     while pending:
-        path, name = pending.pop()
+        path, name = pending.pop(0)
         if path in seen:
             continue
-        seen[path] = None
+        seen[path] = name
         for imported in _imports(str(path), *_stamp(path), _package_of(path, name)):
             if imported.split(".")[0] not in roots:
                 continue
             found = resolve(imported)
             if found is not None and found not in seen:
                 pending.append((found, imported))
-    return sorted(seen, key=str)
+    return {name: path for path, name in seen.items()}
 
 
 def _stamp(path: Path) -> tuple[int, int]:

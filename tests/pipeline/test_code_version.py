@@ -64,6 +64,9 @@ def fakepkg(tmp_path, monkeypatch):
     yield root, {name: getattr(module, name) for name, module in modules.items()}
     for name in [m for m in sys.modules if m == "fakepkg" or m.startswith("fakepkg.")]:
         del sys.modules[name]
+    from edgepipe.pipeline.code_version import resolve
+
+    resolve.cache_clear()  # the next test's fakepkg lives elsewhere (a real package does not move in a process)
 
 
 def versions(components: dict) -> dict[str, str]:
@@ -126,3 +129,20 @@ def test_edgepipe_components_cover_the_helpers_they_use_and_only_those():
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_same_code_elsewhere_has_the_same_version(fakepkg, tmp_path):
+    """A source checkout and an installed copy (another directory) agree, as a compiled Kubeflow pipeline's tasks
+    and the machine that compiled it must."""
+    import shutil
+
+    root, components = fakepkg
+    here = versions(components)["a"]
+    elsewhere = tmp_path / "site" / "packages"
+    shutil.copytree(root, elsewhere / "fakepkg")
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); import fakepkg.comp_a as m; "
+              "print(m.a.code_version)")
+    done = subprocess.run([sys.executable, "-c", script, str(elsewhere)], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == here
