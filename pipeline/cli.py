@@ -307,6 +307,8 @@ def _print_summary(bundle_dir: Path) -> None:
         if "f1" in values:
             print(f"  {model:<8} precision {_num(values.get('precision'))}  recall {_num(values.get('recall'))}  "
                   f"F1 {_num(values.get('f1'))}  (eval+test windows)")
+    if meta.get("metrics", {}).get("metric_gate"):
+        print(f"  metric gate {meta['metrics']['metric_gate']}")
     reason = meta.get("primary_reason") or (meta.get("quantization") or {}).get("reason")
     if reason:
         print(f"  model.tflite is '{primary}': {reason}")

@@ -154,3 +154,18 @@ def test_nab_art_daily_jumpsup_labelled_window_is_found(tmp_path):
     size = bundle.doc["window"]["size"]
     top = np.argsort(result.window_score)[-10:]
     assert all(inside[s:s + size].any() for s in result.window_start[top]), result.window_start[top]
+
+
+@pytest.mark.skipif(not NAB.exists(), reason="../shared/datasets/nab not present")
+def test_a_series_without_labels_exports_with_the_metric_gate_skipped_and_said(tmp_path):
+    """Unlabelled normal data (the Keras example's art_daily_small_noise, no labels at all): export used to refuse
+    ('f1 drop n/a > 0.1'), and the run summary raised TypeError formatting a None precision."""
+    overrides = ["training.epochs=3", "prune.epochs=1", "qat.epochs=1", "data.labels_json=null",
+                 "data.labels_key=null", f"data.source={NAB / 'artificialNoAnomaly' / 'art_daily_small_noise.csv'}"]
+    result = edgepipe(*run_args(tmp_path / "root", tmp_path / "bundle", overrides, config="nab"))
+    assert result.returncode == 0, result.stderr
+    assert "F1 n/a" in result.stdout and "metric gate skipped" in result.stdout
+    meta = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    assert meta["metrics"]["metric_gate"].startswith("skipped: f1 is undefined")
+    assert meta["metrics"]["agreement_with_keras"]["int8"]["all"] >= meta["metrics"]["min_agreement"]
+    assert "F1 bound skipped" in (tmp_path / "bundle" / "SUMMARY.md").read_text()

@@ -45,8 +45,22 @@ def build_rows(index: dict[str, dict[str, Any]], metric_name: str, metrics: dict
     return rows
 
 
+def metric_gate_skipped(rows: list[dict[str, Any]], max_metric_drop: float | None) -> str | None:
+    """Why the metric bound cannot apply, or None when it does: the Keras reference's own metric is undefined
+    (no labels, or no labelled anomaly in eval+test: F1 has no positives), so no variant's drop can be measured.
+    Unlabelled normal data is how most detectors are trained; the agreement bound still guards the conversion."""
+    keras = next((r for r in rows if r["variant"] == "keras"), None)
+    if max_metric_drop is None or keras is None or keras.get("metric") is not None:
+        return None
+    return (f"{keras.get('metric_name') or 'metric'} is undefined for the Keras model (no labels, or no labelled "
+            "positives in the evaluated splits): max_metric_drop not applied, agreement still gated")
+
+
 def gate(rows: list[dict[str, Any]], min_agreement: float, max_metric_drop: float | None) -> list[dict[str, Any]]:
-    """Mark each TFLite row ``exported`` (True/False) with a ``reason`` when refused; the Keras row stays None."""
+    """Mark each TFLite row ``exported`` (True/False) with a ``reason`` when refused; the Keras row stays None.
+    The metric bound is skipped for every row when :func:`metric_gate_skipped` says it cannot apply."""
+    if metric_gate_skipped(rows, max_metric_drop):
+        max_metric_drop = None
     out = []
     for row in rows:
         row = dict(row)

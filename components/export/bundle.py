@@ -27,18 +27,20 @@ PACKAGES = {"tensorflow": "tensorflow", "tf_keras": "tf-keras", "tfmot": "tensor
             "ai_edge_litert": "ai-edge-litert", "apache_beam": "apache-beam", "edgepipe": "edgepipe"}
 
 
-@component(version="2")
+@component(version="3")
 def export_bundle(tflite: Input[TFLiteModels], evaluation: Input[ModelEvaluation], transform: Input[TransformParams],
                   windows: Input[Examples], bundle: Output[Bundle], report: Input[Report] | None = None,
                   min_agreement: float = 0.98, max_metric_drop: float | None = None, primary: str = "auto") -> dict:
     """Refuse (VerificationError) when the ``primary`` variant fails the bounds; else write the passing models,
     bundle.json, SUMMARY.md and the gated variant table. ``primary="auto"``: see optimization/variants.py."""
-    from edgepipe.components.evaluation.variants import gate, write_table
+    from edgepipe.components.evaluation.variants import gate, metric_gate_skipped, write_table
     from edgepipe.components.optimization.variants import gated_primary
 
     report_html = report  # optional Report input (copied into the bundle); below, `report` is evaluation.json
     report = evaluation.read_json("evaluation.json")
-    rows = gate(_table(evaluation, report), min_agreement, max_metric_drop)
+    table = _table(evaluation, report)
+    skipped = metric_gate_skipped(table, max_metric_drop)
+    rows = gate(table, min_agreement, max_metric_drop)
     chosen, choice = gated_primary(primary, rows)
     passed = {r["variant"] for r in rows if r.get("exported")}
     files = {chosen: FILES["int8"], **({"float32": FILES["float32"]} if "float32" in passed else {}),
@@ -78,7 +80,8 @@ def export_bundle(tflite: Input[TFLiteModels], evaluation: Input[ModelEvaluation
         "thresholds": {name: report["thresholds"][v] for v, name in files.items()},
         "metrics": {"threshold_quantile": report["threshold_quantile"], "threshold_margin": report["threshold_margin"],
                     "per_model": per_model, "agreement_with_keras": agreement, "min_agreement": min_agreement,
-                    "max_metric_drop": max_metric_drop, "counts": report["counts"]},
+                    "max_metric_drop": max_metric_drop, "counts": report["counts"],
+                    **({"metric_gate": f"skipped: {skipped}"} if skipped else {})},
         "variants_file": "variants.json",
         "versions": _versions()}
     # Everything is computed and verified; only now does anything land in the bundle.
@@ -195,7 +198,9 @@ def _summary(doc: dict[str, Any], report: dict[str, Any], rows: list[dict[str, A
     lines += ["", f"Keras reference: F1 {_fmt(k.get('f1'))}, AUC {_fmt(k.get('auc'))}; "
                   f"export gate: agreement >= {doc['metrics']['min_agreement']}"
                   + (f", F1 drop <= {doc['metrics']['max_metric_drop']}" if doc["metrics"]["max_metric_drop"]
-                     is not None else "") + f"; `model.tflite` is variant `{doc['primary_variant']}`."
+                     is not None and "metric_gate" not in doc["metrics"] else "")
+                  + (f" (F1 bound {doc['metrics']['metric_gate']})" if "metric_gate" in doc["metrics"] else "")
+                  + f"; `model.tflite` is variant `{doc['primary_variant']}`."
               + (f" Why: {doc['primary_reason']}." if doc.get("primary_reason") else ""),
               f"int8 input: scale {q.get('scale')}, zero point {q.get('zero_point')} "
               f"(q = round(x / scale) + zero_point).", "",

@@ -36,3 +36,24 @@ def test_threshold_error_and_agreement():
     assert reconstruction_error(x, np.zeros_like(x)).tolist() == [1.0, 1.0]
     assert agreement(np.array([1.0, 3.0]), 2.0, np.array([10.0, 10.0]), 5.0) == 0.5
     assert agreement(np.array([1.0]), None, np.array([1.0]), 1.0) is None
+
+
+def _row(variant, metric, drop, agreement=1.0):
+    return {"variant": variant, "metric_name": "f1", "metric": metric, "metric_drop": drop, "agreement": agreement}
+
+
+def test_metric_bound_is_skipped_only_when_the_reference_metric_is_undefined():
+    """Unlabelled training data (or no labelled anomaly in eval+test): F1 has no positives for any model, and
+    'f1 drop n/a > 0.1' refused every export. The agreement bound still applies."""
+    from edgepipe.components.evaluation.variants import gate, metric_gate_skipped
+
+    unlabelled = [_row("keras", None, 0.0), _row("pqat", None, None), _row("int8_qat", None, None, agreement=0.9)]
+    assert "undefined for the Keras model" in metric_gate_skipped(unlabelled, 0.1)
+    rows = {r["variant"]: r for r in gate(unlabelled, 0.98, 0.1)}
+    assert rows["pqat"]["exported"] is True
+    assert rows["int8_qat"]["exported"] is False and rows["int8_qat"]["reason"] == "agreement 0.9 < 0.98"
+    # a defined reference metric: a variant whose own metric is missing or dropped too far is still refused
+    labelled = [_row("keras", 0.8, 0.0), _row("pqat", None, None), _row("int8_qat", 0.6, 0.2)]
+    assert metric_gate_skipped(labelled, 0.1) is None and metric_gate_skipped(unlabelled, None) is None
+    rows = {r["variant"]: r for r in gate(labelled, 0.98, 0.1)}
+    assert rows["pqat"]["reason"] == "f1 drop n/a > 0.1" and rows["int8_qat"]["reason"] == "f1 drop 0.2 > 0.1"
