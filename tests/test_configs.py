@@ -65,7 +65,8 @@ def test_shipped_config_runs_as_shipped(name, tmp_path):
     root, out = tmp_path / "root", tmp_path / "bundle"
     done = subprocess.run([sys.executable, "-m", "edgepipe", "run", f"configs/{name}.yaml", "--root", str(root),
                            "--output", str(out)], cwd=REPO, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"configs/{name}.yaml exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (f"configs/{name}.yaml exited {done.returncode}:\n{done.stdout[-3000:]}\n"
+                                  f"{done.stderr[-3000:]}")
     assert "Traceback" not in done.stderr
 
     from edgepipe.runtime import Bundle
