@@ -169,10 +169,9 @@ def evaluate_gan(examples: Input[Examples], model: Input[Model], evaluation: Out
         "discriminator_fake_mean": float(d_prob(fake, fake_labels).mean()),
         "generated_pixel_std": float(fake.std(axis=0).mean()), "real_pixel_std": float(real.std(axis=0).mean()),
         "generated_mean": float(fake.mean()), "real_mean": float(real.mean())}
-    judge = _sample_judge(classifier, conditional)
+    judge, judged_by = _sample_judge(classifier, conditional, examples, split)
     if judge is not None:
-        report["classifier"] = {"family": classifier.properties.get("family"),
-                                "test_accuracy": _accuracy(classifier, examples, split)}
+        report["classifier"] = judged_by
         report.update(judge(fake, fake_labels))
     grids = []
     if conditional:
@@ -207,10 +206,12 @@ def evaluate_gan(examples: Input[Examples], model: Input[Model], evaluation: Out
     return summary
 
 
-def _sample_judge(classifier: Model | None, conditional: bool):
-    """``judge(images, asked_labels) -> sample_classes report`` with the classifier, or None without one."""
+def _sample_judge(classifier: Model | None, conditional: bool, examples: Examples, split: str):
+    """``(judge, about)``: ``judge(images, asked_labels) -> sample_classes report`` with the classifier, and the
+    classifier's family and own accuracy on real images of ``split`` (how far its verdicts can be trusted);
+    ``(None, None)`` without one."""
     if classifier is None:
-        return None
+        return None, None
     from edgepipe.components.evaluation.family_metrics import sample_classes
 
     net = classifier.load_keras()
@@ -218,18 +219,16 @@ def _sample_judge(classifier: Model | None, conditional: bool):
     names = classifier.properties.get("class_names")
     shape = tuple(int(d) for d in net.inputs[0].shape[1:])
 
+    def predict(images: np.ndarray) -> np.ndarray:
+        return net.predict(images.reshape((-1, *shape)), batch_size=256, verbose=0).argmax(-1)
+
     def judge(images: np.ndarray, asked: np.ndarray | None = None) -> dict[str, Any]:
-        predicted = net.predict(images.reshape((-1, *shape)), batch_size=256, verbose=0).argmax(-1)
-        return sample_classes(predicted, k, asked if conditional else None, names)
+        return sample_classes(predict(images), k, asked if conditional else None, names)
 
-    return judge
-
-
-def _accuracy(classifier: Model, examples: Examples, split: str) -> float:
-    """The judging classifier's own accuracy on real images of ``split``: how far its verdicts can be trusted."""
-    net = classifier.load_keras()
     _, x, y = _split_arrays(examples, classifier, split, with_labels=True)
-    return float((net.predict(x, batch_size=256, verbose=0).argmax(-1) == y.reshape(-1)).mean())
+    about = {"family": classifier.properties.get("family"),
+             "test_accuracy": float((predict(x) == y.reshape(-1)).mean())}
+    return judge, about
 
 
 @component(version="2")
