@@ -61,7 +61,8 @@ def peak_rss_mb() -> float:
 
 # ---- the NumPy reference ------------------------------------------------------------------------------------------
 def run_numpy(csv_path: Path, out: Path, size: int, stride: int) -> dict:
-    from edgepipe.components.data.beam_io import encode_batch, shard_name, write_shard
+    from edgepipe.components.data.beam.example_encode import encode_batch
+    from edgepipe.components.data.beam.files import shard_name, write_shard
     from edgepipe.components.data.splits import time_bounds
     from edgepipe.pipeline.artifacts import Examples
 
@@ -153,7 +154,8 @@ def child(args) -> None:
 
 def checksum(out: Path, mode: str) -> dict:
     """Count and float sum of windows per split, from the written files (the outputs must agree across modes)."""
-    from edgepipe.components.data.beam_io import read_records, float_spans
+    from edgepipe.components.data.beam.example_decode import float_spans
+    from edgepipe.components.data.beam.tfrecord import read_records
 
     root = out if mode == "numpy" else out / "windows" / "windows"
     sums = {}

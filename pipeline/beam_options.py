@@ -1,4 +1,4 @@
-"""Beam options for the data components, and the conveniences that move them from DirectRunner to Dataflow.
+"""Launch conveniences that move the data components' Beam options from DirectRunner to Dataflow.
 
 The data components take one ``beam_args`` list (``pipeline.beam_args`` in the config) and pass it to Beam
 unchanged. Getting that list right for Dataflow is fiddly: workers need a project, a region and a ``gs://`` temp
@@ -7,12 +7,17 @@ location, and they must be able to ``import edgepipe``, either because the job s
 container (``--sdk_container_image``). :func:`dataflow_args` writes that list, :func:`merge_beam_args` lays it over
 a config's list, and :func:`validate_beam_args` refuses an incomplete one before anything runs, instead of a
 Dataflow job failing on its workers twenty minutes later.
+
+These are the launchers' concerns (``edgepipe submit --dataflow``, ``compile``, the Dockerfile's source folder).
+How a ``beam_args`` list is read (the runner, DirectRunner by default) is the data layer's,
+:mod:`edgepipe.components.data.beam.options`, which this module uses: the data layer imports nothing from here.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from edgepipe.components.data.beam.options import is_dataflow, pipeline_options
 from edgepipe.pipeline.errors import ConfigError
 
 # Where the Dockerfile keeps setup.py and the sources (owned by the image's user: building the sdist writes there).
@@ -70,23 +75,6 @@ def merge_beam_args(base: list[str], extra: list[str]) -> list[str]:
     return merged + list(extra)
 
 
-def pipeline_options(beam_args: list[str] | None):
-    """``PipelineOptions`` from a beam_args list, DirectRunner when no runner is named."""
-    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-
-    options = PipelineOptions(list(beam_args or []))
-    if not options.view_as(StandardOptions).runner:
-        options.view_as(StandardOptions).runner = "DirectRunner"
-    return options
-
-
-def is_dataflow(beam_args: list[str] | None) -> bool:
-    from apache_beam.options.pipeline_options import StandardOptions
-
-    runner = pipeline_options(beam_args).view_as(StandardOptions).runner or ""
-    return runner.lower().removesuffix("runner") == "dataflow"
-
-
 def validate_beam_args(beam_args: list[str] | None, *, launched_here: bool = False) -> None:
     """Refuse a Dataflow configuration that cannot work; ``launched_here``: also check a local setup_file exists."""
     if not is_dataflow(beam_args):
@@ -108,9 +96,3 @@ def validate_beam_args(beam_args: list[str] | None, *, launched_here: bool = Fal
                           f"project's setup.py> (in the image: {IMAGE_SOURCE_DIR}/setup.py) or --sdk_container_image")
     if launched_here and setup.setup_file and not Path(setup.setup_file).is_file():
         raise ConfigError(f"pipeline.beam_args: --setup_file {setup.setup_file} does not exist")
-
-
-def to_beam_uri(path: str | os.PathLike) -> str:
-    """A Vertex task's ``/gcs/bucket/x`` (Cloud Storage FUSE) as ``gs://bucket/x``, which Dataflow workers can open."""
-    text = str(path)
-    return "gs://" + text[len("/gcs/"):] if text.startswith("/gcs/") else text

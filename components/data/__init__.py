@@ -2,7 +2,7 @@
 validation, transform/normalize, windows.
 
 Each is a :func:`edgepipe.pipeline.component.component` whose pipeline comes from
-:class:`edgepipe.components.data.beam_io.Job`, so one ``beam_args`` list picks the runner for all (DirectRunner,
+:class:`edgepipe.components.data.beam.job.Job`, so one ``beam_args`` list picks the runner for all (DirectRunner,
 ``--direct_running_mode=multi_processing``, ``--runner=DaskRunner``, Dataflow/Flink/Spark); see ``docs/data.md``.
 """
 from edgepipe.components.data.ingest import ingest_timeseries

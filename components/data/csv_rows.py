@@ -27,7 +27,7 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from edgepipe.components.data.beam_io import count, data, reject as reject_record, value
+from edgepipe.components.data.beam.job import count, data, reject as reject_record, value
 
 BLOCK_ROWS = 65536  # lines parsed together with NumPy
 TIMESTAMP_WIDTH = 40  # characters of a timestamp the fast path loads; a field this long goes to the exact path
@@ -322,7 +322,7 @@ class ParseRange(beam.DoFn):
     """A byte range of a CSV -> per-series blocks of parsed rows (data) plus rejects and the range's line count.
 
     Block: ``{"file", "range", "line" [n] (local to the range), "timestamp" [n] epoch s, "values" [n, c] float64,
-    "label" [n]}``. Emits mixed output (see ``beam_io.split_outputs``)."""
+    "label" [n]}``. Emits mixed output (see ``beam.job.split_outputs``)."""
 
     def __init__(self, layout: Layout, headers: dict[str, list[str]], delimiter: str = ","):
         self.layout, self.headers, self.delimiter = layout, headers, delimiter

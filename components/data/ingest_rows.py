@@ -7,7 +7,7 @@ All write the same contract: sharded GZIP TFRecords of ``tf.train.Example`` unde
 from :mod:`splits` (fraction by row identity, or hash of a key), so they are stable across runs and runners.
 
 Work is cut into elements that a worker handles alone: byte ranges of CSV files, TFRecord files, row ranges of an
-``.npz`` member, batches of image files, TFDS splits; each writes its own shards (``beam_io.write_shard``).
+``.npz`` member, batches of image files, TFDS splits; each writes its own shards (``beam.files.write_shard``).
 """
 from __future__ import annotations
 
@@ -22,8 +22,11 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from edgepipe.components.data.beam_io import (Job, base_name, count, encode_batch, frame, open_input, parse_example,
-                                              read_records, reject, shard_name, value, worker_uri, write_shard)
+from edgepipe.components.data.beam.example_decode import parse_example
+from edgepipe.components.data.beam.example_encode import encode_batch
+from edgepipe.components.data.beam.files import base_name, open_input, shard_name, worker_uri, write_shard
+from edgepipe.components.data.beam.job import Job, count, reject, value
+from edgepipe.components.data.beam.tfrecord import frame, read_records
 from edgepipe.components.data.csv_rows import (FLOAT32_MAX, SPLIT_BYTES, has_surrogates, iter_blocks, plan_ranges,
                                                read_range_text, split_fields)
 from edgepipe.components.data.ingest import check_rejects, read_header, resolve_files, resolve_lines, write_rejects
@@ -332,7 +335,8 @@ class CopyRecords(beam.DoFn):
 
     def process(self, path):
         try:
-            from edgepipe.components.data.beam_io import inflate, read_file_bytes, tfrecord_payloads
+            from edgepipe.components.data.beam.files import read_file_bytes
+            from edgepipe.components.data.beam.tfrecord import inflate, tfrecord_payloads
 
             records = tfrecord_payloads(inflate(read_file_bytes(path), self.compression), check=True)
         except (ValueError, OSError, EOFError) as err:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import apache_beam as beam
 import numpy as np
 
-from edgepipe.components.data.beam_io import (CHUNK_GZIP_LEVEL, GZIP_LEVEL, Job, count, float_spans, frame,
-                                              read_records, relative_name, write_shard)
+from edgepipe.components.data.beam.example_decode import float_spans
+from edgepipe.components.data.beam.files import CHUNK_GZIP_LEVEL, GZIP_LEVEL, base_name, write_shard
+from edgepipe.components.data.beam.job import Job, count
+from edgepipe.components.data.beam.tfrecord import frame, read_records
 from edgepipe.components.data.series_stages import read_chunk_index, write_chunk_index
 from edgepipe.pipeline.artifacts import Examples, ExampleStatistics, TransformParams
 from edgepipe.pipeline.component import Input, Output, component
@@ -60,7 +62,7 @@ class NormalizeShard(beam.DoFn):
                 scaled = ((values.astype(np.float64) - self.center) / self.scale).astype("<f4")
                 buffer[lo:hi] = scaled.tobytes()
             out.append(bytes(buffer))
-        write_shard(self.transformed, split, relative_name(path), frame(out), level=self.level)
+        write_shard(self.transformed, split, base_name(path), frame(out), level=self.level)
         yield count("examples_normalized", len(out))
 
 

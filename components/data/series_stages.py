@@ -33,8 +33,10 @@ import json
 import apache_beam as beam
 import numpy as np
 
-from edgepipe.components.data.beam_io import (CHUNK_GZIP_LEVEL, Job, count, encode_example, frame, join_uri, reject,
-                                              shard_name, value, write_shard)
+from edgepipe.components.data.beam.example_encode import encode_example
+from edgepipe.components.data.beam.files import CHUNK_GZIP_LEVEL, join_uri, shard_name, write_shard
+from edgepipe.components.data.beam.job import Job, count, reject, value
+from edgepipe.components.data.beam.tfrecord import frame
 from edgepipe.components.data.csv_rows import ParseRange, plan_ranges
 from edgepipe.components.data.splits import time_bounds
 from edgepipe.components.data.staging import read_columns, write_columns

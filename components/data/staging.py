@@ -3,7 +3,7 @@
 Why not pickles or TFRecords: a worker often needs only some rows of a staged block (the rows of one time bucket)
 and only some columns (the timestamps, to find those rows), so a block is stored as raw C-ordered columns behind a
 small JSON header; :func:`read_columns` seeks straight to a column's row slice. Files are written with
-``beam_io.atomic_write`` (hidden name, then rename), so a retried bundle overwrites instead of duplicating.
+``beam.files.atomic_write`` (hidden name, then rename), so a retried bundle overwrites instead of duplicating.
 
 Layout: 8-byte little-endian header length, UTF-8 JSON ``{"rows": n, "columns": [[name, dtype, inner shape,
 offset], ...]}``, then each column's bytes (row ``i`` of a column at ``offset + i * row_bytes``).
@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 
-from edgepipe.components.data.beam_io import atomic_write, open_input
+from edgepipe.components.data.beam.files import atomic_write, open_input
 
 
 def write_columns(uri: str, columns: dict[str, np.ndarray]) -> int:

@@ -27,7 +27,9 @@ from collections import Counter
 import apache_beam as beam
 import numpy as np
 
-from edgepipe.components.data.beam_io import Job, decode_columns, parse_example, read_records, value
+from edgepipe.components.data.beam.example_decode import decode_columns, parse_example
+from edgepipe.components.data.beam.job import Job, value
+from edgepipe.components.data.beam.tfrecord import read_records
 from edgepipe.pipeline.artifacts import Examples, ExampleStatistics
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import DataError

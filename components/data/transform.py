@@ -19,8 +19,11 @@ from __future__ import annotations
 import apache_beam as beam
 import numpy as np
 
-from edgepipe.components.data.beam_io import (Job, count, decode_columns, encode_batch, read_records,
-                                              relative_name, write_shard)
+from edgepipe.components.data.beam.example_decode import decode_columns
+from edgepipe.components.data.beam.example_encode import encode_batch
+from edgepipe.components.data.beam.files import base_name, write_shard
+from edgepipe.components.data.beam.job import Job, count
+from edgepipe.components.data.beam.tfrecord import read_records
 from edgepipe.components.data.normalize import METHODS, fit
 from edgepipe.pipeline.artifacts import Examples, ExampleStatistics, TransformParams
 from edgepipe.pipeline.component import Input, Output, component
@@ -88,7 +91,7 @@ class TransformShard(beam.DoFn):
         if not records:
             return
         columns = apply(decode_columns(records, self.spec), self.params)
-        write_shard(self.transformed, split, relative_name(path), encode_batch(columns))
+        write_shard(self.transformed, split, base_name(path), encode_batch(columns))
         yield count(f"examples_{split}", len(records))
 
 

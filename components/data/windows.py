@@ -15,7 +15,7 @@ series, split and step range of every shard), so each shard is one task that als
 steps of the shard(s) before it: no shuffle, and a task holds one shard. Chunks without an index are regrouped
 as described above (a GroupByKey on the window chunk). Both give the same windows (tested).
 
-Windows are encoded in bulk (``beam_io.encode_batch``) and each task's windows are written as one shard.
+Windows are encoded in bulk (``beam.example_encode.encode_batch``) and each task's windows are written as one shard.
 """
 from __future__ import annotations
 
@@ -23,8 +23,11 @@ import apache_beam as beam
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from edgepipe.components.data.beam_io import (Job, count, data, decode_chunk, encode_batch, join_uri, read_records,
-                                              shard_name, split_outputs, split_uri, worker_uri, write_shard)
+from edgepipe.components.data.beam.example_decode import decode_chunk
+from edgepipe.components.data.beam.example_encode import encode_batch
+from edgepipe.components.data.beam.files import join_uri, shard_name, split_uri, worker_uri, write_shard
+from edgepipe.components.data.beam.job import Job, count, data, split_outputs
+from edgepipe.components.data.beam.tfrecord import read_records
 from edgepipe.components.data.series_stages import read_chunk_index
 from edgepipe.pipeline.artifacts import Examples
 from edgepipe.pipeline.component import Input, Output, component

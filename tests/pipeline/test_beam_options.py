@@ -9,6 +9,7 @@ import pytest
 from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, SetupOptions, StandardOptions,
                                                   WorkerOptions)
 
+from edgepipe.components.data.beam.options import pipeline_options
 from edgepipe.pipeline import beam_options as bo
 from edgepipe.pipeline.cli import main
 from edgepipe.pipeline.errors import ConfigError
@@ -19,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_dataflow_args_parse_into_beams_option_views():
     args = bo.dataflow_args("proj", "europe-west4", "gs://bucket/tmp", setup_file="/opt/edgepipe/setup.py",
                             max_num_workers=8, service_account="df@proj.iam.gserviceaccount.com")
-    options = bo.pipeline_options(args)
+    options = pipeline_options(args)
     cloud = options.view_as(GoogleCloudOptions)
     assert options.view_as(StandardOptions).runner == "DataflowRunner"
     assert (cloud.project, cloud.region, cloud.temp_location) == ("proj", "europe-west4", "gs://bucket/tmp")
@@ -31,7 +32,7 @@ def test_dataflow_args_parse_into_beams_option_views():
 
 def test_custom_container_replaces_the_staged_package():
     args = bo.dataflow_args("proj", "us-central1", "gs://b/tmp", sdk_container_image="us-docker.pkg.dev/p/r/beam:1")
-    options = bo.pipeline_options(args)
+    options = pipeline_options(args)
     assert options.view_as(WorkerOptions).sdk_container_image == "us-docker.pkg.dev/p/r/beam:1"
     assert options.view_as(SetupOptions).setup_file is None
 
@@ -48,14 +49,14 @@ def test_merge_lets_the_conveniences_replace_flags_in_either_form():
     base = ["--runner=DirectRunner", "--direct_num_workers", "2", "--project", "old", "--save_main_session"]
     merged = bo.merge_beam_args(base, ["--runner=DataflowRunner", "--project=new"])
     assert merged == ["--direct_num_workers", "2", "--save_main_session", "--runner=DataflowRunner", "--project=new"]
-    options = bo.pipeline_options(merged)
+    options = pipeline_options(merged)
     assert options.view_as(GoogleCloudOptions).project == "new"
     assert options.view_as(DirectOptions).direct_num_workers == 2
 
 
-def test_pipeline_options_default_to_the_direct_runner():
-    assert bo.pipeline_options([]).view_as(StandardOptions).runner == "DirectRunner"
+def test_the_direct_runner_needs_no_dataflow_options():
     bo.validate_beam_args(["--runner=DirectRunner"])
+    bo.validate_beam_args([])
 
 
 @pytest.mark.parametrize("args, message", [
@@ -81,11 +82,6 @@ def test_compile_refuses_incomplete_dataflow_args(tmp_path, capsys):
     code = main(["compile", "--pipeline-factory", "tests.pipeline.kfp_fixtures:chain", "--output",
                  str(tmp_path / "p.yaml"), "--set", "pipeline.beam_args=[--runner=DataflowRunner]"])
     assert code == 2 and "DataflowRunner needs --project, --region, --temp_location" in capsys.readouterr().err
-
-
-def test_fuse_paths_map_to_gcs_uris():
-    assert bo.to_beam_uri("/gcs/bucket/root/x/Split-train/data") == "gs://bucket/root/x/Split-train/data"
-    assert bo.to_beam_uri("/tmp/x") == "/tmp/x"
 
 
 def test_the_staged_package_builds_and_installs_edgepipe_modules(tmp_path):

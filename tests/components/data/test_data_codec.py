@@ -1,8 +1,9 @@
 """The bulk Example encoder/decoder agrees with protobuf and TensorFlow, and the TFRecord framing with TF's."""
 import numpy as np
 
-from edgepipe.components.data.beam_io import (decode_example, encode_batch, encode_example, float_spans,
-                                              tfrecord_payloads)
+from edgepipe.components.data.beam.example_decode import decode_example, float_spans
+from edgepipe.components.data.beam.example_encode import encode_batch, encode_example
+from edgepipe.components.data.beam.tfrecord import tfrecord_payloads
 
 
 def test_bulk_encoding_parses_with_protobuf_and_round_trips():

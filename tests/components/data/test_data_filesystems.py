@@ -15,10 +15,12 @@ import pytest
 from apache_beam.io.filesystem import FileMetadata, FileSystem
 from apache_beam.io.filesystems import FileSystems
 
-from edgepipe.components.data import beam_io, compute_statistics, ingest_timeseries, make_windows, normalize
-from edgepipe.components.data.beam_io import (decode_example, encode_batch, list_files, read_records, split_files,
-                                              worker_uri, write_shard)
-from edgepipe.pipeline import beam_options
+from edgepipe.components.data import compute_statistics, ingest_timeseries, make_windows, normalize
+from edgepipe.components.data.beam.example_decode import decode_example
+from edgepipe.components.data.beam.example_encode import encode_batch
+from edgepipe.components.data.beam import files as beam_files
+from edgepipe.components.data.beam.files import list_files, split_files, worker_uri, write_shard
+from edgepipe.components.data.beam.tfrecord import read_records
 
 STORE: dict[str, bytes] = {}
 
@@ -159,9 +161,9 @@ def test_pipeline_reads_and_writes_a_non_local_filesystem(tmp_path, run, memfs, 
     local_metrics, local_ing, local_win = _pipeline(tmp_path / "local", run, str(tmp_path / "local" / "s.csv"), None)
 
     remote = tmp_path / "remote"
-    monkeypatch.setattr(beam_io, "runs_locally", lambda beam_args: False)
-    monkeypatch.setattr(beam_options, "to_beam_uri", lambda p: re.sub(f"^{re.escape(str(remote))}",
-                                                                       "memfs://bucket/run", str(p)))
+    monkeypatch.setattr(beam_files, "runs_locally", lambda beam_args: False)
+    monkeypatch.setattr(beam_files, "to_beam_uri", lambda p: re.sub(f"^{re.escape(str(remote))}",
+                                                                     "memfs://bucket/run", str(p)))
     metrics, ing, win = _pipeline(remote, run, "memfs://bucket/in/s.csv", None)
 
     assert metrics == local_metrics and metrics["windows_train"] > 0

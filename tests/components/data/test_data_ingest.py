@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgepipe.components.data import ingest_timeseries
-from edgepipe.components.data.beam_io import iter_examples
+from edgepipe.components.data.beam.example_decode import iter_examples
 from edgepipe.pipeline.errors import DataError
 
 NAB = Path(__file__).resolve().parents[3] / "../shared/datasets/nab"

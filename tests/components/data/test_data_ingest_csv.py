@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgepipe.components.data import ingest_csv
-from edgepipe.components.data.beam_io import iter_examples
+from edgepipe.components.data.beam.example_decode import iter_examples
 from edgepipe.pipeline.errors import ConfigError, DataError
 
 SHARED = Path(__file__).resolve().parents[3] / "../shared/datasets"

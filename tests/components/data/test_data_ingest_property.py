@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from edgepipe.components.data import ingest_csv, ingest_timeseries
-from edgepipe.components.data.beam_io import iter_examples
+from edgepipe.components.data.beam.example_decode import iter_examples
 from edgepipe.pipeline.artifacts import Examples, Rejects
 from edgepipe.pipeline.errors import DataError
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from edgepipe.components.data import ingest_images, ingest_npz, ingest_tfds, ingest_tfrecord
-from edgepipe.components.data.beam_io import encode_batch, iter_examples
+from edgepipe.components.data.beam.example_decode import iter_examples
+from edgepipe.components.data.beam.example_encode import encode_batch
 from edgepipe.pipeline.errors import DataError
 
 

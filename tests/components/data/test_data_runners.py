@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from edgepipe.components.data import ingest_csv, ingest_timeseries, make_windows
-from edgepipe.components.data.beam_io import iter_examples, pipeline_options
+from edgepipe.components.data.beam.example_decode import iter_examples
+from edgepipe.components.data.beam.options import pipeline_options
 
 distributed = pytest.importorskip("distributed")
 
@@ -77,7 +78,7 @@ def test_dask_partitions_follow_the_cluster_unless_given(dask_args):
     """Beam's Dask Create packs 128 elements a partition: our few coarse elements would all run on one worker."""
     from apache_beam.runners.dask.dask_runner import DaskOptions
 
-    from edgepipe.components.data.beam_io import beam_pipeline
+    from edgepipe.components.data.beam.options import beam_pipeline
 
     def partitioning(args):
         opts = beam_pipeline(args).options.view_as(DaskOptions).get_all_options(drop_default=True,

@@ -8,7 +8,7 @@ import pytest
 
 from edgepipe.components.data import (compute_statistics, infer_schema, ingest_csv, transform_features,
                                       validate_examples)
-from edgepipe.components.data.beam_io import iter_examples
+from edgepipe.components.data.beam.example_decode import iter_examples
 from edgepipe.pipeline.errors import ConfigError, DataError
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgepipe.components.data import ingest_timeseries, series_stages
-from edgepipe.components.data.beam_io import iter_examples
+from edgepipe.components.data.beam.example_decode import iter_examples
 from edgepipe.components.data.series_stages import gap_summary, plan_series, weighted_median
 from edgepipe.components.data.staging import read_columns, write_columns
 

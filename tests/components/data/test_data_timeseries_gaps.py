@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from edgepipe.components.data import ingest_timeseries, make_windows
-from edgepipe.components.data.beam_io import iter_examples
+from edgepipe.components.data.beam.example_decode import iter_examples
 from edgepipe.pipeline.errors import ConfigError
 
 T0 = np.datetime64("2024-01-01T00:00", "s")

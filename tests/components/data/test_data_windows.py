@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from edgepipe.components.data import compute_statistics, ingest_timeseries, make_windows
-from edgepipe.components.data.beam_io import iter_examples
+from edgepipe.components.data.beam.example_decode import iter_examples
 from edgepipe.components.data.series_stages import CHUNK_INDEX
 from edgepipe.pipeline.errors import ConfigError
 

@@ -1,0 +1,77 @@
+"""Runner options for the data components: one ``beam_args`` list -> a Beam pipeline on the runner it names.
+
+Why a module of its own: every data component takes the same ``beam_args`` (``pipeline.beam_args`` in the config)
+and must read it the same way (DirectRunner by default, ``DaskRunner`` as a short name, Dask partitioning sized to
+the cluster, "is this runner's worker a local process?"). The launchers (``pipeline/beam_options.py``: Dataflow
+arguments and their validation) read the runner from here too, so the data layer imports nothing above the kernel.
+"""
+from __future__ import annotations
+
+import os
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+# Runners whose workers are this machine's processes: they see the launcher's paths (a FUSE mount too).
+LOCAL_RUNNERS = {"DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner", "PrismRunner"}
+
+
+def pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions:
+    """Options from command-line style args; DirectRunner unless ``--runner`` says otherwise; ``DaskRunner`` is
+    accepted as a short name (Beam only knows it by its module path)."""
+    args = []
+    for arg in beam_args or []:
+        if arg.startswith("--runner="):
+            name = arg.split("=", 1)[1]
+            arg = f"--runner={RUNNER_ALIASES.get(name, name)}"
+        args.append(arg)
+    options = PipelineOptions(args)
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = "DirectRunner"
+    return options
+
+
+def beam_pipeline(beam_args: list[str] | None = None) -> beam.Pipeline:
+    return beam.Pipeline(options=pipeline_options([*(beam_args or []), *dask_partitioning(beam_args)]))
+
+
+def dask_partitioning(beam_args: list[str] | None) -> list[str]:
+    """``--dask_npartitions`` = 2 x the cluster's worker threads, unless a partitioning is given.
+
+    Why: Beam's Dask ``Create`` packs 128 elements into one Dask partition by default, and every element here is
+    already a coarse unit of work (a byte range, a shard, a time bucket): a component's few hundred elements would
+    run on one or two workers. One partition an element is no better (each partition costs a bundle set-up and a
+    wider shuffle: 2M samples took 20.5 s that way, 11.6 s with the default, 10.8 s with 2 per thread on 2
+    threads). Without ``--dask_client_address`` Beam starts a local cluster: this machine's CPUs are counted."""
+    args = list(beam_args or [])
+    runner = pipeline_options(args).view_as(StandardOptions).runner or ""
+    if not str(runner).endswith("DaskRunner") or any(
+            a.startswith(("--dask_partition_size", "--dask_npartitions")) for a in args):
+        return []
+    address = next((a.split("=", 1)[1] for a in args if a.startswith("--dask_client_address=")), None)
+    threads = os.cpu_count() or 1
+    if address:
+        from distributed import Client
+
+        with Client(address, timeout=30, set_as_default=False) as client:
+            threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
+    return [f"--dask_npartitions={2 * threads}"]
+
+
+def runner_name(beam_args: list[str] | None) -> str:
+    """The runner's class name (``DirectRunner``, ``DaskRunner``, ``DataflowRunner`` ...; a runner object's class)."""
+    runner = pipeline_options(beam_args).view_as(StandardOptions).runner
+    name = runner if isinstance(runner, str) else type(runner).__name__
+    return name.rsplit(".", 1)[-1]
+
+
+def runs_locally(beam_args: list[str] | None) -> bool:
+    """True when the runner's workers are this machine's processes (they see the launcher's paths, FUSE too)."""
+    return runner_name(beam_args) in LOCAL_RUNNERS
+
+
+def is_dataflow(beam_args: list[str] | None) -> bool:
+    """True for ``--runner=DataflowRunner`` (or ``dataflow``, any case)."""
+    return runner_name(beam_args).lower().removesuffix("runner") == "dataflow"
