@@ -19,7 +19,7 @@ from edgepipe.pipeline.errors import ConfigError
 
 
 @register("autoencoder", "Conv1D (strided) or dense autoencoder; score = reconstruction MSE; encoder exportable",
-          trainer="autoencoder", tasks=("reconstruction",))
+          trainer="autoencoder", tasks=("anomaly", "reconstruction"))
 def build_autoencoder(spec: DataSpec | None = None, window_size: int | None = None, channels: int | None = None,
                       variant: Literal["conv", "dense"] = "conv", filters: Sequence[int] = (32, 16),
                       kernel_size: int = 7, units: Sequence[int] = (64,), embedding_dim: int = 8,

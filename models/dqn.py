@@ -38,7 +38,7 @@ def require_tf_agents():
 
 
 @register("dqn", "TF-Agents DQN (replay buffer, epsilon-greedy, target network) on a Gym env; exports the "
-                 "greedy policy's Q-network", trainer="rl", tasks=("control",))
+                 "greedy policy's Q-network", trainer="rl", tasks=("control",), variants="distilled")
 def build_dqn(spec: DataSpec, units: Sequence[int] = (100, 50), conv_filters: Sequence[int] = (),
               kernel_size: int = 3):
     """The Q-network for observations of shape ``spec.input_shape`` and ``spec.output_dim`` discrete actions."""

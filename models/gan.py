@@ -279,7 +279,7 @@ def _build(name: str, spec: DataSpec, conditional: bool, latent_dim: int, genera
 
 
 @register("dcgan", "Deep convolutional GAN (custom train_step, frozen discriminator in the generator step); "
-                   "exports the generator", trainer="gan", tasks=("generation",))
+                   "exports the generator", trainer="gan", tasks=("generation",), variants="distilled")
 def build_dcgan(spec: DataSpec, latent_dim: int = 32, generator_filters: Sequence[int] = (64, 32),
                 discriminator_filters: Sequence[int] = (32, 64), dropout: float = 0.3, learning_rate: float = 2e-4,
                 beta_1: float = 0.5, label_smoothing: float = 0.0, stddev_feature: bool = True,
@@ -292,7 +292,7 @@ def build_dcgan(spec: DataSpec, latent_dim: int = 32, generator_filters: Sequenc
 
 
 @register("cgan", "Conditional GAN: generator and discriminator see the class label; exports the generator",
-          trainer="gan", tasks=("generation",))
+          trainer="gan", tasks=("generation",), variants="distilled")
 def build_cgan(spec: DataSpec, latent_dim: int = 32, generator_filters: Sequence[int] = (64, 32),
                discriminator_filters: Sequence[int] = (32, 64), dropout: float = 0.3, learning_rate: float = 2e-4,
                beta_1: float = 0.5, label_smoothing: float = 0.0, projection: bool = True,

@@ -21,6 +21,11 @@ _BUILTIN_MODULES = ("edgepipe.models.autoencoder", "edgepipe.models.mlp", "edgep
                     "edgepipe.models.gan", "edgepipe.models.dqn")
 _REGISTRY: dict[str, "Family"] = {}
 TRAINERS = ("supervised", "autoencoder", "gan", "rl")
+# How a family's deployable variants are made (the catalogue: ``edgepipe.tasks.variants``): "full" = the variant
+# stage (prune / QAT / PQAT / cluster, fine-tuned on the training loss), "distilled" = PTQ on the inputs the model
+# really sees plus QAT distilled from the float model (no training loss to fine-tune on: generators, Q-networks),
+# None = float32 only, ``float_reason`` saying why.
+VARIANT_POLICIES = ("full", "distilled", None)
 
 
 @dataclass(frozen=True)
@@ -30,21 +35,35 @@ class Family:
     description: str
     trainer: str  # which training component fits it: supervised | autoencoder | gan | rl
     tasks: tuple[str, ...]
+    variants: str | None = "full"
+    float_reason: str | None = None
 
 
-def register(name: str, description: str, trainer: str = "supervised",
-             tasks: tuple[str, ...] = ("classification",)) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: make ``fn(spec, **hparams) -> compiled keras.Model`` buildable as ``name``."""
+def register(name: str, description: str, trainer: str = "supervised", tasks: tuple[str, ...] = ("classification",),
+             variants: str | None = "full",
+             float_reason: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: make ``fn(spec, **hparams) -> compiled keras.Model`` buildable as ``name``; ``tasks`` are
+    registered task names (``edgepipe.tasks``), ``variants`` one of VARIANT_POLICIES."""
     if trainer not in TRAINERS:
         raise ValueError(f"trainer must be one of {TRAINERS}, got {trainer!r}")
+    if variants not in VARIANT_POLICIES:
+        raise ValueError(f"variants must be one of {VARIANT_POLICIES}, got {variants!r}")
+    if variants is None and not float_reason:
+        raise ValueError(f"model family '{name}' ships float32 only: say why (float_reason)")
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise ValueError(f"model family '{name}' is already registered by {_REGISTRY[name].fn.__qualname__}")
-        _REGISTRY[name] = Family(name, fn, description, trainer, tuple(tasks))
+        _REGISTRY[name] = Family(name, fn, description, trainer, tuple(tasks), variants, float_reason)
         return fn
 
     return wrap
+
+
+def families() -> dict[str, Family]:
+    """Every registered family by name (built-ins loaded), in name order."""
+    _load_builtins()
+    return dict(sorted(_REGISTRY.items()))
 
 
 def _load_builtins() -> None:

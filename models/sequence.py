@@ -22,7 +22,9 @@ def _sequence_input(keras, spec: DataSpec):
 
 
 @register("rnn", "LSTM or GRU layers; sequence classification, regression and sequence-to-one forecasting",
-          tasks=("classification", "regression", "forecasting"))
+          tasks=("classification", "regression", "forecasting"), variants=None,
+          float_reason="LSTM/GRU layers have no tfmot QAT scheme and no full-integer TFLite kernel (TensorList "
+                       "ops); the float32 model is shipped")
 def build_rnn(spec: DataSpec, cell: Literal["lstm", "gru"] = "lstm", units: Sequence[int] = (64,),
               bidirectional: bool = False, dropout: float = 0.0, dense_units: int = 0, l2: float = 0.0,
               learning_rate: float = 1e-3, optimizer_name: Literal["adam", "sgd", "rmsprop", "adamw"] = "adam"):

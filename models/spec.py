@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
+from edgepipe import tasks
 from edgepipe.pipeline.errors import ConfigError
-
-TASKS = ("classification", "regression", "segmentation", "forecasting", "reconstruction", "generation", "control")
 
 
 @dataclass(frozen=True)
@@ -35,9 +34,10 @@ class DataSpec:
         if not shape or any(d <= 0 for d in shape):
             raise ConfigError(f"data spec: input_shape must be non-empty positive dimensions, got {self.input_shape}")
         object.__setattr__(self, "input_shape", shape)
-        if self.task not in TASKS:
-            raise ConfigError(f"data spec: unknown task '{self.task}' (allowed: {', '.join(TASKS)})")
-        if self.task in ("classification", "segmentation") and (self.num_classes is None or self.num_classes < 2):
+        if self.task not in tasks.names():
+            raise ConfigError(f"data spec: unknown task '{self.task}' (allowed: {', '.join(tasks.names())})")
+        task = tasks.get(self.task)
+        if task.integer_labels and task.label_required and (self.num_classes is None or self.num_classes < 2):
             raise ConfigError(f"data spec: task '{self.task}' needs num_classes >= 2, got {self.num_classes}")
 
     @property
@@ -124,13 +124,12 @@ def head(spec: DataSpec, x, name: str = "output"):
     """The task's output layer(s) on features ``x``; float32 outputs so mixed precision keeps a stable loss."""
     import tf_keras as keras
 
-    if spec.task == "classification":
+    if tasks.get(spec.task).label == "class":
         return keras.layers.Dense(spec.num_classes, activation="softmax", dtype="float32", name=name)(x)
     return keras.layers.Dense(spec.output_dim, dtype="float32", name=name)(x)
 
 
 def compile_for_task(model, spec: DataSpec, opt) -> None:
-    if spec.task in ("classification", "segmentation"):
-        model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    else:
-        model.compile(optimizer=opt, loss="mse", metrics=["mae"])
+    """Compile with the task's declared loss; accuracy for class labels, MAE for values."""
+    task = tasks.get(spec.task)
+    model.compile(optimizer=opt, loss=task.loss, metrics=["accuracy"] if task.integer_labels else ["mae"])

@@ -12,6 +12,8 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError, field_validator,
                       model_validator)
 
+from edgepipe import tasks
+from edgepipe.models.registry import families
 from edgepipe.pipeline.errors import ConfigError
 
 
@@ -21,7 +23,7 @@ class Section(BaseModel):
 
 class PipelineSection(Section):
     name: str = "default"
-    template: Literal["anomaly_detection", "supervised", "gan", "reinforcement"] = "anomaly_detection"
+    template: Literal[tuple(tasks.templates())] = "anomaly_detection"  # a template runs the tasks naming it
     root: str = ".edgepipe"
     beam_args: list[str] = Field(default_factory=lambda: ["--runner=DirectRunner"])
     max_workers: PositiveInt = 1
@@ -62,7 +64,7 @@ class WindowSection(Section):
     label_mode: Literal["any", "last"] = "any"
 
 
-MODEL_FAMILIES = ("autoencoder", "mlp", "cnn", "rnn", "conv1d", "unet", "mobilenet_v2", "dcgan", "cgan", "dqn")
+MODEL_FAMILIES = tuple(families())  # the registry's (edgepipe.models.registry), never listed by hand
 
 
 class ModelSection(Section):
@@ -71,7 +73,7 @@ class ModelSection(Section):
     kernel_size: PositiveInt = 7
     # Families other than the anomaly autoencoder: task, input/label features, and the builder's hyperparameters
     # (validated against the builder's signature when the pipeline is built; see `edgepipe models`).
-    task: Literal["classification", "regression", "segmentation", "forecasting"] = "classification"
+    task: Literal[tasks.names(configurable=True)] = "classification"  # the others follow from family + template
     x_key: str = "x"
     y_key: str = "label"
     hparams: dict[str, Any] = Field(default_factory=dict)

@@ -34,6 +34,9 @@ DEFAULT_VARIANTS = ["float32", "float16", "dynamic", "int8_ptq", "int8_qat", "pr
 # What each source needs enabled in the config (prune / qat / cluster sections).
 NEEDS = {"float": (), "qat": ("qat",), "pruned": ("prune",), "pqat": ("prune", "qat"), "clustered": ("cluster",),
          "cqat": ("cluster", "qat")}
+# The variants of a family with the "distilled" policy (models.registry): no training loss to prune, cluster or
+# fine-tune on, so PTQ on the inputs the model really sees and QAT distilled from the float model's outputs.
+DISTILLED = ("float32", "int8_ptq", "int8_qat")
 # Preference when convert.primary is "auto": the most optimized int8 model the config produces.
 AUTO_PRIMARY = ("pqat", "int8_qat", "pruned_int8", "int8_ptq")
 

@@ -1,95 +1,59 @@
-"""Pipeline templates: functions from a validated :class:`Config` to a :class:`Pipeline`.
+"""From a validated :class:`Config` to a :class:`Pipeline`: one builder for every task.
 
-A template is where configuration meets components: it binds config values to component parameters and wires
-outputs to inputs. Add a template by writing such a function and registering it in ``TEMPLATES`` with what it
-consumes: the model families it trains, the config keys it reads (``section.*`` for a whole section) and the data
-splits its evaluation needs; the ``pipeline.template`` config key selects it.
-
-Why declare the keys: every section is shared by all templates, so pydantic alone accepts ``training.patience``
-for the anomaly template, which never reads it. A key given explicitly (in the YAML or by ``--set``) that the
-chosen template does not read is refused when the pipeline is built, instead of being silently ignored.
+``pipeline.template`` names a group of tasks (each task declares its template: ``edgepipe.tasks``); the config's
+family and ``model.task`` pick the task (:func:`plan.resolve`). The builder then runs the stages the plan switches
+on (``stages.py``: data, train, judge; ``deploy.py``: variants, evaluate, report, export). Each stage declares the
+config keys it reads, so a key given explicitly (in the YAML or by ``--set``) that no active stage reads is refused
+when the pipeline is built (exit 2), as are splits the evaluation needs but ``data.split`` does not make.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
-from edgepipe.pipeline.config import Config, explicit_keys
+from edgepipe.pipeline.config import Config
 from edgepipe.pipeline.dag import Pipeline
-from edgepipe.pipeline.errors import ConfigError
-from edgepipe.pipeline.templates.anomaly import anomaly_detection
-from edgepipe.pipeline.templates.families import TEMPLATE_FAMILIES, gan, reinforcement, supervised
+from edgepipe.pipeline.templates.plan import Plan, Template, check_config, resolve, templates
+
+_ALWAYS = {"pipeline.*", "model.family", "export.*"}
 
 
-@dataclass(frozen=True)
-class Template:
-    build: Callable[[Config], Pipeline]
-    families: tuple[str, ...]  # model.family values it trains
-    uses: frozenset[str]  # config keys it reads: "section.key" or "section.*"
-    eval_splits: Callable[[Config], tuple[str, ...]] | None = None  # data.split needs one of these (or no data)
+def plan_stages(plan: Plan) -> tuple[list, frozenset[str], object]:
+    """The plan's stage functions in order, the config keys they read, and the evaluation's split rule."""
+    from edgepipe.pipeline.templates import deploy
+    from edgepipe.pipeline.templates import stages as early
+
+    data, data_keys = early.DATA[plan.task.data]
+    train, train_keys = early.train_stage(plan)
+    variants, variant_keys = deploy.VARIANTS[plan.variants]
+    _, eval_keys, splits = deploy.EVALUATE[plan.task.evaluation]
+    judge = [early._judge] if plan.task.evaluation == "generation" else []
+
+    def train_stage(cfg, plan, ctx):
+        node = train(cfg, plan, ctx)
+        ctx.nodes.append(node)
+        ctx.model = node.outputs["model"]
+
+    run = [s for s in (data, train_stage, *judge, variants, deploy.evaluate_stage, deploy.report_stage,
+                       deploy.export_stage) if s is not None]
+    return run, frozenset({*_ALWAYS, *data_keys, *train_keys, *variant_keys, *eval_keys}), splits
 
 
-_VARIANT_STAGE = {"prune.*", "qat.*", "cluster.*", "convert.*", "export.*"}  # variant_stage.py + gated export
-# convert_generator / convert_policy: PTQ and QAT only; the enabled flags are read (cfg.enabled()) to filter variants
-_FAMILY_VARIANTS = {"qat.*", "convert.*", "export.*", "prune.enabled", "cluster.enabled"}
-
-ANOMALY_KEYS = frozenset({
-    "pipeline.*", "data.*", "normalize.*", "window.*", "model.family", "model.filters", "model.kernel_size",
-    "training.epochs", "training.batch_size", "training.learning_rate", "training.train_on", "training.seed",
-    "training.strategy", *_VARIANT_STAGE,
-    "evaluate.threshold_quantile", "evaluate.threshold_margin", "evaluate.input_clip", "evaluate.latency_runs"})
-_FAMILY_DATA = {"data.source", "data.label_column", "data.feature_columns", "data.split"}  # families._ingest
-_FAMILY_TRAINING = {"training.epochs", "training.batch_size", "training.seed", "training.strategy",
-                    "training.workers", "training.task_index", "training.checkpoints"}  # families._execution
-SUPERVISED_KEYS = frozenset({
-    "pipeline.*", *_FAMILY_DATA, "model.family", "model.task", "model.x_key", "model.y_key", "model.hparams",
-    *_FAMILY_TRAINING, "training.patience", "training.lr_schedule", "training.fine_tune_epochs",
-    "training.mixed_precision", *_VARIANT_STAGE, "evaluate.split", "evaluate.tolerance", "evaluate.latency_runs"})
-GAN_KEYS = frozenset({
-    "pipeline.*", *_FAMILY_DATA, "model.family", "model.task", "model.x_key", "model.y_key", "model.hparams",
-    *_FAMILY_TRAINING, *_FAMILY_VARIANTS, "evaluate.split", "evaluate.tolerance", "evaluate.latency_runs",
-    "evaluate.classifier"})
-REINFORCEMENT_KEYS = frozenset({
-    "pipeline.*", "model.family", "model.hparams", "training.seed", "training.checkpoints", "training.time_budget_s",
-    *_FAMILY_VARIANTS, "evaluate.episodes", "evaluate.tolerance", "evaluate.latency_runs"})
-
-TEMPLATES: dict[str, Template] = {
-    # evaluation and the export gate score the eval+test windows
-    "anomaly_detection": Template(anomaly_detection, ("autoencoder",), ANOMALY_KEYS, lambda c: ("eval", "test")),
-    "supervised": Template(supervised, TEMPLATE_FAMILIES["supervised"], SUPERVISED_KEYS,
-                           lambda c: (c.evaluate.split,)),
-    "gan": Template(gan, TEMPLATE_FAMILIES["gan"], GAN_KEYS, lambda c: (c.evaluate.split,)),
-    "reinforcement": Template(reinforcement, TEMPLATE_FAMILIES["reinforcement"], REINFORCEMENT_KEYS),
-}
+def uses(config: Config) -> frozenset[str]:
+    """The config keys the pipeline built from ``config`` reads (``section.*`` for a whole section)."""
+    return plan_stages(resolve(config))[1]
 
 
 def build_pipeline(config: Config) -> Pipeline:
-    try:
-        template = TEMPLATES[config.pipeline.template]
-    except KeyError:
-        raise ConfigError(f"config key 'pipeline.template': unknown template '{config.pipeline.template}' "
-                          f"(allowed: {', '.join(TEMPLATES)})") from None
-    check_config(config, config.pipeline.template, template)
-    return template.build(config)
+    from edgepipe.models.registry import validate_hparams
+    from edgepipe.pipeline.templates.stages import Context
+
+    plan = resolve(config)
+    run, keys, splits = plan_stages(plan)
+    check_config(config, plan, keys, splits(config) if splits else None)
+    if "model.hparams" in keys and plan.task.data != "environment":
+        validate_hparams(plan.family.name, dict(config.model.hparams))
+    ctx = Context()
+    for stage in run:
+        stage(config, plan, ctx)
+    return Pipeline(config.pipeline.name, ctx.nodes)
 
 
-def check_config(config: Config, name: str, template: Template) -> None:
-    """What the config alone decides, refused before anything runs (exit 2): a family the template does not
-    train, keys it would ignore, splits its evaluation needs but ``data.split`` does not make."""
-    source = getattr(config, "_source", "config")
-    if config.model.family not in template.families:
-        raise ConfigError(f"{source}: config key 'model.family': template '{name}' trains "
-                          f"{', '.join(template.families)}, not '{config.model.family}'")
-    unused = [key for key in explicit_keys(config)
-              if key not in template.uses and f"{key.split('.')[0]}.*" not in template.uses]
-    if unused:
-        many = len(unused) > 1
-        raise ConfigError(f"{source}: config key{'s' if many else ''} {', '.join(map(repr, unused))} "
-                          f"{'are' if many else 'is'} not used by template '{name}' (remove {'them' if many else 'it'}"
-                          f", or choose the template that reads {'them' if many else 'it'})")
-    if template.eval_splits is not None:
-        needed = template.eval_splits(config)
-        if not any(split in config.data.split for split in needed):
-            raise ConfigError(f"{source}: config key 'data.split' is {dict(config.data.split)}: template '{name}' "
-                              f"evaluates (and gates the export) on split {' or '.join(map(repr, needed))}, "
-                              "which it does not make")
+__all__ = ["Plan", "Template", "build_pipeline", "plan_stages", "resolve", "templates", "uses"]

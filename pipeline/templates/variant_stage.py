@@ -12,12 +12,6 @@ from typing import Any
 
 from edgepipe.pipeline.config import Config
 
-# Families whose layers tfmot/edgepipe can quantize to full integer; the others ship float32 and record why.
-NOT_QUANTIZABLE = {"rnn": "LSTM/GRU layers have no tfmot QAT scheme and no full-integer TFLite kernel "
-                          "(TensorList ops); the float32 model is shipped",
-                   "autoencoder": "the supervised template exports autoencoders for reconstruction only "
-                                  "(the anomaly_detection template ships them int8)"}
-
 
 @dataclass
 class VariantStage:

@@ -67,10 +67,10 @@ def test_cli_exits_2_with_one_line_for_a_bad_key():
 
 
 def test_time_series_options_reach_the_ingest_node():
-    from edgepipe.pipeline.templates.anomaly import anomaly_detection
+    from edgepipe.pipeline.templates import build_pipeline
 
     config = load_config(None, ["data.resample=10min", "data.gaps=interpolate", "data.bucket_rows=5000"])
-    ingest = next(node for node in anomaly_detection(config).nodes if node.component.name == "ingest_timeseries")
+    ingest = next(node for node in build_pipeline(config).nodes if node.component.name == "ingest_timeseries")
     assert (ingest.params["resample"], ingest.params["gaps"], ingest.params["bucket_rows"]) == ("10min",
                                                                                                 "interpolate", 5000)
     with pytest.raises(ConfigError, match="data.gaps"):

@@ -1,8 +1,8 @@
 """Issue 12, items 5 and 7: what the config alone decides is refused when the pipeline is built (exit 2).
 
-Each template declares the model families it trains, the config keys it reads and the splits its evaluation
-needs (``pipeline/templates/__init__.py``); a key given explicitly in the YAML or by ``--set`` that the chosen
-template does not read is an error naming the key and the template, never silently ignored.
+Each stage of the one builder declares the config keys it reads and the evaluation the splits it needs
+(``pipeline/templates/``); a key given explicitly in the YAML or by ``--set`` that no active stage of the chosen
+template reads is an error naming the key and the template, never silently ignored.
 """
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ import pytest
 
 from edgepipe.pipeline.config import explicit_keys, load_config, resolve_config_path, validate
 from edgepipe.pipeline.errors import ConfigError
-from edgepipe.pipeline.templates import TEMPLATES, build_pipeline, check_config
+from edgepipe.pipeline.templates import build_pipeline, plan_stages, resolve
+from edgepipe.pipeline.templates.plan import check_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
 
 def check(config) -> None:
-    check_config(config, config.pipeline.template, TEMPLATES[config.pipeline.template])
+    plan = resolve(config)
+    _, keys, splits = plan_stages(plan)
+    check_config(config, plan, keys, splits(config) if splits else None)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])

@@ -1,0 +1,140 @@
+"""The verifying half of the one builder: variants -> evaluate -> report -> export.
+
+* variants, by the family's policy (``models.registry.VARIANT_POLICIES``): ``full`` is the variant stage shared
+  by every family trained on a loss (``variant_stage.py``), ``distilled`` the PTQ + distilled-QAT conversion of
+  generators and Q-networks, none a float32 export with the reason;
+* evaluate, by the task's declared ``evaluation``: every variant against the Keras model, the task's metric;
+* the report before export, so a run whose export the gate refuses still has one;
+* export: gated on the variant rows (``convert.primary: auto`` = the first int8 variant that passes), or the
+  verified float32 model with why it is not int8.
+"""
+from __future__ import annotations
+
+from edgepipe.pipeline.config import Config
+from edgepipe.pipeline.templates.plan import Plan
+from edgepipe.pipeline.templates.stages import Context
+
+_GATE = {"export.*"}
+_FULL = {"prune.*", "qat.*", "cluster.*", "convert.*"}
+_DISTILLED = {"qat.*", "convert.*", "prune.enabled", "cluster.enabled"}  # enabled flags filter the variants
+
+
+def _full(cfg: Config, plan: Plan, ctx: Context) -> None:
+    from edgepipe.pipeline.templates.variant_stage import variant_stage
+
+    stage = variant_stage(cfg, ctx.examples, ctx.model)
+    ctx.nodes += stage.nodes
+    ctx.tflite, ctx.primary = stage.convert.outputs["tflite"], stage.primary
+
+
+def _distilled(cfg: Config, plan: Plan, ctx: Context) -> None:
+    """float32 / int8 PTQ on the inputs the model really sees / int8 QAT distilled from the float model; no stage
+    (float32 export) when ``convert.variants`` names no int8 variant such a model can have."""
+    from edgepipe.components.optimization.variants import DISTILLED, active_variants
+
+    names = [n for n in active_variants(list(cfg.convert.variants), cfg.enabled()) if n in DISTILLED]
+    if not any(n != "float32" for n in names):
+        return
+    from edgepipe.components.optimization.family_variants import CONVERTERS
+
+    args = {"variants": names, "representative_samples": cfg.convert.representative_samples,
+            "qat_epochs": cfg.qat.epochs, "qat_learning_rate": cfg.qat.learning_rate,
+            "batch_size": int(cfg.model.hparams.get("batch_size", 64)) if plan.task.data == "environment"
+            else cfg.training.batch_size, "inference_type": cfg.convert.inference_type,
+            "allow_float_fallback": cfg.convert.allow_float_fallback, "seed": cfg.training.seed}
+    convert = CONVERTERS[plan.task.calibration](model=ctx.model, **args)
+    ctx.nodes.append(convert)
+    ctx.tflite = convert.outputs["tflite"]
+    ctx.primary = cfg.convert.primary if cfg.convert.primary in names else "auto"
+
+
+VARIANTS = {"full": (_full, _FULL), "distilled": (_distilled, _DISTILLED), None: (None, set())}
+
+
+# ---- evaluate: task.evaluation -> (stage, keys, splits the evaluation needs) --------------------------------------
+def _anomaly(cfg: Config, plan: Plan, ctx: Context):
+    from edgepipe.components.evaluation import evaluate_anomaly
+
+    e = cfg.evaluate
+    return evaluate_anomaly(windows=ctx.examples, float_model=ctx.model, tflite=ctx.tflite,
+                            threshold_quantile=e.threshold_quantile, threshold_margin=e.threshold_margin,
+                            input_clip=e.input_clip, latency_runs=e.latency_runs)
+
+
+def _supervised(cfg: Config, plan: Plan, ctx: Context):
+    from edgepipe.components.evaluation.families import evaluate_model
+
+    variants = {"tflite": ctx.tflite, "latency_runs": cfg.evaluate.latency_runs} if ctx.tflite is not None else {}
+    return evaluate_model(examples=ctx.examples, model=ctx.model, split=cfg.evaluate.split, **variants)
+
+
+def _generation(cfg: Config, plan: Plan, ctx: Context):
+    from edgepipe.components.evaluation.families import evaluate_gan
+
+    extra = {"classifier": ctx.classifier} if ctx.classifier is not None else {}
+    if ctx.tflite is not None:
+        extra.update(tflite=ctx.tflite, latency_runs=cfg.evaluate.latency_runs)
+    return evaluate_gan(examples=ctx.examples, model=ctx.model, split=cfg.evaluate.split, seed=cfg.training.seed,
+                        **extra)
+
+
+def _control(cfg: Config, plan: Plan, ctx: Context):
+    from edgepipe.components.evaluation.families import evaluate_policy
+
+    e = cfg.evaluate
+    extra = ({"tflite": ctx.tflite, "variant_episodes": min(e.episodes, 10), "latency_runs": e.latency_runs}
+             if ctx.tflite is not None else {})
+    return evaluate_policy(model=ctx.model, episodes=e.episodes, **extra)
+
+
+EVALUATE = {
+    "anomaly": (_anomaly, {"evaluate.threshold_quantile", "evaluate.threshold_margin", "evaluate.input_clip",
+                           "evaluate.latency_runs"}, lambda c: ("eval", "test")),
+    "supervised": (_supervised, {"evaluate.split", "evaluate.tolerance", "evaluate.latency_runs"},
+                   lambda c: (c.evaluate.split,)),
+    "generation": (_generation, {"evaluate.split", "evaluate.tolerance", "evaluate.latency_runs",
+                                 "evaluate.classifier"}, lambda c: (c.evaluate.split,)),
+    "control": (_control, {"evaluate.episodes", "evaluate.tolerance", "evaluate.latency_runs"}, None),
+}
+
+
+def evaluate_stage(cfg: Config, plan: Plan, ctx: Context) -> None:
+    node = EVALUATE[plan.task.evaluation][0](cfg, plan, ctx)
+    ctx.nodes.append(node)
+    ctx.evaluation = node.outputs["evaluation"]
+
+
+def report_stage(cfg: Config, plan: Plan, ctx: Context) -> None:
+    """report.html from what the run wrote (data, training, evaluation, variants), before the export gate."""
+    if ctx.statistics is None:  # the report needs a statistics artifact; Examples-fed tasks: see the note below
+        return
+    from edgepipe.components.report import render_report
+
+    node = render_report(statistics=ctx.statistics, rejects=ctx.rejects, model=ctx.model, evaluation=ctx.evaluation,
+                         tflite=ctx.tflite, primary=ctx.primary, min_agreement=cfg.export.min_agreement,
+                         max_metric_drop=cfg.export.max_metric_drop)
+    ctx.nodes.append(node)
+    ctx.report = node.outputs["report"]
+
+
+def export_stage(cfg: Config, plan: Plan, ctx: Context) -> None:
+    """The series bundle (normalization, windows, thresholds) for windows, the family bundle otherwise."""
+    gate = {"min_agreement": cfg.export.min_agreement, "max_metric_drop": cfg.export.max_metric_drop,
+            "primary": ctx.primary}
+    if plan.task.data == "windows":
+        from edgepipe.components.export import export_bundle
+
+        node = export_bundle(tflite=ctx.tflite, evaluation=ctx.evaluation, report=ctx.report,
+                             transform=ctx.transform, windows=ctx.examples, **gate)
+    else:
+        from edgepipe.components.export.family_bundle import export_model
+
+        if ctx.tflite is None:
+            reason = plan.float_reason or (f"convert.variants names no int8 variant a {plan.family.name} model can "
+                                           "have (int8_ptq, int8_qat): the float32 model is shipped")
+            node = export_model(model=ctx.model, evaluation=ctx.evaluation, tolerance=cfg.evaluate.tolerance,
+                                float_reason=reason, seed=cfg.training.seed)
+        else:
+            node = export_model(model=ctx.model, evaluation=ctx.evaluation, tflite=ctx.tflite, **gate,
+                                seed=cfg.training.seed, float_fallback=plan.variants == "distilled")
+    ctx.nodes.append(node)

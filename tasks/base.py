@@ -1,0 +1,118 @@
+"""The :class:`Task` declaration and its registry.
+
+Why a declaration and not an abstract class with a dozen methods: most tasks differ only in a few facts (what the
+label is, which loss, which metric, where int8 calibration inputs come from, which runtime task decodes the output);
+the few behaviours that really differ (bundle fields, verification inputs) are plain functions of the model's
+properties, given per task where needed and defaulted otherwise. A new task is one module: declare it, ``register``
+it, and add the module to ``BUILTIN``; a task from outside the package (a test's toy task) registers the same way.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from edgepipe.tasks.metrics import TaskMetric
+
+# Modules that register the built-in tasks, imported on first lookup (cheap: no TensorFlow).
+BUILTIN = ("edgepipe.tasks.anomaly", "edgepipe.tasks.supervised", "edgepipe.tasks.generation",
+           "edgepipe.tasks.control")
+LABELS = ("class", "mask", "value", "none")  # what a task's label is: class id, per-pixel class id, float target
+DATA = ("windows", "examples", "environment")  # what the pipeline feeds: series windows, Examples, a Gym env
+CALIBRATION = ("windows", "examples", "latents", "observations")  # int8 representative inputs
+_REGISTRY: dict[str, "Task"] = {}
+
+
+def _no_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task as the pipeline sees it.
+
+    ``runtime`` is the ``bundle.json`` task its bundles are written for (the runtime's ``@register``ed decoder:
+    forecasting is regression on a window, control a greedy policy). ``metric`` scores a model and measures how
+    often a variant's decisions agree with the Keras model's; None means variants cannot be compared on this task
+    (a reconstruction has no decision), so the task ships float32 and ``float_reason`` says why.
+    ``template`` is the ``pipeline.template`` that runs it (a template is the set of tasks naming it);
+    ``configurable``: the task can be named by ``model.task``; the others are implied by the family and template.
+    """
+
+    name: str
+    description: str
+    runtime: str
+    metric: TaskMetric | None
+    label: str = "none"
+    label_required: bool = True  # False: the label is optional (a GAN is conditional only when labels exist)
+    loss: str | None = None
+    data: str = "examples"
+    calibration: str = "examples"
+    template: str = "supervised"
+    evaluation: str = "supervised"  # which evaluation component scores it: anomaly | supervised | generation | control
+    configurable: bool = True
+    float_reason: str | None = None
+    bundle_fields: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] = field(default=_no_fields,
+                                                                                      compare=False)
+
+    def __post_init__(self) -> None:
+        for value, allowed, what in ((self.label, LABELS, "label"), (self.data, DATA, "data"),
+                                     (self.calibration, CALIBRATION, "calibration")):
+            if value not in allowed:
+                raise ValueError(f"task '{self.name}': {what} must be one of {allowed}, got {value!r}")
+        if self.metric is None and not self.float_reason:
+            raise ValueError(f"task '{self.name}': a task without a variant metric must say why (float_reason)")
+
+    @property
+    def integer_labels(self) -> bool:
+        """Labels are class ids (classification, segmentation masks, a cGAN's condition)."""
+        return self.label in ("class", "mask")
+
+    @property
+    def quantizable(self) -> bool:
+        return self.metric is not None
+
+
+def register(task: Task) -> Task:
+    """Add ``task`` to the registry (re-registering the same declaration is a no-op, a different one an error)."""
+    known = _REGISTRY.get(task.name)
+    if known is not None and known != task:
+        raise ValueError(f"task '{task.name}' is already registered with a different declaration")
+    _REGISTRY[task.name] = task
+    return task
+
+
+def _load() -> None:
+    for module in BUILTIN:
+        importlib.import_module(module)
+
+
+def get(name: str) -> Task:
+    """The task ``name``; an unknown one is a one-line ConfigError naming the known ones."""
+    _load()
+    if name not in _REGISTRY:
+        from edgepipe.pipeline.errors import ConfigError
+
+        raise ConfigError(f"unknown task '{name}' (known: {', '.join(_REGISTRY)})")
+    return _REGISTRY[name]
+
+
+def names(configurable: bool | None = None) -> tuple[str, ...]:
+    """Registered task names in registration order (``configurable=True``: those ``model.task`` may name)."""
+    _load()
+    return tuple(n for n, t in _REGISTRY.items() if configurable is None or t.configurable == configurable)
+
+
+def templates() -> dict[str, tuple[str, ...]]:
+    """``{template: its tasks}``, in registration order: what ``pipeline.template`` may name."""
+    _load()
+    out: dict[str, tuple[str, ...]] = {}
+    for name, task in _REGISTRY.items():
+        out[task.template] = (*out.get(task.template, ()), name)
+    return out
+
+
+def runtime_tasks() -> dict[str, str]:
+    """``{pipeline task: runtime task}`` for every registered task."""
+    _load()
+    return {n: t.runtime for n, t in _REGISTRY.items()}

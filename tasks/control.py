@@ -1,0 +1,22 @@
+"""Control: a DQN's Q-network picks the greedy action for an observation of a Gym environment.
+
+There is no dataset: training and evaluation run episodes, int8 calibration uses observations the trained policy
+visits, and a variant's metric is its own average return (agreement: same greedy action as Keras).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from edgepipe.tasks.base import Task, register
+from edgepipe.tasks.metrics import TaskMetric
+
+
+def _policy_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+    return {"policy": {"env_name": props.get("env_name"), "num_actions": int(io["output"]["shape"][-1]),
+                       "frame_stack": int(props.get("frame_stack", 1)), "action": "argmax of Q-values"}}
+
+
+CONTROL = register(Task(
+    name="control", description="greedy actions of a Q-network in a Gym environment", runtime="policy",
+    metric=TaskMetric("average_return", True), label="none", data="environment", calibration="observations",
+    template="reinforcement", evaluation="control", configurable=False, bundle_fields=_policy_fields))

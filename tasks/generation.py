@@ -1,0 +1,37 @@
+"""Generation: a GAN generator maps latent vectors (and, for a cGAN, a class label) to images.
+
+Variants are judged by their own evaluation (pixel difference from the Keras generator on fixed latents, and the
+judging classifier's verdict on their samples), calibrated on latents drawn with the sampler the bundle documents.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from edgepipe.tasks.base import Task, register
+from edgepipe.tasks.metrics import TaskMetric
+
+
+def _generation_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+    from edgepipe.runtime.tasks.families import LATENT_SAMPLER
+
+    spec = props.get("data_spec") or {}
+    names = spec.get("class_names") or props.get("class_names")
+    inputs = io.get("inputs") or [io["input"]]
+    # the latent is the float (or quantized int8) input; a label is a plain integer input (no quantization)
+    latent = next(d for d in inputs if d["dtype"].startswith("float") or d.get("quantization"))
+    label = next((d for d in inputs if d is not latent and not d["dtype"].startswith("float")
+                  and not d.get("quantization")), None)
+    k = int(props.get("num_classes") or spec.get("num_classes") or 0)
+    out: dict[str, Any] = {"generation": {
+        "latent_dim": int(latent["shape"][-1]), "latent_input": latent["name"],
+        "label_input": label["name"] if label else None, "num_classes": k if label else None,
+        "sampler": LATENT_SAMPLER, "output_range": [0.0, 1.0]}}
+    if label and names and len(names) == k:
+        out["labels"] = list(names)
+    return out
+
+
+GENERATION = register(Task(
+    name="generation", description="images from latent vectors (and a class label for a conditional GAN)",
+    runtime="generation", metric=TaskMetric("sample_score", True), label="class", label_required=False, data="examples",
+    calibration="latents", template="gan", evaluation="generation", configurable=False, bundle_fields=_generation_fields))

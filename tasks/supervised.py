@@ -1,0 +1,63 @@
+"""The supervised tasks: classification, regression, forecasting, segmentation, and reconstruction (autoencoders).
+
+Each declares its label, loss and variant metric; the bundle fields say what a device needs to turn the model's
+output into an answer (class labels, target names, the reconstruction score's definition).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgepipe.tasks.base import Task, register
+from edgepipe.tasks.metrics import TaskMetric, accuracy, classes, close, mae, mean_iou
+
+
+def _names(props: dict[str, Any]) -> list[str] | None:
+    spec = props.get("data_spec") or {}
+    return spec.get("class_names") or props.get("class_names")
+
+
+def _classification_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+    k = io["output"]["shape"][-1]
+    names = _names(props)
+    return {"labels": list(names) if names and len(names) == k else [str(i) for i in range(k)],
+            "output_kind": "probabilities"}
+
+
+def _segmentation_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+    k = io["output"]["shape"][-1]
+    names = _names(props)
+    labels = ["background", *names] if names and len(names) + 1 == k else names  # masks add a background class
+    return {"labels": list(labels) if labels and len(labels) == k else [str(i) for i in range(k)]}
+
+
+def _regression_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+    return {"target_names": [f"y{i}" for i in range(io["output"]["shape"][-1])]}
+
+
+def _reconstruction_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+    return {"score": {"kind": "reconstruction_mse", "definition": "mean over all non-batch axes of (x - y)^2, "
+                      "x the model input, y the model output"}}
+
+
+CLASSIFICATION = register(Task(
+    name="classification", description="one class per example (softmax probabilities)", runtime="classification",
+    metric=TaskMetric("accuracy", True, accuracy, lambda r, p: classes(r) == classes(p)), label="class",
+    loss="sparse_categorical_crossentropy", bundle_fields=_classification_fields))
+REGRESSION = register(Task(
+    name="regression", description="one or more float targets per example", runtime="regression",
+    metric=TaskMetric("mae", False, mae, close), label="value", loss="mse", bundle_fields=_regression_fields))
+FORECASTING = register(Task(
+    name="forecasting", description="the next value(s) of a sequence: regression on a window", runtime="regression",
+    metric=TaskMetric("mae", False, mae, close), label="value", loss="mse", bundle_fields=_regression_fields))
+SEGMENTATION = register(Task(
+    name="segmentation", description="one class per pixel (mask)", runtime="segmentation",
+    metric=TaskMetric("mean_iou", True, mean_iou, lambda r, p: np.asarray(r).argmax(-1) == np.asarray(p).argmax(-1)),
+    label="mask", loss="sparse_categorical_crossentropy", bundle_fields=_segmentation_fields))
+RECONSTRUCTION = register(Task(
+    name="reconstruction", description="an autoencoder's reconstruction and bottleneck embedding",
+    runtime="reconstruction", metric=None, label="none", loss="mse", configurable=False,
+    float_reason="a reconstruction has no decision to compare int8 variants on, so the supervised pipeline ships "
+                 "autoencoders float32 (the anomaly_detection template ships them int8, gated on its alarms)",
+    bundle_fields=_reconstruction_fields))
