@@ -101,11 +101,11 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
 
 def _variant_rows(tflite: TFLiteModels, float_model: Model, keras_model, metrics: dict, agree: dict,
                   latency_runs: int) -> list[dict[str, Any]]:
-    from edgepipe.components.evaluation.metrics import task_metric
+    from edgepipe import tasks
     from edgepipe.components.optimization.pruning import measured_sparsity
     from edgepipe.components.optimization.tflite import latency_us
 
-    f1 = task_metric("anomaly")
+    f1 = tasks.get("anomaly").metric
     index_file = tflite.path / "variants.json"
     index = json.loads(index_file.read_text()) if index_file.exists() else {
         name: {"size_bytes": tflite.variant_path(name).stat().st_size, "gzip_bytes": None}

@@ -46,7 +46,7 @@ def evaluate_model(examples: Input[Examples], model: Input[Model], evaluation: O
     reconstruction error (autoencoders).
 
     With ``tflite`` (the variant stage's converted models) every variant is run with LiteRT on the same split and
-    compared with the Keras model by the task's metric (``metrics.TASK_METRICS``): ``variants.json/.md/.html`` rows
+    compared with the Keras model by the task's declared metric (``edgepipe.tasks``): ``variants.json/.md/.html`` rows
     and, in evaluation.json, ``models`` (file hashes) and ``agreement`` -- what export gates on. Per-example inputs
     and outputs of every model go to ``predictions.npz`` (``x``, ``y``, ``keras``, ``<variant>``), so a device's
     answers can be checked against the pipeline's own on the same examples.
@@ -92,7 +92,8 @@ def _evaluate_variants(tflite: TFLiteModels, model: Model, net, task: str, x, y,
     import hashlib
     import json
 
-    from edgepipe.components.evaluation.metrics import compare_variants, task_metric
+    from edgepipe import tasks
+    from edgepipe.tasks.metrics import compare_variants
     from edgepipe.components.evaluation.variants import build_rows, write_table
     from edgepipe.components.optimization.pruning import measured_sparsity
     from edgepipe.components.optimization.tflite import TFLiteRunner, latency_us
@@ -102,8 +103,8 @@ def _evaluate_variants(tflite: TFLiteModels, model: Model, net, task: str, x, y,
         path = tflite.variant_path(name)
         outputs[name] = TFLiteRunner(path).predict(x)
         models[name] = {"kind": "tflite", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    metric = task_metric(task)
-    compared = compare_variants(task, y, outputs)
+    metric = tasks.get(task).metric
+    compared = compare_variants(metric, y, outputs)
     values = {m: c["metric"] for m, c in compared.items()}
     agree = {m: {"all": c["agreement"]} for m, c in compared.items() if m != "keras"}
     index = json.loads((tflite.path / "variants.json").read_text())
