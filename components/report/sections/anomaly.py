@@ -1,0 +1,163 @@
+"""The anomaly detector's sections: score timeline per series with threshold and labelled windows, score histogram
+normal vs anomalous, detection metrics, and the comparison of the Keras model with every TFLite variant.
+
+Why its own comparison table (replacing the common one): evaluate_anomaly gives each model its own threshold and
+reports F1/AUC per split and score drift, which the family variant table has no columns for. Everything is read
+from ``evaluation.json`` and ``errors.npz`` (the scores evaluate_anomaly already computed), nothing is re-scored.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from edgepipe.components.report import html, plots
+from edgepipe.components.report.context import ANOMALY, ReportContext
+from edgepipe.components.report.sections import section
+from edgepipe.pipeline.artifacts import ModelEvaluation, TFLiteModels
+
+
+@section(ANOMALY, order=30, name="evaluation")
+def evaluation(ctx: ReportContext) -> str:
+    return _evaluation_section(ctx.evaluation, ctx.doc, ctx.param("max_series", 12), ctx.param("primary"))
+
+
+@section(ANOMALY, order=90, name="models")
+def models(ctx: ReportContext) -> str:
+    return _models_section(ctx.doc, ctx.tflite, ctx.evaluation, ctx.param("primary"))
+
+
+# ---- evaluation ------------------------------------------------------------------------------------------------------
+def _deployed(doc: dict[str, Any], primary: str | None) -> str:
+    """The model the plots show: the shipped variant if evaluated, else any int8-input TFLite model, else
+    another TFLite variant, else the reference (Keras)."""
+    models = doc.get("models") or {}
+    int8 = [m for m, e in models.items() if (e or {}).get("input_dtype") == "int8"]
+    others = [m for m in models if m != doc.get("reference")]
+    for name in (primary, *int8, *others, doc.get("reference")):
+        if name in models:
+            return name
+    return next(iter(models), "keras")
+
+
+def _evaluation_section(evaluation: ModelEvaluation | None, doc: dict[str, Any] | None, max_series: int,
+                        primary: str | None) -> str:
+    if evaluation is None or doc is None:
+        return html.section("Evaluation", '<p class="note">Not available (no evaluation).</p>', "evaluation")
+    chosen = _deployed(doc, primary)
+    threshold = (doc.get("thresholds") or {}).get(chosen)
+    splits = list(doc.get("splits") or [])
+    errors_file = evaluation.path / doc.get("errors_file", "errors.npz")
+    timelines, histogram, note = None, None, ""
+    if errors_file.exists():
+        with np.load(errors_file, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        rows, omitted = _timeline_rows(arrays, splits, chosen, max_series)
+        timelines = plots.score_timelines(rows, threshold, chosen)
+        note = f"<p class=note>{omitted} more series not drawn.</p>" if omitted else ""
+        scores = [(arrays[f"{s}__{chosen}"], arrays[f"{s}__label"].astype(bool)) for s in splits
+                  if f"{s}__{chosen}" in arrays and f"{s}__label" in arrays]
+        if scores:
+            pooled = np.concatenate([s for s, _ in scores])
+            labels = np.concatenate([lab for _, lab in scores])
+            histogram = plots.score_histogram(pooled[~labels], pooled[labels], threshold, chosen)
+    metric_rows = []
+    for name, per_split in (doc.get("metrics") or {}).items():
+        m = per_split.get("all") or {}
+        metric_rows.append([name, m.get("windows"), m.get("anomalous"), m.get("flagged"), m.get("precision"),
+                            m.get("recall"), m.get("f1"), m.get("auc"),
+                            *((per_split.get(split) or {}).get("f1") for split in splits)])
+    warnings = "".join(f'<p class="warn">warning: {html.esc(w)}</p>' for w in doc.get("warnings") or [])
+    reference = doc.get("reference", "keras")
+    shown = ((doc.get("metrics") or {}).get(chosen) or {}).get("all") or {}
+    body = [html.kpis([(f"{chosen} threshold", threshold),
+                       (f"{chosen} agreement with {reference}", ((doc.get("agreement") or {}).get(chosen) or {})
+                        .get("all")),
+                       (f"{chosen} F1", shown.get("f1")), (f"{chosen} AUC", shown.get("auc")),
+                       (f"{reference} threshold", (doc.get("thresholds") or {}).get(reference))]),
+            warnings,
+            f"<h3>Window scores over time ({html.esc(chosen)} model, {' + '.join(splits)} splits)</h3>",
+            "<p class=note>Dashed line: threshold; shaded: windows labelled anomalous; red points: windows the "
+            "model flags; dotted verticals: split boundaries.</p>",
+            html.figure(timelines, "anomaly score timeline per series"), note,
+            "<h3>Score distribution</h3>", html.figure(histogram, "score histogram normal vs anomalous"),
+            "<h3>Detection metrics</h3>",
+            f"<p class=note>Over all {' + '.join(splits)} windows, plus F1 per split.</p>",
+            html.table(["model", "windows", "anomalous", "flagged", "precision", "recall", "F1", "AUC",
+                        *(f"F1 {split}" for split in splits)], metric_rows, left=1)]
+    return html.section("Anomaly evaluation", "".join(body), "evaluation")
+
+
+def _timeline_rows(arrays: dict[str, np.ndarray], splits: list[str], model: str, max_series: int):
+    """Per series, the eval/test windows in time order, with split boundaries; plus how many series were cut."""
+    parts: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for split in splits:
+        if f"{split}__{model}" not in arrays or f"{split}__series" not in arrays:
+            continue
+        series = arrays[f"{split}__series"]
+        start = arrays.get(f"{split}__start", np.arange(len(series)))
+        when = arrays.get(f"{split}__start_time")
+        x = when.astype("datetime64[s]") if when is not None else start
+        for sid in dict.fromkeys(series.tolist()):
+            keep = series == sid
+            order = np.argsort(start[keep], kind="stable")
+            parts.setdefault(sid, []).append((split, x[keep][order], arrays[f"{split}__{model}"][keep][order],
+                                              arrays[f"{split}__label"][keep][order]))
+    rows = []
+    for sid, pieces in list(parts.items())[:max_series]:
+        pieces.sort(key=lambda p: p[1][0])
+        rows.append({"series": sid, "splits": [p[0] for p in pieces], "x": np.concatenate([p[1] for p in pieces]),
+                     "score": np.concatenate([p[2] for p in pieces]).astype(np.float64),
+                     "label": np.concatenate([p[3] for p in pieces]), "boundaries": [p[1][0] for p in pieces[1:]]})
+    return rows, max(0, len(parts) - max_series)
+
+
+# ---- models ----------------------------------------------------------------------------------------------------------
+def _models_section(doc: dict[str, Any] | None, tflite: TFLiteModels | None,
+                    evaluation: ModelEvaluation | None = None, primary: str | None = None) -> str:
+    """Size, detection quality and agreement per model; TFLite details from ``variants.json`` when present (the
+    TFLite artifact's for sizes/modes, the evaluation's for latency)."""
+    variants: dict[str, Any] = {}
+    if tflite is not None:
+        index = tflite.path / "variants.json"
+        if index.exists():
+            variants = {k: dict(v) for k, v in json.loads(index.read_text()).items() if isinstance(v, dict)}
+        for name in tflite.variants():
+            entry = variants.setdefault(name, {})
+            entry.setdefault("size_bytes", tflite.variant_path(name).stat().st_size)
+            entry.setdefault("file", f"{name}.tflite")
+    latency = {}
+    if evaluation is not None and (evaluation.path / "variants.json").exists():
+        table = json.loads((evaluation.path / "variants.json").read_text())
+        latency = {r.get("variant"): r.get("latency_us") for r in table if isinstance(r, dict)} \
+            if isinstance(table, list) else {}
+    doc = doc or {}
+    evaluated = doc.get("models") or {}
+    reference = [doc["reference"]] if doc.get("reference") in evaluated else []
+    names = list(dict.fromkeys([*reference, *evaluated, *variants]))
+    if not names:
+        return html.section("Model comparison", '<p class="note">Not available (no models evaluated or '
+                                                 'converted).</p>', "models")
+    deployed = _deployed(doc, primary) if evaluated else None
+    rows = []
+    for name in names:
+        v, e = variants.get(name) or {}, evaluated.get(name) or {}
+        overall = ((doc.get("metrics") or {}).get(name) or {}).get("all") or {}
+        agreement = ((doc.get("agreement") or {}).get(name) or {}).get("all")
+        kib = [b / 1024 if b else None for b in (v.get("size_bytes"), v.get("gzip_bytes"))]
+        io = "/".join(d for d in (v.get("input_dtype"), v.get("output_dtype")) if d) or None
+        rows.append([name, v.get("mode") or e.get("kind"), v.get("source"), io, *kib, v.get("sparsity"),
+                     latency.get(name), (doc.get("thresholds") or {}).get(name), overall.get("f1"),
+                     overall.get("auc"), 1.0 if name == doc.get("reference") else agreement,
+                     e.get("score_relative_difference")])
+    highlight = {i for i, n in enumerate(names) if n == deployed}
+    note = ("<p class=note>Highlighted: the model the plots show (the int8 variant the bundle ships). Agreement: "
+            "fraction of eval+test windows where the model's decision equals the reference "
+            f"({html.esc(doc.get('reference', 'keras'))}) model's; score drift: median relative score "
+            "difference to it; latency: per window, measured by the evaluation.</p>")
+    source = "<p class=note>TFLite details from variants.json.</p>" if tflite and (
+        tflite.path / "variants.json").exists() else ""
+    return html.section("Model comparison", note + html.table(
+        ["model", "mode", "source", "I/O dtype", "size KiB", "gzip KiB", "sparsity", "latency µs", "threshold",
+         "F1", "AUC", "agreement", "score drift"], rows, left=4, highlight=highlight) + source, "models")
