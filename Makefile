@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 
 $(STAMP): $(BIN)/python setup.py requirements.lock
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,serve]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,serve,ui]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,14 +33,20 @@ run: $(STAMP) $(RL_STAMP)
 test: $(STAMP) chromium $(RL_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The report test renders report.html in headless Chromium: installed once where possible (root + apt-get), else
-# that test is skipped with a reason.
+# The report test renders report.html in headless Chromium, and the UI's browser tests (tests/ui) drive it through
+# chromedriver (Selenium): both installed once where possible (root + apt-get), else those tests are skipped with a
+# reason.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null \
 	      || echo "chromium could not be installed: the report rendering test will be skipped"; \
 	  else echo "chromium missing (needs root and apt-get): the report rendering test will be skipped"; fi; }
+	@command -v chromedriver >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium-driver) >/dev/null \
+	      || echo "chromium-driver could not be installed: the UI browser tests will be skipped"; \
+	  else echo "chromium-driver missing (needs root and apt-get): the UI browser tests will be skipped"; fi; }
 
 clean:
 	rm -rf .edgepipe bundle

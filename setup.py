@@ -9,7 +9,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
-SUBPACKAGES = ["pipeline", "components", "models", "data", "runtime", "configs"]
+SUBPACKAGES = ["pipeline", "components", "models", "data", "runtime", "configs", "ui"]
 
 
 def _packages():
@@ -48,6 +48,8 @@ RL_REQUIRES = ["gin-config==0.5.0", "tensorflow-probability==0.25.0", "decorator
                "gym==0.23.1", "gym-notices==0.1.0", "pygame==2.6.1"]
 # `edgepipe serve`: the runtime plus a small HTTP service (runtime/server.py).
 SERVE_REQUIRES = RUNTIME_REQUIRES + ["fastapi>=0.110", "uvicorn>=0.29"]
+# `edgepipe ui`: the browser front end (ui/): server-rendered pages, uploads; selenium drives its browser tests.
+UI_REQUIRES = ["fastapi>=0.110", "uvicorn>=0.29", "jinja2>=3.1", "python-multipart>=0.0.9"]
 
 setup(
     name="edgepipe",
@@ -58,16 +60,18 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=PACKAGES,
     package_dir=PACKAGE_DIR,
-    package_data={"edgepipe.configs": ["*.yaml"], "edgepipe.data": ["default/*"]},
+    package_data={"edgepipe.configs": ["*.yaml"], "edgepipe.data": ["default/*"],
+                  "edgepipe.ui": ["templates/*.html", "static/*"]},
     include_package_data=False,
     install_requires=INSTALL_REQUIRES,
     extras_require={
         # kfp in test: the compiled Kubeflow/Vertex spec is executed with kfp.local; dask: the runner-parity test
-        "test": ["pytest>=8", "hypothesis>=6", "kfp==2.17.*", "apache-beam[dask]==2.77.*"],
+        "test": ["pytest>=8", "hypothesis>=6", "kfp==2.17.*", "apache-beam[dask]==2.77.*", "selenium>=4.20", "httpx2>=2"],
         # What edgepipe.runtime needs. Extras only add to install_requires, so a device without TensorFlow installs
         # `pip install --no-deps . && pip install numpy ai-edge-litert` (the Dockerfile's runtime target does).
         "runtime": RUNTIME_REQUIRES,
         "serve": SERVE_REQUIRES,
+        "ui": UI_REQUIRES,
         "rl": RL_REQUIRES,  # + `pip install --no-deps tf-agents==0.19.0` (see RL_REQUIRES, `make rl`)
         # compile (kfp), submit (aiplatform) and run the Beam components on Dataflow (apache-beam[gcp])
         "kfp": ["kfp==2.17.*"],

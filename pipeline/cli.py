@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("name", nargs="?", help="show one family's hyperparameters and defaults")
     _add_cloud_commands(sub)
     runtime_cli.add_commands(sub)  # predict / serve: edgepipe.runtime, no TensorFlow
+    from edgepipe.ui.server import add_command as add_ui_command  # `edgepipe ui` (ui/server.py)
+
+    add_ui_command(sub, runtime_cli.port_number)
     for command in sub.choices.values():  # `edgepipe run -v` as well as `edgepipe -v run`
         # SUPPRESS: a subcommand without -v leaves the value the top-level flag set
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -139,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "compile": cmd_compile, "submit": cmd_submit,
                     "execute-node": cmd_execute_node, "models": cmd_models,
-                    **runtime_cli.COMMANDS}
+                    "ui": _cmd_ui, **runtime_cli.COMMANDS}
         return commands[args.command](args)
     except EdgepipeError as err:
         return _error(str(err), err.exit_code)
@@ -159,6 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             traceback.print_exc()
         return _error(f"unexpected {type(err).__name__}: {describe(err)} (rerun with -v for the traceback)", 1)
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from edgepipe.ui.server import cmd_ui
+
+    return cmd_ui(args)
 
 
 def _error(message: str, code: int) -> int:

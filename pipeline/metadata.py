@@ -236,6 +236,29 @@ class MetadataStore:
             result.append(execution)
         return result
 
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        """Input/output links of a run's executions, with the node and, for each artifact, the run and node that
+        produced it (read-only; for lineage views and drawing a run's DAG)."""
+        rows = self._query(
+            "SELECT ev.execution_id, ev.artifact_id, ev.kind, ev.name, e.node, a.type, a.uri, "
+            "p.run_id AS producer_run, p.node AS producer_node FROM events ev "
+            "JOIN executions e ON e.id = ev.execution_id JOIN artifacts a ON a.id = ev.artifact_id "
+            "JOIN executions p ON p.id = a.producer WHERE e.run_id=? ORDER BY e.started, ev.kind, ev.name",
+            (run_id,))
+        return [dict(row) for row in rows]
+
+    def artifact(self, artifact_id: str) -> dict[str, Any] | None:
+        """One registered artifact with the run and node that produced it, or None (read-only)."""
+        rows = self._query("SELECT a.*, e.run_id, e.node FROM artifacts a JOIN executions e ON e.id = a.producer "
+                           "WHERE a.id=?", (artifact_id,))
+        return dict(rows[0]) if rows else None
+
+    def artifacts_of_type(self, type_name: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest registered artifacts of one type, with their producing run and node (read-only)."""
+        rows = self._query("SELECT a.*, e.run_id, e.node FROM artifacts a JOIN executions e ON e.id = a.producer "
+                           "WHERE a.type=? ORDER BY a.created DESC LIMIT ?", (type_name, limit))
+        return [dict(row) for row in rows]
+
     def lineage(self, artifact_id: str) -> list[dict[str, Any]]:
         """Every artifact upstream of ``artifact_id`` (walks output -> producing execution -> its inputs)."""
         seen: dict[str, dict[str, Any]] = {}

@@ -36,8 +36,9 @@ def _train_data(examples: Examples, model: Model) -> tuple[np.ndarray, np.ndarra
         ys.append(by.numpy())
     if not xs:
         raise DataError(f"train split of {examples.path} has no examples to fine-tune on")
-    loss = "sparse_categorical_crossentropy" if data_spec.task in ("classification", "segmentation") else "mse"
-    return np.concatenate(xs), np.concatenate(ys), loss
+    from edgepipe import tasks
+
+    return np.concatenate(xs), np.concatenate(ys), tasks.get(data_spec.task).loss  # what the model was trained on
 
 
 def _fine_tune_data(examples: Examples, model: Model, batch_size: int, seed: int) -> tuple[object, object, str, int]:

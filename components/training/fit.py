@@ -87,6 +87,9 @@ def _label_values(examples: Examples, split: str, y_key: str) -> np.ndarray:
 def data_spec(examples: Examples, task: str = "classification", x_key: str = "x", y_key: str = "label",
               feature_columns: Sequence[str] | None = None, num_classes: int | None = None) -> DataSpec:
     """A :class:`DataSpec` from an Examples artifact's feature spec and properties (classes counted if unknown)."""
+    from edgepipe import tasks
+
+    declared = tasks.get(task)
     spec = examples.feature_spec
     features = input_features(examples, x_key, y_key, feature_columns)
     if len(features) == 1 and features[0] == x_key:
@@ -96,14 +99,14 @@ def data_spec(examples: Examples, task: str = "classification", x_key: str = "x"
         input_shape = tuple(int(d) for d in shape)
     else:
         input_shape = (len(features),)
-    if task != "generation" and y_key not in spec:
+    if declared.label != "none" and declared.label_required and y_key not in spec:
         raise DataError(f"{examples.path}: no label feature '{y_key}' (features: {', '.join(spec)})")
     output_dim = 1
-    if task in ("regression", "forecasting") and spec[y_key].get("shape"):
+    if declared.label == "value" and spec[y_key].get("shape"):
         output_dim = int(np.prod(spec[y_key]["shape"]))
     class_names = examples.properties.get("class_names")
-    if task in ("classification", "segmentation") or (task == "generation" and y_key in spec):
-        if task != "segmentation":  # class names name image classes; mask classes add a background
+    if declared.integer_labels and (declared.label_required or y_key in spec):
+        if declared.label != "mask":  # class names name image classes; mask classes add a background
             num_classes = num_classes or examples.properties.get("num_classes") or (
                 len(class_names) if class_names else None)
         if num_classes is None:
@@ -184,7 +187,7 @@ def _parsed(examples: Examples, split: str, spec: DataSpec, cache: bool, with_la
                   if name in features or (with_labels and name == y_key)}
     x_shape = list(spec.input_shape)
     stacked = not (len(features) == 1 and features[0] == spec.extra.get("x_key", "x"))
-    label_int = spec.task in ("classification", "segmentation", "generation")
+    task = tasks.get(spec.task)
 
     def select(batch):
         if stacked:
@@ -194,10 +197,10 @@ def _parsed(examples: Examples, split: str, spec: DataSpec, cache: bool, with_la
         if not with_labels:
             return x
         y = batch[y_key]
-        y = tf.cast(y, tf.int32) if label_int else tf.cast(y, tf.float32)
-        if spec.task in ("regression", "forecasting"):
+        y = tf.cast(y, tf.int32) if task.integer_labels else tf.cast(y, tf.float32)
+        if task.label == "value":
             y = tf.reshape(y, [-1, spec.output_dim])
-        elif spec.task == "classification":
+        elif task.label == "class" and task.label_required:  # one class id per example (a cGAN's stays as read)
             y = tf.reshape(y, [-1])
         return x, y
 

@@ -1,0 +1,129 @@
+"""The ASGI app: shared state, the guard, error pages, and the routers of each page family.
+
+Errors never reach the user as a traceback: an :class:`UIError` (unknown run, bad upload ...) or an edgepipe error
+(a config the CLI would refuse) is one line on an error page (or ``{"error": ...}`` under ``/api``), with the
+status code it deserves; anything unexpected is one line naming the exception type.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from edgepipe.pipeline.errors import EdgepipeError
+from edgepipe.pipeline.metadata import MetadataStore
+from edgepipe.ui.jobs import JobQueue
+from edgepipe.ui.security import Guard
+
+HERE = Path(__file__).parent
+DEFAULT_MAX_UPLOAD = 16 * 1024 * 1024
+
+
+class UIError(Exception):
+    """A request the UI cannot serve, with the one line the user sees."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class UIState:
+    root: Path
+    store: MetadataStore
+    queue: JobQueue
+    config_dirs: list[Path]
+    templates: Jinja2Templates
+    token: str | None = None
+    max_upload: int = DEFAULT_MAX_UPLOAD
+    bundles: dict[str, Any] = field(default_factory=dict)  # loaded runtime bundles by artifact id
+
+    def render(self, request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
+        return self.templates.TemplateResponse(request, name, {"root": str(self.root), **context},
+                                               status_code=code)
+
+
+def default_config_dirs() -> list[Path]:
+    from edgepipe import configs
+
+    return [Path(configs.__file__).parent]
+
+
+def create_app(root: str | os.PathLike, config_dirs: list[str | os.PathLike] | None = None, token: str | None = None,
+               max_upload: int = DEFAULT_MAX_UPLOAD, start_worker: bool = True,
+               workdir: str | os.PathLike | None = None) -> FastAPI:
+    """The UI for the pipeline root ``root``; runs may be launched only from YAML files in ``config_dirs`` (default:
+    the project's ``configs/``); ``token``: required on every request when set."""
+    from edgepipe.ui import launch, live, pages, tryout
+
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise EdgepipeError(f"pipeline root {root} is a file, not a directory")
+    store = MetadataStore(root / "metadata.sqlite")
+    queue = JobQueue(root, store, workdir=Path(workdir) if workdir else None)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.filters["seconds"] = _seconds
+    dirs = [Path(d).resolve() for d in (config_dirs or [])] or default_config_dirs()
+    state = UIState(root, store, queue, dirs, templates, token, max_upload)
+
+    app = FastAPI(title="edgepipe ui", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ui = state
+    app.add_middleware(Guard, token=token)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    for module in (pages, live, launch, tryout):
+        app.include_router(module.router)
+
+    @app.on_event("startup")
+    def _start() -> None:
+        if start_worker:
+            queue.start()
+
+    @app.on_event("shutdown")
+    def _stop() -> None:
+        queue.close()
+
+    @app.exception_handler(UIError)
+    async def _ui_error(request: Request, err: UIError):
+        return _error_page(request, err.status, err.message)
+
+    @app.exception_handler(EdgepipeError)
+    async def _edgepipe_error(request: Request, err: EdgepipeError):
+        return _error_page(request, 400, str(err))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException):
+        return _error_page(request, err.status_code, str(err.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception):
+        return _error_page(request, 500, f"unexpected {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+
+    return app
+
+
+def _error_page(request: Request, status: int, message: str):
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=status)
+    state: UIState = request.app.state.ui
+    return state.render(request, "error.html", code=status, message=message)
+
+
+def ui(request: Request) -> UIState:
+    return request.app.state.ui
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 60:
+        return f"{value:.1f}s"
+    minutes, seconds = divmod(int(value), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
