@@ -11,7 +11,11 @@ from edgepipe.components.data.statistics import compute_statistics
 from edgepipe.components.data.windows import make_windows
 
 __all__ = ["ingest_timeseries", "compute_statistics", "normalize", "make_windows"]
-from edgepipe.components.data.ingest_rows import ingest_csv, ingest_images, ingest_npz, ingest_tfds, ingest_tfrecord
+from edgepipe.components.data.sources.ingest_csv import ingest_csv
+from edgepipe.components.data.sources.ingest_images import ingest_images
+from edgepipe.components.data.sources.ingest_npz import ingest_npz
+from edgepipe.components.data.sources.ingest_tfds import ingest_tfds
+from edgepipe.components.data.sources.ingest_tfrecord import ingest_tfrecord
 
 __all__ += ["ingest_csv", "ingest_tfrecord", "ingest_npz", "ingest_images", "ingest_tfds"]
 from edgepipe.components.data.schema import infer_schema, validate_examples

@@ -1,0 +1,198 @@
+"""CSV tables -> one Example per row (``ingest_csv``): typed columns, a label, rejects with reasons.
+
+Why a module of its own: one source a module, registered with :func:`.registry.source` for ``.csv`` paths. Work is
+cut into byte ranges of the files (:func:`csv_rows.plan_ranges`) that a worker parses and writes alone.
+"""
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+
+from edgepipe.components.data.beam.files import base_name, worker_uri
+from edgepipe.components.data.beam.job import Job, count, reject, value
+from edgepipe.components.data.csv_rows import (FLOAT32_MAX, SPLIT_BYTES, has_surrogates, iter_blocks, open_text,
+                                               plan_ranges, read_range_text, split_fields)
+from edgepipe.components.data.ingest import check_rejects, read_header, resolve_files, resolve_lines, write_rejects
+from edgepipe.components.data.sources.registry import source
+from edgepipe.components.data.sources.shared import (DEFAULT_SPLIT, MISSING, SPEC_DTYPE, TYPES, finish,
+                                                     infer_column_types, write_batch)
+from edgepipe.components.data.splits import SplitSpec, hash_text, hash_values, mix64, parse_split
+from edgepipe.pipeline.artifacts import Examples, Rejects
+from edgepipe.pipeline.component import InputPath, Output, component
+from edgepipe.pipeline.errors import ConfigError, DataError
+
+
+class ParseTable(beam.DoFn):
+    """A byte range of a CSV table -> rows as typed columns, split and written; rejects with reasons."""
+
+    def __init__(self, examples: str, spec: SplitSpec, headers: dict[str, list[str]], features: list[str],
+                 types: dict[str, str], label: str | None, label_type: str | None, delimiter: str,
+                 missing: list[str]):
+        self.examples, self.spec, self.headers, self.features = examples, spec, headers, features
+        self.types, self.label, self.label_type = types, label, label_type
+        self.delimiter, self.missing = delimiter, list(missing)
+
+    def process(self, item):
+        _, path, start, end = item
+        text, newlines = read_range_text(path, start, end)
+        yield value(f"lines/{path}@{start}", newlines)
+        header = self.headers[path]
+        rows_read = 0
+        for b, (kind, rows, lines, bad) in enumerate(iter_blocks(text, start == 0, self.delimiter)):
+            for line, reason in bad:
+                rows_read += 1
+                yield reject(path, line, reason, range=start)
+            rows_read += len(rows)
+            table = rows if kind == "csv" else split_fields(rows, self.delimiter)
+            yield from self._block(path, start, b, header, table, lines)
+        yield count("rows_read", rows_read)
+
+    def _block(self, path, start, block, header, rows, numbers):
+        keep = []
+        for i, row in enumerate(rows):
+            if len(row) != len(header):
+                what = "missing field" if len(row) < len(header) else "too many fields"
+                yield reject(path, numbers[i], f"{what}: expected {len(header)} fields, got {len(row)}", range=start)
+            else:
+                keep.append(i)
+        if not keep:
+            return
+        table = np.array([rows[i] for i in keep], dtype=str).reshape(len(keep), len(header))
+        lines = np.asarray(numbers, np.int64)[keep]
+        index = {name: i for i, name in enumerate(header)}
+        reason = np.full(len(keep), None, dtype=object)
+        missing_set = set(self.missing)
+        columns: dict[str, Any] = {}
+        wanted = [*self.features, *([self.label] if self.label else [])]
+        for column in sorted(wanted, key=index.__getitem__):
+            cells = np.char.strip(table[:, index[column]])
+            kind = self.label_type if column == self.label else self.types[column]
+            absent = np.isin(cells, list(missing_set))
+            for i, text in enumerate(cells.tolist()):
+                if reason[i] is None and has_surrogates(text):
+                    reason[i] = f"invalid UTF-8 in column '{column}'"
+            if column == self.label:
+                for i in np.flatnonzero(absent):
+                    reason[i] = reason[i] or f"missing label in column '{column}'"
+            name = "label" if column == self.label else column
+            if kind == "string":
+                columns[name] = np.where(absent, "", cells).astype(object)
+                yield count(f"missing/{column}", int(absent.sum()))
+                continue
+            parsed = np.full(len(cells), np.nan)
+            try:
+                parsed[~absent] = cells[~absent].astype(np.float64)
+            except ValueError:
+                for i in np.flatnonzero(~absent):
+                    try:
+                        parsed[i] = float(cells[i])
+                    except ValueError:
+                        reason[i] = reason[i] or f"not a number in column '{column}': {cells[i][:40]!r}"
+            bad = ~absent & np.isinf(parsed)
+            for i in np.flatnonzero(bad):
+                reason[i] = reason[i] or f"non-finite value in column '{column}': {cells[i][:40]!r}"
+            for i in np.flatnonzero(np.abs(parsed) > FLOAT32_MAX):  # finite, but inf once stored as float32
+                reason[i] = reason[i] or f"value out of float32 range in column '{column}': {cells[i][:40]!r}"
+            if kind == "int":
+                for i in np.flatnonzero(absent):
+                    reason[i] = reason[i] or f"missing value in int column '{column}'"
+                frac = np.isfinite(parsed) & (parsed != np.round(parsed))
+                for i in np.flatnonzero(frac):
+                    reason[i] = reason[i] or f"not an integer in column '{column}': {cells[i][:40]!r}"
+                columns[name] = np.where(np.isfinite(parsed), parsed, 0).astype(np.int64)
+            else:
+                columns[name] = parsed.astype(np.float32)
+                if column != self.label:
+                    yield count(f"missing/{column}", int((absent | np.isnan(parsed)).sum()))
+        key_cells = None
+        if self.spec.method == "hash":
+            key_cells = np.char.strip(table[:, index[self.spec.key]])
+        ok = np.equal(reason, None)
+        for i in np.flatnonzero(~ok):
+            yield reject(path, int(lines[i]), reason[i], range=start)
+        good = np.flatnonzero(ok)
+        if len(good) == 0:
+            return
+        columns = {k: v[good] for k, v in columns.items()}
+        if "label" in columns and columns["label"].dtype.kind == "i":
+            yield value("label_values", np.unique(columns["label"]).tolist())
+        if key_cells is not None:
+            hashes = hash_values(key_cells[good])
+        else:  # the row's own text (and file name): independent of how files are cut into ranges
+            text = np.array([self.delimiter.join(row) for row in table[good].tolist()], dtype=object)
+            hashes = mix64(hash_values(text) ^ np.uint64(hash_text(base_name(path))))
+        yield from write_batch(self.examples, self.spec, columns, hashes, "csv", path, start, block)
+
+
+@source("csv", suffixes=(".csv", ".csv.gz"))
+@component(version="1")
+def ingest_csv(examples: Output[Examples], rejects: Output[Rejects], source: InputPath,
+               label_column: str | None = None, feature_columns: list[str] | None = None,
+               column_types: dict[str, str] | None = None, delimiter: str = ",", split: dict | None = None,
+               missing_values: list[str] = MISSING, max_reject_fraction: float = 0.01,
+               split_bytes: int = SPLIT_BYTES, beam_args: list[str] | None = None) -> dict:
+    """CSV files (a path or glob, with header) -> one Example per row: numeric columns float32 (missing -> NaN,
+    counted) or int64, categorical columns string, ``label`` (int64 if the label column is integer, else float32);
+    bad rows to ``rejects``."""
+    files = resolve_files(worker_uri(source, beam_args))
+    headers = {path: read_header(path) if delimiter == "," else _header(path, delimiter) for path in files}
+    first = headers[files[0]]
+    features = list(feature_columns) if feature_columns else [c for c in first if c != label_column]
+    if "label" in features and label_column:
+        raise ConfigError("ingest_csv: a feature column is named 'label', which the label column would overwrite")
+    for path, header in headers.items():
+        for column in [*features, *([label_column] if label_column else [])]:
+            if column not in header:
+                raise DataError(f"{path}: column '{column}' not in header ({', '.join(header)})")
+    spec = parse_split(split, DEFAULT_SPLIT, where="ingest_csv split")
+    if spec.method == "hash" and spec.key not in first:
+        raise ConfigError(f"ingest_csv split: hash key '{spec.key}' is not a column ({', '.join(first)})")
+    types = infer_column_types(files[0], first, delimiter, set(missing_values))
+    for name, kind in (column_types or {}).items():
+        if kind not in TYPES:
+            raise ConfigError(f"ingest_csv column_types: '{name}': unknown type '{kind}' (float, int, string)")
+        if name not in first:
+            raise ConfigError(f"ingest_csv column_types: '{name}' is not a column")
+        types[name] = kind
+    label_type = None
+    if label_column:
+        label_type = types[label_column]
+        if label_type == "string":
+            raise ConfigError(f"ingest_csv: label column '{label_column}' is not numeric; encode classes as 0..k-1")
+
+    job = Job(beam_args, examples.path / "_report")
+    job.report(job.pipeline | "Ranges" >> beam.Create(plan_ranges(files, split_bytes))
+               | "Parse" >> beam.ParDo(ParseTable(job.uri(examples.path), spec, headers, features, types, label_column,
+                                                  label_type, delimiter, missing_values)))
+    result = job.run()
+    records = resolve_lines(result.rejects, {k: v for k, v in result.values.items() if k.startswith("lines/")})
+    write_rejects(rejects, records)
+    rows_read = result.get("rows_read")
+    check_rejects(records, rows_read, max_reject_fraction)
+    feature_spec = {c: {"dtype": SPEC_DTYPE[types[c]], "shape": []} for c in features}
+    props: dict[str, Any] = {}
+    if label_column:
+        feature_spec["label"] = {"dtype": "int64" if label_type == "int" else "float32", "shape": []}
+        if label_type == "int":
+            values = sorted({v for part in result.values.get("label_values", []) for v in part})
+            props.update(label_values=values, num_classes=(max(values) + 1) if values else 0)
+    missing = {c: result.get(f"missing/{c}") for c in features if result.get(f"missing/{c}")}
+    rejects.properties.update(count=len(records), rows_read=rows_read)
+    metrics = finish(examples, spec, result, kind="table", source=str(source), feature_spec=feature_spec,
+                     feature_columns=features, label_column=label_column,
+                     column_types={c: types[c] for c in features}, missing_counts=missing, **props)
+    return {"rows_read": rows_read, "rows_rejected": len(records), "missing_values": sum(missing.values()),
+            **metrics}
+
+
+def _header(path: str, delimiter: str) -> list[str]:
+    with open_text(path) as handle:
+        rows = [r for r in csv.reader(handle, delimiter=delimiter) if r][:2]
+    if not rows:
+        raise DataError(f"{path}: empty file (no header)")
+    if len(rows) < 2:
+        raise DataError(f"{path}: no data rows after the header")
+    return [c.strip().lstrip("\ufeff") for c in rows[0]]
