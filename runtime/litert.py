@@ -1,15 +1,21 @@
-"""One ``.tflite`` model behind LiteRT: float32 in, float32 out, checked against what ``bundle.json`` claims.
+"""The one wrapper of a ``.tflite`` model behind LiteRT, for the runtime and the pipeline alike: float32 in, float32
+out, whatever the model's I/O dtypes; and the one quantization rule, ``io_spec`` and latent sampler.
 
 Why the checks: ``bundle.json`` tells a device how to quantize its input and read the output; if it disagrees with
 the model file (a swapped file, an edited scale), every score would be silently wrong. So the model's own tensor
 details (dtype, shape signature, scale, zero point, read from the interpreter) must match the bundle's, and the
 file's SHA-256 must match the recorded one.
 
-Quantization is bit-for-bit the pipeline's (``components/optimization/tflite.py``): ``q = clip(round(x / scale)
-+ zero_point)`` in float32 and ``y = (q - zero_point) * scale``, so runtime scores equal the evaluation's.
+Quantization (:func:`quantize`, :func:`dequantize`) is the one rule the pipeline evaluates with and a device runs:
+``q = clip(round(x / scale) + zero_point)`` in float32 and ``y = (q - zero_point) * scale``, so runtime scores equal
+the evaluation's. :func:`io_spec` is what every bundle writes about a model's tensors; :func:`sample_latent` is the
+generator bundles' documented sampler (``LATENT_SAMPLER``).
 
-An interpreter is not thread-safe, so concurrent callers (the HTTP server) draw interpreters from a small pool;
-LiteRT releases the GIL while invoking, so a pool of N uses up to N cores.
+Batches run whole (the batch dimension resized, in chunks of at most ``max_batch``), or one example at a time for a
+model whose batch dimension is fixed. An interpreter is not thread-safe, so concurrent callers (the HTTP server)
+draw interpreters from a small pool; LiteRT releases the GIL while invoking, so a pool of N uses up to N cores.
+
+TensorFlow-free: only numpy, ai_edge_litert and ``edgepipe.runtime``.
 """
 from __future__ import annotations
 
@@ -18,15 +24,23 @@ import hashlib
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from edgepipe.runtime.errors import BundleError
 
 MAX_BATCH = 256
+LATENT_SAMPLER = "numpy.random.default_rng(seed).normal(size=(n, latent_dim)).astype(float32)"
+
+
+def sample_latent(n: int, latent_dim: int, seed: int) -> np.ndarray:
+    """The generator bundles' documented latent sampler (``LATENT_SAMPLER``): seeds reproduce the exporter's latents."""
+    return np.random.default_rng(seed).normal(size=(n, latent_dim)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -54,9 +68,30 @@ class TensorSpec:
     def quantized(self) -> bool:
         return self.scale is not None and np.issubdtype(self.dtype, np.integer)
 
+    def describe(self) -> dict[str, Any]:
+        """The tensor as ``bundle.json`` describes it (``runtime/schema.py``: only the batch dimension may be null)."""
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype.name,
+                "quantization": {"scale": self.scale, "zero_point": self.zero_point} if self.scale else None}
+
+
+def quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """float32 -> the tensor's dtype: round(x / scale) + zero_point, saturated (a plain cast for unquantized ones)."""
+    if not spec.quantized:
+        return np.asarray(x, dtype=spec.dtype)
+    info = np.iinfo(spec.dtype)
+    q = np.round(np.asarray(x, dtype=np.float32) / spec.scale) + spec.zero_point
+    return np.clip(q, info.min, info.max).astype(spec.dtype)
+
+
+def dequantize(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """The tensor's dtype -> float32: (q - zero_point) * scale (a plain cast for unquantized ones)."""
+    if not spec.quantized:
+        return np.asarray(y, dtype=np.float32)
+    return ((y.astype(np.float32) - spec.zero_point) * spec.scale).astype(np.float32)
+
 
 class _Slot:
-    """One interpreter and the batch size its tensors are currently allocated for."""
+    """One interpreter and the input shapes its tensors are currently allocated for."""
 
     def __init__(self, content: bytes, num_threads: int | None, quiet: bool = False):
         kwargs = {"num_threads": num_threads} if num_threads else {}
@@ -64,29 +99,23 @@ class _Slot:
             self.interpreter = Interpreter(model_content=content, **kwargs)
             self.interpreter.allocate_tensors()
         self.inputs = self.interpreter.get_input_details()
-        self.input = self.inputs[0]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
-        self.batch = int(self.input["shape"][0])
+        self.shapes = [tuple(int(v) for v in d["shape"]) for d in self.inputs]
 
-    def invoke(self, x: np.ndarray) -> np.ndarray:
-        if x.shape[0] != self.batch:
-            self.interpreter.resize_tensor_input(self.input["index"], list(x.shape), strict=False)
+    def feed(self, xs: list[np.ndarray]) -> None:
+        """Set the inputs to ``xs`` (already in the tensors' dtypes, in the interpreter's order), resizing if needed."""
+        shapes = [tuple(x.shape) for x in xs]
+        if shapes != self.shapes:
+            for d, shape in zip(self.inputs, shapes):
+                self.interpreter.resize_tensor_input(d["index"], list(shape), strict=False)
             self.interpreter.allocate_tensors()
-            self.batch = x.shape[0]
-        self.interpreter.set_tensor(self.input["index"], x)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output_index)
-
-    def invoke_many(self, xs: list[np.ndarray]) -> np.ndarray:
-        """One invoke of a multi-input model, ``xs`` in the interpreter's input order."""
-        n = xs[0].shape[0]
-        if n != self.batch:
-            for d, x in zip(self.inputs, xs):
-                self.interpreter.resize_tensor_input(d["index"], list(x.shape), strict=False)
-            self.interpreter.allocate_tensors()
-            self.batch = n
+            self.shapes = shapes
         for d, x in zip(self.inputs, xs):
             self.interpreter.set_tensor(d["index"], x)
+
+    def invoke(self, xs: list[np.ndarray]) -> np.ndarray:
+        """The (raw) output of one invoke on ``xs``."""
+        self.feed(xs)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output_index)
 
@@ -116,26 +145,35 @@ def _quiet_native_stderr() -> Iterator[None]:
 
 
 class ModelRunner:
-    """Float32 batches in, float32 batches out, whatever the model's I/O dtypes; safe for concurrent callers."""
+    """Float32 batches in, float32 batches out, whatever the model's I/O dtypes; safe for concurrent callers.
 
-    def __init__(self, content: bytes, name: str = "model.tflite", num_threads: int | None = None,
-                 pool_size: int = 1):
-        self.name = name
-        self._content = bytes(content)
+    ``model``: the ``.tflite`` bytes or a path. ``max_batch``: the largest chunk one invoke runs (1: one example at
+    a time, as a fixed-batch model always runs). ``inputs``/``input``/``output``: the tensors' :class:`TensorSpec`
+    (name, shape, dtype, scale, zero point), output shapes materialized by one batch-1 invoke."""
+
+    def __init__(self, model: bytes | str | os.PathLike, name: str | None = None, num_threads: int | None = None,
+                 pool_size: int = 1, max_batch: int = MAX_BATCH):
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            self._content = bytes(model)
+            self.name = name or "model.tflite"
+        else:
+            self._content = Path(model).read_bytes()
+            self.name = name or Path(model).name
         self._num_threads = num_threads
+        self.max_batch = max(1, int(max_batch))
         self._pool: queue.LifoQueue[_Slot] = queue.LifoQueue()
         self._created, self._max = 0, max(1, int(pool_size))
         self._lock = threading.Lock()
         try:
             first = _Slot(self._content, num_threads, quiet=True)
         except (ValueError, RuntimeError) as err:
-            raise BundleError(f"{name}: LiteRT cannot load this model: {str(err).strip().splitlines()[0]}") from None
+            raise BundleError(f"{self.name}: LiteRT cannot load this model: {str(err).strip().splitlines()[0]}") \
+                from None
         self._created = 1
         self.inputs = [TensorSpec.from_details(d) for d in first.inputs]
         self.input = self.inputs[0]
         # One batch-1 invoke materializes output shapes the converter left dynamic (Conv1DTranspose length).
-        out = first.invoke_many([np.zeros((1, *(d for d in spec.shape[1:])), dtype=spec.dtype)
-                                 for spec in self.inputs])
+        out = first.invoke([np.zeros((1, *spec.shape[1:]), dtype=spec.dtype) for spec in self.inputs])
         details = first.interpreter.get_output_details()[0]
         self.output = TensorSpec.from_details(details, shape=(-1 if self.dynamic_batch else 1, *out.shape[1:]))
         self._pool.put(first)
@@ -160,42 +198,82 @@ class ModelRunner:
             self._pool.put(slot)
 
     def quantize(self, x: np.ndarray, spec: TensorSpec | None = None) -> np.ndarray:
-        """float32 -> the input dtype: round(x / scale) + zero_point, saturated (identity for float models)."""
-        spec = spec or self.input
-        if not spec.quantized:
-            return np.asarray(x, dtype=spec.dtype)
-        info = np.iinfo(spec.dtype)
-        q = np.round(np.asarray(x, dtype=np.float32) / spec.scale) + spec.zero_point
-        return np.clip(q, info.min, info.max).astype(spec.dtype)
+        """float32 -> the (first) input's dtype with :func:`quantize`."""
+        return quantize(x, spec or self.input)
 
     def dequantize(self, y: np.ndarray) -> np.ndarray:
-        spec = self.output
-        if not spec.quantized:
-            return np.asarray(y, dtype=np.float32)
-        return ((y.astype(np.float32) - spec.zero_point) * spec.scale).astype(np.float32)
+        """The output's dtype -> float32 with :func:`dequantize`."""
+        return dequantize(y, self.output)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Model outputs (float32) for a float32 batch of any length, in chunks of at most MAX_BATCH."""
-        x = np.asarray(x, dtype=np.float32)
-        if len(x) == 0:
+    def _chunks(self, qs: list[np.ndarray], each: Callable[[int, int], None] | None) -> np.ndarray:
+        n = len(qs[0])
+        if n == 0:
             return np.zeros((0, *self.output.shape[1:]), dtype=np.float32)
-        step = MAX_BATCH if self.dynamic_batch else 1
-        q = self.quantize(x)
+        step = self.max_batch if self.dynamic_batch else 1
+        parts = []
         with self._slot() as slot:
-            parts = [slot.invoke(q[i:i + step]).copy() for i in range(0, len(q), step)]
+            for i in range(0, n, step):
+                if each is not None:
+                    each(i, n)
+                parts.append(slot.invoke([q[i:i + step] for q in qs]).copy())
+        if each is not None:
+            each(n, n)
         return self.dequantize(np.concatenate(parts))
 
-    def run_named(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        """Outputs of a multi-input model for ``{input tensor name: batch}`` (each quantized to its own dtype)."""
+    def run(self, x: np.ndarray, each: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Model outputs (float32) for a float32 batch of any length (0 too), in chunks of at most ``max_batch``.
+
+        ``each(done, total)``, if given, is called before every chunk and once after the last (``done == total``):
+        where a pipeline checks for a stop request and reports progress."""
+        return self._chunks([self.quantize(np.asarray(x, dtype=np.float32))], each)
+
+    def run_named(self, arrays: dict[str, np.ndarray], each: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Outputs of a (multi-input) model for ``{input tensor name: batch}`` (each quantized to its own dtype)."""
         missing = [spec.name for spec in self.inputs if spec.name not in arrays]
         if missing:
             raise ValueError(f"{self.name}: no value for input(s) {', '.join(missing)}")
-        qs = [self.quantize(np.asarray(arrays[spec.name]), spec) for spec in self.inputs]
-        n = len(qs[0])
-        step = MAX_BATCH if self.dynamic_batch else 1
-        with self._slot() as slot:
-            parts = [slot.invoke_many([q[i:i + step] for q in qs]).copy() for i in range(0, n, step)]
-        return self.dequantize(np.concatenate(parts))
+        return self._chunks([quantize(np.asarray(arrays[spec.name]), spec) for spec in self.inputs], each)
+
+    def by_name(self, arrays: list[np.ndarray], names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """``arrays`` (in Keras's input order, named ``names``) keyed by input tensor for :meth:`run_named`: each
+        tensor takes the array whose name its own contains (the converter writes ``serving_default_<name>:0``),
+        else the one at its own position."""
+        keyed = {}
+        for j, spec in enumerate(self.inputs):
+            k = next((i for i, name in enumerate(names or []) if name in spec.name), j)
+            keyed[spec.name] = arrays[k]
+        return keyed
+
+    def latency_us(self, runs: int = 100, warmup: int = 10) -> float:
+        """Median wall time of one batch-1 invoke on a fresh single-thread interpreter (default delegate: XNNPACK),
+        ``warmup`` invokes excluded. The first input holds a standard normal sample (seed 0), any other zeros."""
+        slot = _Slot(self._content, num_threads=1)
+        sample = np.random.default_rng(0).normal(size=[1, *self.input.shape[1:]]).astype(np.float32)
+        xs = [quantize(sample, self.input), *(np.zeros((1, *spec.shape[1:]), dtype=spec.dtype)
+                                              for spec in self.inputs[1:])]
+        slot.feed(xs)
+        for _ in range(max(0, warmup)):
+            slot.interpreter.invoke()
+        times = []
+        for _ in range(max(1, runs)):
+            started = time.perf_counter()
+            slot.interpreter.invoke()
+            times.append(time.perf_counter() - started)
+        return float(np.median(times) * 1e6)
+
+    def op_names(self) -> list[str]:
+        """Sorted distinct builtin op names of the graph itself (no delegate): what conversion produced."""
+        plain = Interpreter(model_content=self._content,
+                            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        plain.allocate_tensors()
+        return sorted({op["op_name"] for op in plain._get_ops_details()})
+
+    def io_spec(self) -> dict[str, Any]:
+        """See :func:`io_spec`."""
+        spec = {"input": self.input.describe(), "output": self.output.describe()}
+        if len(self.inputs) > 1:
+            spec["inputs"] = [t.describe() for t in self.inputs]
+        return spec
 
     def check_against(self, entry: dict[str, Any], key: str) -> None:
         """Refuse a bundle whose description of this model (``models.<name>``) disagrees with the model itself."""
@@ -236,3 +314,9 @@ class ModelRunner:
                 raise BundleError(f"{self.name}: {where}.quantization (scale {quant['scale']}, zero point "
                                   f"{quant['zero_point']}) differs from the model's (scale {actual.scale}, zero "
                                   f"point {actual.zero_point})")
+
+
+def io_spec(content: bytes) -> dict[str, Any]:
+    """Every input and the output (name, shape, dtype, quantization) as the interpreter reports them, for
+    ``bundle.json``; ``inputs`` only for a multi-input model. Only the batch dimension may be ``null``."""
+    return ModelRunner(content).io_spec()

@@ -10,6 +10,7 @@ agreement against the Keras float model, size, gzip size, parameters, sparsity a
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.components.evaluation.variants import build_rows, write_table
+from edgepipe.components.evaluation.variants import build_rows, run_progress, write_table
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
 from edgepipe.pipeline.component import Input, Output, component
 
@@ -38,7 +39,7 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
     range the int8 input is calibrated on, where its quantization saturates) while the score compares the unclipped
     window, so the Keras reference and every variant share one input domain and out-of-range values score as error."""
     from edgepipe.components.evaluation.metrics import agreement, detection_metrics, threshold
-    from edgepipe.components.optimization.tflite import TFLiteRunner
+    from edgepipe.runtime.litert import ModelRunner
 
     warnings: list[str] = []
     present = []
@@ -49,15 +50,15 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
             warnings.append(f"split '{split}' is missing")
     domain = _input_domain(windows, "train" in present, input_clip)
     keras_model = float_model.load_keras()
-    # one batch of BATCH windows per call: the same chunks Keras predict(batch_size=BATCH) and TFLiteRunner use
+    # one batch of BATCH windows per call: the same chunks Keras predict(batch_size=BATCH) and ModelRunner use
     predictors: dict[str, Any] = {REFERENCE: keras_model.predict_on_batch}
     models: dict[str, Any] = {REFERENCE: {"kind": "keras", "source": "float_model"}}
     for name in tflite.variants():
         path = tflite.variant_path(name)
-        runner = TFLiteRunner(path)
-        predictors[name] = runner.predict
+        runner = ModelRunner(path)
+        predictors[name] = functools.partial(runner.run, each=run_progress(path.stem))
         models[name] = {"kind": "tflite", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                        "input_dtype": np.dtype(runner.input_details["dtype"]).name}
+                        "input_dtype": runner.input.dtype.name}
 
     data, errors = _stream_errors(windows, present, predictors, domain)
     thresholds = {m: threshold(errors[m].get("train", np.zeros(0)), threshold_quantile, threshold_margin)
@@ -103,7 +104,7 @@ def _variant_rows(tflite: TFLiteModels, float_model: Model, keras_model, metrics
                   latency_runs: int) -> list[dict[str, Any]]:
     from edgepipe import tasks
     from edgepipe.components.optimization.pruning import measured_sparsity
-    from edgepipe.components.optimization.tflite import latency_us
+    from edgepipe.runtime.litert import ModelRunner
 
     f1 = tasks.get("anomaly").metric
     index_file = tflite.path / "variants.json"
@@ -111,7 +112,7 @@ def _variant_rows(tflite: TFLiteModels, float_model: Model, keras_model, metrics
         name: {"size_bytes": tflite.variant_path(name).stat().st_size, "gzip_bytes": None}
         for name in tflite.variants()}
     values = {m: metrics[m]["all"]["f1"] for m in metrics}
-    latencies = {name: latency_us(tflite.variant_path(name).read_bytes(), runs=latency_runs) for name in index}
+    latencies = {name: ModelRunner(tflite.variant_path(name)).latency_us(runs=latency_runs) for name in index}
     reference = {"size_bytes": (float_model.path / Model.filename).stat().st_size, "gzip_bytes": None,
                  "params": int(keras_model.count_params()), "sparsity": measured_sparsity(keras_model)}
     return build_rows(index, f1.name, values, {m: a["all"] for m, a in agree.items()},

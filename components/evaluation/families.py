@@ -94,21 +94,21 @@ def _evaluate_variants(tflite: TFLiteModels, model: Model, net, task: str, x, y,
 
     from edgepipe import tasks
     from edgepipe.tasks.metrics import compare_variants
-    from edgepipe.components.evaluation.variants import build_rows, write_table
+    from edgepipe.components.evaluation.variants import build_rows, run_progress, write_table
     from edgepipe.components.optimization.pruning import measured_sparsity
-    from edgepipe.components.optimization.tflite import TFLiteRunner, latency_us
+    from edgepipe.runtime.litert import ModelRunner
 
     models = {"keras": {"kind": "keras", "source": "model"}}
     for name in tflite.variants():
         path = tflite.variant_path(name)
-        outputs[name] = TFLiteRunner(path).predict(x)
+        outputs[name] = ModelRunner(path).run(x, run_progress(path.stem))
         models[name] = {"kind": "tflite", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     metric = tasks.get(task).metric
     compared = compare_variants(metric, y, outputs)
     values = {m: c["metric"] for m, c in compared.items()}
     agree = {m: {"all": c["agreement"]} for m, c in compared.items() if m != "keras"}
     index = json.loads((tflite.path / "variants.json").read_text())
-    latencies = {name: latency_us(tflite.variant_path(name).read_bytes(), runs=latency_runs) for name in index}
+    latencies = {name: ModelRunner(tflite.variant_path(name)).latency_us(runs=latency_runs) for name in index}
     reference = {"size_bytes": (model.path / Model.filename).stat().st_size, "gzip_bytes": None,
                  "params": int(net.count_params()), "sparsity": measured_sparsity(net)}
     rows = build_rows(index, metric.name, values, {m: a["all"] for m, a in agree.items()},

@@ -25,14 +25,14 @@ def _table(tflite, evaluation, net, metric_name: str, values: dict, agreements: 
            extra: dict[str, dict], latency_runs: int, keras_extra: dict | None = None) -> dict[str, Any]:
     from edgepipe.components.evaluation.variants import build_rows, write_table
     from edgepipe.components.optimization.pruning import measured_sparsity
-    from edgepipe.components.optimization.tflite import latency_us
+    from edgepipe.runtime.litert import ModelRunner
 
     index = json.loads((tflite.path / "variants.json").read_text())
     latencies = {}
     for name in index:
         try:
-            latencies[name] = latency_us(tflite.variant_path(name).read_bytes(), runs=latency_runs)
-        except (ValueError, RuntimeError):  # a multi-input model the batch-1 timer cannot feed: no latency
+            latencies[name] = ModelRunner(tflite.variant_path(name)).latency_us(runs=latency_runs)
+        except (ValueError, RuntimeError):  # a model the batch-1 timer cannot run: no latency
             latencies[name] = None
     reference = {"size_bytes": None, "gzip_bytes": None, "params": int(net.count_params()),
                  "sparsity": measured_sparsity(net)}
@@ -53,7 +53,8 @@ def generator_variants(tflite, evaluation, generator, d_prob: Callable, samples:
     """Rows and evaluation fields for a generator's variants (see the module docstring). With ``judge`` (a
     classifier's verdict on samples, ``evaluate_gan``) the metric is the cGAN's label agreement or the smallest
     class share of unconditional samples, and its drop is Keras's value minus the variant's."""
-    from edgepipe.components.optimization.family_variants import latent_inputs, run_tflite
+    from edgepipe.components.optimization.family_variants import latent_inputs
+    from edgepipe.runtime.litert import ModelRunner
 
     arrays = latent_inputs(generator, samples, seed)
     labels = arrays[1].reshape(-1) if len(arrays) > 1 else None
@@ -74,7 +75,8 @@ def generator_variants(tflite, evaluation, generator, d_prob: Callable, samples:
     values["keras"], keras_extra = metric(reference)
     agreements, drops, extra = {}, {"keras": 0.0}, {}
     for name in tflite.variants():
-        out = run_tflite(tflite.variant_path(name), arrays, names).reshape(reference.shape)
+        runner = ModelRunner(tflite.variant_path(name), max_batch=1)  # one latent at a time
+        out = runner.run_named(runner.by_name(arrays, names)).reshape(reference.shape)
         diff = np.abs(out - reference)
         values[name], extra[name] = metric(out)
         agreements[name] = float(1.0 - diff.mean())
@@ -89,7 +91,8 @@ def generator_variants(tflite, evaluation, generator, d_prob: Callable, samples:
 def policy_variants(tflite, evaluation, q_model, env_name: str, frame_stack: int, episodes: int,
                     observation_episodes: int, seed: int, latency_runs: int) -> dict[str, Any]:
     """Rows and evaluation fields for a Q-network's variants (see the module docstring)."""
-    from edgepipe.components.optimization.family_variants import collect_observations, tflite_predictor
+    from edgepipe.components.optimization.family_variants import collect_observations
+    from edgepipe.runtime.litert import ModelRunner
 
     def keras_q(x):
         return q_model(x, training=False).numpy()
@@ -99,8 +102,7 @@ def policy_variants(tflite, evaluation, q_model, env_name: str, frame_stack: int
     reference = keras_q(obs)
     predictors = {"keras": keras_q}
     for name in tflite.variants():
-        path = tflite.variant_path(name)
-        predictors[name] = (lambda run: (lambda x: run([x])))(tflite_predictor(path))
+        predictors[name] = ModelRunner(tflite.variant_path(name), max_batch=1).run  # one observation at a time
     values, agreements, drops, extra = {}, {}, {}, {}
     for name, predict in predictors.items():
         _, returns = collect_observations(predict, env_name, episodes, frame_stack, seed=seed, epsilon=0.0)

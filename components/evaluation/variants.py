@@ -9,7 +9,10 @@ evaluation builds rows, export gates them, and both write the same JSON / Markdo
 from __future__ import annotations
 
 import html
-from typing import Any
+import time
+from typing import Any, Callable
+
+from edgepipe.pipeline import progress
 
 LABELS = {"keras": "Keras float", "float32": "TFLite float32", "float16": "TFLite float16",
           "dynamic": "dynamic-range int8", "int8_ptq": "int8 PTQ", "int8_qat": "int8 QAT",
@@ -43,6 +46,26 @@ def build_rows(index: dict[str, dict[str, Any]], metric_name: str, metrics: dict
             row[key.replace("_bytes", "").replace("_us", "") + "_vs_float32"] = (
                 round(row[key] / base, 4) if base and row.get(key) is not None else None)
     return rows
+
+
+def run_progress(model: str) -> Callable[[int, int], None]:
+    """``each`` for ``ModelRunner.run`` while a variant is evaluated (that takes minutes): a stop request is honoured
+    between chunks, and once the model has been busy a second the examples it has predicted so far are reported."""
+    state: dict[str, Any] = {"done": 0, "busy_s": 0.0, "chunk": None}
+
+    def each(done: int, total: int) -> None:
+        if state["chunk"] is not None:  # a chunk has just run
+            first, started = state["chunk"]
+            state["done"] += done - first
+            state["busy_s"] += time.perf_counter() - started
+            state["chunk"] = None
+            if state["busy_s"] >= 1.0 and progress.would_report("evaluate"):
+                progress.report("evaluate", state["done"], None, model=model)
+        if done < total:
+            progress.check_stop()
+            state["chunk"] = (done, time.perf_counter())
+
+    return each
 
 
 def metric_gate_skipped(rows: list[dict[str, Any]], max_metric_drop: float | None) -> str | None:

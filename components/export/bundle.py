@@ -20,6 +20,7 @@ import numpy as np
 from edgepipe.pipeline.artifacts import Bundle, Examples, ModelEvaluation, Report, TFLiteModels, TransformParams
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import VerificationError
+from edgepipe.runtime.litert import io_spec
 
 SCHEMA_VERSION = 1
 FILES = {"int8": "model.tflite", "float32": "model_float32.tflite"}  # bundle.json keys -> file names
@@ -49,7 +50,7 @@ def export_bundle(tflite: Input[TFLiteModels], evaluation: Input[ModelEvaluation
     for row in rows:
         row["file"] = files.get(row["variant"]) if row.get("exported") else None
         row["primary"] = row["variant"] == chosen
-    io = {variant: _io_spec(data) for variant, data in content.items()}
+    io = {variant: io_spec(data) for variant, data in content.items()}
     normalization = transform.read_json("transform.json")
     window_size, num_channels = (int(v) for v in windows.feature_spec["window"]["shape"])
     channel_names = windows.properties.get("channels")
@@ -138,26 +139,6 @@ def _verified_models(tflite: TFLiteModels, report: dict[str, Any], min_agreement
                                     "nothing exported")
         content[variant] = data
     return content
-
-
-def _io_spec(model: bytes) -> dict[str, Any]:
-    """Input/output name, shape, dtype and quantization read from the model itself (the device's source of truth).
-
-    One batch-1 invoke materializes shapes the converter left dynamic (Conv1DTranspose output length); only the
-    batch dimension is reported as ``null``.
-    """
-    from edgepipe.components.optimization.tflite import TFLiteRunner
-
-    runner = TFLiteRunner(model)
-    runner.predict(np.zeros((1, *runner.input_details["shape"][1:]), dtype=np.float32))
-
-    def describe(details: dict[str, Any]) -> dict[str, Any]:
-        scale, zero_point = details["quantization"]
-        shape = [None, *(int(v) for v in details["shape"][1:])]
-        return {"name": details["name"], "shape": shape, "dtype": np.dtype(details["dtype"]).name,
-                "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}
-
-    return {"input": describe(runner.input_details), "output": describe(runner.output_details)}
 
 
 def _versions() -> dict[str, str | None]:

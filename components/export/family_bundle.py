@@ -26,12 +26,12 @@ import numpy as np
 from edgepipe.pipeline.artifacts import Bundle, Model, ModelEvaluation, TFLiteModels
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import VerificationError
+from edgepipe.runtime.litert import LATENT_SAMPLER, ModelRunner, io_spec, sample_latent
 
 # The pipeline's task names -> the runtime's (forecasting is regression on a window; control is a greedy policy).
 RUNTIME_TASKS = {"classification": "classification", "regression": "regression", "forecasting": "regression",
                  "segmentation": "segmentation", "generation": "generation", "control": "policy",
                  "reconstruction": "reconstruction"}
-LATENT_SAMPLER = "numpy.random.default_rng(seed).normal(size=(n, latent_dim)).astype(float32)"
 
 
 def _inputs(net, n: int, rng: np.random.Generator, int_high: int) -> list[np.ndarray]:
@@ -45,30 +45,10 @@ def _inputs(net, n: int, rng: np.random.Generator, int_high: int) -> list[np.nda
     return arrays
 
 
-def _run_tflite(content: bytes, names: list[str], arrays: list[np.ndarray]) -> np.ndarray:
+def _run_one_by_one(content: bytes, arrays: list[np.ndarray], names: list[str] | None = None) -> np.ndarray:
     """Outputs of a TFLite model fed one example at a time, inputs matched to Keras's by name, then position."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from edgepipe.components.optimization.family_variants import dequantize, quantize
-
-    interpreter = Interpreter(model_content=content)
-    interpreter.allocate_tensors()
-    details = interpreter.get_input_details()
-    order = []
-    for d in details:  # TFLite input order need not follow Keras's
-        match = [i for i, name in enumerate(names) if name in d["name"]]
-        order.append(match[0] if match else len(order))
-    outs = []
-    for i in range(len(arrays[0])):
-        for d, k in zip(details, order):
-            if list(d["shape"]) != [1, *arrays[k].shape[1:]]:
-                interpreter.resize_tensor_input(d["index"], [1, *arrays[k].shape[1:]], strict=False)
-                interpreter.allocate_tensors()
-            interpreter.set_tensor(d["index"], quantize(arrays[k][i:i + 1], d))  # float -> int8 as the runtime
-        interpreter.invoke()
-        out = interpreter.get_output_details()[0]
-        outs.append(dequantize(interpreter.get_tensor(out["index"]), out))
-    return np.concatenate(outs)
+    runner = ModelRunner(content, max_batch=1)
+    return runner.run_named(runner.by_name(arrays, names))
 
 
 def verify_tflite(net, content: bytes, samples: int = 16, seed: int = 0, int_high: int = 2,
@@ -76,7 +56,7 @@ def verify_tflite(net, content: bytes, samples: int = 16, seed: int = 0, int_hig
     """Max |keras - tflite| over ``samples`` inputs (random 0..1 floats, valid integer labels unless given)."""
     arrays = arrays if arrays is not None else _inputs(net, samples, np.random.default_rng(seed), int_high)
     expected = np.asarray(net.predict(arrays if len(arrays) > 1 else arrays[0], verbose=0))
-    got = _run_tflite(content, [t.name.split(":")[0] for t in net.inputs], arrays)
+    got = _run_one_by_one(content, arrays, [t.name.split(":")[0] for t in net.inputs])
     return float(np.abs(got.reshape(len(got), -1) - expected.reshape(len(expected), -1)).max())
 
 
@@ -96,35 +76,6 @@ def _convert_float32(net) -> bytes:
     fn = tf.function(lambda *xs: net(list(xs) if len(xs) > 1 else xs[0], training=False))
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*specs)])
     return converter.convert()
-
-
-def io_spec(content: bytes) -> dict[str, Any]:
-    """Every input and the output (name, shape, dtype, quantization) as the interpreter reports them; one batch-1
-    invoke materializes shapes the converter left dynamic. Only the batch dimension may be ``null``."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=content)
-    interpreter.allocate_tensors()
-    inputs = interpreter.get_input_details()
-    for d in inputs:
-        interpreter.set_tensor(d["index"], np.zeros([1, *d["shape"][1:]], dtype=d["dtype"]))
-    interpreter.invoke()
-
-    def describe(details: dict[str, Any], shape=None) -> dict[str, Any]:
-        scale, zero_point = details["quantization"]
-        signature = details.get("shape_signature")
-        batch = None if signature is not None and len(signature) and int(signature[0]) == -1 else 1
-        dims = shape if shape is not None else details["shape"]
-        return {"name": details["name"], "shape": [batch, *(int(v) for v in dims[1:])],
-                "dtype": np.dtype(details["dtype"]).name,
-                "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}
-
-    out = interpreter.get_output_details()[0]
-    spec = {"input": describe(inputs[0]),
-            "output": describe(out, interpreter.get_tensor(out["index"]).shape)}
-    if len(inputs) > 1:
-        spec["inputs"] = [describe(d) for d in inputs]
-    return spec
 
 
 @component(version="4")
@@ -339,11 +290,6 @@ def _task_fields(props: dict[str, Any], task: str, io: dict[str, Any]) -> dict[s
     return out
 
 
-def sample_latent(n: int, latent_dim: int, seed: int) -> np.ndarray:
-    """The documented latent sampler (``LATENT_SAMPLER``); the runtime implements the same line."""
-    return np.random.default_rng(seed).normal(size=(n, latent_dim)).astype(np.float32)
-
-
 def _verification(props, task, report, evaluation, chosen, content, seed) -> dict[str, np.ndarray]:
     """Inputs and the shipped model's outputs as the pipeline computed them: the evaluation's own per-example
     predictions (supervised) or, for generators and policies, the exported file run here on latents drawn with
@@ -360,7 +306,7 @@ def _verification(props, task, report, evaluation, chosen, content, seed) -> dic
         # file is run here on the evaluation's own inputs (as for generators and policies below)
         if len(inputs) != 1 or not len(x):
             return {}
-        return {"x": x, "output": _run_tflite(content, [inputs[0]["name"]], [np.asarray(x)])}
+        return {"x": x, "output": _run_one_by_one(content, [np.asarray(x)])}
     if task == "generation":
         fields = _task_fields(props, task, io)["generation"]
         z = sample_latent(16, fields["latent_dim"], seed)
@@ -370,9 +316,9 @@ def _verification(props, task, report, evaluation, chosen, content, seed) -> dic
             labels = (np.arange(16) % max(1, fields["num_classes"])).astype(np.int32).reshape(-1, 1)
             arrays[fields["label_input"]] = labels
             out["label"] = labels.reshape(-1)
-        out["output"] = _run_tflite(content, list(arrays), list(arrays.values()))
+        out["output"] = ModelRunner(content, max_batch=1).run_named(arrays)
         return out
     if task == "policy":
         obs = np.random.default_rng(seed).normal(0, 0.5, size=(32, *inputs[0]["shape"][1:])).astype(np.float32)
-        return {"x": obs, "output": _run_tflite(content, [inputs[0]["name"]], [obs])}
+        return {"x": obs, "output": _run_one_by_one(content, [obs])}
     return {}

@@ -21,15 +21,14 @@ import numpy as np
 
 from edgepipe.pipeline.artifacts import Model, TFLiteModels
 from edgepipe.pipeline.component import Input, Output, component
+from edgepipe.runtime.litert import ModelRunner, sample_latent
 
 FAMILY_VARIANTS = ("float32", "int8_ptq", "int8_qat")
 
 
 def latent_inputs(model, n: int, seed: int) -> list[np.ndarray]:
     """``[latent]`` or ``[latent, label]`` (labels cycling over every class) in the generator's input order; latents
-    from the bundle's documented sampler (``family_bundle.sample_latent``)."""
-    from edgepipe.components.export.family_bundle import sample_latent
-
+    from the bundle's documented sampler (``runtime.litert.sample_latent``)."""
     latent_dim = int(model.inputs[0].shape[-1])
     arrays = [sample_latent(n, latent_dim, seed)]
     if len(model.inputs) > 1:
@@ -69,56 +68,6 @@ def collect_observations(predict: Callable[[np.ndarray], np.ndarray], env_name: 
         returns.append(total)
         env.close()
     return np.stack(seen).astype(np.float32), returns
-
-
-def run_tflite(content: bytes | str, arrays: list[np.ndarray], names: list[str] | None = None) -> np.ndarray:
-    """float32 outputs of a (possibly multi-input, int8) ``.tflite`` for float/int arrays, one example at a time:
-    float inputs quantized with each tensor's own scale/zero point (as the runtime does), the output dequantized."""
-    return tflite_predictor(content, names)(arrays)
-
-
-def tflite_predictor(content: bytes | str, names: list[str] | None = None) -> Callable[[list[np.ndarray]], np.ndarray]:
-    """:func:`run_tflite` with the interpreter built once (a policy is asked every step of an episode)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    source = {"model_content": bytes(content)} if isinstance(content, (bytes, bytearray)) else {
-        "model_path": str(content)}
-    interpreter = Interpreter(**source)
-    interpreter.allocate_tensors()
-    details = interpreter.get_input_details()
-    order = list(range(len(details)))
-    if names:
-        order = [next((i for i, name in enumerate(names) if name in d["name"]), j) for j, d in enumerate(details)]
-    out = interpreter.get_output_details()[0]
-
-    def predict(arrays: list[np.ndarray]) -> np.ndarray:
-        results = []
-        for i in range(len(arrays[0])):
-            for d, k in zip(details, order):
-                interpreter.set_tensor(d["index"], quantize(arrays[k][i:i + 1], d))
-            interpreter.invoke()
-            results.append(dequantize(interpreter.get_tensor(out["index"]), out))
-        return np.concatenate(results)
-
-    return predict
-
-
-def quantize(x: np.ndarray, details: dict[str, Any]) -> np.ndarray:
-    """The runtime's rule (``runtime/litert.py``): round(x / scale) + zero_point, saturated; a cast otherwise."""
-    dtype = np.dtype(details["dtype"])
-    scale, zero_point = details["quantization"]
-    if not scale or not np.issubdtype(dtype, np.integer) or np.issubdtype(np.asarray(x).dtype, np.integer):
-        return np.asarray(x).astype(dtype)
-    info = np.iinfo(dtype)
-    q = np.round(np.asarray(x, dtype=np.float32) / np.float32(scale)) + zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
-
-
-def dequantize(y: np.ndarray, details: dict[str, Any]) -> np.ndarray:
-    scale, zero_point = details["quantization"]
-    if not scale or not np.issubdtype(np.dtype(details["dtype"]), np.integer):
-        return np.asarray(y, dtype=np.float32).copy()
-    return ((y.astype(np.float32) - zero_point) * np.float32(scale)).astype(np.float32)
 
 
 def distill_qat(model, inputs: list[np.ndarray], epochs: int, learning_rate: float, batch_size: int,
@@ -171,8 +120,6 @@ def _write_variants(tflite: TFLiteModels, nets: dict[str, Any], names: list[str]
     from edgepipe.components.optimization.tflite import convert, float_ops, gzip_size
     from edgepipe.components.optimization.variants import VARIANTS
 
-    from ai_edge_litert.interpreter import Interpreter
-
     index = {}
     for name in names:
         variant = VARIANTS[name]
@@ -181,15 +128,14 @@ def _write_variants(tflite: TFLiteModels, nets: dict[str, Any], names: list[str]
                           inference_type=inference_type, allow_float_fallback=allow_float_fallback)
         content = name_inputs(content, [t.name.split(":")[0] for t in nets["float"].inputs])
         path = tflite.write_variant(name, content)
-        interpreter = Interpreter(model_content=content)
-        inputs, output = interpreter.get_input_details(), interpreter.get_output_details()[0]
-        float_in = next((d for d in inputs if np.issubdtype(np.dtype(d["dtype"]), np.floating)
-                         or d["quantization"][0]), inputs[0])
+        runner = ModelRunner(content)
+        float_in = next((t for t in runner.inputs if np.issubdtype(t.dtype, np.floating) or t.scale),
+                        runner.input)
         index[name] = {
             "file": path.name, "mode": variant.mode, "source": variant.source, "description": variant.description,
             "size_bytes": len(content), "gzip_bytes": gzip_size(content),
             "sha256": hashlib.sha256(content).hexdigest(), "params": params, "sparsity": measured_sparsity(net),
-            "input_dtype": np.dtype(float_in["dtype"]).name, "output_dtype": np.dtype(output["dtype"]).name,
+            "input_dtype": float_in.dtype.name, "output_dtype": runner.output.dtype.name,
             "float_ops": sorted({op for op, _ in float_ops(content)}) if variant.mode == "int8" else None}
     tflite.write_json("variants.json", index)
     return index
@@ -281,3 +227,7 @@ def convert_policy(model: Input[Model], tflite: Output[TFLiteModels], variants: 
     return {"variants": len(names), "float32_bytes": index["float32"]["size_bytes"], "observations": int(len(obs)),
             "representative_samples": int(len(pick)),
             "not_quantized": len(report["not_quantized"]) if report else None}
+
+
+# The converter for each declared calibration source of a task without a training set (``edgepipe.tasks``).
+CONVERTERS = {"latents": convert_generator, "observations": convert_policy}

@@ -167,7 +167,8 @@ def convert_tflite(windows: Input[Examples], float_model: Input[Model], tflite: 
     op with no int8 kernel fails the conversion naming the op unless ``allow_float_fallback``.
     """
     from edgepipe.components.optimization.pruning import measured_sparsity
-    from edgepipe.components.optimization.tflite import TFLiteRunner, convert, float_ops, gzip_size
+    from edgepipe.components.optimization.tflite import convert, float_ops, gzip_size
+    from edgepipe.runtime.litert import ModelRunner
     from edgepipe.components.optimization.variants import VARIANTS, check_names
     from edgepipe.pipeline.errors import ConfigError
 
@@ -191,13 +192,12 @@ def convert_tflite(windows: Input[Examples], float_model: Input[Model], tflite: 
         content = convert(net, variant.mode, representative=representative if variant.mode == "int8" else None,
                           inference_type=inference_type, allow_float_fallback=allow_float_fallback)
         path = tflite.write_variant(name, content)
-        runner = TFLiteRunner(content)
+        runner = ModelRunner(content)
         index[name] = {
             "file": path.name, "mode": variant.mode, "source": variant.source, "description": variant.description,
             "size_bytes": len(content), "gzip_bytes": gzip_size(content),
             "sha256": hashlib.sha256(content).hexdigest(), "params": params, "sparsity": measured_sparsity(net),
-            "input_dtype": np.dtype(runner.input_details["dtype"]).name,
-            "output_dtype": np.dtype(runner.output_details["dtype"]).name,
+            "input_dtype": runner.input.dtype.name, "output_dtype": runner.output.dtype.name,
             "ops": runner.op_names(),
             "float_ops": sorted({op for op, _ in float_ops(content)}) if variant.mode == "int8" else None}
         progress.report("convert", done + 1, len(names), variant=name, bytes=len(content))

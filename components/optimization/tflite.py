@@ -1,9 +1,7 @@
-"""Keras -> TFLite conversion in the four standard modes, and a runner that hides int8 (de)quantization.
+"""Keras -> TFLite conversion in the four standard modes.
 
-``convert`` returns bytes so callers decide where models live (an artifact, a test's tmp dir). ``TFLiteRunner``
-lets evaluation treat every variant alike: it takes and returns float32 arrays, quantizing inputs and dequantizing
-outputs with the scale/zero point stored in the model, and runs whole batches by resizing the batch dimension
-(falling back to one example at a time for models whose batch dimension is fixed).
+``convert`` returns bytes so callers decide where models live (an artifact, a test's tmp dir). Running a converted
+model (float32 in/out, batches, latency, op names) is :class:`edgepipe.runtime.litert.ModelRunner`'s job.
 
 Full-integer conversion is checked, not trusted: the MLIR quantizer quietly leaves an op without an int8 kernel in
 float (wrapped in DEQUANTIZE/QUANTIZE) even when only ``TFLITE_BUILTINS_INT8`` is allowed, so the converted graph is
@@ -11,15 +9,12 @@ inspected and such an op is an error naming it, unless float fallback was asked 
 """
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from edgepipe.pipeline import progress
 from edgepipe.pipeline.errors import ConfigError, VerificationError
 
 MODES = ("float32", "float16", "dynamic", "int8")
@@ -113,109 +108,3 @@ def gzip_size(content: bytes) -> int:
     import gzip
 
     return len(gzip.compress(bytes(content), 9))
-
-
-def latency_us(content: bytes | str, runs: int = 100, warmup: int = 10) -> float:
-    """Median wall time of one batch-1 invoke, single thread, default delegate (XNNPACK), warm-up excluded."""
-    import time
-
-    runner = TFLiteRunner(content, num_threads=1)
-    details = runner.input_details
-    shape = [1, *(int(v) for v in details["shape"][1:])]
-    interpreter = runner.interpreter
-    if list(details["shape"]) != shape:
-        interpreter.resize_tensor_input(details["index"], shape, strict=False)
-        interpreter.allocate_tensors()
-    sample = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    interpreter.set_tensor(details["index"], runner.quantize_input(sample))
-    for _ in range(max(0, warmup)):
-        interpreter.invoke()
-    times = []
-    for _ in range(max(1, runs)):
-        started = time.perf_counter()
-        interpreter.invoke()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times) * 1e6)
-
-
-class TFLiteRunner:
-    """Run a ``.tflite`` model on float32 batches with ai_edge_litert, whatever its input/output types."""
-
-    def __init__(self, model: bytes | str, num_threads: int | None = None, max_batch: int = 256):
-        kwargs: dict[str, Any] = {"num_threads": num_threads} if num_threads else {}
-        self._source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {
-            "model_path": str(model)}
-        self.interpreter = Interpreter(**self._source, **kwargs)
-        self.interpreter.allocate_tensors()
-        self.max_batch = max_batch
-        self._batch = 1
-        self.name = None if isinstance(model, (bytes, bytearray)) else Path(model).stem
-        self._done, self._busy_s = 0, 0.0  # windows predicted, seconds spent: for progress reports
-        signature = self.input_details["shape_signature"]
-        self.dynamic_batch = len(signature) > 0 and int(signature[0]) == -1
-
-    @property
-    def input_details(self) -> dict[str, Any]:
-        return self.interpreter.get_input_details()[0]
-
-    @property
-    def output_details(self) -> dict[str, Any]:
-        return self.interpreter.get_output_details()[0]
-
-    @staticmethod
-    def _qparams(details: dict[str, Any]) -> tuple[float, int]:
-        scale, zero_point = details["quantization"]
-        return float(scale), int(zero_point)
-
-    def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """float32 -> the model's input dtype (round, shift by zero point, saturate), identity for float models."""
-        details = self.input_details
-        dtype = np.dtype(details["dtype"])
-        scale, zero_point = self._qparams(details)
-        if not np.issubdtype(dtype, np.integer) or scale == 0:
-            return np.asarray(x, dtype=dtype)
-        info = np.iinfo(dtype)
-        q = np.round(np.asarray(x, dtype=np.float32) / scale) + zero_point
-        return np.clip(q, info.min, info.max).astype(dtype)
-
-    def dequantize_output(self, y: np.ndarray) -> np.ndarray:
-        """The model's output dtype -> float32, identity for float models."""
-        details = self.output_details
-        scale, zero_point = self._qparams(details)
-        if not np.issubdtype(np.dtype(details["dtype"]), np.integer) or scale == 0:
-            return np.asarray(y, dtype=np.float32)
-        return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        index = self.input_details["index"]
-        if x.shape[0] != self._batch:
-            self.interpreter.resize_tensor_input(index, list(x.shape), strict=False)
-            self.interpreter.allocate_tensors()
-            self._batch = x.shape[0]
-        self.interpreter.set_tensor(index, self.quantize_input(x))
-        self.interpreter.invoke()
-        return self.dequantize_output(self.interpreter.get_tensor(self.output_details["index"]))
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """float32 outputs for a float32 batch ``x`` (any length, including 0)."""
-        x = np.asarray(x, dtype=np.float32)
-        if len(x) == 0:
-            return np.zeros((0, *self.output_details["shape"][1:]), dtype=np.float32)
-        step = self.max_batch if self.dynamic_batch else 1
-        outputs = []
-        for i in range(0, len(x), step):  # evaluations take minutes: say how far (once it takes a while), stop if asked
-            progress.check_stop()
-            started = time.perf_counter()
-            outputs.append(self._run(x[i:i + step]))
-            self._done += len(outputs[-1])
-            self._busy_s += time.perf_counter() - started
-            if self._busy_s >= 1.0 and progress.would_report("evaluate"):
-                progress.report("evaluate", self._done, None, model=self.name)
-        return np.concatenate(outputs)
-
-    def op_names(self) -> list[str]:
-        """Sorted distinct builtin op names of the graph itself (no delegate), to check what conversion produced."""
-        plain = Interpreter(**self._source,
-                            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        plain.allocate_tensors()
-        return sorted({op["op_name"] for op in plain._get_ops_details()})

@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from edgepipe import tasks
 from edgepipe.models.spec import DataSpec
 from edgepipe.pipeline import progress
 from edgepipe.pipeline.artifacts import Examples
@@ -87,8 +88,6 @@ def _label_values(examples: Examples, split: str, y_key: str) -> np.ndarray:
 def data_spec(examples: Examples, task: str = "classification", x_key: str = "x", y_key: str = "label",
               feature_columns: Sequence[str] | None = None, num_classes: int | None = None) -> DataSpec:
     """A :class:`DataSpec` from an Examples artifact's feature spec and properties (classes counted if unknown)."""
-    from edgepipe import tasks
-
     declared = tasks.get(task)
     spec = examples.feature_spec
     features = input_features(examples, x_key, y_key, feature_columns)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgepipe.runtime.errors import InputError
+from edgepipe.runtime.litert import LATENT_SAMPLER, sample_latent  # noqa: F401 (the bundle's sampler)
 from edgepipe.runtime.tasks.base import Task, register
 from edgepipe.runtime.tasks.vector import VectorTask
 
@@ -59,11 +60,6 @@ class GenerationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"task": "generation", "model": self.model, "predictions": self.records()}
-
-
-def sample_latent(n: int, latent_dim: int, seed: int) -> np.ndarray:
-    """The bundle's ``generation.sampler``: the same line the exporter uses, so seeds reproduce its latents."""
-    return np.random.default_rng(seed).normal(size=(n, latent_dim)).astype(np.float32)
 
 
 @register

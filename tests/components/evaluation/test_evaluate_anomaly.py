@@ -72,7 +72,7 @@ def test_streamed_scores_equal_the_whole_array_computation(trained_model, tflite
     must be bit-for-bit those of loading every split and predicting in chunks of 256, across several batches and
     with the train split filtered to normal windows (batches re-filled after filtering)."""
     from edgepipe.components.evaluation.metrics import reconstruction_error
-    from edgepipe.components.optimization.tflite import TFLiteRunner
+    from edgepipe.runtime.litert import ModelRunner
     from edgepipe.components.training.inputs import load_windows
     from tests.components.fixtures import make_windows_examples
 
@@ -85,7 +85,7 @@ def test_streamed_scores_equal_the_whole_array_computation(trained_model, tflite
     for split in ("train", "eval", "test"):
         data = load_windows(windows, split, only_normal=split == "train")
         expected = {"keras": keras_model.predict(data["window"], batch_size=256, verbose=0)}
-        expected.update({name: TFLiteRunner(tflite_models.variant_path(name)).predict(data["window"])
+        expected.update({name: ModelRunner(tflite_models.variant_path(name)).run(data["window"])
                          for name in tflite_models.variants()})
         for model, reconstruction in expected.items():
             np.testing.assert_array_equal(errors[f"{split}__{model}"],

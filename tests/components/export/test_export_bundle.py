@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from edgepipe.components.export import export_bundle
-from edgepipe.components.optimization.tflite import TFLiteRunner
 from edgepipe.pipeline.artifacts import Bundle, ModelEvaluation
 from edgepipe.pipeline.errors import VerificationError
+from edgepipe.runtime.litert import ModelRunner
 from tests.components.fixtures import CHANNEL_NAMES, CHANNELS, STRIDE, WINDOW
 
 
@@ -86,9 +86,9 @@ def test_writes_a_complete_bundle(chain, evaluation, tmp_path):
     assert doc["thresholds"] == {"model.tflite": report["thresholds"]["int8_qat"],
                                  "model_float32.tflite": report["thresholds"]["float32"],
                                  "model_int8_ptq.tflite": report["thresholds"]["int8_ptq"]}
-    runner = TFLiteRunner(bundle.path / "model.tflite")
-    scale, zero_point = runner.input_details["quantization"]
-    assert doc["input"] == {"name": runner.input_details["name"], "shape": [None, WINDOW, CHANNELS], "dtype": "int8",
+    runner = ModelRunner(bundle.path / "model.tflite")
+    scale, zero_point = runner.input.scale, runner.input.zero_point
+    assert doc["input"] == {"name": runner.input.name, "shape": [None, WINDOW, CHANNELS], "dtype": "int8",
                             "quantization": {"scale": pytest.approx(scale), "zero_point": zero_point}}
     assert doc["output"]["dtype"] == "int8" and doc["output"]["quantization"]["scale"] > 0
     assert doc["models"]["float32"]["input"]["quantization"] is None

@@ -2,7 +2,7 @@
 import numpy as np
 
 from edgepipe.components.optimization.qat import quantize_aware
-from edgepipe.components.optimization.tflite import TFLiteRunner
+from edgepipe.runtime.litert import ModelRunner
 
 
 def test_conv1d_autoencoder_is_fully_quantized(qat_model):
@@ -14,15 +14,15 @@ def test_conv1d_autoencoder_is_fully_quantized(qat_model):
 
 
 def test_full_int8_model_matches_qat_keras_model(qat_model, tflite_models, windows_examples):
-    runner = TFLiteRunner(tflite_models.variant_path("int8_qat"))
-    assert np.dtype(runner.input_details["dtype"]) == np.int8
-    assert np.dtype(runner.output_details["dtype"]) == np.int8
+    runner = ModelRunner(tflite_models.variant_path("int8_qat"))
+    assert runner.input.dtype == np.int8
+    assert runner.output.dtype == np.int8
     ops = runner.op_names()
     assert {"CONV_2D", "TRANSPOSE_CONV"} <= set(ops) and "DEQUANTIZE" not in ops and "QUANTIZE" not in ops
     x = windows_examples.read_numpy("eval")["window"]
     expected = qat_model.load_keras().predict(x, verbose=0)
-    got = runner.predict(x)
-    step = runner.output_details["quantization"][0]
+    got = runner.run(x)
+    step = runner.output.scale
     diff = np.abs(got - expected)
     assert diff.max() <= 3 * step, (diff.max(), step)
     assert diff.mean() <= 0.5 * step

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from edgepipe.components.optimization.tflite import MODES, TFLiteRunner, convert
+from edgepipe.components.optimization.tflite import MODES, convert
 from edgepipe.pipeline.errors import ConfigError
+from edgepipe.runtime.litert import ModelRunner
 
 # Mean |tflite - keras| relative to mean |keras| output.
 TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "dynamic": 0.1, "int8": 0.1}
@@ -22,11 +23,11 @@ def eval_windows(windows_examples):
 @pytest.mark.parametrize("mode", MODES)
 def test_each_mode_loads_and_tracks_the_keras_model(mode, float_net, windows_examples, eval_windows):
     train = windows_examples.read_numpy("train")["window"]
-    runner = TFLiteRunner(convert(float_net, mode, representative=train[:32] if mode == "int8" else None))
+    runner = ModelRunner(convert(float_net, mode, representative=train[:32] if mode == "int8" else None))
     expected_io = np.int8 if mode == "int8" else np.float32
-    assert np.dtype(runner.input_details["dtype"]) == expected_io
-    assert np.dtype(runner.output_details["dtype"]) == expected_io
-    got = runner.predict(eval_windows)
+    assert runner.input.dtype == expected_io
+    assert runner.output.dtype == expected_io
+    got = runner.run(eval_windows)
     want = float_net.predict(eval_windows, verbose=0)
     assert got.shape == want.shape and got.dtype == np.float32
     relative = np.abs(got - want).mean() / np.abs(want).mean()
@@ -34,26 +35,25 @@ def test_each_mode_loads_and_tracks_the_keras_model(mode, float_net, windows_exa
 
 
 def test_int8_quantization_round_trip(tflite_models):
-    runner = TFLiteRunner(tflite_models.variant_path("int8_qat"))
-    scale, zero_point = runner.input_details["quantization"]
+    runner = ModelRunner(tflite_models.variant_path("int8_qat"))
+    scale, zero_point = runner.input.scale, runner.input.zero_point
     lo, hi = (-128 - zero_point) * scale, (127 - zero_point) * scale
     x = np.linspace(lo, hi, 101, dtype=np.float32)
-    q = runner.quantize_input(x)
+    q = runner.quantize(x)
     assert q.dtype == np.int8
     np.testing.assert_allclose((q.astype(np.float32) - zero_point) * scale, x, atol=scale / 2 + 1e-7)
-    assert runner.quantize_input(np.array([hi + 10, lo - 10], np.float32)).tolist() == [127, -128]
-    out_scale, out_zero = runner.output_details["quantization"]
+    assert runner.quantize(np.array([hi + 10, lo - 10], np.float32)).tolist() == [127, -128]
+    out_scale, out_zero = runner.output.scale, runner.output.zero_point
     raw = np.array([-128, 0, 127], dtype=np.int8)
-    np.testing.assert_allclose(runner.dequantize_output(raw), (raw.astype(np.float32) - out_zero) * out_scale)
+    np.testing.assert_allclose(runner.dequantize(raw), (raw.astype(np.float32) - out_zero) * out_scale)
 
 
 def test_batched_run_equals_one_by_one(tflite_models, eval_windows):
-    batched = TFLiteRunner(tflite_models.variant_path("int8_qat"), max_batch=7)
-    single = TFLiteRunner(tflite_models.variant_path("int8_qat"))
-    single.dynamic_batch = False
+    batched = ModelRunner(tflite_models.variant_path("int8_qat"), max_batch=7)
+    single = ModelRunner(tflite_models.variant_path("int8_qat"), max_batch=1)
     assert batched.dynamic_batch
-    np.testing.assert_array_equal(batched.predict(eval_windows[:20]), single.predict(eval_windows[:20]))
-    assert batched.predict(eval_windows[:0]).shape == (0, *eval_windows.shape[1:])
+    np.testing.assert_array_equal(batched.run(eval_windows[:20]), single.run(eval_windows[:20]))
+    assert batched.run(eval_windows[:0]).shape == (0, *eval_windows.shape[1:])
 
 
 def test_conversion_errors_are_config_errors(float_net):

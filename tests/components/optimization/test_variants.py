@@ -14,11 +14,12 @@ from edgepipe.components.optimization.clustering import cluster_with_report, uni
 from edgepipe.components.optimization.pruning import (is_2_4_sparse, layer_sparsity, measured_sparsity,
                                                       prune_with_report)
 from edgepipe.components.optimization.qat import quantize_aware
-from edgepipe.components.optimization.tflite import FullIntegerError, TFLiteRunner, convert, float_ops
+from edgepipe.components.optimization.tflite import FullIntegerError, convert, float_ops
 from edgepipe.components.optimization.variants import DEFAULT_VARIANTS, active_variants, primary_variant
 from edgepipe.pipeline.artifacts import Model, TFLiteModels
 from edgepipe.pipeline.config import load_config
 from edgepipe.pipeline.errors import ConfigError
+from edgepipe.runtime.litert import ModelRunner
 
 RNG = np.random.default_rng(0)
 
@@ -89,9 +90,9 @@ def test_pruning_and_qat_on_each_quantizable_builder(name):
     qat.fit(x, y, batch_size=16, epochs=1, verbose=0)
     content = convert(qat, "int8", representative=x[:16])
     assert float_ops(content) == []
-    runner = TFLiteRunner(content)
-    assert np.dtype(runner.input_details["dtype"]) == np.int8
-    assert runner.predict(x[:4]).shape == qat.predict(x[:4], verbose=0).shape
+    runner = ModelRunner(content)
+    assert runner.input.dtype == np.int8
+    assert runner.run(x[:4]).shape == qat.predict(x[:4], verbose=0).shape
 
 
 def test_layers_qat_cannot_cover_are_named_never_skipped():
@@ -170,19 +171,18 @@ def test_clustering_bounds_unique_values_in_keras_and_in_the_int8_file():
 def test_int8_and_uint8_io_quantization_round_trip(trained_model, windows_examples, inference_type, dtype):
     net = trained_model.load_keras()
     x = windows_examples.read_numpy("eval")["window"]
-    runner = TFLiteRunner(convert(net, "int8", representative=x[:32], inference_type=inference_type))
-    for details in (runner.input_details, runner.output_details):
-        assert np.dtype(details["dtype"]) == dtype
-        scale, zero_point = details["quantization"]
-        assert scale > 0 and np.iinfo(dtype).min <= zero_point <= np.iinfo(dtype).max
-    scale, zero_point = runner.input_details["quantization"]
+    runner = ModelRunner(convert(net, "int8", representative=x[:32], inference_type=inference_type))
+    for spec in (runner.input, runner.output):
+        assert spec.dtype == dtype
+        assert spec.scale > 0 and np.iinfo(dtype).min <= spec.zero_point <= np.iinfo(dtype).max
+    scale, zero_point = runner.input.scale, runner.input.zero_point
     info = np.iinfo(dtype)
     grid = np.linspace((info.min - zero_point) * scale, (info.max - zero_point) * scale, 57, dtype=np.float32)
-    q = runner.quantize_input(grid)
+    q = runner.quantize(grid)
     assert q.dtype == dtype
     np.testing.assert_allclose((q.astype(np.float32) - zero_point) * scale, grid, atol=scale / 2 + 1e-6)
     want = net.predict(x, verbose=0)
-    assert np.abs(runner.predict(x) - want).mean() <= 0.1 * np.abs(want).mean()
+    assert np.abs(runner.run(x) - want).mean() <= 0.1 * np.abs(want).mean()
 
 
 def test_an_op_without_int8_kernel_is_named_unless_fallback_is_allowed():
@@ -198,8 +198,8 @@ def test_an_op_without_int8_kernel_is_named_unless_fallback_is_allowed():
     assert "\n" not in message and info.value.exit_code == 4
     content = convert(model, "int8", representative=sample, allow_float_fallback=True)
     assert [op for op, _ in float_ops(content)] == ["CUMSUM"]
-    assert np.dtype(TFLiteRunner(content).input_details["dtype"]) == np.int8
-    assert TFLiteRunner(content).predict(sample).shape == (16, 2)
+    assert ModelRunner(content).input.dtype == np.int8
+    assert ModelRunner(content).run(sample).shape == (16, 2)
 
 
 def test_pruning_builds_its_wrappers_under_a_distribution_strategy():
