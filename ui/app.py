@@ -7,6 +7,7 @@ status code it deserves; anything unexpected is one line naming the exception ty
 from __future__ import annotations
 
 import os
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,21 +75,21 @@ def create_app(root: str | os.PathLike, config_dirs: list[str | os.PathLike] | N
     dirs = [Path(d).resolve() for d in (config_dirs or [])] or default_config_dirs()
     state = UIState(root, store, queue, dirs, templates, token, max_upload)
 
-    app = FastAPI(title="edgepipe ui", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if start_worker:
+            queue.start()
+        try:
+            yield
+        finally:
+            queue.close()
+
+    app = FastAPI(title="edgepipe ui", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.ui = state
     app.add_middleware(Guard, token=token)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (pages, live, launch, tryout):
         app.include_router(module.router)
-
-    @app.on_event("startup")
-    def _start() -> None:
-        if start_worker:
-            queue.start()
-
-    @app.on_event("shutdown")
-    def _stop() -> None:
-        queue.close()
 
     @app.exception_handler(UIError)
     async def _ui_error(request: Request, err: UIError):
