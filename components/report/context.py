@@ -148,14 +148,19 @@ class ReportContext:
             return x[:limit], (y[:limit] if y is not None else None), f"{split} split"
         if feature not in spec:  # raw windows without a data spec: the anomaly detector's ``window`` feature
             return None, None, f"examples have no input feature ({', '.join(spec)})"
-        xs, ys, n = [], [], 0
-        for batch in self.examples.dataset(split, batch_size=min(limit, 1024)):
-            xs.append(batch[feature].numpy())
-            if "label" in batch:
-                ys.append(batch["label"].numpy())
-            n += len(xs[-1])
+        xs, ys, n, used = [], [], 0, []
+        for name in [s for s in EVAL_SPLITS if self.examples.split_files(s)] or [split]:  # windows: eval, then test
+            for batch in self.examples.dataset(name, batch_size=min(limit, 1024)):
+                xs.append(batch[feature].numpy())
+                if "label" in batch:
+                    ys.append(batch["label"].numpy())
+                n += len(xs[-1])
+                used = [*dict.fromkeys([*used, name])]
+                if n >= limit:
+                    break
             if n >= limit:
                 break
         if not xs:
             return None, None, f"{split} split is empty"
-        return (np.concatenate(xs)[:limit], np.concatenate(ys)[:limit] if ys else None, f"{split} split")
+        return (np.concatenate(xs)[:limit], np.concatenate(ys)[:limit] if len(ys) == len(xs) else None,
+                f"{' + '.join(used)} split{'s' if len(used) > 1 else ''}")

@@ -109,7 +109,7 @@ def mask_overlays(xs: np.ndarray, true: np.ndarray, pred: np.ndarray, ious: Sequ
             ax = axes[row, col]
             draw_input(ax, x)
             if mask is not None:
-                rgba = cmap(np.asarray(mask, int) % cmap.N / max(cmap.N - 1, 1))
+                rgba = cmap(np.asarray(mask, int) % cmap.N)  # integer index: one colour per class
                 rgba[..., 3] = np.where(np.asarray(mask) > 0, 0.55, 0.0)
                 ax.imshow(rgba, interpolation="nearest")
             label = name if col < 2 or iou is None else f"{name} (IoU {iou:.2f})"

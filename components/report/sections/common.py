@@ -165,8 +165,8 @@ def models(ctx: ReportContext) -> str:
     """The family evaluations' variant table: size, latency, the task metric, its drop and agreement with Keras."""
     rows = ctx.variant_rows
     if not rows:
-        return html.section("Model comparison", '<p class="note">Not available (no variants evaluated: the '
-                                                 'Keras model alone).</p>', "models")
+        return html.section("Model comparison", '<p class="note">Not available (no TFLite variants evaluated).</p>',
+                            "models")
     metric = next((r.get("metric_name") for r in rows if r.get("metric_name")), "metric")
     primary = ctx.param("primary")
     table = [[r.get("variant"), r.get("mode") or r.get("source"), r.get("input_dtype"),

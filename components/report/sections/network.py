@@ -22,13 +22,22 @@ def layer_names(net) -> list[str]:
 
 
 def default_layer(net) -> str:
-    """The last convolution that is not an output, else the last weighted layer before the output."""
+    """The last convolution that is not the head, else the last weighted layer before the head. The head is an
+    output layer or one whose output already has the model's output shape (a generator's final convolution)."""
     outputs = set(getattr(net, "output_names", None) or [])
+    shapes = {tuple(o.shape[1:]) for o in net.outputs}
     layers = [layer for layer in net.layers if type(layer).__name__ != "InputLayer"]
-    inner = [layer for layer in layers if layer.name not in outputs] or layers
+    inner = [layer for layer in layers if layer.name not in outputs and _shape(layer) not in shapes] or layers
     convs = [layer for layer in inner if "Conv" in type(layer).__name__]
     weighted = [layer for layer in inner if layer.weights]
     return (convs or weighted or inner)[-1].name
+
+
+def _shape(layer) -> tuple | None:
+    try:
+        return tuple(layer.get_output_at(len(layer.inbound_nodes) - 1).shape[1:])
+    except (AttributeError, RuntimeError, ValueError, IndexError):
+        return None
 
 
 def choose_layer(net, requested: str | None) -> str:

@@ -58,8 +58,16 @@ def classification(base: str) -> dict:
     examples = _write(root / "examples", splits, class_names=CLASSES)
     model = _train(examples, root / "model", family="cnn", epochs=4,
                    hparams={"filters": [4], "dense_units": 0, "dropout": 0.0, "learning_rate": 0.02})
-    evaluation = _evaluate(examples, model, root / "evaluation", lowest_confidence=6)
-    return {"examples": examples, "model": model, "evaluation": evaluation}
+    from edgepipe.components.optimization import convert_tflite
+
+    tflite = invoke(convert_tflite, {"windows": examples, "float_model": model}, {"tflite": root / "tflite"},
+                    {"variants": ["float32", "int8_ptq"], "representative_samples": 16})[0]["tflite"]
+    from edgepipe.components.evaluation.families import evaluate_model
+
+    evaluation = invoke(evaluate_model, {"examples": examples, "model": model, "tflite": tflite},
+                        {"evaluation": root / "evaluation"}, {"lowest_confidence": 6, "latency_runs": 3}
+                        )[0]["evaluation"]
+    return {"examples": examples, "model": model, "evaluation": evaluation, "tflite": tflite}
 
 
 @functools.cache

@@ -59,7 +59,7 @@ def cells(row_html: str) -> list[str]:
 
 
 def table_rows(html_text: str) -> list[list[str]]:
-    return [cells(r) for r in re.findall(r"<tr>(.*?)</tr>", html_text)]
+    return [c for c in (cells(r) for r in re.findall(r"<tr[^>]*>(.*?)</tr>", html_text)) if c]
 
 
 def fmt(v) -> str:
@@ -90,6 +90,17 @@ def test_classification_confusion_matrix_and_per_class_numbers_match_the_evaluat
     for name, m in metrics["per_class"].items():
         assert per_class[name] == [fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"]), fmt(m["support"])]
     assert f"<b>{fmt(metrics['accuracy'])}</b><span>accuracy</span>" in evaluation
+
+
+def test_classification_variant_table_matches_the_evaluations_rows(classification):
+    run, page, _ = classification
+    rows = {r["variant"]: r for r in run["evaluation"].read_json("variants.json")}
+    assert set(rows) == {"keras", "float32", "int8_ptq"}
+    shown = {r[0]: r for r in table_rows(section_html(page, "models"))}
+    for name, row in rows.items():
+        assert shown[name][-3:] == [fmt(row["metric"]), fmt(row["metric_drop"]), fmt(row["agreement"])]
+    agreement = run["evaluation"].read_json("evaluation.json")["agreement"]["int8_ptq"]["all"]
+    assert f"<b>{fmt(agreement)}</b><span>int8_ptq agreement</span>" in section_html(page, "evaluation")
 
 
 def test_classification_lowest_confidence_examples_are_drawn_with_their_labels(classification):
@@ -237,3 +248,37 @@ def test_a_task_adds_and_replaces_sections_through_the_registry(classification, 
 def test_unknown_task_parameter_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="unknown task 'nope'.*classification"):
         render(tmp_path, task="nope")
+
+
+# ---- anomaly ---------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def anomaly(tmp_path_factory):
+    from tests.components.fixtures import _base, _chain, _evaluation
+
+    base = _base(tmp_path_factory)
+    chain = _chain(base)
+    return {"windows": chain["windows"], "model": chain["model"], "tflite": chain["tflite"],
+            "evaluation": _evaluation(base)}
+
+
+def test_anomaly_report_without_examples_keeps_its_pictures(anomaly, tmp_path):
+    page, props = render(tmp_path, model=anomaly["model"], evaluation=anomaly["evaluation"], tflite=anomaly["tflite"])
+    assert props["task"] == "anomaly"
+    assert set(images(section_html(page, "evaluation"))) == {"anomaly score timeline per series",
+                                                             "score histogram normal vs anomalous"}
+    assert set(images(page)) == {"training loss per epoch", "anomaly score timeline per series",
+                                 "score histogram normal vs anomalous"}
+    assert "examples input" in section_html(page, "embedding") and "Activations not drawn" in page
+    thresholds = anomaly["evaluation"].read_json("evaluation.json")["thresholds"]
+    assert all(f"<td>{v:.4g}</td>" in section_html(page, "models") for v in thresholds.values())
+
+
+def test_anomaly_report_with_the_windows_draws_embedding_by_label_and_activations(anomaly, tmp_path):
+    page, props = render(tmp_path, model=anomaly["model"], evaluation=anomaly["evaluation"],
+                         examples=anomaly["windows"], embedding_points=60)
+    embedding = section_html(page, "embedding")
+    assert set(images(embedding)) == {"bottleneck embedding (PCA)"}
+    assert "of 60 inputs (eval + test splits)" in embedding and "colour: label" in embedding
+    network = section_html(page, "network")
+    layer = re.search(r"<b>([^<]+)</b><span>inspected layer</span>", network).group(1)
+    assert set(images(network)) == {f"activations of {layer}"} and layer.startswith("dec_")
