@@ -25,7 +25,8 @@ def evaluation(ctx: ReportContext) -> str:
                             "evaluation")
     body = [html.kpis([("discriminator on real", m.get("discriminator_real_mean")),
                        ("discriminator on generated", m.get("discriminator_fake_mean")),
-                       ("pixel std generated", m.get("generated_pixel_std")), ("pixel std real", m.get("real_pixel_std")),
+                       ("pixel std generated", m.get("generated_pixel_std")),
+                       ("pixel std real", m.get("real_pixel_std")),
                        ("samples", m.get("samples")), *variant_kpis(ctx)]),
             "<p class=note>Discriminator: mean probability of 'real' (a converged GAN drives both towards 0.5); "
             "pixel std across samples: far below the real images' means little variety.</p>"]
