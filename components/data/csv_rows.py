@@ -317,8 +317,35 @@ def split_fields(lines: list[str], delimiter: str) -> list[list[str]]:
     return [line.split(delimiter) for line in lines]
 
 
+class RangeParser(beam.DoFn):
+    """Base of the DoFns that parse a byte range ``(_, path, start, end)`` of a CSV: reads it, reports its line count
+    (for :func:`ingest.resolve_lines`), rejects malformed lines, counts ``rows_read``, and hands each block of
+    :func:`iter_blocks` to :meth:`block` (``kind``, rows or lines, their local line numbers). Subclasses set
+    ``headers`` ({path: header}) and ``delimiter``."""
+
+    headers: dict[str, list[str]]
+    delimiter: str
+
+    def process(self, item):
+        _, path, start, end = item
+        text, newlines = read_range_text(path, start, end)
+        yield value(f"lines/{path}@{start}", newlines)
+        header = self.headers[path]
+        rows_read = 0
+        for b, (kind, rows, lines, bad) in enumerate(iter_blocks(text, start == 0, self.delimiter)):
+            for line, reason in bad:
+                rows_read += 1
+                yield reject_record(path, line, reason, range=start)
+            rows_read += len(rows)
+            yield from self.block(path, start, b, header, kind, rows, lines)
+        yield count("rows_read", rows_read)
+
+    def block(self, path: str, start: int, index: int, header: list[str], kind: str, rows: list, lines: list):
+        raise NotImplementedError
+
+
 # ---- time-series rows -----------------------------------------------------------------------------------------------
-class ParseRange(beam.DoFn):
+class ParseRange(RangeParser):
     """A byte range of a CSV -> per-series blocks of parsed rows (data) plus rejects and the range's line count.
 
     Block: ``{"file", "range", "line" [n] (local to the range), "timestamp" [n] epoch s, "values" [n, c] float64,
@@ -327,25 +354,14 @@ class ParseRange(beam.DoFn):
     def __init__(self, layout: Layout, headers: dict[str, list[str]], delimiter: str = ","):
         self.layout, self.headers, self.delimiter = layout, headers, delimiter
 
-    def process(self, item):
-        _, path, start, end = item
-        text, newlines = read_range_text(path, start, end)
-        yield value(f"lines/{path}@{start}", newlines)
-        header = self.headers[path]
-        rows_read = 0
-        for kind, rows, lines, bad in iter_blocks(text, start == 0, self.delimiter):
-            for line, reason in bad:
-                rows_read += 1
-                yield reject_record(path, line, reason, range=start)
-            rows_read += len(rows)
-            out = None
-            if kind == "fast" and rows:
-                out = self._fast(path, start, header, rows, lines)
-            if out is None:
-                table = rows if kind == "csv" else split_fields(rows, self.delimiter)
-                out = list(self._exact(path, start, header, table, lines))
-            yield from out
-        yield count("rows_read", rows_read)
+    def block(self, path, start, index, header, kind, rows, lines):
+        out = None
+        if kind == "fast" and rows:
+            out = self._fast(path, start, header, rows, lines)
+        if out is None:
+            table = rows if kind == "csv" else split_fields(rows, self.delimiter)
+            out = list(self._exact(path, start, header, table, lines))
+        yield from out
 
     def _fast(self, path, start, header, lines, numbers):
         """All rows good -> blocks; None when anything needs the exact path."""

@@ -13,8 +13,8 @@ import numpy as np
 
 from edgepipe.components.data.beam.files import base_name, worker_uri
 from edgepipe.components.data.beam.job import Job, count, reject, value
-from edgepipe.components.data.csv_rows import (FLOAT32_MAX, SPLIT_BYTES, has_surrogates, iter_blocks, open_text,
-                                               plan_ranges, read_range_text, split_fields)
+from edgepipe.components.data.csv_rows import (FLOAT32_MAX, SPLIT_BYTES, RangeParser, has_surrogates, open_text,
+                                               plan_ranges, split_fields)
 from edgepipe.components.data.ingest import check_rejects, read_header, resolve_files, resolve_lines, write_rejects
 from edgepipe.components.data.sources.registry import source
 from edgepipe.components.data.sources.shared import (DEFAULT_SPLIT, MISSING, SPEC_DTYPE, TYPES, finish,
@@ -25,7 +25,7 @@ from edgepipe.pipeline.component import InputPath, Output, component
 from edgepipe.pipeline.errors import ConfigError, DataError
 
 
-class ParseTable(beam.DoFn):
+class ParseTable(RangeParser):
     """A byte range of a CSV table -> rows as typed columns, split and written; rejects with reasons."""
 
     def __init__(self, examples: str, spec: SplitSpec, headers: dict[str, list[str]], features: list[str],
@@ -35,20 +35,9 @@ class ParseTable(beam.DoFn):
         self.types, self.label, self.label_type = types, label, label_type
         self.delimiter, self.missing = delimiter, list(missing)
 
-    def process(self, item):
-        _, path, start, end = item
-        text, newlines = read_range_text(path, start, end)
-        yield value(f"lines/{path}@{start}", newlines)
-        header = self.headers[path]
-        rows_read = 0
-        for b, (kind, rows, lines, bad) in enumerate(iter_blocks(text, start == 0, self.delimiter)):
-            for line, reason in bad:
-                rows_read += 1
-                yield reject(path, line, reason, range=start)
-            rows_read += len(rows)
-            table = rows if kind == "csv" else split_fields(rows, self.delimiter)
-            yield from self._block(path, start, b, header, table, lines)
-        yield count("rows_read", rows_read)
+    def block(self, path, start, index, header, kind, rows, lines):
+        table = rows if kind == "csv" else split_fields(rows, self.delimiter)
+        yield from self._block(path, start, index, header, table, lines)
 
     def _block(self, path, start, block, header, rows, numbers):
         keep = []
