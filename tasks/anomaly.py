@@ -2,14 +2,91 @@
 
 The evaluation computes its own metric (F1 of each model with its own threshold, agreement of decisions on the
 eval and test windows), so the metric here carries only its name and direction for the variant table and the gate.
-The bundle's task fields (thresholds, normalization, windowing) come from the evaluation and the transform, which
-``components/export`` reads; this declaration says what the rest of the pipeline needs.
+Its bundle part (:func:`series_bundle`) is the device contract for a stream: how to build a window (size, stride,
+channel order, normalization), the score, and which threshold goes with which model file.
 """
+from __future__ import annotations
+
+from typing import Any
+
 from edgepipe.tasks.base import Task, register
 from edgepipe.tasks.metrics import TaskMetric
+
+
+def series_bundle(ctx):
+    """Windows, normalization, input clip, score definition and per-model thresholds, the detection metrics the
+    models were gated on, and SUMMARY.md."""
+    from edgepipe.tasks.bundle import BundleParts
+
+    report, keys = ctx.report, ctx.keys
+    w = ctx.windows or {}
+    names = w.get("channel_names")
+    clip = report.get("input_clip")
+    fields = {
+        "window": {"size": w.get("size"), "stride": w.get("stride"), "channels": w.get("channels"),
+                   "channel_names": list(names) if isinstance(names, (list, tuple)) else None,
+                   "layout": "[batch, window_size, channels], channels in channel_names order"},
+        "normalization": ctx.transform,
+        **({"input_clip": clip} if clip else {}),
+        "score": {"kind": "reconstruction_mse",
+                  "definition": "mean over steps and channels of (x - y)^2, x the normalized float window (before "
+                                "input quantization), y the model output (dequantized for int8)"
+                                + ("; the model is fed x clipped to [input_clip.min, input_clip.max]" if clip else ""),
+                  "anomaly_if": "score > threshold of the model file used"},
+        "thresholds": {ctx.files[v]: report["thresholds"][v] for v in ctx.files},
+        "metrics": {"threshold_quantile": report["threshold_quantile"],
+                    "threshold_margin": report["threshold_margin"],
+                    "per_model": {"keras": report["metrics"]["keras"],
+                                  **{keys.get(v, v): report["metrics"][v] for v in ctx.files if v in report["metrics"]}},
+                    "agreement_with_keras": {keys.get(v, v): a for v, a in report["agreement"].items()},
+                    "min_agreement": ctx.gate["min_agreement"], "max_metric_drop": ctx.gate["max_metric_drop"],
+                    "counts": report["counts"],
+                    **({"metric_gate": f"skipped: {ctx.gate['metric_gate']}"} if ctx.gate.get("metric_gate") else {})}}
+    model_fields = {keys[v]: {"threshold": report["thresholds"][v]} for v in ctx.files}
+    return BundleParts(fields=fields, model_fields=model_fields)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def series_summary(doc: dict[str, Any], report: dict[str, Any], table: str) -> str:
+    """SUMMARY.md of an anomaly bundle: the models, their thresholds and detection metrics, the gate."""
+    q = doc["input"]["quantization"] or {}
+    lines = [
+        "# Anomaly detector bundle", "",
+        f"Windows of {doc['window']['size']} steps x {doc['window']['channels']} channels "
+        f"(stride {doc['window']['stride']}), normalized as in `bundle.json` -> `normalization`.",
+        "Score: reconstruction MSE; a window is anomalous when the score exceeds the model file's threshold.", "",
+        "| file | variant | size | threshold | F1 (eval+test) | AUC | agreement with Keras |",
+        "|---|---|---|---|---|---|---|"]
+    for entry in doc["models"].values():
+        variant = entry["variant"]
+        m = report["metrics"].get(variant, {}).get("all", {})
+        lines.append(f"| `{entry['file']}` | {variant} | {entry['size_bytes'] / 1024:.1f} KiB | "
+                     f"{_fmt(entry['threshold'])} | {_fmt(m.get('f1'))} | {_fmt(m.get('auc'))} | "
+                     f"{_fmt(report['agreement'].get(variant, {}).get('all'))} |")
+    k = report["metrics"].get("keras", {}).get("all", {})
+    metrics = doc["metrics"]
+    lines += ["", f"Keras reference: F1 {_fmt(k.get('f1'))}, AUC {_fmt(k.get('auc'))}; "
+                  f"export gate: agreement >= {metrics['min_agreement']}"
+                  + (f", F1 drop <= {metrics['max_metric_drop']}" if metrics["max_metric_drop"] is not None
+                     and "metric_gate" not in metrics else "")
+                  + (f" (F1 bound {metrics['metric_gate']})" if "metric_gate" in metrics else "")
+                  + f"; `model.tflite` is variant `{doc['primary_variant']}`."
+              + (f" Why: {doc['primary_reason']}." if doc.get("primary_reason") else ""),
+              f"int8 input: scale {q.get('scale')}, zero point {q.get('zero_point')} "
+              f"(q = round(x / scale) + zero_point).", "",
+              "## All variants (`variants.json`)", "", table,
+              "Built with " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + ".", ""]
+    return "\n".join(lines)
+
 
 ANOMALY = register(Task(
     name="anomaly", description="windows of a sensor series scored by reconstruction error; alarms above a "
     "threshold fitted on normal training windows", runtime="anomaly_detection",
     metric=TaskMetric("f1", True), label="none", loss="mse", data="windows", calibration="windows",
-    template="anomaly_detection", evaluation="anomaly", configurable=False))
+    template="anomaly_detection", evaluation="anomaly", configurable=False, bundle=series_bundle,
+    verification=lambda ctx: {}, summary=series_summary))

@@ -27,6 +27,30 @@ def _no_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _standard_bundle(ctx):
+    from edgepipe.tasks.bundle import standard_bundle
+
+    return standard_bundle(ctx)
+
+
+def _standard_summary(doc, report, table):
+    from edgepipe.tasks.bundle import standard_summary
+
+    return standard_summary(doc, report, table)
+
+
+def _preprocessing(ctx):
+    from edgepipe.tasks.bundle import preprocessing
+
+    return preprocessing(ctx)
+
+
+def _evaluated_examples(ctx):
+    from edgepipe.tasks.bundle import evaluated_examples
+
+    return evaluated_examples(ctx)
+
+
 @dataclass(frozen=True)
 class Task:
     """One task as the pipeline sees it.
@@ -52,8 +76,15 @@ class Task:
     evaluation: str = "supervised"  # which evaluation component scores it: anomaly | supervised | generation | control
     configurable: bool = True
     float_reason: str | None = None
+    # The bundle (``tasks/bundle.py``): ``bundle(ctx) -> BundleParts`` is the task's whole part of bundle.json;
+    # the standard one composes the three hooks below (output fields from the model's properties and tensors, what
+    # a device does to raw input, and the inputs/outputs a device checks itself against).
+    bundle: Callable[[Any], Any] = field(default=_standard_bundle, compare=False)
     bundle_fields: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] = field(default=_no_fields,
                                                                                       compare=False)
+    preprocessing: Callable[[Any], dict[str, Any]] = field(default=_preprocessing, compare=False)
+    verification: Callable[[Any], dict[str, Any]] = field(default=_evaluated_examples, compare=False)
+    summary: Callable[[dict, dict, str], str] = field(default=_standard_summary, compare=False)  # SUMMARY.md
 
     def __post_init__(self) -> None:
         for value, allowed, what in ((self.label, LABELS, "label"), (self.data, DATA, "data"),

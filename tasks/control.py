@@ -16,7 +16,22 @@ def _policy_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
                        "frame_stack": int(props.get("frame_stack", 1)), "action": "argmax of Q-values"}}
 
 
+def _observations(ctx) -> dict[str, Any]:
+    """The shipped Q-network on 32 observation-shaped inputs drawn with ``seed`` (a device checks its arithmetic,
+    not the environment)."""
+    import numpy as np
+
+    from edgepipe.runtime.litert import ModelRunner
+
+    io = ctx.io[ctx.chosen]
+    shape = (io.get("inputs") or [io["input"]])[0]["shape"][1:]
+    obs = np.random.default_rng(ctx.seed).normal(0, 0.5, size=(32, *shape)).astype(np.float32)
+    runner = ModelRunner(ctx.content[ctx.chosen], max_batch=1)
+    return {"x": obs, "output": runner.run_named(runner.by_name([obs]))}
+
+
 CONTROL = register(Task(
     name="control", description="greedy actions of a Q-network in a Gym environment", runtime="policy",
     metric=TaskMetric("average_return", True), label="none", data="environment", calibration="observations",
-    template="reinforcement", evaluation="control", configurable=False, bundle_fields=_policy_fields))
+    template="reinforcement", evaluation="control", configurable=False, bundle_fields=_policy_fields,
+    preprocessing=lambda ctx: {"kind": "observation", "transform": "none"}, verification=_observations))

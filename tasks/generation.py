@@ -12,7 +12,7 @@ from edgepipe.tasks.metrics import TaskMetric
 
 
 def _generation_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
-    from edgepipe.runtime.tasks.families import LATENT_SAMPLER
+    from edgepipe.runtime.litert import LATENT_SAMPLER
 
     spec = props.get("data_spec") or {}
     names = spec.get("class_names") or props.get("class_names")
@@ -31,7 +31,27 @@ def _generation_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, A
     return out
 
 
+def _latents(ctx) -> dict[str, Any]:
+    """The shipped generator run on 16 latents from the documented sampler (``seed``), labels cycling over the
+    classes for a cGAN: a device drawing the same latents must produce the same images."""
+    import numpy as np
+
+    from edgepipe.runtime.litert import ModelRunner, sample_latent
+
+    fields = _generation_fields(ctx.props, ctx.io[ctx.chosen])["generation"]
+    z = sample_latent(16, fields["latent_dim"], ctx.seed)
+    arrays = {fields["latent_input"]: z}
+    out = {"latent": z, "seed": np.array(ctx.seed)}
+    if fields["label_input"]:
+        labels = (np.arange(16) % max(1, fields["num_classes"])).astype(np.int32).reshape(-1, 1)
+        arrays[fields["label_input"]] = labels
+        out["label"] = labels.reshape(-1)
+    out["output"] = ModelRunner(ctx.content[ctx.chosen], max_batch=1).run_named(arrays)
+    return out
+
+
 GENERATION = register(Task(
     name="generation", description="images from latent vectors (and a class label for a conditional GAN)",
     runtime="generation", metric=TaskMetric("sample_score", True), label="class", label_required=False, data="examples",
-    calibration="latents", template="gan", evaluation="generation", configurable=False, bundle_fields=_generation_fields))
+    calibration="latents", template="gan", evaluation="generation", configurable=False, bundle_fields=_generation_fields,
+    preprocessing=lambda ctx: {"kind": "latent", "transform": "none"}, verification=_latents))

@@ -41,6 +41,27 @@ def _reconstruction_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[st
                       "x the model input, y the model output"}}
 
 
+def _reconstruction_bundle(ctx):
+    """The standard bundle plus the bottleneck encoder (``encoder.h5`` saved by training) as float32 TFLite,
+    checked against Keras like the model (the runtime reads it from bundle.json only)."""
+    import hashlib
+
+    from edgepipe.runtime.litert import io_spec
+    from edgepipe.tasks.bundle import standard_bundle
+
+    parts = standard_bundle(ctx)
+    path = ctx.model_dir / (ctx.props.get("encoder") or "encoder.h5")
+    if path.is_file():
+        from edgepipe.components.export.float32 import verified_float32
+
+        content, diff = verified_float32(path, ctx.tolerance, ctx.verify_samples, "encoder.tflite")
+        parts.files["encoder.tflite"] = content
+        parts.fields["encoder"] = {"file": "encoder.tflite", "size_bytes": len(content),
+                                   "sha256": hashlib.sha256(content).hexdigest(), "max_abs_diff_vs_keras": diff,
+                                   **io_spec(content)}
+    return parts
+
+
 CLASSIFICATION = register(Task(
     name="classification", description="one class per example (softmax probabilities)", runtime="classification",
     metric=TaskMetric("accuracy", True, accuracy, lambda r, p: classes(r) == classes(p)), label="class",
@@ -60,4 +81,4 @@ RECONSTRUCTION = register(Task(
     runtime="reconstruction", metric=None, label="none", loss="mse", configurable=False,
     float_reason="a reconstruction has no decision to compare int8 variants on, so the supervised pipeline ships "
                  "autoencoders float32 (the anomaly_detection template ships them int8, gated on its alarms)",
-    bundle_fields=_reconstruction_fields))
+    bundle_fields=_reconstruction_fields, bundle=_reconstruction_bundle))

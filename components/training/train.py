@@ -82,7 +82,7 @@ def train_autoencoder(windows: Input[Examples], model: Output[Model], filters: l
         "steps_per_epoch": steps, "resumed_at_epoch": fitted.resumed_at, "run": run,
         "strategy": {"name": strategy, "class": type(dist).__name__, "replicas": replicas}})
     model.properties.update({
-        "family": "autoencoder", "window_size": window_size, "channels": channels, "train_on": train_on,
+        "family": "autoencoder", "task": "anomaly", "window_size": window_size, "channels": channels, "train_on": train_on,
         "hparams": {"filters": list(filters), "kernel_size": kernel_size, "learning_rate": learning_rate},
         "input_feature": "window", "score": "reconstruction_mse"})
     return {"best_" + monitor: best, "epochs_run": len(losses["loss"]), "train_windows": n_train,

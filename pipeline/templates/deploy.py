@@ -105,36 +105,33 @@ def evaluate_stage(cfg: Config, plan: Plan, ctx: Context) -> None:
 
 
 def report_stage(cfg: Config, plan: Plan, ctx: Context) -> None:
-    """report.html from what the run wrote (data, training, evaluation, variants), before the export gate."""
-    if ctx.statistics is None:  # the report needs a statistics artifact; Examples-fed tasks: see the note below
-        return
+    """report.html for every task (its sections come from the report's per-task registry), before the export gate
+    so a refused run still has one."""
     from edgepipe.components.report import render_report
 
-    node = render_report(statistics=ctx.statistics, rejects=ctx.rejects, model=ctx.model, evaluation=ctx.evaluation,
-                         tflite=ctx.tflite, primary=ctx.primary, min_agreement=cfg.export.min_agreement,
-                         max_metric_drop=cfg.export.max_metric_drop)
+    inputs = {k: v for k, v in {"statistics": ctx.statistics, "rejects": ctx.rejects, "examples": ctx.examples,
+                                "tflite": ctx.tflite}.items() if v is not None}
+    node = render_report(model=ctx.model, evaluation=ctx.evaluation, task=plan.task.name, primary=ctx.primary,
+                         min_agreement=cfg.export.min_agreement, max_metric_drop=cfg.export.max_metric_drop,
+                         **inputs)
     ctx.nodes.append(node)
     ctx.report = node.outputs["report"]
 
 
 def export_stage(cfg: Config, plan: Plan, ctx: Context) -> None:
-    """The series bundle (normalization, windows, thresholds) for windows, the family bundle otherwise."""
-    gate = {"min_agreement": cfg.export.min_agreement, "max_metric_drop": cfg.export.max_metric_drop,
-            "primary": ctx.primary}
-    if plan.task.data == "windows":
-        from edgepipe.components.export import export_bundle
+    """One exporter for every task: gated on the variant rows, or the verified float32 model with the reason."""
+    from edgepipe.components.export import export_bundle
 
-        node = export_bundle(tflite=ctx.tflite, evaluation=ctx.evaluation, report=ctx.report,
-                             transform=ctx.transform, windows=ctx.examples, **gate)
+    inputs = {k: v for k, v in {"tflite": ctx.tflite, "report": ctx.report, "transform": ctx.transform,
+                                "windows": ctx.examples if plan.task.data == "windows" else None}.items()
+              if v is not None}
+    if ctx.tflite is not None:
+        params = {"min_agreement": cfg.export.min_agreement, "max_metric_drop": cfg.export.max_metric_drop,
+                  "primary": ctx.primary, "float_fallback": plan.variants == "distilled"}
     else:
-        from edgepipe.components.export.family_bundle import export_model
-
-        if ctx.tflite is None:
-            reason = plan.float_reason or (f"convert.variants names no int8 variant a {plan.family.name} model can "
-                                           "have (int8_ptq, int8_qat): the float32 model is shipped")
-            node = export_model(model=ctx.model, evaluation=ctx.evaluation, tolerance=cfg.evaluate.tolerance,
-                                float_reason=reason, seed=cfg.training.seed)
-        else:
-            node = export_model(model=ctx.model, evaluation=ctx.evaluation, tflite=ctx.tflite, **gate,
-                                seed=cfg.training.seed, float_fallback=plan.variants == "distilled")
+        params = {"tolerance": cfg.evaluate.tolerance, "float_reason": plan.float_reason or (
+            f"convert.variants names no int8 variant a {plan.family.name} model can have (int8_ptq, int8_qat): "
+            "the float32 model is shipped")}
+    node = export_bundle(model=ctx.model, evaluation=ctx.evaluation, task=plan.task.name, seed=cfg.training.seed,
+                         **inputs, **params)
     ctx.nodes.append(node)

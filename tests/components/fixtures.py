@@ -73,9 +73,9 @@ def make_windows_examples(root: Path, splits: dict[str, tuple[int, int]] = SPLIT
 
 def make_transform_params(root: Path) -> TransformParams:
     params = TransformParams(root)
-    params.write_json("transform.json", {"method": "zscore", "channels": CHANNEL_NAMES,
-                                         "params": {"vibration": {"mean": 2.1, "std": 0.4},
-                                                    "temperature": {"mean": 45.0, "std": 3.2}}})
+    # what normalize writes (components/data/normalize.py): the exporter validates it with the runtime's schema
+    params.write_json("transform.json", {"method": "zscore", "channels": CHANNEL_NAMES, "center": [2.1, 45.0],
+                                         "scale": [0.4, 3.2]})
     params.finalize()
     return params
 

@@ -59,7 +59,7 @@ def run_family(name: str, root: Path) -> dict:
     pipeline = build_pipeline(cfg)  # the shipped path: components.data's Beam ingest (unet: per-pixel masks)
     result = LocalRunner(root).run(pipeline)
     assert result.status == "complete", result.error
-    bundle = result.artifact("export_model", "bundle").path
+    bundle = result.artifact("export_bundle", "bundle").path
     evaluation = result.artifact([n for n in result.nodes if n.startswith("evaluate")][0], "evaluation").path
     return {"bundle": bundle, "evaluation": evaluation}
 

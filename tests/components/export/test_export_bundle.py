@@ -22,7 +22,7 @@ def _edited_evaluation(evaluation, tmp_path, edit):
 
 
 def _export(chain, evaluation, bundle, min_agreement):
-    return export_bundle.fn(tflite=chain["tflite"], evaluation=evaluation, transform=chain["transform"],
+    return export_bundle.fn(model=chain["model"], tflite=chain["tflite"], evaluation=evaluation, transform=chain["transform"],
                             windows=chain["windows"], bundle=bundle, min_agreement=min_agreement)
 
 
@@ -57,7 +57,7 @@ def test_auto_ships_the_next_verified_int8_variant_and_says_why(chain, evaluatio
     assert "Why:" in (bundle.path / "SUMMARY.md").read_text()
     named = Bundle(tmp_path / "named")  # a primary the user named is refused, never replaced
     with pytest.raises(VerificationError, match=produced[0]):
-        export_bundle.fn(tflite=chain["tflite"], evaluation=low, transform=chain["transform"],
+        export_bundle.fn(model=chain["model"], tflite=chain["tflite"], evaluation=low, transform=chain["transform"],
                          windows=chain["windows"], bundle=named, min_agreement=0.98, primary=produced[0])
 
 
@@ -74,8 +74,8 @@ def test_writes_a_complete_bundle(chain, evaluation, tmp_path):
     metrics = _export(chain, evaluation, bundle, 0.0)
     bundle.finalize()
     names = sorted(p.name for p in bundle.path.iterdir())
-    assert names == ["SUMMARY.md", "_artifact.json", "bundle.json", "model.tflite", "model_float32.tflite",
-                     "model_int8_ptq.tflite", "variants.html", "variants.json", "variants.md"]
+    assert names == ["SUMMARY.md", "_artifact.json", "bundle.json", "evaluation.json", "model.tflite",
+                     "model_float32.tflite", "model_int8_ptq.tflite", "variants.html", "variants.json", "variants.md"]
     doc = json.loads((bundle.path / "bundle.json").read_text())
     report = evaluation.read_json("evaluation.json")
     assert doc["schema_version"] == 1 and doc["task"] == "anomaly_detection"
@@ -93,7 +93,7 @@ def test_writes_a_complete_bundle(chain, evaluation, tmp_path):
     assert doc["output"]["dtype"] == "int8" and doc["output"]["quantization"]["scale"] > 0
     assert doc["models"]["float32"]["input"]["quantization"] is None
     assert doc["models"]["float32"]["output"]["shape"] == doc["output"]["shape"] == [None, WINDOW, CHANNELS]
-    assert doc["metrics"]["agreement_with_keras"]["int8"]["all"] == metrics["int8_agreement"]
+    assert doc["metrics"]["agreement_with_keras"]["int8"]["all"] == metrics["primary_agreement"]
     assert set(doc["versions"]) == {"tensorflow", "tf_keras", "tfmot", "ai_edge_litert", "apache_beam", "edgepipe",
                                     "python"}
     assert all(doc["versions"].values())
@@ -102,7 +102,7 @@ def test_writes_a_complete_bundle(chain, evaluation, tmp_path):
 
     # The bundle alone is enough to score a window the way evaluation did.
     x = chain["windows"].read_numpy("test")["window"]
-    score = ((runner.predict(x) - x) ** 2).reshape(len(x), -1).mean(axis=1)
+    score = ((runner.run(x) - x) ** 2).reshape(len(x), -1).mean(axis=1)
     errors = np.load(evaluation.path / "errors.npz")
     np.testing.assert_allclose(score, errors["test__int8_qat"], rtol=1e-4, atol=1e-7)
 
@@ -112,7 +112,7 @@ def test_variant_table_gates_each_variant_and_only_passing_ones_ship(chain, eval
         report["agreement"]["int8_ptq"]["all"] = 0.5
 
     bundle = Bundle(tmp_path / "bundle")
-    export_bundle.fn(tflite=chain["tflite"], evaluation=_edited_evaluation(evaluation, tmp_path, lower_ptq),
+    export_bundle.fn(model=chain["model"], tflite=chain["tflite"], evaluation=_edited_evaluation(evaluation, tmp_path, lower_ptq),
                      transform=chain["transform"], windows=chain["windows"], bundle=bundle, min_agreement=0.8)
     rows = {r["variant"]: r for r in json.loads((bundle.path / "variants.json").read_text())}
     assert list(rows) == ["keras", "float32", "int8_ptq", "int8_qat"]
@@ -140,13 +140,13 @@ def test_primary_failing_the_metric_bound_is_refused(chain, evaluation, tmp_path
     copy.write_json("variants.json", rows)
     bundle = Bundle(tmp_path / "bundle")
     with pytest.raises(VerificationError, match="primary int8 variant 'int8_qat' fails the export bounds"):
-        export_bundle.fn(tflite=chain["tflite"], evaluation=copy, transform=chain["transform"],
+        export_bundle.fn(model=chain["model"], tflite=chain["tflite"], evaluation=copy, transform=chain["transform"],
                          windows=chain["windows"], bundle=bundle, min_agreement=0.0, max_metric_drop=0.05,
                          primary="int8_qat")
     assert not bundle.path.exists() or list(bundle.path.iterdir()) == []
     # The same drop on a secondary with an explicit primary only un-exports the secondary.
     ok = Bundle(tmp_path / "ok")
-    export_bundle.fn(tflite=chain["tflite"], evaluation=copy, transform=chain["transform"], windows=chain["windows"],
+    export_bundle.fn(model=chain["model"], tflite=chain["tflite"], evaluation=copy, transform=chain["transform"], windows=chain["windows"],
                      bundle=ok, min_agreement=0.0, max_metric_drop=0.05, primary="int8_ptq")
     table = {r["variant"]: r for r in json.loads((ok.path / "variants.json").read_text())}
     assert table["int8_ptq"]["primary"] and table["int8_qat"]["exported"] is False

@@ -50,7 +50,7 @@ def cgan(tmp_path_factory):
 @pytest.mark.parametrize("min_agreement,expect_int8", [(0.9, True), (0.9999, False)])
 def test_generator_int8_is_verified_and_gated(cgan, tmp_path, min_agreement, expect_int8):
     from edgepipe.components.evaluation.families import evaluate_gan
-    from edgepipe.components.export.family_bundle import export_model
+    from edgepipe.components.export import export_bundle
     from edgepipe.components.optimization.family_variants import convert_generator
 
     images, model = cgan
@@ -64,7 +64,7 @@ def test_generator_int8_is_verified_and_gated(cgan, tmp_path, min_agreement, exp
     rows = {r["variant"]: r for r in json.loads((tmp_path / "e" / "variants.json").read_text())}
     assert rows["float32"]["mean_abs_pixel_diff"] < 1e-5
     assert rows["int8_ptq"]["mean_abs_pixel_diff"] < 0.05 and metrics["int8_ptq_agreement"] > 0.95
-    invoke(export_model, {"model": model, "evaluation": ev["evaluation"], "tflite": conv["tflite"]},
+    invoke(export_bundle, {"model": model, "evaluation": ev["evaluation"], "tflite": conv["tflite"]},
            {"bundle": tmp_path / "b"}, {"min_agreement": min_agreement, "max_metric_drop": None,
                                         "float_fallback": True})
     doc = json.loads((tmp_path / "b" / "bundle.json").read_text())

@@ -20,7 +20,7 @@ def images(tmp_path_factory) -> Examples:
 
 def test_cgan_trains_evaluates_per_class_and_exports_the_generator(images, tmp_path):
     from edgepipe.components.evaluation.families import evaluate_gan
-    from edgepipe.components.export.family_bundle import export_model
+    from edgepipe.components.export import export_bundle
     from edgepipe.components.training.train_gan import train_gan
 
     out, metrics = invoke(train_gan, {"examples": images}, {"model": tmp_path / "m"},
@@ -34,7 +34,7 @@ def test_cgan_trains_evaluates_per_class_and_exports_the_generator(images, tmp_p
     assert set(report["grids"]) == {"samples_a.png", "samples_b.png", "samples_c.png", "samples_by_class.png"}
     assert 0 <= ev_metrics["discriminator_fake_mean"] <= 1 and 0 <= ev_metrics["discriminator_real_mean"] <= 1
     assert (tmp_path / "e" / "samples_by_class.png").read_bytes()[:4] == b"\x89PNG"
-    bundle, _ = invoke(export_model, {"model": model, "evaluation": ev["evaluation"]}, {"bundle": tmp_path / "b"}, {})
+    bundle, _ = invoke(export_bundle, {"model": model, "evaluation": ev["evaluation"]}, {"bundle": tmp_path / "b"}, {})
     doc = json.loads((tmp_path / "b" / "bundle.json").read_text())
     entry = doc["models"]["float32"]
     assert entry["file"] == "model.tflite" and doc["task"] == "generation"
@@ -46,7 +46,7 @@ def test_cgan_trains_evaluates_per_class_and_exports_the_generator(images, tmp_p
 def test_dqn_component_trains_evaluates_and_exports_the_q_network(tmp_path):
     pytest.importorskip("tf_agents", reason="the rl extra is not installed (make rl)")
     from edgepipe.components.evaluation.families import evaluate_policy
-    from edgepipe.components.export.family_bundle import export_model
+    from edgepipe.components.export import export_bundle
     from edgepipe.components.training.train_dqn import train_dqn
 
     hparams = {"units": [8], "num_iterations": 20, "initial_collect_steps": 32, "batch_size": 8,
@@ -56,7 +56,7 @@ def test_dqn_component_trains_evaluates_and_exports_the_q_network(tmp_path):
     assert metrics["iterations"] == 20 and not any((tmp_path / "ckpt").iterdir())
     ev, ev_metrics = invoke(evaluate_policy, {"model": out["model"]}, {"evaluation": tmp_path / "e"}, {"episodes": 3})
     assert ev_metrics["episodes"] == 3 and ev_metrics["average_return"] >= 1
-    invoke(export_model, {"model": out["model"], "evaluation": ev["evaluation"]}, {"bundle": tmp_path / "b"}, {})
+    invoke(export_bundle, {"model": out["model"], "evaluation": ev["evaluation"]}, {"bundle": tmp_path / "b"}, {})
     doc = json.loads((tmp_path / "b" / "bundle.json").read_text())
     assert doc["task"] == "policy" and doc["policy"] == {"env_name": "CartPole-v0", "num_actions": 2,
                                                          "frame_stack": 1, "action": "argmax of Q-values"}

@@ -141,7 +141,7 @@ def test_bad_config_fails_before_training(blobs, tmp_path, params, what):
 
 def test_evaluate_and_export_a_classifier(blobs, tmp_path):
     from edgepipe.components.evaluation.families import evaluate_model
-    from edgepipe.components.export.family_bundle import export_model
+    from edgepipe.components.export import export_bundle
 
     outputs, _ = _train(blobs, tmp_path / "m")
     model = outputs["model"]
@@ -153,7 +153,7 @@ def test_evaluate_and_export_a_classifier(blobs, tmp_path):
     assert len(report["lowest_confidence"]) == 3
     conf = [r["confidence"] for r in report["lowest_confidence"]]
     assert conf == sorted(conf)
-    bundle, exported = invoke(export_model, {"model": model, "evaluation": ev["evaluation"]}, {"bundle": tmp_path / "b"},
+    bundle, exported = invoke(export_bundle, {"model": model, "evaluation": ev["evaluation"]}, {"bundle": tmp_path / "b"},
                               {})
     doc = json.loads((tmp_path / "b" / "bundle.json").read_text())
     assert doc["family"] == "mlp" and (tmp_path / "b" / "model.tflite").exists()

@@ -1,0 +1,83 @@
+"""The export gate: which variants ship, which one is ``model.tflite``, and the checks before anything is written.
+
+One gate for every task. Each variant row of the evaluation is judged against the bounds (agreement of decisions
+with the Keras model >= ``min_agreement``; task metric no worse than ``max_metric_drop``); ``primary: auto`` takes
+the first int8 variant that passes (``variants.gated_primary``). A primary that fails refuses the export
+(VerificationError, exit 4) -- unless ``float_fallback`` (generators, Q-networks, which have no training loss to
+recover with), where the next passing int8 variant or float32 ships and the bundle says why. Every shipped file must
+be the one evaluated (SHA-256).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgepipe.pipeline.errors import VerificationError
+
+
+@dataclass
+class Gated:
+    rows: list[dict[str, Any]]  # the variant table, each row marked exported (or not) and why
+    chosen: str  # the variant shipped as model.tflite
+    reason: str | None  # why it is not the first choice
+    content: dict[str, bytes]  # every passing variant's bytes
+    skipped: str | None  # why the metric bound could not apply (metric undefined for the Keras model)
+
+
+def _table(evaluation, report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The evaluation's variant table, agreement re-read from evaluation.json (the numbers the gate trusts)."""
+    rows = evaluation.read_json("variants.json") if (evaluation.path / "variants.json").exists() else [
+        {"variant": v, "label": v, "metric_name": report.get("metric_name"), "metric": None, "metric_drop": None}
+        for v in ("keras", *[m for m in report.get("models", {}) if m != "keras"])]
+    for row in rows:
+        if row["variant"] != "keras":
+            row["agreement"] = (report.get("agreement", {}).get(row["variant"]) or {}).get("all")
+    return rows
+
+
+def gate_variants(tflite, evaluation, report: dict[str, Any], min_agreement: float, max_metric_drop: float | None,
+                  primary: str, float_fallback: bool = False) -> Gated:
+    from edgepipe.components.evaluation.variants import gate, metric_gate_skipped
+    from edgepipe.components.optimization.variants import AUTO_PRIMARY, gated_primary
+
+    table = _table(evaluation, report)
+    skipped = metric_gate_skipped(table, max_metric_drop)
+    rows = gate(table, min_agreement, max_metric_drop)
+    chosen, reason = gated_primary(primary, rows)
+    row = next((r for r in rows if r["variant"] == chosen), None)
+    if (row is None or not row["exported"]) and float_fallback:
+        why = row["reason"] if row else "not evaluated"
+        passing = [r["variant"] for r in rows if r.get("exported") and r["variant"] in AUTO_PRIMARY]
+        fallback = sorted(passing, key=AUTO_PRIMARY.index)[0] if passing else "float32"
+        reason = (f"int8 variant '{chosen}' fails the export bounds ({why}); "
+                  + (f"'{fallback}' ships instead" if passing else "the float32 model is shipped"))
+        chosen = fallback
+        row = next((r for r in rows if r["variant"] == chosen), None)
+    kind = "" if chosen == "float32" else "int8 "
+    measured = (report.get("agreement", {}).get(chosen) or {}).get("all")
+    if measured is None or not np.isfinite(measured):
+        raise VerificationError(f"agreement of the primary variant '{chosen}' with the Keras model was not measured "
+                                "(no such variant, or nothing evaluated); nothing exported")
+    if measured < min_agreement and row is not None and not row["exported"]:
+        raise VerificationError(f"primary {kind}variant '{chosen}' agrees with the Keras model on {measured:.4f} of "
+                                f"the evaluated data, below min_agreement {min_agreement:.4f}; nothing exported")
+    if row is None or not row["exported"]:
+        why = row["reason"] if row else "not evaluated"
+        raise VerificationError(f"primary {kind}variant '{chosen}' fails the export bounds ({why}); nothing exported")
+    content = {}
+    for r in rows:
+        variant = r["variant"]
+        if variant == "keras" or not r["exported"]:
+            continue
+        path = tflite.variant_path(variant)
+        if not path.exists():
+            raise VerificationError(f"TFLite variant '{variant}' is missing from {tflite.path}; nothing exported")
+        data = path.read_bytes()
+        if report.get("models", {}).get(variant, {}).get("sha256") != hashlib.sha256(data).hexdigest():
+            raise VerificationError(f"{path.name} differs from the model that was evaluated (sha256 mismatch); "
+                                    "nothing exported")
+        content[variant] = data
+    return Gated(rows, chosen, reason, content, skipped)
