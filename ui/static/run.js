@@ -99,8 +99,9 @@
     document.getElementById("run-duration").textContent = run.duration.toFixed(1) + "s";
   });
   source.addEventListener("end", () => {
+    // finished: reload once so the report link, variant table and node panels show the final state
     source.close();
-    refreshDag();
     dag.dataset.live = "0";
+    setTimeout(() => location.reload(), 500);
   });
 })();
