@@ -67,7 +67,7 @@ def main() -> None:
 
 
 def _primary(report: dict, cfg) -> str:
-    from edgepipe.components.optimization.variants import primary_variant
+    from edgepipe.tasks.variants import primary_variant
 
     return primary_variant(cfg.convert.primary, [m for m in report["models"] if m != "keras"])
 

@@ -13,6 +13,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, Va
                       model_validator)
 
 from edgepipe import tasks
+from edgepipe.tasks import variants as catalogue
 from edgepipe.models.registry import families
 from edgepipe.pipeline.errors import ConfigError
 
@@ -120,15 +121,16 @@ class ClusterSection(Section):
     skip_layers: list[str] = Field(default_factory=list)
 
 
-VariantName = Literal["float32", "float16", "dynamic", "int8_ptq", "int8_qat", "pruned_int8", "pqat", "clustered",
-                      "cqat"]
+VariantName = Literal[tuple(catalogue.VARIANTS)]  # the catalogue's (edgepipe.tasks.variants)
+PrimaryName = Literal[("auto", *(n for n, v in catalogue.VARIANTS.items() if v.mode == "int8"))]
+JudgeFamily = Literal[tuple(n for n, f in families().items()  # the registry's classifiers of images and tables
+                            if f.trainer == "supervised" and "classification" in f.tasks)]
 
 
 class ConvertSection(Section):
     representative_samples: PositiveInt = 200
-    variants: list[VariantName] = Field(default_factory=lambda: [
-        "float32", "float16", "dynamic", "int8_ptq", "int8_qat", "pruned_int8", "pqat", "clustered"])
-    primary: Literal["auto", "int8_ptq", "int8_qat", "pruned_int8", "pqat", "clustered", "cqat"] = "auto"
+    variants: list[VariantName] = Field(default_factory=lambda: list(catalogue.DEFAULT_VARIANTS))
+    primary: PrimaryName = "auto"
     inference_type: Literal["int8", "uint8"] = "int8"
     allow_float_fallback: bool = False
 
@@ -136,7 +138,7 @@ class ConvertSection(Section):
 class JudgeSection(Section):
     """gan template: a classifier trained on the same images judges the generated samples (class coverage, and a
     cGAN's agreement with the label asked for). Null in YAML turns it off."""
-    family: Literal["cnn", "mlp"] = "cnn"
+    family: JudgeFamily = "cnn"
     hparams: dict[str, Any] = Field(default_factory=lambda: {"filters": [32, 64], "dense_units": 64})
     epochs: PositiveInt = 20  # 99% test accuracy on the 8x8 digits
 
@@ -187,7 +189,7 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _primary_variant_is_produced(self) -> "Config":
-        from edgepipe.components.optimization.variants import active_variants, primary_variant
+        from edgepipe.tasks.variants import active_variants, primary_variant  # noqa: I001 (config-time check)
         from edgepipe.pipeline.errors import ConfigError as _ConfigError
 
         try:

@@ -1,5 +1,8 @@
 """The catalogue of deployable variants: which Keras model each is converted from, and how.
 
+It sits beside the task registry, not in components/optimization, because the config validates against it and
+the families declare their variant policy by it: neither may import the components.
+
 One table instead of ad-hoc names in every component: the config lists variant names, the template builds only the
 optimization nodes those variants need, ``convert_tflite`` converts each from its source model, and evaluation,
 export and reports all speak the same names. No TensorFlow here (config validation imports it).

@@ -41,7 +41,7 @@ def _table(evaluation, report: dict[str, Any]) -> list[dict[str, Any]]:
 def gate_variants(tflite, evaluation, report: dict[str, Any], min_agreement: float, max_metric_drop: float | None,
                   primary: str, float_fallback: bool = False) -> Gated:
     from edgepipe.components.evaluation.variants import gate, metric_gate_skipped
-    from edgepipe.components.optimization.variants import AUTO_PRIMARY, gated_primary
+    from edgepipe.tasks.variants import AUTO_PRIMARY, gated_primary
 
     table = _table(evaluation, report)
     skipped = metric_gate_skipped(table, max_metric_drop)

@@ -118,7 +118,7 @@ def _write_variants(tflite: TFLiteModels, nets: dict[str, Any], names: list[str]
                     inference_type: str, allow_float_fallback: bool, params: int) -> dict[str, Any]:
     from edgepipe.components.optimization.pruning import measured_sparsity
     from edgepipe.components.optimization.tflite import convert, float_ops, gzip_size
-    from edgepipe.components.optimization.variants import VARIANTS
+    from edgepipe.tasks.variants import VARIANTS
 
     index = {}
     for name in names:

@@ -160,7 +160,7 @@ def convert_tflite(windows: Input[Examples], float_model: Input[Model], tflite: 
                    cqat_model: Input[Model] | None = None, variants: list[str] | None = None,
                    inference_type: str = "int8", allow_float_fallback: bool = False,
                    representative_samples: int = 200, seed: int = 0) -> dict:
-    """Write one ``<variant>.tflite`` per variant (see optimization/variants.py) and an index ``variants.json``.
+    """Write one ``<variant>.tflite`` per variant (see tasks/variants.py) and an index ``variants.json``.
 
     ``variants`` defaults to every variant whose source model is connected. Int8 variants are full-integer with
     ``inference_type`` input/output, calibrated on ``representative_samples`` train windows drawn with ``seed``; an
@@ -169,7 +169,7 @@ def convert_tflite(windows: Input[Examples], float_model: Input[Model], tflite: 
     from edgepipe.components.optimization.pruning import measured_sparsity
     from edgepipe.components.optimization.tflite import convert, float_ops, gzip_size
     from edgepipe.runtime.litert import ModelRunner
-    from edgepipe.components.optimization.variants import VARIANTS, check_names
+    from edgepipe.tasks.variants import VARIANTS, check_names
     from edgepipe.pipeline.errors import ConfigError
 
     sources = {"float": float_model, "qat": qat_model, "pruned": pruned_model, "pqat": pqat_model,

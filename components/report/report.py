@@ -42,7 +42,7 @@ def render_report(report: Output[Report], statistics: Input[ExampleStatistics] |
     resolved = resolve_task(task, evaluation, model, known_tasks())
     if primary == "auto" and evaluation is not None and (evaluation.path / "variants.json").exists():
         from edgepipe.components.evaluation.variants import gate
-        from edgepipe.components.optimization.variants import gated_primary
+        from edgepipe.tasks.variants import gated_primary
 
         primary, _ = gated_primary(primary, gate(evaluation.read_json("variants.json"), min_agreement,
                                                  max_metric_drop))

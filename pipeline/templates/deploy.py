@@ -30,7 +30,7 @@ def _full(cfg: Config, plan: Plan, ctx: Context) -> None:
 def _distilled(cfg: Config, plan: Plan, ctx: Context) -> None:
     """float32 / int8 PTQ on the inputs the model really sees / int8 QAT distilled from the float model; no stage
     (float32 export) when ``convert.variants`` names no int8 variant such a model can have."""
-    from edgepipe.components.optimization.variants import DISTILLED, active_variants
+    from edgepipe.tasks.variants import DISTILLED, active_variants
 
     names = [n for n in active_variants(list(cfg.convert.variants), cfg.enabled()) if n in DISTILLED]
     if not any(n != "float32" for n in names):

@@ -2,7 +2,7 @@
 
 float model -> {prune -> pqat, qat, cluster [-> cqat]} (only the fine-tuning nodes the configured variants need)
 -> convert_tflite (one ``.tflite`` per variant). The anomaly template and the supervised families call this one
-function, so a variant added to the catalogue (``components/optimization/variants.py``) reaches every family.
+function, so a variant added to the catalogue (``tasks/variants.py``) reaches every family.
 Evaluation stays per template (each family has its own metric); export gates on its rows.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ def variant_stage(cfg: Config, examples, float_model) -> VariantStage:
     """Wire the fine-tuning nodes and convert_tflite for ``cfg.convert.variants`` (``examples``: the data the float
     model was trained on, windows for the autoencoder, the family's Examples otherwise)."""
     from edgepipe.components.optimization import convert_tflite
-    from edgepipe.components.optimization.variants import active_variants, primary_variant
+    from edgepipe.tasks.variants import active_variants, primary_variant
 
     active = active_variants(list(cfg.convert.variants), cfg.enabled())
     optimized = _optimization_nodes(cfg, examples, float_model, active)
@@ -42,7 +42,7 @@ def variant_stage(cfg: Config, examples, float_model) -> VariantStage:
 def _optimization_nodes(cfg: Config, examples, float_model, active: list[str]) -> dict:
     """The fine-tuning nodes the configured variants need, keyed by the model they produce (see variants.NEEDS)."""
     from edgepipe.components.optimization import cluster_model, prune_model, quantize_model
-    from edgepipe.components.optimization.variants import VARIANTS
+    from edgepipe.tasks.variants import VARIANTS
 
     train_cfg = cfg.training
     sources = {VARIANTS[name].source for name in active}

@@ -15,7 +15,7 @@ from edgepipe.components.optimization.pruning import (is_2_4_sparse, layer_spars
                                                       prune_with_report)
 from edgepipe.components.optimization.qat import quantize_aware
 from edgepipe.components.optimization.tflite import FullIntegerError, convert, float_ops
-from edgepipe.components.optimization.variants import DEFAULT_VARIANTS, active_variants, primary_variant
+from edgepipe.tasks.variants import DEFAULT_VARIANTS, active_variants, primary_variant
 from edgepipe.pipeline.artifacts import Model, TFLiteModels
 from edgepipe.pipeline.config import load_config
 from edgepipe.pipeline.errors import ConfigError
@@ -265,7 +265,7 @@ def _rows(**passing):
 
 
 def test_auto_primary_is_the_first_int8_variant_that_passes_the_gate():
-    from edgepipe.components.optimization.variants import gated_primary
+    from edgepipe.tasks.variants import gated_primary
 
     assert gated_primary("auto", _rows(pqat=True, int8_qat=True)) == ("pqat", None)
     chosen, why = gated_primary("auto", _rows(float32=True, pqat=False, int8_qat=True, int8_ptq=True))
