@@ -12,8 +12,9 @@ Pieces, each in examples/s (best of ``--repeat``):
   used; ``decode_columns`` now takes TF's batch path where it applies) vs
   ``tf.io.parse_example`` on the whole batch; ``example_decode.decode_example`` per record vs
   ``tf.train.Example.FromString`` + NumPy arrays per record;
-* framing: ``tfrecord.frame`` + one GZIP stream (what ``files.write_shard`` does, level 1) vs
-  ``tf.io.TFRecordWriter`` (GZIP, level 1) vs Beam's ``_TFRecordUtil.write_record`` into a GZIP file; reading
+* framing: ``tfrecord.frame`` written to a file vs ``tf.io.TFRecordWriter`` vs Beam's
+  ``_TFRecordUtil.write_record``, uncompressed (the framing itself) and GZIP level 1 (one stream, what
+  ``files.write_shard`` does; there the compressor takes ~95% of the time, so it compares zlib builds); reading
   back (CRCs checked on every side; unchecked, what the components' own shards use, printed beside):
   ``tfrecord.read_records`` vs ``tf.data.TFRecordDataset`` (GZIP) vs Beam's ``_TFRecordUtil.read_record``;
 * encode and write a shard (the workers' real write path): ``encode_batch`` (framed) + one GZIP stream vs TF's
@@ -140,7 +141,11 @@ def tf_decode_rows(tf, records: list[bytes]) -> list[dict]:
     return out
 
 
-def write_hand(path: str, records: list[bytes]) -> None:
+def write_hand(path: str, records: list[bytes], gzip_level: int | None = GZIP_LEVEL) -> None:
+    if gzip_level is None:
+        with open(path, "wb") as handle:
+            handle.write(frame(records))
+        return
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
     with open(path, "wb") as handle:
         handle.write(compressor.compress(frame(records)))
@@ -160,17 +165,17 @@ def shard_tf(tf, path: str, columns: dict) -> None:
     write_tf(tf, path, tf_encode_reuse(tf, columns))
 
 
-def write_tf(tf, path: str, records: list[bytes]) -> None:
-    options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=GZIP_LEVEL)
+def write_tf(tf, path: str, records: list[bytes], gzip: bool = True) -> None:
+    options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=GZIP_LEVEL) if gzip else None
     with tf.io.TFRecordWriter(path, options) as writer:
         for record in records:
             writer.write(record)
 
 
-def write_beam(path: str, records: list[bytes]) -> None:
+def write_beam(path: str, records: list[bytes], compress: bool = True) -> None:
     from apache_beam.io.tfrecordio import _TFRecordUtil
 
-    with gzip.open(path, "wb", compresslevel=GZIP_LEVEL) as handle:
+    with (gzip.open(path, "wb", compresslevel=GZIP_LEVEL) if compress else open(path, "wb")) as handle:
         for record in records:
             _TFRecordUtil.write_record(handle, record)
 
@@ -261,6 +266,10 @@ def main() -> None:
             t_fh, _ = best(lambda: write_hand(paths["hand"], records), repeat)
             t_ft, _ = best(lambda: write_tf(tf, paths["tf"], records), repeat)
             t_fb, _ = best(lambda: write_beam(paths["beam"], records), repeat)
+            plain = os.path.join(tmp, "plain")
+            t_ph, _ = best(lambda: write_hand(plain, records, None), repeat)
+            t_pt, _ = best(lambda: write_tf(tf, plain, records, gzip=False), repeat)
+            t_pb, _ = best(lambda: write_beam(plain, records, compress=False), repeat)
             t_rh, got_h = best(lambda: read_hand(paths["hand"]), repeat)
             t_rn, _ = best(lambda: read_hand(paths["hand"], check=False), repeat)
             t_rt, got_t = best(lambda: read_tf(tf, paths["hand"]), repeat)
@@ -275,7 +284,10 @@ def main() -> None:
         r["encode_and_write_shard"] = {"hand_encode_batch_framed_gzip": rate(t_sh),
                                        "tf_reused_proto_tfrecordwriter_gzip": rate(t_st)}
         verdicts[f"encode_and_write_{data_name}"] = verdict(rate(t_sh), rate(t_st))
-        verdicts[f"frame_write_{data_name}"] = verdict(rate(t_fh), max(rate(t_ft), rate(t_fb)))
+        r["frame_write_uncompressed"] = {"hand_frame": rate(t_ph), "tf_tfrecordwriter": rate(t_pt),
+                                         "beam_tfrecordutil": rate(t_pb)}
+        verdicts[f"frame_write_{data_name}"] = verdict(rate(t_ph), max(rate(t_pt), rate(t_pb)))
+        verdicts[f"frame_write_gzip_{data_name}"] = verdict(rate(t_fh), max(rate(t_ft), rate(t_fb)))
         verdicts[f"frame_read_{data_name}"] = verdict(rate(t_rh), max(rate(t_rt), rate(t_rb)))
         result[data_name] = r
     result["verdict"] = verdicts

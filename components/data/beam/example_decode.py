@@ -1,9 +1,9 @@
 """Decoding tf.train.Example protos: per record without TensorFlow (packed lists straight to NumPy), batches by TF.
 
 What is measured (``benchmarks/example_codec.py``, TF's parsers on the same records in one run): on a *batch*
-TensorFlow wins by far (``tf.io.parse_example``: 60-140x this parser), so :func:`decode_columns` uses it wherever
-the spec allows. Per record, ``tf.train.Example.FromString`` is ~2x this parser, but only with TensorFlow imported
-in the worker (2-4 s a process; the benchmark prints the break-even, tens of thousands of records a worker): the
+TensorFlow wins by far (``tf.io.parse_example``: 60-150x this parser), so :func:`decode_columns` uses it wherever
+the spec allows. Per record, ``tf.train.Example.FromString`` is 2-4x this parser, but only with TensorFlow imported
+in the worker (2-5 s a process; break-even 30k-140k records a worker, printed by the benchmark): the
 main per-record user, ``decode_chunk``, reads few and large chunks (the per-record cost is NumPy's there), and
 :func:`float_spans` (normalize rewrites floats in place) has no library equivalent.
 """
@@ -187,9 +187,9 @@ def decode_columns(records: list, spec: dict[str, dict]) -> dict[str, np.ndarray
 def _parse_batch(records: list, spec: dict[str, dict]) -> dict[str, Any] | None:
     """``tf.io.parse_example`` over the whole batch, or None where it does not apply.
 
-    Why TensorFlow here: on a batch it decodes 60-115x faster than :func:`_decode_each` (``benchmarks/
-    example_codec.py``: 2.1M vs 35k windows/s, 1.1M vs 10k table rows/s), which repays the ~2 s its import adds to a
-    worker after ~20k rows. It applies to the common case, every feature of a fixed shape (strings scalar) present in
+    Why TensorFlow here: on a batch it decodes 60-150x faster than :func:`_decode_each` (``benchmarks/
+    example_codec.py``: 0.9-2.1M vs 13-35k windows/s, 0.3-1.1M vs 3-10k table rows/s), which repays the 2-5 s its
+    import adds to a worker after 20k-75k records. It applies to the common case, every feature of a fixed shape (strings scalar) present in
     every record with that shape and type; otherwise (var-length features, or a record TF refuses: a missing value, a
     wrong length or type) None, and the per-record decoder fills in NaN/0/None as documented above."""
     kinds = {"float32": "float32", "int64": "int64", "string": "string"}

@@ -2,8 +2,8 @@
 
 Why hand-written: a batch is encoded with a handful of NumPy slice copies. Measured in one run by
 ``benchmarks/example_codec.py`` (20,000 windows of 64x1 float32 + label + series id; 20,000 rows of 10 mixed
-features): 2.5-5.5x TF's fastest path (one ``tf.train.Example`` reused, values assigned in place), 25-40x a new
-``tf.train.Example`` per row, and encode + GZIP shard 1.3-1.9x TF's proto + ``TFRecordWriter``; without importing
+features): 2.5-5.5x TF's fastest path (one ``tf.train.Example`` reused, values assigned in place), 25-45x a new
+``tf.train.Example`` per row, and encode + GZIP shard 1.3-2.6x TF's proto + ``TFRecordWriter``; without importing
 TensorFlow in the workers.
 """
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """TFRecord framing: records as length, masked CRC32C of the length, data, masked CRC32C of the data.
 
 Why hand-written rather than ``tf.io.TFRecordWriter``/``TFRecordDataset`` or Beam's ``_TFRecordUtil``: measured in
-one run by ``benchmarks/example_codec.py`` (20,000 records, GZIP level 1, 2 shared cores), framing a shard in
-memory and writing one GZIP stream is at least as fast as TF's writer (1.0-1.2x) and 2-8x Beam's, reading back
-with CRCs checked is 2-5x Beam's reader and 50-75x ``TFRecordDataset``. TF's writer also could not write through
-Beam's ``FileSystems`` with a hidden name and a rename (:func:`files.atomic_write`), and TensorFlow adds 2-4 s of
-import to every worker process.
+one run by ``benchmarks/example_codec.py`` (20,000 records, 2 shared cores), framing a shard in memory is
+1.2-1.75x TF's ``TFRecordWriter`` and 2-2.7x Beam's; with GZIP level 1 the compressor takes ~95% of the time and
+the two tie (0.9-1.1x); reading back with CRCs checked is 2.4-2.6x Beam's reader and 30-50x ``TFRecordDataset``.
+TF's writer also could not write through Beam's ``FileSystems`` under a hidden name and rename
+(:func:`files.atomic_write`), and TensorFlow adds 2-5 s of import to every worker process.
 """
 from __future__ import annotations
 
