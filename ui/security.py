@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -47,7 +47,7 @@ class Guard(BaseHTTPMiddleware):
                                          status_code=401)
             if request.query_params.get("token") and request.method == "GET":
                 # drop the token from the address bar (and from Referer headers), keep it in a cookie
-                query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items() if k != "token")
+                query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
                 target = request.url.path + (f"?{query}" if query else "")
                 response = RedirectResponse(target, status_code=303)
                 response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")

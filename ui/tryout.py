@@ -65,13 +65,7 @@ def bundle_page(request: Request, artifact_id: str):
 async def predict(request: Request, artifact_id: str):
     state = ui(request)
     artifact = _bundle_artifact(request, artifact_id)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > state.max_upload + 64 * 1024:
-        raise UIError(413, f"upload too large: {int(declared)} bytes, the limit is {state.max_upload}")
-    try:
-        form = await request.form(max_files=1, max_fields=20, max_part_size=state.max_upload)
-    except Exception as err:  # multipart parser: size limit or malformed body, one line either way
-        raise UIError(413 if "size" in str(err).lower() else 400, f"upload refused: {err}") from None
+    form = await _bounded_form(request, state.max_upload)
     bundle = await run_in_threadpool(_load, request, artifact)
     upload = form.get("file")
     options = {k: str(form.get(k) or "") for k in ("series_column", "timestamp_column", "n", "seed", "label")}
@@ -90,6 +84,33 @@ async def predict(request: Request, artifact_id: str):
                             result=None, error=str(err), limit=state.max_upload)
     return state.render(request, "bundle.html", artifact=artifact, meta=bundle.metadata(), result=result,
                         error=None, limit=state.max_upload)
+
+
+async def _bounded_form(request: Request, limit: int):
+    """The multipart form, refused with 413 once the body exceeds ``limit`` (+ room for the form's other fields):
+    a declared size at once, a chunked body as it streams. Starlette's own limit covers only non-file parts; a
+    file part would otherwise spool to disk without bound."""
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    ceiling = limit + 64 * 1024
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > ceiling:
+        raise UIError(413, f"upload too large: {int(declared)} bytes, the limit is {limit}")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise UIError(400, "expected a multipart/form-data upload (the page's form)")
+
+    async def counted():
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > ceiling:
+                raise UIError(413, f"upload too large: over {limit} bytes")
+            yield chunk
+
+    try:
+        return await MultiPartParser(request.headers, counted(), max_files=1, max_fields=20).parse()
+    except MultiPartException as err:
+        raise UIError(400, f"upload refused: {err.message}") from None
 
 
 def _predict_file(bundle, filename: str, data: bytes, options: dict[str, str]) -> dict[str, Any]:

@@ -236,3 +236,20 @@ def test_token_is_required_when_set_and_posts_must_be_same_origin(ui_fixture):
         foreign = c.post("/api/jobs", json={"config": "tiny"}, headers={"origin": "http://evil.example"})
         assert foreign.status_code == 403
     assert MetadataStore(ui_fixture.root / "metadata.sqlite").run(ui_fixture.first)["status"] == "complete"
+
+
+def test_chunked_upload_is_cut_off_at_the_limit(client, ui_fixture):
+    bundle = client.get(f"/api/runs/{ui_fixture.first}").json()["bundle"]
+    boundary = "xyz"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n"
+            "Content-Type: text/csv\r\n\r\n").encode()
+
+    def body():  # no Content-Length: the size is only known while it streams
+        yield head
+        for _ in range(64):
+            yield b"1,2,3\n" * 2000
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = client.post(f"/bundles/{bundle}/predict", content=body(),
+                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 413 and "upload too large" in response.text and no_traceback(response.text)
