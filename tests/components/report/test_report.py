@@ -45,14 +45,21 @@ def test_the_run_writes_the_report_into_its_artifacts_and_the_bundle(run, report
         assert f'<td class="l">{variant}</td>' in report_html  # every converted variant is compared
 
 
-def test_the_report_is_self_contained_with_real_plots(report_html):
+def test_the_report_is_self_contained_with_real_plots(run, report_html):
     assert not re.search(r'(src|href)="(https?:)?//', report_html), "external resource referenced"
     assert "<script" not in report_html and "<link" not in report_html and "<style>" in report_html
+    alts = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,', report_html)
     images = [Image.open(io.BytesIO(base64.b64decode(data))) for data in PNG.findall(report_html)]
-    assert len(images) == 4  # channel histograms, training curves, score timelines, score histogram
+    expected = ["value distribution per channel and split", "training loss per epoch",
+                "anomaly score timeline per series", "score histogram normal vs anomalous"]
+    props = json.loads((run.artifact("render_report", "report") / "_artifact.json").read_text())["properties"]
+    if "examples" in props["inputs"]:  # given the windows, the autoencoder's embedding and one layer's activations
+        assert alts[4] == "bottleneck embedding (PCA)" and alts[5].startswith("activations of dec_")
+        expected += alts[4:6]
+    assert alts == expected
     for image in images:
         assert image.format == "PNG" and image.width > 300 and len(image.convert("L").getcolors(1 << 16)) > 10
-    timeline = max(images, key=lambda im: im.height)
+    timeline = images[alts.index("anomaly score timeline per series")]
     assert timeline.height > 3 * 150  # one panel per series (3 machines)
 
 
