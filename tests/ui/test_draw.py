@@ -1,0 +1,51 @@
+"""How "try a bundle" draws the answers of the families the fixture root has no bundle for, from the runtime's own
+result types: class probabilities as bars, a mask over the image, generated samples as images, Q-values."""
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import numpy as np
+from PIL import Image
+
+from edgepipe.runtime.tasks.families import GenerationResult, PolicyResult, SegmentationResult
+from edgepipe.runtime.tasks.vector import ClassificationResult
+from edgepipe.ui.tryout import draw
+
+
+def png(uri: str) -> np.ndarray:
+    assert uri.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
+
+
+def test_classification_bars_highlight_the_chosen_class():
+    probs = np.array([[0.1, 0.7, 0.2], [0.5, 0.25, 0.25]])
+    out = draw(ClassificationResult("m.tflite", ["cat", "dog", "emu"], probs), "x", probs, "features")
+    assert [i["title"] for i in out["items"]] == ["x #0: dog (0.700)", "x #1: cat (0.500)"]
+    widths = [float(w) for w in re.findall(r'class="bar" x="120" y="\d+" width="([\d.]+)"', out["items"][0]["svg"])]
+    assert widths[1] == max(widths) and abs(widths[1] / widths[0] - 7) < 1e-6
+    assert out["items"][0]["svg"].count("#d62728") == 1  # one highlighted bar
+
+
+def test_segmentation_mask_is_drawn_over_the_image():
+    image = np.full((1, 8, 8, 1), 200.0)
+    probs = np.zeros((1, 8, 8, 2))
+    probs[0, :, :4, 0] = 1
+    probs[0, :, 4:, 1] = 1  # right half is class 1
+    out = draw(SegmentationResult("m.tflite", ["bg", "thing"], probs), "img", image, "image")
+    assert "bg 32" in out["items"][0]["title"] and "thing 32" in out["items"][0]["title"]
+    pixels = png(out["items"][0]["image"])
+    left, right = pixels[:, : pixels.shape[1] // 2], pixels[:, pixels.shape[1] // 2:]
+    assert (left == 200).all()  # background: the image itself
+    assert (right[..., 0] > right[..., 2]).all()  # class 1 tinted red
+
+
+def test_generated_samples_become_images_and_policies_show_actions():
+    samples = np.linspace(0, 1, 2 * 4 * 4).reshape(2, 4, 4)
+    out = draw(GenerationResult("g.tflite", np.zeros((2, 3)), np.array([3, 5]), samples), "samples", None, "latent")
+    assert [i["title"] for i in out["items"]] == ["sample 0 (label 3)", "sample 1 (label 5)"]
+    assert png(out["items"][1]["image"]).max() == 255
+    q = np.array([[0.1, 0.9], [2.0, -1.0]])
+    out = draw(PolicyResult("p.tflite", q), "obs", q, "features")
+    assert [i["title"] for i in out["items"]] == ["obs #0: action 1", "obs #1: action 0"]
