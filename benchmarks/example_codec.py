@@ -109,7 +109,8 @@ def tf_encode_reuse(tf, columns: dict) -> list[bytes]:
     for k in names:
         feature = example.features.feature[k]
         kind = rows[k].dtype.kind
-        lists[k] = (feature.float_list if kind == "f" else feature.int64_list if kind == "i" else feature.bytes_list).value
+        typed = feature.float_list if kind == "f" else feature.int64_list if kind == "i" else feature.bytes_list
+        lists[k] = typed.value
     out = []
     for r in range(len(rows[names[0]])):
         for k in names:

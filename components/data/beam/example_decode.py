@@ -189,9 +189,10 @@ def _parse_batch(records: list, spec: dict[str, dict]) -> dict[str, Any] | None:
 
     Why TensorFlow here: on a batch it decodes 60-150x faster than :func:`_decode_each` (``benchmarks/
     example_codec.py``: 0.9-2.1M vs 13-35k windows/s, 0.3-1.1M vs 3-10k table rows/s), which repays the 2-5 s its
-    import adds to a worker after 20k-75k records. It applies to the common case, every feature of a fixed shape (strings scalar) present in
-    every record with that shape and type; otherwise (var-length features, or a record TF refuses: a missing value, a
-    wrong length or type) None, and the per-record decoder fills in NaN/0/None as documented above."""
+    import adds to a worker after 20k-75k records. It applies to the common case, every feature of a fixed shape
+    (strings scalar) present in every record with that shape and type; otherwise (var-length features, or a record
+    TF refuses: a missing value, a wrong length or type) None, and the per-record decoder fills in NaN/0/None as
+    documented above."""
     kinds = {"float32": "float32", "int64": "int64", "string": "string"}
     if not records or any(d.get("shape") is None or d.get("dtype") not in kinds
                           or (d["dtype"] == "string" and list(d["shape"])) for d in spec.values()):

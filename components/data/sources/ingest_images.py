@@ -82,8 +82,8 @@ def ingest_images(examples: Output[Examples], rejects: Output[Rejects], source: 
     files = [job.uri(f) for f in files]
     batches = [(i, files[i:i + batch_size]) for i in range(0, len(files), batch_size)]
     job.report(job.pipeline | "Batches" >> beam.Create(batches)
-               | "Decode" >> beam.ParDo(DecodeImages(job.uri(examples.path), spec, job.uri(root), tuple(image_size), channels,
-                                                     classes)))
+               | "Decode" >> beam.ParDo(DecodeImages(job.uri(examples.path), spec, job.uri(root), tuple(image_size),
+                                                     channels, classes)))
     result = job.run()
     records = sorted(result.rejects, key=lambda r: r["file"])
     write_rejects(rejects, records)

@@ -68,7 +68,8 @@ def ingest_tfds(examples: Output[Examples], name: str, splits: dict[str, str] | 
     shape = list(features[image_key].shape)
     job = Job(beam_args, examples.path / "_report")
     job.report(job.pipeline | "Splits" >> beam.Create(sorted(splits.items()))
-               | "Read" >> beam.ParDo(ReadTfds(job.uri(examples.path), name, data_dir and job.uri(data_dir), image_key, label_key, batch_size)))
+               | "Read" >> beam.ParDo(ReadTfds(job.uri(examples.path), name, data_dir and job.uri(data_dir), image_key,
+                                             label_key, batch_size)))
     result = job.run()
     feature_spec = {"x": {"dtype": "float32", "shape": shape}}
     props: dict[str, Any] = {}

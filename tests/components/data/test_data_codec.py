@@ -1,9 +1,11 @@
 """The bulk Example encoder/decoder agrees with protobuf and TensorFlow, and the TFRecord framing with TF's."""
 import numpy as np
+import pytest
 
-from edgepipe.components.data.beam.example_decode import decode_example, float_spans
+from edgepipe.components.data.beam.example_decode import _decode_each, _parse_batch, decode_columns, decode_example, \
+    float_spans
 from edgepipe.components.data.beam.example_encode import encode_batch, encode_example
-from edgepipe.components.data.beam.tfrecord import tfrecord_payloads
+from edgepipe.components.data.beam.tfrecord import frame, tfrecord_payloads
 
 
 def test_bulk_encoding_parses_with_protobuf_and_round_trips():
@@ -58,3 +60,46 @@ def test_repeated_string_column_encodes_as_per_record_examples():
     got = [example_pb2.Example.FromString(r).features.feature["series"].bytes_list.value[0]
            for r in encode_batch({"series": mixed}, framed=False)]
     assert got == [b"b"] * 100 + [b"bytearray(b'b')"] + [b"b"] * (n - 101)
+
+
+def _table_records():
+    columns = {"a": np.array([1.5, np.nan, -3], np.float32), "b": np.array([1, -2, 3]),
+               "s": np.array(["x", "yy", "\u00e9"], dtype=object), "w": np.arange(12, dtype=np.float32).reshape(3, 2, 2)}
+    spec = {"a": {"dtype": "float32", "shape": []}, "b": {"dtype": "int64", "shape": []},
+            "s": {"dtype": "string", "shape": []}, "w": {"dtype": "float32", "shape": [2, 2]}}
+    return tfrecord_payloads(encode_batch(columns), check=True), spec
+
+
+def test_decode_columns_takes_tensorflows_batch_parser_with_the_same_result():
+    records, spec = _table_records()
+    fast, each = _parse_batch(records, spec), _decode_each(records, spec)
+    assert fast is not None and fast["s"] == each["s"]
+    for name in ("a", "b", "w"):
+        np.testing.assert_array_equal(fast[name], each[name])
+        assert (fast[name].dtype, fast[name].shape) == (each[name].dtype, each[name].shape)
+
+
+@pytest.mark.parametrize("change", [{"c": {"dtype": "float32", "shape": []}},  # missing in every record
+                                    {"b": {"dtype": "float32", "shape": []}},  # stored as int64
+                                    {"w": {"dtype": "float32", "shape": [3]}},  # another length
+                                    {"v": {"dtype": "float32", "shape": None}}])  # var-length
+def test_records_tensorflow_refuses_fall_back_to_the_lenient_decoder(change):
+    records, spec = _table_records()
+    spec = {**spec, **change}
+    assert _parse_batch(records, spec) is None
+    got = decode_columns(records, spec)
+    assert got.keys() == spec.keys()
+    if "c" in change:
+        assert np.isnan(got["c"]).all()
+
+
+def test_framing_matches_the_encoders_and_checked_reads_catch_corruption():
+    records, _ = _table_records()
+    framed = frame([bytes(r) for r in records])
+    assert [bytes(r) for r in tfrecord_payloads(framed, check=True)] == [bytes(r) for r in records]
+    first = len(records[0]) + 16
+    for at, what in ((first + 9, "corrupt TFRecord length"), (first + 14, "corrupt TFRecord data")):
+        bad = bytearray(framed)
+        bad[at] ^= 0xFF
+        with pytest.raises(ValueError, match=what):
+            tfrecord_payloads(bytes(bad), check=True)
