@@ -9,7 +9,6 @@ import pytest
 from edgepipe.components.data.beam.example_decode import iter_examples
 
 
-
 def run_component(comp, root: Path, **params):
     """Call ``comp.fn`` with new Output artifacts in ``root/<name>``; returns (metrics, {name: artifact})."""
     outputs = {name: typ(Path(root) / name) for name, typ in comp.outputs.items()}
