@@ -85,7 +85,8 @@ def confusion_matrix(cm: Sequence[Sequence[int]], names: Sequence[str], title: s
             for j in range(k):
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if share[i, j] > 0.5 else "black")
-    ax.set_xticks(range(k), names, rotation=45 if k > 6 else 0, ha="right" if k > 6 else "center", fontsize=8)
+    tilt = k > 6 and max(len(str(n)) for n in names) > 2  # long names side by side overlap
+    ax.set_xticks(range(k), names, rotation=45 if tilt else 0, ha="right" if tilt else "center", fontsize=8)
     ax.set_yticks(range(k), names, fontsize=8)
     ax.set_xlabel("predicted", fontsize=9)
     ax.set_ylabel("true", fontsize=9)
@@ -220,8 +221,8 @@ def bars(values: dict[str, float], xlabel: str, reference: float | None = None) 
 
 
 def curves(panels: dict[str, tuple[Sequence[float], dict[str, Sequence[float]], str]]) -> str | None:
-    """Panels ``{title: (x, {series: values}, xlabel)}``; a panel whose values are all positive losses is drawn on
-    a log scale (losses span decades), others linearly (accuracy, returns)."""
+    """Panels ``{title: (x, {series: values}, xlabel)}``; a loss panel whose positive values span more than a
+    decade is drawn on a log scale, others linearly (accuracy, returns, a loss that barely moved)."""
     panels = {k: v for k, v in panels.items() if any(len(s) for s in v[1].values())}
     if not panels:
         return None
@@ -234,7 +235,7 @@ def curves(panels: dict[str, tuple[Sequence[float], dict[str, Sequence[float]], 
             if len(ys):
                 xs = x[:len(ys)] if len(x) >= len(ys) else np.arange(1, len(ys) + 1)
                 ax.plot(xs, ys, marker="o" if len(ys) < 60 else None, markersize=3, label=name)
-        if values and min(values) > 0 and "loss" in title:
+        if values and min(values) > 0 and max(values) / min(values) > 10 and "loss" in title:
             ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel, fontsize=9)
