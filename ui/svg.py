@@ -140,8 +140,8 @@ def line_chart(series: dict[str, Sequence[float | None]], width: int = 520, heig
         for pts in runs:
             out.append(f'<polyline class="series" data-series="{escape(name)}" points="{" ".join(pts)}" '
                        f'fill="none" stroke="{color}" stroke-width="1.6"/>')
-        out.append(f'<text x="{left + 8 + 130 * k}" y="{top + 14}" fill="{color}" class="legend">'
-                   f'{escape(name)}</text>')
+        out.append(f'<text x="{width - right - 8}" y="{top + 14 + 13 * k}" fill="{color}" class="legend" '
+                   f'text-anchor="end">{escape(name)}</text>')
     out.append("</svg>")
     return "".join(out)
 
