@@ -83,7 +83,7 @@ def iter_windows(examples: Examples, split: str, only_normal: bool = False, batc
     """NumPy batches of one split, in the order :func:`load_windows` returns it (``window`` float32
     [b, size, channels], ``label`` int64 [b], the other features as stored). Every batch but the last has exactly
     ``batch_size`` windows, normal-only filtering included, so per-batch results equal whole-array ones computed in
-    chunks of ``batch_size`` (Keras ``predict``, ``TFLiteRunner.predict``)."""
+    chunks of ``batch_size`` (Keras ``predict``, ``ModelRunner.run``)."""
     import tensorflow as tf
 
     if not examples.split_files(split):

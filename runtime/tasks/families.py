@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgepipe.runtime.errors import InputError
-from edgepipe.runtime.litert import LATENT_SAMPLER, sample_latent  # noqa: F401 (the bundle's sampler)
+from edgepipe.runtime.litert import sample_latent
 from edgepipe.runtime.tasks.base import Task, register
 from edgepipe.runtime.tasks.vector import VectorTask
 
