@@ -6,10 +6,10 @@ instead of being silently ignored while a default is used. Errors are one line a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Callable, Iterable, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError, field_validator,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError, field_validator,
                       model_validator)
 
 from edgepipe import tasks
@@ -18,13 +18,32 @@ from edgepipe.models.registry import families
 from edgepipe.pipeline.errors import ConfigError
 
 
+def registered(what: str, names: Callable[[], Iterable[str]]):
+    """A string that must name a registered entry, checked when a config is validated (not when this module is
+    imported), so a family or task registered by a user's module before the config is read is accepted."""
+
+    def check(value: str) -> str:
+        allowed = tuple(names())
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(map(repr, allowed))} ({what})")
+        return value
+
+    return AfterValidator(check)
+
+
+TemplateName = Annotated[str, registered("templates: the task registry's", lambda: tasks.templates())]
+FamilyName = Annotated[str, registered("model families: edgepipe models", lambda: families())]
+TaskName = Annotated[str, registered("tasks model.task may name; the others follow from family and template",
+                                     lambda: tasks.names(configurable=True))]
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class PipelineSection(Section):
     name: str = "default"
-    template: Literal[tuple(tasks.templates())] = "anomaly_detection"  # a template runs the tasks naming it
+    template: TemplateName = "anomaly_detection"  # a template runs the tasks naming it
     root: str = ".edgepipe"
     beam_args: list[str] = Field(default_factory=lambda: ["--runner=DirectRunner"])
     max_workers: PositiveInt = 1
@@ -65,16 +84,15 @@ class WindowSection(Section):
     label_mode: Literal["any", "last"] = "any"
 
 
-MODEL_FAMILIES = tuple(families())  # the registry's (edgepipe.models.registry), never listed by hand
 
 
 class ModelSection(Section):
-    family: Literal[MODEL_FAMILIES] = "autoencoder"
+    family: FamilyName = "autoencoder"  # the family registry's (edgepipe.models.registry), never listed by hand
     filters: list[PositiveInt] = Field(default_factory=lambda: [64, 32])
     kernel_size: PositiveInt = 7
     # Families other than the anomaly autoencoder: task, input/label features, and the builder's hyperparameters
     # (validated against the builder's signature when the pipeline is built; see `edgepipe models`).
-    task: Literal[tasks.names(configurable=True)] = "classification"  # the others follow from family + template
+    task: TaskName = "classification"
     x_key: str = "x"
     y_key: str = "label"
     hparams: dict[str, Any] = Field(default_factory=dict)
@@ -317,7 +335,7 @@ def _describe(error: dict[str, Any], source: str) -> str:
     if error["type"] == "extra_forbidden":
         allowed = ", ".join(_allowed_keys(loc[:-1]))
         return f"{source}: unknown config key '{key}' (allowed: {allowed})"
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     if not loc:  # a cross-section check: its message names the keys itself
         return f"{source}: {message.removeprefix('Value error, ')}"
     if error["type"] == "literal_error":

@@ -33,6 +33,14 @@ def _standard_bundle(ctx):
     return standard_bundle(ctx)
 
 
+def _value_report(x, y, out, names, lowest):
+    """MAE/RMSE of float targets: the evaluation report of any task whose label is a value."""
+    from edgepipe.components.evaluation.family_metrics import regression_report
+
+    report = regression_report(out, y)
+    return report, {"mae": report["mae"], "rmse": report["rmse"]}
+
+
 def _standard_summary(doc, report, table):
     from edgepipe.tasks.bundle import standard_summary
 
@@ -85,6 +93,9 @@ class Task:
     preprocessing: Callable[[Any], dict[str, Any]] = field(default=_preprocessing, compare=False)
     verification: Callable[[Any], dict[str, Any]] = field(default=_evaluated_examples, compare=False)
     summary: Callable[[dict, dict, str], str] = field(default=_standard_summary, compare=False)  # SUMMARY.md
+    # evaluate_model's report of a task fed Examples: (x, y, keras outputs, class names, lowest_confidence) ->
+    # (evaluation.json metrics, the headline numbers recorded as the run's metrics)
+    evaluation_report: Callable[..., tuple[dict, dict]] = field(default=_value_report, compare=False)
 
     def __post_init__(self) -> None:
         for value, allowed, what in ((self.label, LABELS, "label"), (self.data, DATA, "data"),

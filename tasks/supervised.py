@@ -41,6 +41,28 @@ def _reconstruction_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[st
                       "x the model input, y the model output"}}
 
 
+def _classification_report(x, y, out, names, lowest: int):
+    from edgepipe.components.evaluation.family_metrics import classification_report
+
+    report = classification_report(out, y, names, lowest)
+    return report, {"accuracy": report["accuracy"]}
+
+
+def _segmentation_report(x, y, out, names, lowest: int):
+    from edgepipe.components.evaluation.family_metrics import segmentation_report
+
+    report = segmentation_report(out, y, ["background", *names] if names and len(names) + 1 == out.shape[-1]
+                                 else names)
+    return report, {"mean_iou": report["mean_iou"], "pixel_accuracy": report["pixel_accuracy"]}
+
+
+def _reconstruction_report(x, y, out, names, lowest: int):
+    errors = ((x - out) ** 2).reshape(len(x), -1).mean(axis=1)
+    report = {"examples": int(len(x)), "mean_error": float(errors.mean()),
+              "quantiles": {str(q): float(np.quantile(errors, q)) for q in (0.5, 0.9, 0.99)}}
+    return report, {"mean_reconstruction_error": report["mean_error"]}
+
+
 def _reconstruction_bundle(ctx):
     """The standard bundle plus the bottleneck encoder (``encoder.h5`` saved by training) as float32 TFLite,
     checked against Keras like the model (the runtime reads it from bundle.json only)."""
@@ -65,7 +87,8 @@ def _reconstruction_bundle(ctx):
 CLASSIFICATION = register(Task(
     name="classification", description="one class per example (softmax probabilities)", runtime="classification",
     metric=TaskMetric("accuracy", True, accuracy, lambda r, p: classes(r) == classes(p)), label="class",
-    loss="sparse_categorical_crossentropy", bundle_fields=_classification_fields))
+    loss="sparse_categorical_crossentropy", bundle_fields=_classification_fields,
+    evaluation_report=_classification_report))
 REGRESSION = register(Task(
     name="regression", description="one or more float targets per example", runtime="regression",
     metric=TaskMetric("mae", False, mae, close), label="value", loss="mse", bundle_fields=_regression_fields))
@@ -75,10 +98,11 @@ FORECASTING = register(Task(
 SEGMENTATION = register(Task(
     name="segmentation", description="one class per pixel (mask)", runtime="segmentation",
     metric=TaskMetric("mean_iou", True, mean_iou, lambda r, p: np.asarray(r).argmax(-1) == np.asarray(p).argmax(-1)),
-    label="mask", loss="sparse_categorical_crossentropy", bundle_fields=_segmentation_fields))
+    label="mask", loss="sparse_categorical_crossentropy", bundle_fields=_segmentation_fields,
+    evaluation_report=_segmentation_report))
 RECONSTRUCTION = register(Task(
     name="reconstruction", description="an autoencoder's reconstruction and bottleneck embedding",
     runtime="reconstruction", metric=None, label="none", loss="mse", configurable=False,
     float_reason="a reconstruction has no decision to compare int8 variants on, so the supervised pipeline ships "
                  "autoencoders float32 (the anomaly_detection template ships them int8, gated on its alarms)",
-    bundle_fields=_reconstruction_fields, bundle=_reconstruction_bundle))
+    bundle_fields=_reconstruction_fields, bundle=_reconstruction_bundle, evaluation_report=_reconstruction_report))

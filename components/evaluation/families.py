@@ -51,32 +51,19 @@ def evaluate_model(examples: Input[Examples], model: Input[Model], evaluation: O
     and outputs of every model go to ``predictions.npz`` (``x``, ``y``, ``keras``, ``<variant>``), so a device's
     answers can be checked against the pipeline's own on the same examples.
     """
-    from edgepipe.components.evaluation import family_metrics as fm
+    from edgepipe import tasks
 
     task = model.properties.get("task", "classification")
-    spec, x, y = _split_arrays(examples, model, split, with_labels=task != "reconstruction")
+    declared = tasks.get(task)
+    spec, x, y = _split_arrays(examples, model, split, with_labels=declared.label != "none")
     net = model.load_keras()
     out = net.predict(x, batch_size=256, verbose=0)
     names = list(spec.class_names) if spec.class_names else None
-    if task == "classification":
-        report = fm.classification_report(out, y, names, lowest_confidence)
-        summary = {"accuracy": report["accuracy"]}
-    elif task == "segmentation":
-        report = fm.segmentation_report(out, y, ["background", *names] if names and len(names) + 1 ==
-                                        out.shape[-1] else names)
-        summary = {"mean_iou": report["mean_iou"], "pixel_accuracy": report["pixel_accuracy"]}
-    elif task == "reconstruction":
-        errors = ((x - out) ** 2).reshape(len(x), -1).mean(axis=1)
-        report = {"examples": int(len(x)), "mean_error": float(errors.mean()),
-                  "quantiles": {str(q): float(np.quantile(errors, q)) for q in (0.5, 0.9, 0.99)}}
-        summary = {"mean_reconstruction_error": report["mean_error"]}
-    else:
-        report = fm.regression_report(out, y)
-        summary = {"mae": report["mae"], "rmse": report["rmse"]}
+    report, summary = declared.evaluation_report(x, y, out, names, lowest_confidence)
     outputs = {"keras": out}
     doc: dict[str, Any] = {"schema_version": 1, "family": model.properties.get("family"), "task": task,
                            "split": split, "metrics": report, "predictions_file": "predictions.npz"}
-    if tflite is not None and task != "reconstruction":
+    if tflite is not None and declared.quantizable:
         doc.update(_evaluate_variants(tflite, model, net, task, x, y, outputs, evaluation, latency_runs))
         summary.update({f"{v}_agreement": a["all"] for v, a in doc["agreement"].items()})
     np.savez_compressed(evaluation.file("predictions.npz"), x=x, **({"y": y} if y is not None else {}),
