@@ -9,6 +9,7 @@ config and its validation are exactly the CLI's. Only configs from the allowed d
 """
 from __future__ import annotations
 
+import inspect
 import types
 import typing
 from pathlib import Path
@@ -59,10 +60,32 @@ def _kind(annotation: Any) -> tuple[str, list[Any]]:
     return "yaml", []
 
 
-def _field(key: str, value: Any, annotation: Any, description: str = "") -> dict[str, Any]:
+def _registered_choices(info: Any) -> list[str] | None:
+    """Names a field accepts when it is a string checked against a registry (``config.registered``: families,
+    templates, tasks, read when the form is drawn so that plugins registered at start are offered too)."""
+    for meta in getattr(info, "metadata", []) or []:
+        func = getattr(meta, "func", None)
+        if func is None:
+            continue
+        try:
+            names = inspect.getclosurevars(func).nonlocals.get("names")
+        except TypeError:
+            continue
+        if callable(names):
+            try:
+                return [str(n) for n in names()]
+            except Exception:  # a registry that cannot list itself: a free text field still works
+                return None
+    return None
+
+
+def _field(key: str, value: Any, annotation: Any, description: str = "", info: Any = None) -> dict[str, Any]:
     kind, options = _kind(annotation)
     if typing.get_origin(annotation) is typing.Annotated:
         kind, options = _kind(typing.get_args(annotation)[0])
+    choices = _registered_choices(info) if kind == "text" else None
+    if choices:
+        kind, options = "select", choices if value in choices else [value, *choices]
     shown = inline(value) if kind == "yaml" else value
     return {"key": key, "label": key.split(".")[-1], "kind": kind, "value": shown, "options": options,
             "help": description}
@@ -86,7 +109,7 @@ def form_sections(config: Config, family: str | None = None) -> list[dict[str, A
             value = dumped[name][key]
             if dotted == "model.family" and family:
                 value = family
-            fields.append(_field(dotted, value, sub.annotation, sub.description or ""))
+            fields.append(_field(dotted, value, sub.annotation, sub.description or "", sub))
         if name == "model":
             chosen = family or config.model.family
             given = config.model.hparams if chosen == config.model.family else {}
