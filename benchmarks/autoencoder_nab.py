@@ -45,7 +45,7 @@ def main() -> None:
         started = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout to the one JSON line
             result = LocalRunner(root).run(build_pipeline(cfg), cfg.model_dump(mode="json"))
-        node = next(n.name for n in build_pipeline(cfg).nodes if n.component.name == "evaluate_anomaly")
+        node = next(n.name for n in build_pipeline(cfg).nodes if n.component.name == "evaluate")
         if node not in result.nodes:  # detection needs the evaluation; a refused export downstream does not matter
             raise result.error
         export_error = str(result.error) if result.error else None

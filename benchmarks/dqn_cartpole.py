@@ -38,7 +38,7 @@ def main() -> None:
             raise result.error
         wall = time.perf_counter() - started
         history = result.artifact("train_dqn", "model").read_json("history.json")
-        evaluation = result.artifact("evaluate_policy", "evaluation").read_json("evaluation.json")["metrics"]
+        evaluation = result.artifact("evaluate", "evaluation").read_json("evaluation.json")["metrics"]
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({
         "benchmark": "dqn_cartpole", "env": "CartPole-v0", "average_return_100": evaluation["average_return"],

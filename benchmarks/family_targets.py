@@ -35,7 +35,7 @@ def run(config: str, root: str, seed: int) -> dict:
     result = LocalRunner(root).run(pipeline, cfg.model_dump(mode="json"))
     if result.error:
         raise result.error
-    evaluation = result.artifact("evaluate_model", "evaluation").read_json("evaluation.json")
+    evaluation = result.artifact("evaluate", "evaluation").read_json("evaluation.json")
     return {"seed": seed, "test_accuracy": evaluation["metrics"]["accuracy"],
             "test_examples": evaluation["metrics"]["examples"], "seconds": round(time.perf_counter() - started, 1)}
 

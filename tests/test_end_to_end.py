@@ -84,7 +84,7 @@ def test_default_pipeline_exports_a_verified_bundle(default_run):
     windows = Examples.open(artifact_uri(root, "make_windows", "windows"))
     x = np.concatenate([windows.read_numpy(s)["window"] for s in ("eval", "test")]).astype(np.float32)
     keras_model = Model.open(artifact_uri(root, "train_autoencoder", "model")).load_keras()  # the float reference
-    evaluation = ModelEvaluation.open(artifact_uri(root, "evaluate_anomaly", "evaluation")).read_json(
+    evaluation = ModelEvaluation.open(artifact_uri(root, "evaluate", "evaluation")).read_json(
         "evaluation.json")
     keras_flags = ((x - keras_model.predict(x, verbose=0)) ** 2).mean(axis=(1, 2)) > evaluation["thresholds"]["keras"]
     int8_flags = int8_scores(output / "model.tflite", x) > meta["models"]["int8"]["threshold"]

@@ -1,6 +1,5 @@
-"""edgepipe.components.evaluation: anomaly-detection evaluation of the Keras model and its TFLite variants, and
-per-family evaluation (classification, regression, segmentation, GANs, RL)."""
-from edgepipe.components.evaluation.evaluate import evaluate_anomaly
-from edgepipe.components.evaluation.families import evaluate_gan, evaluate_model, evaluate_policy
+"""edgepipe.components.evaluation: the one ``evaluate`` component and the evaluators it dispatches to by the task's
+declared evaluation kind (anomaly windows, supervised Examples, GAN samples, DQN episodes)."""
+from edgepipe.components.evaluation.evaluate import evaluate
 
-__all__ = ["evaluate_anomaly", "evaluate_model", "evaluate_gan", "evaluate_policy"]
+__all__ = ["evaluate"]

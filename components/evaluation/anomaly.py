@@ -20,7 +20,7 @@ import numpy as np
 
 from edgepipe.components.evaluation.variants import build_rows, run_progress, write_table
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
-from edgepipe.pipeline.component import Input, Output, component
+from edgepipe.components.evaluation.registry import evaluator
 
 log = logging.getLogger(__name__)
 REFERENCE = "keras"
@@ -28,9 +28,9 @@ EVAL_SPLITS = ("eval", "test")
 BATCH = 256  # windows scored per call (and held in memory) at a time
 
 
-@component
-def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite: Input[TFLiteModels],
-                     evaluation: Output[ModelEvaluation], threshold_quantile: float = 0.995,
+@evaluator("anomaly")
+def evaluate_anomaly(model: Model, evaluation: ModelEvaluation, examples: Examples, tflite: TFLiteModels,
+                     threshold_quantile: float = 0.995,
                      threshold_margin: float = 1.0, latency_runs: int = 100, input_clip: str = "none") -> dict:
     """Write ``evaluation.json`` (thresholds, metrics per model per split, agreement), ``errors.npz`` and the
     variant table; latency is the median of ``latency_runs`` batch-1 single-thread invokes after a warm-up.
@@ -44,12 +44,12 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
     warnings: list[str] = []
     present = []
     for split in ("train", *EVAL_SPLITS):
-        if windows.split_files(split):
+        if examples.split_files(split):
             present.append(split)
         else:
             warnings.append(f"split '{split}' is missing")
-    domain = _input_domain(windows, "train" in present, input_clip)
-    keras_model = float_model.load_keras()
+    domain = _input_domain(examples, "train" in present, input_clip)
+    keras_model = model.load_keras()
     # one batch of BATCH windows per call: the same chunks Keras predict(batch_size=BATCH) and ModelRunner use
     predictors: dict[str, Any] = {REFERENCE: keras_model.predict_on_batch}
     models: dict[str, Any] = {REFERENCE: {"kind": "keras", "source": "float_model"}}
@@ -60,7 +60,7 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
         models[name] = {"kind": "tflite", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                         "input_dtype": runner.input.dtype.name}
 
-    data, errors = _stream_errors(windows, present, predictors, domain)
+    data, errors = _stream_errors(examples, present, predictors, domain)
     thresholds = {m: threshold(errors[m].get("train", np.zeros(0)), threshold_quantile, threshold_margin)
                   for m in predictors}
     if thresholds[REFERENCE] is None:
@@ -89,7 +89,7 @@ def evaluate_anomaly(windows: Input[Examples], float_model: Input[Model], tflite
         "threshold_quantile": threshold_quantile, "threshold_margin": threshold_margin, "models": models,
         "input_clip": domain, "thresholds": thresholds, "metrics": metrics, "agreement": agree, "counts": counts, "warnings": warnings,
         "errors_file": "errors.npz"})
-    rows = _variant_rows(tflite, float_model, keras_model, metrics, agree, latency_runs)
+    rows = _variant_rows(tflite, model, keras_model, metrics, agree, latency_runs)
     write_table(evaluation, rows)
     evaluation.properties.update({"reference": REFERENCE, "variants": sorted(agree)})
     for w in warnings:

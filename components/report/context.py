@@ -120,7 +120,7 @@ class ReportContext:
 
         Preference: the evaluated examples in ``predictions.npz`` (exactly what the metrics were computed on, no
         re-read), else the ``examples`` input's eval/test split read the way evaluation reads it
-        (``families._split_arrays``; windows for the anomaly detector), else none."""
+        (``evaluation.supervised.split_arrays``; windows for the anomaly detector), else none."""
         if self.predictions is not None and "x" in self.predictions:
             y = self.predictions.get("y")
             return self.predictions["x"][:limit], (y[:limit] if y is not None else None), "evaluated examples"
@@ -140,10 +140,10 @@ class ReportContext:
         feature = (self.model.properties.get("input_feature") if self.model is not None else None) or (
             "window" if "window" in spec else None)
         if self.model is not None and self.model.properties.get("data_spec"):
-            from edgepipe.components.evaluation.families import _split_arrays
+            from edgepipe.components.evaluation.supervised import split_arrays
 
             task = self.model.properties.get("task")
-            _, x, y = _split_arrays(self.examples, self.model, split,
+            _, x, y = split_arrays(self.examples, self.model, split,
                                     with_labels=task not in ("reconstruction", "generation"))
             return x[:limit], (y[:limit] if y is not None else None), f"{split} split"
         if feature not in spec:  # raw windows without a data spec: the anomaly detector's ``window`` feature

@@ -51,40 +51,24 @@ def _distilled(cfg: Config, plan: Plan, ctx: Context) -> None:
 VARIANTS = {"full": (_full, _FULL), "distilled": (_distilled, _DISTILLED), None: (None, set())}
 
 
-# ---- evaluate: task.evaluation -> (stage, keys, splits the evaluation needs) --------------------------------------
-def _anomaly(cfg: Config, plan: Plan, ctx: Context):
-    from edgepipe.components.evaluation import evaluate_anomaly
-
+# ---- evaluate: task.evaluation -> (the evaluate settings it reads from the config, keys, splits it needs) ------
+def _anomaly(cfg: Config) -> dict:
     e = cfg.evaluate
-    return evaluate_anomaly(windows=ctx.examples, float_model=ctx.model, tflite=ctx.tflite,
-                            threshold_quantile=e.threshold_quantile, threshold_margin=e.threshold_margin,
-                            input_clip=e.input_clip, latency_runs=e.latency_runs)
+    return {"threshold_quantile": e.threshold_quantile, "threshold_margin": e.threshold_margin,
+            "input_clip": e.input_clip, "latency_runs": e.latency_runs}
 
 
-def _supervised(cfg: Config, plan: Plan, ctx: Context):
-    from edgepipe.components.evaluation.families import evaluate_model
-
-    variants = {"tflite": ctx.tflite, "latency_runs": cfg.evaluate.latency_runs} if ctx.tflite is not None else {}
-    return evaluate_model(examples=ctx.examples, model=ctx.model, split=cfg.evaluate.split, **variants)
+def _supervised(cfg: Config) -> dict:
+    return {"split": cfg.evaluate.split, "latency_runs": cfg.evaluate.latency_runs}
 
 
-def _generation(cfg: Config, plan: Plan, ctx: Context):
-    from edgepipe.components.evaluation.families import evaluate_gan
-
-    extra = {"classifier": ctx.classifier} if ctx.classifier is not None else {}
-    if ctx.tflite is not None:
-        extra.update(tflite=ctx.tflite, latency_runs=cfg.evaluate.latency_runs)
-    return evaluate_gan(examples=ctx.examples, model=ctx.model, split=cfg.evaluate.split, seed=cfg.training.seed,
-                        **extra)
+def _generation(cfg: Config) -> dict:
+    return {"split": cfg.evaluate.split, "seed": cfg.training.seed, "latency_runs": cfg.evaluate.latency_runs}
 
 
-def _control(cfg: Config, plan: Plan, ctx: Context):
-    from edgepipe.components.evaluation.families import evaluate_policy
-
+def _control(cfg: Config) -> dict:
     e = cfg.evaluate
-    extra = ({"tflite": ctx.tflite, "variant_episodes": min(e.episodes, 10), "latency_runs": e.latency_runs}
-             if ctx.tflite is not None else {})
-    return evaluate_policy(model=ctx.model, episodes=e.episodes, **extra)
+    return {"episodes": e.episodes, "variant_episodes": min(e.episodes, 10), "latency_runs": e.latency_runs}
 
 
 EVALUATE = {
@@ -99,7 +83,12 @@ EVALUATE = {
 
 
 def evaluate_stage(cfg: Config, plan: Plan, ctx: Context) -> None:
-    node = EVALUATE[plan.task.evaluation][0](cfg, plan, ctx)
+    """The one evaluate component, given the artifacts the plan made and the settings its task's evaluation reads."""
+    from edgepipe.components.evaluation import evaluate
+
+    inputs = {k: v for k, v in {"examples": ctx.examples, "tflite": ctx.tflite,
+                                "classifier": ctx.classifier}.items() if v is not None}
+    node = evaluate(model=ctx.model, task=plan.task.name, settings=EVALUATE[plan.task.evaluation][0](cfg), **inputs)
     ctx.nodes.append(node)
     ctx.evaluation = node.outputs["evaluation"]
 

@@ -105,12 +105,12 @@ def _chain(base: str) -> dict[str, object]:
 
 @functools.cache
 def _evaluation(base: str) -> ModelEvaluation:
-    from edgepipe.components.evaluation import evaluate_anomaly
+    from edgepipe.components.evaluation.anomaly import evaluate_anomaly
 
     chain = _chain(base)
     evaluation = ModelEvaluation(Path(base) / "evaluation")
-    evaluate_anomaly.fn(windows=chain["windows"], float_model=chain["model"], tflite=chain["tflite"],
-                        evaluation=evaluation, latency_runs=5)
+    evaluate_anomaly(examples=chain["windows"], model=chain["model"], tflite=chain["tflite"], evaluation=evaluation,
+                     latency_runs=5)
     evaluation.finalize()
     return ModelEvaluation.open(evaluation.path)
 

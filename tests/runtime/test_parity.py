@@ -25,7 +25,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def errors(run):
-    with np.load(run.artifact("evaluate_anomaly", "evaluation") / "errors.npz", allow_pickle=False) as npz:
+    with np.load(run.artifact("evaluate", "evaluation") / "errors.npz", allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}
 
 
@@ -57,7 +57,7 @@ def test_flags_on_raw_rows_count_what_the_evaluation_reported(run):
     """Decisions, not just scores: per model and split, flagged windows summed over the machines equal the
     ``flagged`` count in evaluation.json (which used the same threshold the bundle carries)."""
     doc = json.loads((run.bundle / "bundle.json").read_text())
-    evaluation = json.loads((run.artifact("evaluate_anomaly", "evaluation") / "evaluation.json").read_text())
+    evaluation = json.loads((run.artifact("evaluate", "evaluation") / "evaluation.json").read_text())
     series = {m: raw_series(m) for m in ("m1", "m2", "m3")}
     for key, entry in doc["models"].items():
         bundle = Bundle.load(run.bundle, model=key)

@@ -62,7 +62,7 @@ def test_the_registries_list_the_plugin_everywhere_they_are_derived(table, tmp_p
 def test_a_plugin_task_and_family_run_end_to_end_to_a_validated_bundle(table, tmp_path):
     result = LocalRunner(tmp_path / "root").run(build_pipeline(config(table, tmp_path / "root")))
     assert result.status == "complete", result.error
-    assert list(result.nodes) == ["ingest_csv", "train_model", "convert_tflite", "evaluate_model", "render_report",
+    assert list(result.nodes) == ["ingest_csv", "train_model", "convert_tflite", "evaluate", "render_report",
                                   "export_bundle"]
     out = result.artifact("export_bundle", "bundle").path
     doc = json.loads((out / "bundle.json").read_text())

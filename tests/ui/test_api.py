@@ -14,7 +14,7 @@ from edgepipe.ui.app import create_app
 
 REPO = Path(__file__).resolve().parents[2]
 NODES = ["ingest_timeseries", "compute_statistics", "normalize", "make_windows", "train_autoencoder",
-         "convert_tflite", "evaluate_anomaly", "render_report", "export_bundle"]
+         "convert_tflite", "evaluate", "render_report", "export_bundle"]
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from edgepipe.components.evaluation import evaluate_anomaly
+from edgepipe.components.evaluation.anomaly import evaluate_anomaly
 from edgepipe.pipeline.artifacts import ModelEvaluation
 from tests.components.fixtures import SPLITS
 
@@ -39,7 +39,7 @@ def test_errors_file_backs_the_thresholds(evaluation):
 
 def test_huge_margin_flags_nothing_and_still_reports(windows_examples, trained_model, tflite_models, tmp_path):
     evaluation = ModelEvaluation(tmp_path / "e")
-    summary = evaluate_anomaly.fn(windows=windows_examples, float_model=trained_model, tflite=tflite_models,
+    summary = evaluate_anomaly(examples=windows_examples, model=trained_model, tflite=tflite_models,
                                   evaluation=evaluation, threshold_quantile=0.5, threshold_margin=1e6, latency_runs=3)
     report = evaluation.read_json("evaluation.json")
     keras_all = report["metrics"]["keras"]["all"]
@@ -54,7 +54,7 @@ def test_input_clip_feeds_every_model_the_train_range(windows_examples, trained_
     from edgepipe.components.training.inputs import load_windows
 
     evaluation = ModelEvaluation(tmp_path / "e")
-    evaluate_anomaly.fn(windows=windows_examples, float_model=trained_model, tflite=tflite_models,
+    evaluate_anomaly(examples=windows_examples, model=trained_model, tflite=tflite_models,
                         evaluation=evaluation, latency_runs=3, input_clip="train_range")
     report = evaluation.read_json("evaluation.json")
     train = load_windows(windows_examples, "train", only_normal=True)["window"]
@@ -78,7 +78,7 @@ def test_streamed_scores_equal_the_whole_array_computation(trained_model, tflite
 
     windows = make_windows_examples(tmp_path / "w", {"train": (700, 40), "eval": (600, 30), "test": (260, 12)})
     evaluation = ModelEvaluation(tmp_path / "e")
-    evaluate_anomaly.fn(windows=windows, float_model=trained_model, tflite=tflite_models, evaluation=evaluation,
+    evaluate_anomaly(examples=windows, model=trained_model, tflite=tflite_models, evaluation=evaluation,
                         latency_runs=3)
     errors = np.load(evaluation.path / "errors.npz")
     keras_model = trained_model.load_keras()

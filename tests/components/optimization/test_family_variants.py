@@ -49,7 +49,7 @@ def cgan(tmp_path_factory):
 
 @pytest.mark.parametrize("min_agreement,expect_int8", [(0.9, True), (0.9999, False)])
 def test_generator_int8_is_verified_and_gated(cgan, tmp_path, min_agreement, expect_int8):
-    from edgepipe.components.evaluation.families import evaluate_gan
+    from edgepipe.components.evaluation import evaluate
     from edgepipe.components.export import export_bundle
     from edgepipe.components.optimization.family_variants import convert_generator
 
@@ -59,8 +59,8 @@ def test_generator_int8_is_verified_and_gated(cgan, tmp_path, min_agreement, exp
                       "qat_epochs": 1, "qat_samples": 64})
     index = conv["tflite"].read_json("variants.json")
     assert set(index) == {"float32", "int8_ptq", "int8_qat"} and index["int8_ptq"]["input_dtype"] == "int8"
-    ev, metrics = invoke(evaluate_gan, {"examples": images, "model": model, "tflite": conv["tflite"]},
-                         {"evaluation": tmp_path / "e"}, {"samples": 32, "samples_per_class": 2, "latency_runs": 2})
+    ev, metrics = invoke(evaluate, {"examples": images, "model": model, "tflite": conv["tflite"]}, {"evaluation": tmp_path / "e"},
+                         {"settings": {"samples": 32, "samples_per_class": 2, "latency_runs": 2}})
     rows = {r["variant"]: r for r in json.loads((tmp_path / "e" / "variants.json").read_text())}
     assert rows["float32"]["mean_abs_pixel_diff"] < 1e-5
     assert rows["int8_ptq"]["mean_abs_pixel_diff"] < 0.05 and metrics["int8_ptq_agreement"] > 0.95
@@ -82,7 +82,7 @@ def test_a_judging_classifier_scores_the_samples_of_every_variant(cgan, tmp_path
     of the samples agree, 'b' holds every sample and the other classes none."""
     import tf_keras as keras
 
-    from edgepipe.components.evaluation.families import evaluate_gan
+    from edgepipe.components.evaluation import evaluate
     from edgepipe.components.optimization.family_variants import convert_generator
     from edgepipe.models.spec import DataSpec
     from edgepipe.pipeline.artifacts import Model
@@ -99,9 +99,9 @@ def test_a_judging_classifier_scores_the_samples_of_every_variant(cgan, tmp_path
     judge.finalize()
     conv, _ = invoke(convert_generator, {"model": model}, {"tflite": tmp_path / "t"},
                      {"variants": ["float32", "int8_ptq"], "representative_samples": 32})
-    ev, metrics = invoke(evaluate_gan, {"examples": images, "model": model, "tflite": conv["tflite"],
+    ev, metrics = invoke(evaluate, {"examples": images, "model": model, "tflite": conv["tflite"],
                                         "classifier": judge},
-                         {"evaluation": tmp_path / "e"}, {"samples": 30, "samples_per_class": 2, "latency_runs": 2})
+                         {"evaluation": tmp_path / "e"}, {"settings": {"samples": 30, "samples_per_class": 2, "latency_runs": 2}})
     report = ev["evaluation"].read_json("evaluation.json")["metrics"]
     assert report["class_shares"] == {"a": 0.0, "b": 1.0, "c": 0.0} and report["min_class_share"] == 0.0
     assert report["classifier"]["family"] == "constant"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgepipe.components.evaluation import evaluate_anomaly
+from edgepipe.components.evaluation.anomaly import evaluate_anomaly
 from edgepipe.components.optimization import cluster_model, convert_tflite, prune_model, quantize_model
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
 
@@ -36,7 +36,7 @@ def test_optimizations_conversion_and_evaluation_stream_the_windows(windows_exam
     tflite = run(convert_tflite, "tflite", "tflite", float_model=trained_model, qat_model=qat, pruned_model=pruned,
                  variants=["float32", "int8_ptq", "int8_qat", "pruned_int8"], representative_samples=16)
     evaluation = ModelEvaluation(tmp_path / "evaluation")
-    evaluate_anomaly.fn(windows=windows_examples, float_model=trained_model, tflite=tflite, evaluation=evaluation,
+    evaluate_anomaly(examples=windows_examples, model=trained_model, tflite=tflite, evaluation=evaluation,
                         latency_runs=2, input_clip="train_range")
     report = evaluation.read_json("evaluation.json")
     assert set(report["agreement"]) == {"float32", "int8_ptq", "int8_qat", "pruned_int8"}

@@ -42,9 +42,9 @@ def _train(examples, out: Path, **params):
 
 
 def _evaluate(examples, model, out: Path, **params):
-    from edgepipe.components.evaluation.families import evaluate_model
+    from edgepipe.components.evaluation import evaluate
 
-    return invoke(evaluate_model, {"examples": examples, "model": model}, {"evaluation": out}, params)[0]["evaluation"]
+    return invoke(evaluate, {"examples": examples, "model": model}, {"evaluation": out}, {"settings": params})[0]["evaluation"]
 
 
 @functools.cache
@@ -62,10 +62,10 @@ def classification(base: str) -> dict:
 
     tflite = invoke(convert_tflite, {"windows": examples, "float_model": model}, {"tflite": root / "tflite"},
                     {"variants": ["float32", "int8_ptq"], "representative_samples": 16})[0]["tflite"]
-    from edgepipe.components.evaluation.families import evaluate_model
+    from edgepipe.components.evaluation import evaluate
 
-    evaluation = invoke(evaluate_model, {"examples": examples, "model": model, "tflite": tflite},
-                        {"evaluation": root / "evaluation"}, {"lowest_confidence": 6, "latency_runs": 3}
+    evaluation = invoke(evaluate, {"examples": examples, "model": model, "tflite": tflite},
+                        {"evaluation": root / "evaluation"}, {"settings": {"lowest_confidence": 6, "latency_runs": 3}}
                         )[0]["evaluation"]
     return {"examples": examples, "model": model, "evaluation": evaluation, "tflite": tflite}
 
@@ -133,7 +133,7 @@ def reconstruction(base: str) -> dict:
 
 @functools.cache
 def generation(base: str) -> dict:
-    from edgepipe.components.evaluation.families import evaluate_gan
+    from edgepipe.components.evaluation import evaluate
     from edgepipe.components.training.train_gan import train_gan
 
     root = Path(base) / "generation"
@@ -148,19 +148,19 @@ def generation(base: str) -> dict:
                      "hparams": {"latent_dim": 4, "generator_filters": [8, 4], "discriminator_filters": [4]}})
     judge = _train(examples, root / "judge", family="cnn", epochs=2,
                    hparams={"filters": [4], "dense_units": 0, "dropout": 0.0, "learning_rate": 0.02})
-    ev, _ = invoke(evaluate_gan, {"examples": examples, "model": out["model"], "classifier": judge},
-                   {"evaluation": root / "evaluation"}, {"samples": 60, "samples_per_class": 4})
+    ev, _ = invoke(evaluate, {"examples": examples, "model": out["model"], "classifier": judge},
+                   {"evaluation": root / "evaluation"}, {"settings": {"samples": 60, "samples_per_class": 4}})
     return {"examples": examples, "model": out["model"], "evaluation": ev["evaluation"]}
 
 
 @functools.cache
 def control(base: str) -> dict:
-    from edgepipe.components.evaluation.families import evaluate_policy
+    from edgepipe.components.evaluation import evaluate
     from edgepipe.components.training.train_dqn import train_dqn
 
     root = Path(base) / "control"
     hparams = {"units": [8], "num_iterations": 30, "initial_collect_steps": 32, "batch_size": 8,
                "eval_interval": 10, "eval_episodes": 2}
     out, _ = invoke(train_dqn, {}, {"model": root / "model"}, {"hparams": hparams})
-    ev, _ = invoke(evaluate_policy, {"model": out["model"]}, {"evaluation": root / "evaluation"}, {"episodes": 3})
+    ev, _ = invoke(evaluate, {"model": out["model"]}, {"evaluation": root / "evaluation"}, {"settings": {"episodes": 3}})
     return {"model": out["model"], "evaluation": ev["evaluation"]}

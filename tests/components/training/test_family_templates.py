@@ -12,17 +12,17 @@ CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 # The supervised families share the anomaly template's variant stage (default config: every variant).
 VARIANT_STAGE = ["prune_model", "quantize_model", "cluster_model", "pqat_model", "convert_tflite"]
 EXPECTED = {
-    "mlp": ["ingest_csv", "train_model", *VARIANT_STAGE, "evaluate_model", "render_report", "export_bundle"],
-    "cnn": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate_model", "render_report", "export_bundle"],
-    "rnn": ["ingest_npz", "train_model", "evaluate_model", "render_report", "export_bundle"],
-    "conv1d": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate_model", "render_report", "export_bundle"],
-    "unet": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate_model", "render_report", "export_bundle"],
-    "mobilenet_v2": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate_model", "render_report", "export_bundle"],
+    "mlp": ["ingest_csv", "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
+    "cnn": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
+    "rnn": ["ingest_npz", "train_model", "evaluate", "render_report", "export_bundle"],
+    "conv1d": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
+    "unet": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
+    "mobilenet_v2": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
     # generators and Q-networks: float32 / int8 PTQ / int8 QAT (distilled), verified per variant, gated at export;
     # a GAN's samples are judged by a classifier trained on the same images (train_judge)
-    "dcgan": ["ingest_npz", "train_gan", "train_judge", "convert_generator", "evaluate_gan", "render_report", "export_bundle"],
-    "cgan": ["ingest_npz", "train_gan", "train_judge", "convert_generator", "evaluate_gan", "render_report", "export_bundle"],
-    "dqn": ["train_dqn", "convert_policy", "evaluate_policy", "render_report", "export_bundle"],
+    "dcgan": ["ingest_npz", "train_gan", "train_judge", "convert_generator", "evaluate", "render_report", "export_bundle"],
+    "cgan": ["ingest_npz", "train_gan", "train_judge", "convert_generator", "evaluate", "render_report", "export_bundle"],
+    "dqn": ["train_dqn", "convert_policy", "evaluate", "render_report", "export_bundle"],
 }
 
 
@@ -44,7 +44,7 @@ def test_gan_judge_is_configurable_and_optional(tmp_path):
     assert judge.params["family"] == "cnn" and judge.params["epochs"] == 3 and judge.params["task"] == "classification"
     off = build_pipeline(load_config(CONFIGS / "cgan.yaml", [f"pipeline.root={tmp_path}", "evaluate.classifier=null"]))
     assert "train_judge" not in [n.name for n in off.nodes]
-    assert "classifier" not in off.node("evaluate_gan").inputs
+    assert "classifier" not in off.node("evaluate").inputs
 
 
 def test_autoencoder_config_uses_the_anomaly_pipeline(tmp_path):

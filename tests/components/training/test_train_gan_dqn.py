@@ -19,7 +19,7 @@ def images(tmp_path_factory) -> Examples:
 
 
 def test_cgan_trains_evaluates_per_class_and_exports_the_generator(images, tmp_path):
-    from edgepipe.components.evaluation.families import evaluate_gan
+    from edgepipe.components.evaluation import evaluate
     from edgepipe.components.export import export_bundle
     from edgepipe.components.training.train_gan import train_gan
 
@@ -28,8 +28,8 @@ def test_cgan_trains_evaluates_per_class_and_exports_the_generator(images, tmp_p
                            "hparams": {"latent_dim": 4, "generator_filters": [8, 4], "discriminator_filters": [4]}})
     model = out["model"]
     assert model.properties["exported"] == "generator" and (model.path / "discriminator.h5").exists()
-    ev, ev_metrics = invoke(evaluate_gan, {"examples": images, "model": model}, {"evaluation": tmp_path / "e"},
-                            {"samples": 16, "samples_per_class": 4})
+    ev, ev_metrics = invoke(evaluate, {"examples": images, "model": model}, {"evaluation": tmp_path / "e"},
+                            {"settings": {"samples": 16, "samples_per_class": 4}})
     report = ev["evaluation"].read_json("evaluation.json")["metrics"]
     assert set(report["grids"]) == {"samples_a.png", "samples_b.png", "samples_c.png", "samples_by_class.png"}
     assert 0 <= ev_metrics["discriminator_fake_mean"] <= 1 and 0 <= ev_metrics["discriminator_real_mean"] <= 1
@@ -45,7 +45,7 @@ def test_cgan_trains_evaluates_per_class_and_exports_the_generator(images, tmp_p
 
 def test_dqn_component_trains_evaluates_and_exports_the_q_network(tmp_path):
     pytest.importorskip("tf_agents", reason="the rl extra is not installed (make rl)")
-    from edgepipe.components.evaluation.families import evaluate_policy
+    from edgepipe.components.evaluation import evaluate
     from edgepipe.components.export import export_bundle
     from edgepipe.components.training.train_dqn import train_dqn
 
@@ -54,7 +54,8 @@ def test_dqn_component_trains_evaluates_and_exports_the_q_network(tmp_path):
     out, metrics = invoke(train_dqn, {}, {"model": tmp_path / "m"},
                           {"hparams": hparams, "checkpoint_root": str(tmp_path / "ckpt")})
     assert metrics["iterations"] == 20 and not any((tmp_path / "ckpt").iterdir())
-    ev, ev_metrics = invoke(evaluate_policy, {"model": out["model"]}, {"evaluation": tmp_path / "e"}, {"episodes": 3})
+    ev, ev_metrics = invoke(evaluate, {"model": out["model"]}, {"evaluation": tmp_path / "e"},
+                            {"settings": {"episodes": 3}})
     assert ev_metrics["episodes"] == 3 and ev_metrics["average_return"] >= 1
     invoke(export_bundle, {"model": out["model"], "evaluation": ev["evaluation"]}, {"bundle": tmp_path / "b"}, {})
     doc = json.loads((tmp_path / "b" / "bundle.json").read_text())

@@ -140,13 +140,13 @@ def test_bad_config_fails_before_training(blobs, tmp_path, params, what):
 
 
 def test_evaluate_and_export_a_classifier(blobs, tmp_path):
-    from edgepipe.components.evaluation.families import evaluate_model
+    from edgepipe.components.evaluation import evaluate
     from edgepipe.components.export import export_bundle
 
     outputs, _ = _train(blobs, tmp_path / "m")
     model = outputs["model"]
-    ev, metrics = invoke(evaluate_model, {"examples": blobs, "model": model}, {"evaluation": tmp_path / "e"},
-                         {"lowest_confidence": 3})
+    ev, metrics = invoke(evaluate, {"examples": blobs, "model": model}, {"evaluation": tmp_path / "e"},
+                         {"settings": {"lowest_confidence": 3}})
     report = ev["evaluation"].read_json("evaluation.json")["metrics"]
     assert report["examples"] == 30 and metrics["accuracy"] == report["accuracy"] > 0.8
     assert set(report["per_class"]) == {"a", "b", "c"} and np.array(report["confusion_matrix"]).sum() == 30

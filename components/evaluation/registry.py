@@ -1,0 +1,20 @@
+"""Evaluators by the kind a task declares (``Task.evaluation``): anomaly, supervised, generation, control.
+
+An evaluator is a plain function ``(model, evaluation, [examples], [tflite], [classifier], **settings) -> metrics``
+that writes ``evaluation.json`` (and, given ``tflite``, the variant table the export gates on) into ``evaluation``.
+The one ``evaluate`` component (``evaluate.py``) looks the task's evaluator up here, so a task with a new kind of
+evaluation registers one function and nothing else changes.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+EVALUATORS: dict[str, Callable[..., dict]] = {}
+
+
+def evaluator(kind: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+    def register(fn: Callable[..., dict]) -> Callable[..., dict]:
+        EVALUATORS[kind] = fn
+        return fn
+
+    return register
