@@ -47,12 +47,17 @@ CONFIGS = {
 }
 
 
+FLOAT_ONLY = ("rnn", "autoencoder")  # no variant stage: its keys would be refused as unused
+
+
 def run_family(name: str, root: Path) -> dict:
     fast = [o for o in FAST if name not in ("dcgan", "cgan") or not o.startswith("training.patience")]  # no early stop
+    if name in FLOAT_ONLY:
+        fast = [o for o in fast if not o.startswith(("prune.", "cluster.", "qat.", "convert."))]
     cfg = load_config(REPO / "configs" / f"{name}.yaml",
                       [f"pipeline.root={root}", *([] if name in ("dqn",) else fast), *CONFIGS[name]])
     if name == "autoencoder":
-        cfg = load_config(REPO / "configs" / "rnn.yaml", [f"pipeline.root={root}", *FAST, *CONFIGS[name]])
+        cfg = load_config(REPO / "configs" / "rnn.yaml", [f"pipeline.root={root}", *fast, *CONFIGS[name]])
     if name == "mlp":
         cfg = load_config(REPO / "configs" / "mlp.yaml",
                           [f"pipeline.root={root}", f"data.source={PENGUINS}", *FAST, *CONFIGS[name]])
