@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from edgepipe.pipeline.errors import EdgepipeError
+from edgepipe.pipeline.errors import ConfigError, EdgepipeError
 from edgepipe.pipeline.metadata import MetadataStore
 from edgepipe.ui.jobs import JobQueue
 from edgepipe.ui.security import Guard
@@ -67,7 +67,7 @@ def create_app(root: str | os.PathLike, config_dirs: list[str | os.PathLike] | N
 
     root = Path(root)
     if root.exists() and not root.is_dir():
-        raise EdgepipeError(f"pipeline root {root} is a file, not a directory")
+        raise ConfigError(f"pipeline root {root} is a file, not a directory (--root)")
     store = MetadataStore(root / "metadata.sqlite")
     queue = JobQueue(root, store, workdir=Path(workdir) if workdir else None)
     templates = Jinja2Templates(directory=str(HERE / "templates"))

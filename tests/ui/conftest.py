@@ -32,6 +32,7 @@ class Fixture:
     first: str   # run id: epochs 2, nothing cached
     second: str  # run id: epochs 3, data nodes cached from the first
     workdir: Path
+    nodes: list[str]  # node names of the pipeline, in execution order (as the template names them today)
 
 
 def edgepipe(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -52,4 +53,5 @@ def ui_fixture(tmp_path_factory) -> Fixture:
                         "--set", f"training.epochs={epochs}", cwd=base)
         assert done.returncode == 0, done.stderr[-2000:]
         ids.append(MetadataStore(root / "metadata.sqlite").runs(1)[0]["id"])
-    return Fixture(root, configs, ids[0], ids[1], base)
+    nodes = [e["node"] for e in MetadataStore(root / "metadata.sqlite").executions(ids[0])]
+    return Fixture(root, configs, ids[0], ids[1], base, nodes)

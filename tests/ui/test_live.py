@@ -1,0 +1,74 @@
+"""A run that is still going, as the UI sees it: planned nodes drawn pending, and the event stream delivering
+progress and status changes as another writer records them, then ending with the run."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from edgepipe.pipeline.metadata import MetadataStore
+from edgepipe.ui.app import create_app
+
+
+@pytest.fixture
+def running(ui_fixture, tmp_path):
+    """A copy of the fixture's store with one more run, started by this (live) process and at its second node."""
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(ui_fixture.root / "metadata.sqlite", root / "metadata.sqlite")
+    store = MetadataStore(root / "metadata.sqlite")
+    run_id = store.start_run("tiny", {"pipeline": {"template": "anomaly_detection"}, "model": {"family": "x"}})
+    first = store.start_execution(run_id, "ingest_timeseries", "ingest_timeseries", "v", "k1", {})
+    store.complete_execution(first, {}, {}, {})
+    second = store.start_execution(run_id, "compute_statistics", "compute_statistics", "v", "k2", {})
+    return root, store, run_id, second
+
+
+def test_a_running_run_shows_its_planned_nodes_pending(running, ui_fixture):
+    root, store, run_id, _ = running
+    with TestClient(create_app(root, start_worker=False)) as client:
+        detail = client.get(f"/api/runs/{run_id}").json()
+        assert detail["status"] == "running"
+        assert [n["state"] for n in detail["node_list"]] == ["complete", "running"]
+        assert detail["planned"] == ui_fixture.nodes[2:]  # from the last complete run of the same pipeline
+        assert ["compute_statistics", "normalize"] in detail["edges"]
+        svg = client.get(f"/runs/{run_id}/dag").text
+        assert svg.count('class="node state-pending"') == 7 and svg.count('class="node state-running"') == 1
+        page = client.get(f"/runs/{run_id}").text
+        assert 'data-live="1"' in page and "/static/run.js" in page
+
+
+def test_event_stream_follows_another_writer_until_the_run_ends(running):
+    root, store, run_id, execution = running
+
+    def writer():  # what the running pipeline does, from another thread (in real life another process)
+        time.sleep(1.0)
+        store.record_progress(execution, "epoch", 1, 2, {"loss": 0.5, "val_loss": 0.6})
+        time.sleep(1.0)
+        store.complete_execution(execution, {}, {}, {})
+        store.end_run(run_id, "failed", "boom")
+
+    thread = threading.Thread(target=writer)
+    started = time.monotonic()
+    with TestClient(create_app(root, start_worker=False)) as client:
+        thread.start()
+        with client.stream("GET", f"/runs/{run_id}/events") as response:
+            text = "".join(response.iter_text())
+    thread.join()
+    assert time.monotonic() - started >= 2.0  # it waited for the writer, not just replayed
+    events = [(k, json.loads(d)) for k, d in re.findall(r"event: (\w+)\ndata: (.*)\n\n", text)]
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "node" and [n["state"] for n in events[0][1]] == ["complete", "running"]
+    assert [d["status"] for k, d in events if k == "run"] == ["running", "failed"]
+    progress = [d for k, d in events if k == "progress"]
+    assert progress == [{**progress[0], "node": "compute_statistics", "kind": "epoch", "step": 1, "total": 2,
+                         "values": {"loss": 0.5, "val_loss": 0.6}}]
+    assert kinds.index("progress") > 0
+    last_nodes = [d for k, d in events if k == "node"][-1]
+    assert [n["state"] for n in last_nodes] == ["complete", "complete"]
+    assert kinds[-2:] == ["run", "end"] and events[-1][1]["status"] == "failed"
