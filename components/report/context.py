@@ -142,9 +142,8 @@ class ReportContext:
         if self.model is not None and self.model.properties.get("data_spec"):
             from edgepipe.components.evaluation.supervised import split_arrays
 
-            task = self.model.properties.get("task")
-            _, x, y = split_arrays(self.examples, self.model, split,
-                                    with_labels=task not in ("reconstruction", "generation"))
+            y_key = ((self.model.properties.get("data_spec") or {}).get("extra") or {}).get("y_key", "label")
+            _, x, y = split_arrays(self.examples, self.model, split, with_labels=y_key in spec)
             return x[:limit], (y[:limit] if y is not None else None), f"{split} split"
         if feature not in spec:  # raw windows without a data spec: the anomaly detector's ``window`` feature
             return None, None, f"examples have no input feature ({', '.join(spec)})"

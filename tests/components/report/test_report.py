@@ -35,7 +35,7 @@ def report_html(run) -> str:
 
 def test_the_run_writes_the_report_into_its_artifacts_and_the_bundle(run, report_html):
     assert (run.bundle / "report.html").read_text(encoding="utf-8") == report_html
-    evaluation = json.loads((run.artifact("evaluate_anomaly", "evaluation") / "evaluation.json").read_text())
+    evaluation = json.loads((run.artifact("evaluate", "evaluation") / "evaluation.json").read_text())
     for heading in ("Data", "Training", "Anomaly evaluation", "Model comparison", "Rejected rows"):
         assert f">{heading}<" in report_html
     for model, threshold in evaluation["thresholds"].items():  # in the comparison table
@@ -94,7 +94,7 @@ def test_a_refused_export_still_has_a_report_that_show_open_finds(run, tmp_path)
     path = Path(shown.stdout.strip())
     assert path.name == "report.html" and path.is_relative_to(root) and path.is_file()
     # It is this run's report: it shows the thresholds of this run's (quantile 0.5) evaluation.
-    evaluation = PipelineRun(root, tmp_path / "out", "").artifact("evaluate_anomaly", "evaluation")
+    evaluation = PipelineRun(root, tmp_path / "out", "").artifact("evaluate", "evaluation")
     assert evaluation.is_relative_to(root)
     thresholds = json.loads((evaluation / "evaluation.json").read_text())["thresholds"]
     page = path.read_text()
