@@ -72,3 +72,18 @@ def test_event_stream_follows_another_writer_until_the_run_ends(running):
     last_nodes = [d for k, d in events if k == "node"][-1]
     assert [n["state"] for n in last_nodes] == ["complete", "complete"]
     assert kinds[-2:] == ["run", "end"] and events[-1][1]["status"] == "failed"
+
+
+def test_a_failed_node_shows_its_error_in_one_line(running):
+    root, store, run_id, execution = running
+    store.fail_execution(execution, "Traceback (most recent call last):\n  ...\nValueError: channel 'x' is constant")
+    store.end_run(run_id, "failed", "compute_statistics failed: ValueError: channel 'x' is constant")
+    with TestClient(create_app(root, start_worker=False)) as client:
+        page = client.get(f"/runs/{run_id}").text
+        assert re.search(r'<g class="node state-failed" id="node-compute_statistics"', page)
+        errors = re.findall(r'<p class="error">(.*?)</p>', page, re.S)
+        assert "ValueError: channel &#39;x&#39; is constant" in errors
+        assert all("\n" not in e and "Traceback" not in e for e in errors)
+        assert 'data-live="0"' in page  # nothing to follow any more
+        runs = client.get("/api/runs", params={"status": "failed"}).json()["runs"]
+        assert [r["id"] for r in runs] == [run_id]
