@@ -53,7 +53,7 @@ def generator_variants(tflite, evaluation, generator, d_prob: Callable, samples:
     """Rows and evaluation fields for a generator's variants (see the module docstring). With ``judge`` (a
     classifier's verdict on samples, ``evaluate_gan``) the metric is the cGAN's label agreement or the smallest
     class share of unconditional samples, and its drop is Keras's value minus the variant's."""
-    from edgepipe.components.optimization.family_variants import latent_inputs
+    from edgepipe.components.optimization.distill import latent_inputs
     from edgepipe.runtime.litert import ModelRunner
 
     arrays = latent_inputs(generator, samples, seed)
@@ -91,7 +91,7 @@ def generator_variants(tflite, evaluation, generator, d_prob: Callable, samples:
 def policy_variants(tflite, evaluation, q_model, env_name: str, frame_stack: int, episodes: int,
                     observation_episodes: int, seed: int, latency_runs: int) -> dict[str, Any]:
     """Rows and evaluation fields for a Q-network's variants (see the module docstring)."""
-    from edgepipe.components.optimization.family_variants import collect_observations
+    from edgepipe.components.optimization.distill import collect_observations
     from edgepipe.runtime.litert import ModelRunner
 
     def keras_q(x):

@@ -24,7 +24,7 @@ def _is_supervised(model: Model) -> bool:
     return bool(spec) and spec.get("task") != "reconstruction"
 
 
-def _train_data(examples: Examples, model: Model) -> tuple[np.ndarray, np.ndarray, str]:
+def train_arrays(examples: Examples, model: Model) -> tuple[np.ndarray, np.ndarray, str]:
     """A supervised family's ``(x, label, loss)`` to fine-tune on: its train split in memory and its task's loss."""
     from edgepipe.components.training.fit import supervised_dataset
     from edgepipe.models.spec import DataSpec
@@ -46,7 +46,7 @@ def _fine_tune_data(examples: Examples, model: Model, batch_size: int, seed: int
     shuffled ``(window, window)`` batches (the same input pipeline as training: memory stays one shuffle buffer, not
     the split), a supervised family's ``(x, label)`` arrays as before."""
     if _is_supervised(model):
-        x, y, loss = _train_data(examples, model)
+        x, y, loss = train_arrays(examples, model)
         return x, y, loss, len(x)
     from edgepipe.components.training.inputs import autoencoder_dataset, check_train_on, count_windows
 
@@ -151,96 +151,3 @@ def quantize_model(windows: Input[Examples], model: Input[Model], qat_model: Out
                                                "unique_values": unique_kernel_values(qat) if scheme == "cqat" else None})
     _inherit(model, qat_model, quantization={"scheme": scheme, "not_quantized": report["not_quantized"]})
     return {"final_loss": losses[-1], "not_quantized": len(report["not_quantized"]), "kernel_sparsity": sparsity}
-
-
-@component
-def convert_tflite(windows: Input[Examples], float_model: Input[Model], tflite: Output[TFLiteModels],
-                   qat_model: Input[Model] | None = None, pruned_model: Input[Model] | None = None,
-                   pqat_model: Input[Model] | None = None, clustered_model: Input[Model] | None = None,
-                   cqat_model: Input[Model] | None = None, variants: list[str] | None = None,
-                   inference_type: str = "int8", allow_float_fallback: bool = False,
-                   representative_samples: int = 200, seed: int = 0) -> dict:
-    """Write one ``<variant>.tflite`` per variant (see tasks/variants.py) and an index ``variants.json``.
-
-    ``variants`` defaults to every variant whose source model is connected. Int8 variants are full-integer with
-    ``inference_type`` input/output, calibrated on ``representative_samples`` train windows drawn with ``seed``; an
-    op with no int8 kernel fails the conversion naming the op unless ``allow_float_fallback``.
-    """
-    from edgepipe.components.optimization.pruning import measured_sparsity
-    from edgepipe.components.optimization.tflite import convert, float_ops, gzip_size
-    from edgepipe.runtime.litert import ModelRunner
-    from edgepipe.tasks.variants import VARIANTS, check_names
-    from edgepipe.pipeline.errors import ConfigError
-
-    sources = {"float": float_model, "qat": qat_model, "pruned": pruned_model, "pqat": pqat_model,
-               "clustered": clustered_model, "cqat": cqat_model}
-    names = check_names(list(variants) if variants else [n for n, v in VARIANTS.items() if sources[v.source]])
-    missing = [n for n in names if sources[VARIANTS[n].source] is None]
-    if missing:
-        raise ConfigError(f"convert_tflite: variant(s) {', '.join(missing)} need the "
-                          f"{', '.join(sorted({VARIANTS[n].source for n in missing}))} model input(s)")
-    representative = _calibration_samples(windows, float_model, representative_samples, seed)
-    loaded = {"float": float_model.load_keras()}
-    params = int(loaded["float"].count_params())  # same architecture for every variant; sparsity says what is zero
-    index = {}
-    for done, name in enumerate(names):
-        progress.check_stop()
-        variant = VARIANTS[name]
-        if variant.source not in loaded:
-            loaded[variant.source] = sources[variant.source].load_keras()
-        net = loaded[variant.source]
-        content = convert(net, variant.mode, representative=representative if variant.mode == "int8" else None,
-                          inference_type=inference_type, allow_float_fallback=allow_float_fallback)
-        path = tflite.write_variant(name, content)
-        runner = ModelRunner(content)
-        index[name] = {
-            "file": path.name, "mode": variant.mode, "source": variant.source, "description": variant.description,
-            "size_bytes": len(content), "gzip_bytes": gzip_size(content),
-            "sha256": hashlib.sha256(content).hexdigest(), "params": params, "sparsity": measured_sparsity(net),
-            "input_dtype": runner.input.dtype.name, "output_dtype": runner.output.dtype.name,
-            "ops": runner.op_names(),
-            "float_ops": sorted({op for op, _ in float_ops(content)}) if variant.mode == "int8" else None}
-        progress.report("convert", done + 1, len(names), variant=name, bytes=len(content))
-    tflite.write_json("variants.json", index)
-    tflite.properties.update({"variants": names, "window_size": float_model.properties.get("window_size"),
-                              "channels": float_model.properties.get("channels"), "inference_type": inference_type})
-    int8 = [n for n in names if VARIANTS[n].mode == "int8"]
-    return {"variants": len(names), "float32_bytes": index["float32"]["size_bytes"] if "float32" in index else None,
-            "smallest_int8_gzip": min((index[n]["gzip_bytes"] for n in int8), default=None),
-            "representative_samples": int(len(representative))}
-
-
-def _calibration_samples(examples: Examples, model: Model, samples: int, seed: int,
-                         batch_size: int = 4096) -> np.ndarray:
-    """``samples`` train examples drawn with ``seed``, plus the ones holding the smallest and largest value, so the
-    int8 input range covers the whole train range (evaluate.input_clip); in train order. The autoencoder's windows are
-    streamed (a count, then one pass keeping only the drawn windows), with the same draw as indexing them all."""
-    if _is_supervised(model):
-        x = _train_data(examples, model)[0]
-        flat = x.reshape(len(x), -1)
-        pick = np.random.default_rng(seed).choice(len(x), size=min(len(x), max(1, samples)), replace=False)
-        return x[np.unique(np.concatenate([pick, [int(flat.min(axis=1).argmin()), int(flat.max(axis=1).argmax())]]))]
-    from edgepipe.components.training.inputs import check_train_on, count_windows, iter_windows
-
-    # "normal" needs labels: windows without a label feature are all kept, as load_windows did
-    only_normal = check_train_on(model.properties.get("train_on", "normal")) and "label" in examples.feature_spec
-    n = count_windows(examples, "train", only_normal)
-    if n == 0:
-        raise DataError(f"train split of {examples.path} has no windows to fine-tune on")
-    pick = np.sort(np.random.default_rng(seed).choice(n, size=min(n, max(1, samples)), replace=False))
-    chosen: dict[int, np.ndarray] = {}
-    low, high = (np.inf, -1, None), (-np.inf, -1, None)  # (value, index, window) of the first extreme
-    offset = 0
-    for batch in iter_windows(examples, "train", only_normal=only_normal, batch_size=batch_size):
-        x = batch["window"]
-        flat = x.reshape(len(x), -1)
-        i, j = int(flat.min(axis=1).argmin()), int(flat.max(axis=1).argmax())
-        if flat[i].min() < low[0]:
-            low = (flat[i].min(), offset + i, x[i].copy())
-        if flat[j].max() > high[0]:
-            high = (flat[j].max(), offset + j, x[j].copy())
-        for k in pick[(pick >= offset) & (pick < offset + len(x))]:
-            chosen[int(k)] = x[int(k) - offset].copy()
-        offset += len(x)
-    chosen.update({low[1]: low[2], high[1]: high[2]})
-    return np.stack([chosen[k] for k in sorted(chosen)])

@@ -22,7 +22,7 @@ _DISTILLED = {"qat.*", "convert.*", "prune.enabled", "cluster.enabled"}  # enabl
 def _full(cfg: Config, plan: Plan, ctx: Context) -> None:
     from edgepipe.pipeline.templates.variant_stage import variant_stage
 
-    stage = variant_stage(cfg, ctx.examples, ctx.model)
+    stage = variant_stage(cfg, ctx.examples, ctx.model, plan.task.name)
     ctx.nodes += stage.nodes
     ctx.tflite, ctx.primary = stage.convert.outputs["tflite"], stage.primary
 
@@ -35,14 +35,14 @@ def _distilled(cfg: Config, plan: Plan, ctx: Context) -> None:
     names = [n for n in active_variants(list(cfg.convert.variants), cfg.enabled()) if n in DISTILLED]
     if not any(n != "float32" for n in names):
         return
-    from edgepipe.components.optimization.family_variants import CONVERTERS
+    from edgepipe.components.optimization import convert_tflite
 
     args = {"variants": names, "representative_samples": cfg.convert.representative_samples,
             "qat_epochs": cfg.qat.epochs, "qat_learning_rate": cfg.qat.learning_rate,
             "batch_size": int(cfg.model.hparams.get("batch_size", 64)) if plan.task.data == "environment"
             else cfg.training.batch_size, "inference_type": cfg.convert.inference_type,
             "allow_float_fallback": cfg.convert.allow_float_fallback, "seed": cfg.training.seed}
-    convert = CONVERTERS[plan.task.calibration](model=ctx.model, **args)
+    convert = convert_tflite(model=ctx.model, task=plan.task.name, **args)
     ctx.nodes.append(convert)
     ctx.tflite = convert.outputs["tflite"]
     ctx.primary = cfg.convert.primary if cfg.convert.primary in names else "auto"

@@ -21,7 +21,7 @@ class VariantStage:
     primary: str  # the variant shipped as model.tflite, or "auto" (the export gate picks: variants.gated_primary)
 
 
-def variant_stage(cfg: Config, examples, float_model) -> VariantStage:
+def variant_stage(cfg: Config, examples, float_model, task: str) -> VariantStage:
     """Wire the fine-tuning nodes and convert_tflite for ``cfg.convert.variants`` (``examples``: the data the float
     model was trained on, windows for the autoencoder, the family's Examples otherwise)."""
     from edgepipe.components.optimization import convert_tflite
@@ -30,7 +30,7 @@ def variant_stage(cfg: Config, examples, float_model) -> VariantStage:
     active = active_variants(list(cfg.convert.variants), cfg.enabled())
     optimized = _optimization_nodes(cfg, examples, float_model, active)
     convert = convert_tflite(
-        windows=examples, float_model=float_model,
+        examples=examples, model=float_model, task=task,
         **{f"{source}_model": node.outputs[output] for source, (node, output) in _outputs(optimized).items()},
         variants=active, inference_type=cfg.convert.inference_type,
         allow_float_fallback=cfg.convert.allow_float_fallback,

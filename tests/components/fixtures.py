@@ -96,7 +96,7 @@ def _chain(base: str) -> dict[str, object]:
     quantize_model.fn(windows=windows, model=model, qat_model=qat, epochs=2, batch_size=16, learning_rate=1e-4)
     qat.finalize()
     tflite = TFLiteModels(root / "tflite")
-    convert_tflite.fn(windows=windows, float_model=model, qat_model=qat, tflite=tflite, representative_samples=32,
+    convert_tflite.fn(examples=windows, model=model, qat_model=qat, tflite=tflite, representative_samples=32,
                       variants=["float32", "int8_ptq", "int8_qat"])
     tflite.finalize()
     return {"windows": windows, "model": Model.open(model.path), "qat": Model.open(qat.path),

@@ -51,10 +51,10 @@ def cgan(tmp_path_factory):
 def test_generator_int8_is_verified_and_gated(cgan, tmp_path, min_agreement, expect_int8):
     from edgepipe.components.evaluation import evaluate
     from edgepipe.components.export import export_bundle
-    from edgepipe.components.optimization.family_variants import convert_generator
+    from edgepipe.components.optimization import convert_tflite
 
     images, model = cgan
-    conv, _ = invoke(convert_generator, {"model": model}, {"tflite": tmp_path / "t"},
+    conv, _ = invoke(convert_tflite, {"model": model}, {"tflite": tmp_path / "t"},
                      {"variants": ["float32", "int8_ptq", "int8_qat"], "representative_samples": 32,
                       "qat_epochs": 1, "qat_samples": 64})
     index = conv["tflite"].read_json("variants.json")
@@ -83,7 +83,7 @@ def test_a_judging_classifier_scores_the_samples_of_every_variant(cgan, tmp_path
     import tf_keras as keras
 
     from edgepipe.components.evaluation import evaluate
-    from edgepipe.components.optimization.family_variants import convert_generator
+    from edgepipe.components.optimization import convert_tflite
     from edgepipe.models.spec import DataSpec
     from edgepipe.pipeline.artifacts import Model
 
@@ -97,7 +97,7 @@ def test_a_judging_classifier_scores_the_samples_of_every_variant(cgan, tmp_path
     judge.properties.update({"family": "constant", "class_names": ["a", "b", "c"],
                              "data_spec": DataSpec((8, 8, 1), "classification", num_classes=3).to_json()})
     judge.finalize()
-    conv, _ = invoke(convert_generator, {"model": model}, {"tflite": tmp_path / "t"},
+    conv, _ = invoke(convert_tflite, {"model": model}, {"tflite": tmp_path / "t"},
                      {"variants": ["float32", "int8_ptq"], "representative_samples": 32})
     ev, metrics = invoke(evaluate, {"examples": images, "model": model, "tflite": conv["tflite"],
                                         "classifier": judge},

@@ -33,8 +33,12 @@ def test_optimizations_conversion_and_evaluation_stream_the_windows(windows_exam
     assert pruned.read_json("pruning.json")["measured_sparsity"] == pytest.approx(0.5, abs=0.05)
     qat = run(quantize_model, "qat", "qat_model", model=trained_model, epochs=1, batch_size=16)
     run(cluster_model, "clustered", "clustered", model=trained_model, number_of_clusters=8, epochs=1, batch_size=16)
-    tflite = run(convert_tflite, "tflite", "tflite", float_model=trained_model, qat_model=qat, pruned_model=pruned,
-                 variants=["float32", "int8_ptq", "int8_qat", "pruned_int8"], representative_samples=16)
+    tflite = TFLiteModels(tmp_path / "tflite")
+    convert_tflite.fn(examples=windows_examples, model=trained_model, tflite=tflite, qat_model=qat,
+                      pruned_model=pruned, variants=["float32", "int8_ptq", "int8_qat", "pruned_int8"],
+                      representative_samples=16)
+    tflite.finalize()
+    tflite = TFLiteModels.open(tflite.path)
     evaluation = ModelEvaluation(tmp_path / "evaluation")
     evaluate_anomaly(examples=windows_examples, model=trained_model, tflite=tflite, evaluation=evaluation,
                         latency_runs=2, input_clip="train_range")

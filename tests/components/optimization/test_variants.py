@@ -228,7 +228,7 @@ def test_variant_components_produce_every_default_variant(trained_model, windows
     assert pqat.read_json("quantization.json")["kernel_sparsity"] >= sparsity - 1e-9
     assert max(clustered.read_json("clustering.json")["unique_values"].values()) <= 8
     tflite = TFLiteModels(tmp_path / "tflite")
-    convert_tflite.fn(windows=windows_examples, float_model=trained_model, qat_model=qat, pruned_model=pruned,
+    convert_tflite.fn(examples=windows_examples, model=trained_model, qat_model=qat, pruned_model=pruned,
                       pqat_model=pqat, clustered_model=clustered, tflite=tflite, representative_samples=16,
                       inference_type="uint8")
     index = tflite.read_json("variants.json")
@@ -240,7 +240,7 @@ def test_variant_components_produce_every_default_variant(trained_model, windows
     assert index["pqat"]["sparsity"] >= sparsity - 1e-9 and index["pruned_int8"]["sparsity"] == sparsity
     assert index["pqat"]["gzip_bytes"] < index["int8_qat"]["gzip_bytes"]
     with pytest.raises(ConfigError, match="need the pqat model input"):
-        convert_tflite.fn(windows=windows_examples, float_model=trained_model, tflite=TFLiteModels(tmp_path / "t2"),
+        convert_tflite.fn(examples=windows_examples, model=trained_model, tflite=TFLiteModels(tmp_path / "t2"),
                           variants=["float32", "pqat"])
 
 

@@ -1,6 +1,6 @@
 """Real, tiny family artifacts for the report tests: Examples -> trained model -> evaluation, per task.
 
-Each builder runs the real components (``train_model``, ``train_gan``, ``train_dqn``, ``evaluate_*``) on a few
+Each builder runs the real components (``train_model``, ``train_gan``, ``train_dqn``, the one ``evaluate``) on a few
 dozen synthetic examples and is memoized per session (``functools.cache`` on the base folder), so every test of a
 task reads the same artifacts and nothing is trained twice.
 """
@@ -44,7 +44,8 @@ def _train(examples, out: Path, **params):
 def _evaluate(examples, model, out: Path, **params):
     from edgepipe.components.evaluation import evaluate
 
-    return invoke(evaluate, {"examples": examples, "model": model}, {"evaluation": out}, {"settings": params})[0]["evaluation"]
+    return invoke(evaluate, {"examples": examples, "model": model}, {"evaluation": out},
+                  {"settings": params})[0]["evaluation"]
 
 
 @functools.cache
@@ -60,7 +61,7 @@ def classification(base: str) -> dict:
                    hparams={"filters": [4], "dense_units": 0, "dropout": 0.0, "learning_rate": 0.02})
     from edgepipe.components.optimization import convert_tflite
 
-    tflite = invoke(convert_tflite, {"windows": examples, "float_model": model}, {"tflite": root / "tflite"},
+    tflite = invoke(convert_tflite, {"examples": examples, "model": model}, {"tflite": root / "tflite"},
                     {"variants": ["float32", "int8_ptq"], "representative_samples": 16})[0]["tflite"]
     from edgepipe.components.evaluation import evaluate
 
@@ -162,5 +163,6 @@ def control(base: str) -> dict:
     hparams = {"units": [8], "num_iterations": 30, "initial_collect_steps": 32, "batch_size": 8,
                "eval_interval": 10, "eval_episodes": 2}
     out, _ = invoke(train_dqn, {}, {"model": root / "model"}, {"hparams": hparams})
-    ev, _ = invoke(evaluate, {"model": out["model"]}, {"evaluation": root / "evaluation"}, {"settings": {"episodes": 3}})
+    ev, _ = invoke(evaluate, {"model": out["model"]}, {"evaluation": root / "evaluation"},
+                   {"settings": {"episodes": 3}})
     return {"model": out["model"], "evaluation": ev["evaluation"]}

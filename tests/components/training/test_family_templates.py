@@ -20,9 +20,9 @@ EXPECTED = {
     "mobilenet_v2": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
     # generators and Q-networks: float32 / int8 PTQ / int8 QAT (distilled), verified per variant, gated at export;
     # a GAN's samples are judged by a classifier trained on the same images (train_judge)
-    "dcgan": ["ingest_npz", "train_gan", "train_judge", "convert_generator", "evaluate", "render_report", "export_bundle"],
-    "cgan": ["ingest_npz", "train_gan", "train_judge", "convert_generator", "evaluate", "render_report", "export_bundle"],
-    "dqn": ["train_dqn", "convert_policy", "evaluate", "render_report", "export_bundle"],
+    "dcgan": ["ingest_npz", "train_gan", "train_judge", "convert_tflite", "evaluate", "render_report", "export_bundle"],
+    "cgan": ["ingest_npz", "train_gan", "train_judge", "convert_tflite", "evaluate", "render_report", "export_bundle"],
+    "dqn": ["train_dqn", "convert_tflite", "evaluate", "render_report", "export_bundle"],
 }
 
 

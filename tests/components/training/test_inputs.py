@@ -36,7 +36,7 @@ def test_fit_inputs_streams_datasets_and_keeps_arrays_as_before(tmp_path):
 def test_calibration_samples_streamed_equal_indexing_every_window(tmp_path, trained_model):
     """convert_tflite's int8 calibration set (seeded draw + the windows holding the extremes) is gathered while
     streaming; it must be exactly what indexing the whole normal train split gave."""
-    from edgepipe.components.optimization.steps import _calibration_samples
+    from edgepipe.components.optimization.calibration import SOURCES
     from edgepipe.components.training.inputs import load_windows
 
     windows = make_windows_examples(tmp_path / "w", {"train": (500, 30)})
@@ -44,5 +44,7 @@ def test_calibration_samples_streamed_equal_indexing_every_window(tmp_path, trai
     flat = x.reshape(len(x), -1)
     pick = np.random.default_rng(3).choice(len(x), size=40, replace=False)
     pick = np.unique(np.concatenate([pick, [int(flat.min(axis=1).argmin()), int(flat.max(axis=1).argmax())]]))
-    got = _calibration_samples(windows, trained_model, samples=40, seed=3, batch_size=64)
+    calibration = SOURCES["windows"](windows, trained_model, None, samples=40, seed=3, batch_size=64)
+    got = np.concatenate([batch[0] for batch in calibration.representative()])
+    assert calibration.count == len(pick)
     np.testing.assert_array_equal(got, x[pick])

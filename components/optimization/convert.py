@@ -1,0 +1,104 @@
+"""convert_tflite: the one conversion component. Every variant of a model as a ``.tflite``, and their index.
+
+Variants (``tasks/variants.py``) come from the float model or the fine-tuned ones the variant stage connected
+(QAT, pruned, PQAT, clustered, CQAT). Int8 variants are full-integer with ``inference_type`` input/output,
+calibrated on inputs from the source the task declares (``calibration.py``: windows, examples, latents,
+observations); ``int8_qat`` without a trained QAT model is distilled from the float model on that source's inputs
+(generators, Q-networks). An op with no int8 kernel fails the conversion naming the op unless
+``allow_float_fallback``. ``variants.json`` records per variant its file, size, gzip size, SHA-256, sparsity,
+tensor dtypes, ops and any op left in float: what evaluation, the export gate and the reports read.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from edgepipe.pipeline import progress
+from edgepipe.pipeline.artifacts import Examples, Model, TFLiteModels
+from edgepipe.pipeline.component import Input, Output, component
+from edgepipe.pipeline.errors import ConfigError
+
+
+@component(version="2")
+def convert_tflite(model: Input[Model], tflite: Output[TFLiteModels], examples: Input[Examples] | None = None,
+                   qat_model: Input[Model] | None = None, pruned_model: Input[Model] | None = None,
+                   pqat_model: Input[Model] | None = None, clustered_model: Input[Model] | None = None,
+                   cqat_model: Input[Model] | None = None, task: str | None = None, variants: list[str] | None = None,
+                   inference_type: str = "int8", allow_float_fallback: bool = False,
+                   representative_samples: int = 200, seed: int = 0, qat_epochs: int = 2, qat_samples: int = 2048,
+                   qat_learning_rate: float = 1e-4, batch_size: int = 64) -> dict:
+    """Write one ``<variant>.tflite`` per variant and ``variants.json``; ``variants`` defaults to every variant
+    whose source model is connected (or distillable). ``task``: the model card's unless given."""
+    from edgepipe import tasks
+    from edgepipe.components.optimization.calibration import SOURCES
+    from edgepipe.tasks.variants import VARIANTS, check_names
+
+    declared = tasks.get(task or model.properties.get("task") or "")
+    net = model.load_keras()
+    calibration = SOURCES[declared.calibration](examples, model, net, samples=representative_samples, seed=seed,
+                                                qat_samples=qat_samples)
+    sources = {"float": model, "qat": qat_model, "pruned": pruned_model, "pqat": pqat_model,
+               "clustered": clustered_model, "cqat": cqat_model}
+    distillable = calibration.distill is not None and qat_model is None
+    names = check_names(list(variants) if variants else [n for n, v in VARIANTS.items() if sources[v.source] or (
+        v.source == "qat" and distillable)])
+    missing = [n for n in names if sources[VARIANTS[n].source] is None
+               and not (VARIANTS[n].source == "qat" and distillable)]
+    if missing:
+        raise ConfigError(f"convert_tflite: variant(s) {', '.join(missing)} need the "
+                          f"{', '.join(sorted({VARIANTS[n].source for n in missing}))} model input(s)"
+                          + ("" if calibration.distill is None else " (a model without a training loss gets only "
+                             "float32, int8_ptq and a distilled int8_qat)"))
+    loaded: dict[str, Any] = {"float": net}
+    report = None
+    if distillable and any(VARIANTS[n].source == "qat" for n in names):
+        from edgepipe.components.optimization.distill import distill_qat
+
+        loaded["qat"], report = distill_qat(net, calibration.distill, qat_epochs, qat_learning_rate, batch_size, seed)
+        tflite.write_json("quantization.json", report)
+    index = _write_variants(tflite, names, sources, loaded, calibration, inference_type, allow_float_fallback,
+                            input_names=[t.name.split(":")[0] for t in net.inputs])
+    tflite.write_json("variants.json", index)
+    tflite.properties.update({"variants": names, "inference_type": inference_type, "task": declared.name,
+                              "calibration": declared.calibration, **calibration.properties})
+    int8 = [n for n in names if VARIANTS[n].mode == "int8"]
+    return {"variants": len(names), "float32_bytes": index["float32"]["size_bytes"] if "float32" in index else None,
+            "smallest_int8_gzip": min((index[n]["gzip_bytes"] for n in int8), default=None),
+            "representative_samples": calibration.count,
+            **({"not_quantized": len(report["not_quantized"])} if report else {})}
+
+
+def _write_variants(tflite: TFLiteModels, names: list[str], sources: dict, loaded: dict, calibration,
+                    inference_type: str, allow_float_fallback: bool, input_names: list[str]) -> dict[str, Any]:
+    from edgepipe.components.optimization.distill import name_inputs
+    from edgepipe.components.optimization.pruning import measured_sparsity
+    from edgepipe.components.optimization.tflite import convert, float_ops, gzip_size
+    from edgepipe.runtime.litert import ModelRunner
+    from edgepipe.tasks.variants import VARIANTS
+
+    params = int(loaded["float"].count_params())  # same architecture for every variant; sparsity says what is zero
+    index = {}
+    for done, name in enumerate(names):
+        progress.check_stop()
+        variant = VARIANTS[name]
+        if variant.source not in loaded:
+            loaded[variant.source] = sources[variant.source].load_keras()
+        net = loaded[variant.source]
+        content = convert(net, variant.mode, representative=calibration.representative if variant.mode == "int8"
+                          else None, inference_type=inference_type, allow_float_fallback=allow_float_fallback)
+        if calibration.name_inputs:
+            content = name_inputs(content, input_names)
+        path = tflite.write_variant(name, content)
+        runner = ModelRunner(content)
+        # the data input: the first float or quantized one (a cGAN's int32 label input is neither)
+        data_in = next((t for t in runner.inputs if np.issubdtype(t.dtype, np.floating) or t.scale), runner.input)
+        index[name] = {
+            "file": path.name, "mode": variant.mode, "source": variant.source, "description": variant.description,
+            "size_bytes": len(content), "gzip_bytes": gzip_size(content),
+            "sha256": hashlib.sha256(content).hexdigest(), "params": params, "sparsity": measured_sparsity(net),
+            "input_dtype": data_in.dtype.name, "output_dtype": runner.output.dtype.name, "ops": runner.op_names(),
+            "float_ops": sorted({op for op, _ in float_ops(content)}) if variant.mode == "int8" else None}
+        progress.report("convert", done + 1, len(names), variant=name, bytes=len(content))
+    return index
