@@ -21,6 +21,8 @@ COPY models/ models/
 COPY data/ data/
 COPY runtime/ runtime/
 COPY configs/ configs/
+COPY tasks/ tasks/
+COPY ui/ ui/
 # NumPy + LiteRT for the runtime, FastAPI + uvicorn for `serve` (setup.py's serve extra); no TensorFlow.
 RUN pip install --no-deps . && pip install -c requirements.lock numpy ai-edge-litert fastapi uvicorn \
  && rm -rf build *.egg-info
@@ -44,6 +46,8 @@ COPY --chown=edgepipe:edgepipe models/ models/
 COPY --chown=edgepipe:edgepipe data/ data/
 COPY --chown=edgepipe:edgepipe runtime/ runtime/
 COPY --chown=edgepipe:edgepipe configs/ configs/
+COPY --chown=edgepipe:edgepipe tasks/ tasks/
+COPY --chown=edgepipe:edgepipe ui/ ui/
 ARG EXTRAS=""
 RUN pip install --no-deps . \
  && if [ -n "$EXTRAS" ]; then pip install -c requirements.lock ".[$EXTRAS]"; fi \
