@@ -68,7 +68,7 @@ def _subtitle(ctx: ReportContext) -> str:
     """The anomaly report's channels (as before), else the task and family."""
     if ctx.statistics is not None:
         channels = ctx.statistics.read_json("statistics.json").get("channels") or []
-        if channels or ctx.task in (None, "anomaly"):
+        if channels:
             return f"channels: {', '.join(channels)}"
     family = (ctx.model.properties.get("family") if ctx.model is not None else None) or (ctx.doc or {}).get("family")
     return " · ".join(x for x in (f"task: {ctx.task}" if ctx.task else None,

@@ -18,6 +18,14 @@ from edgepipe.components.report.sections import section
 from edgepipe.pipeline.artifacts import ModelEvaluation, TFLiteModels
 
 
+@section(ANOMALY, order=20, name="training")
+def training(ctx: ReportContext) -> str:
+    """The autoencoder's losses, drawn as the anomaly report always has (one log-scale panel)."""
+    from edgepipe.components.report.sections.common import training_section
+
+    return training_section(ctx, "train_autoencoder", metrics_panels=False)
+
+
 @section(ANOMALY, order=30, name="evaluation")
 def evaluation(ctx: ReportContext) -> str:
     return _evaluation_section(ctx.evaluation, ctx.doc, ctx.param("max_series", 12), ctx.param("primary"))

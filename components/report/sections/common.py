@@ -120,10 +120,16 @@ def stages(info: dict[str, Any], default: str) -> dict[str, dict[str, list[float
 
 @section(order=20, name="training")
 def training(ctx: ReportContext) -> str:
+    stage = (ctx.model.properties.get("family") or "training") if ctx.model is not None else "training"
+    return training_section(ctx, stage, metrics_panels=True)
+
+
+def training_section(ctx: ReportContext, stage_name: str, metrics_panels: bool) -> str:
+    """KPIs and curves per training stage; ``metrics_panels``: accuracy/MAE next to the loss (the anomaly report
+    draws its losses only, with ``plots.training_curves`` as it always has)."""
     info = ctx.history
     if info is None:
         return html.section("Training", '<p class="note">Not available (no training history).</p>', "training")
-    stage_name = "train_autoencoder" if ctx.task == "anomaly" else (ctx.model.properties.get("family") or "training")
     per_stage = stages(info, stage_name)
     strategy = info.get("strategy") or {}
     final = list(per_stage.values())[-1] if per_stage else {}
@@ -135,7 +141,7 @@ def training(ctx: ReportContext) -> str:
                        ("strategy", f"{strategy.get('name', '?')} x{strategy.get('replicas', 1)}"),
                        (f"final {monitor}", (final.get(monitor) or [None])[-1])])]
     losses = {stage: {k: v for k, v in h.items() if "loss" in k} for stage, h in per_stage.items()}
-    if ctx.task == "anomaly":  # the picture the anomaly report has always had
+    if not metrics_panels:
         body.append(html.figure(plots.training_curves(losses), "training loss per epoch"))
     else:
         panels: dict[str, Any] = {}
