@@ -50,7 +50,8 @@ def render_report(report: Output[Report], statistics: Input[ExampleStatistics] |
                         tflite=tflite, examples=examples,
                         params={"max_series": max_series, "max_rejects": max_rejects, "max_examples": max_examples,
                                 "inspect_layer": inspect_layer, "inspect_inputs": inspect_inputs,
-                                "embedding_points": embedding_points, "primary": primary})
+                                "embedding_points": embedding_points, "primary": primary,
+                                "min_agreement": min_agreement, "max_metric_drop": max_metric_drop})
     chosen = sections_for(resolved)
     rendered = [s.render(ctx) for s in chosen]
     page = html.page(title, _subtitle(ctx), [r for r in rendered if r])

@@ -168,20 +168,29 @@ def evaluation(ctx: ReportContext) -> str:
 # ---- variant table ---------------------------------------------------------------------------------------------------
 @section(order=90, name="models")
 def models(ctx: ReportContext) -> str:
-    """The family evaluations' variant table: size, latency, the task metric, its drop and agreement with Keras."""
+    """The evaluations' variant table: size, latency, the task metric, its drop and agreement with Keras, and what
+    the export gate (``min_agreement``, ``max_metric_drop``) says of each variant, so a refused or replaced int8
+    model is explained where it is compared."""
+    from edgepipe.components.evaluation.variants import gate
+
     rows = ctx.variant_rows
     if not rows:
         return html.section("Model comparison", '<p class="note">Not available (no TFLite variants evaluated).</p>',
                             "models")
+    rows = gate(rows, float(ctx.param("min_agreement", 0.98)), ctx.params.get("max_metric_drop"))
     metric = next((r.get("metric_name") for r in rows if r.get("metric_name")), "metric")
     primary = ctx.param("primary")
     table = [[r.get("variant"), r.get("mode") or r.get("source"), r.get("input_dtype"),
               r["size_bytes"] / 1024 if r.get("size_bytes") else None, r.get("sparsity"), r.get("latency_us"),
-              r.get("metric"), r.get("metric_drop"), r.get("agreement")] for r in rows]
+              r.get("metric"), r.get("metric_drop"), r.get("agreement"),
+              "reference" if r.get("exported") is None else ("passes" if r["exported"] else r.get("reason"))]
+             for r in rows]
     highlight = {i for i, r in enumerate(rows) if r.get("variant") == primary}
-    note = (f"<p class=note>Metric: {html.esc(metric)} on the evaluation split; drop and agreement are against the "
-            "Keras model; latency per example, measured by the evaluation."
+    bounds = f"min agreement {html.fmt(ctx.param('min_agreement', 0.98))}, max metric drop " \
+             f"{html.fmt(ctx.params.get('max_metric_drop'))}"
+    note = (f"<p class=note>Metric: {html.esc(metric)} on the evaluated data; drop and agreement are against the "
+            f"Keras model; latency per example, measured by the evaluation; export gate: {bounds}."
             + (" Highlighted: the primary variant." if highlight else "") + "</p>")
     return html.section("Model comparison", note + html.table(
-        ["model", "mode", "input dtype", "size KiB", "sparsity", "latency µs", metric, "drop", "agreement"],
-        table, left=3, highlight=highlight), "models")
+        ["model", "mode", "input dtype", "size KiB", "sparsity", "latency µs", metric, "drop", "agreement",
+         "export gate"], table, left=3, highlight=highlight), "models")
