@@ -9,7 +9,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
-SUBPACKAGES = ["pipeline", "components", "models", "data", "runtime", "configs", "ui"]
+SUBPACKAGES = ["pipeline", "components", "models", "data", "runtime", "configs", "tasks", "ui"]
 
 
 def _packages():

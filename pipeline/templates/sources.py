@@ -31,9 +31,11 @@ def series_source(source: str) -> str:
 
 
 def examples_ingest(cfg: Config, plan):
-    """The ingest node for a task fed Examples: ``ingest_csv`` for a table, ``ingest_npz`` for arrays (the npz's
-    target array becomes the ``label`` feature: ``mask`` when the task's label is a mask, else ``y``)."""
-    from edgepipe.components.data import ingest_csv, ingest_npz
+    """The ingest node for a task fed Examples: the registered source that reads ``data.source``
+    (``components/data/sources``: a table, arrays, TFRecords, an image folder, a TFDS name), given the config
+    values its component takes. An ``.npz``'s target array becomes the ``label`` feature: ``mask`` when the task's
+    label is a mask, else ``y``."""
+    from edgepipe.components.data.sources.registry import ingest_for
 
     source = cfg.data.source
     if source.startswith("builtin:"):
@@ -44,12 +46,11 @@ def examples_ingest(cfg: Config, plan):
             raise ConfigError(f"config key 'data.source': unknown built-in dataset '{name}' "
                               f"(allowed: {', '.join('builtin:' + n for n in synthetic.DATASETS)})")
         source = str(synthetic.ensure(name, Path(cfg.pipeline.root) / "datasets").resolve())
-    path = Path(source).expanduser()
-    beam = {"beam_args": list(cfg.pipeline.beam_args)}
-    if path.suffix == ".npz":
-        y_key = "mask" if plan.task.label == "mask" else "y"
-        return ingest_npz(source=str(path), y_key=y_key, split=dict(cfg.data.split), **beam)
-    if path.suffix == ".csv":
-        return ingest_csv(source=str(path), label_column=cfg.data.label_column,
-                          feature_columns=cfg.data.feature_columns, split=dict(cfg.data.split), **beam)
-    raise ConfigError(f"config key 'data.source': '{cfg.data.source}' is neither a .csv, a .npz nor builtin:<name>")
+    elif "://" not in source and ":" not in source.split("/")[0]:
+        source = str(Path(source).expanduser())
+    found = ingest_for(source)
+    offered = {"label_column": cfg.data.label_column, "feature_columns": cfg.data.feature_columns,
+               "split": dict(cfg.data.split), "y_key": "mask" if plan.task.label == "mask" else "y",
+               "beam_args": list(cfg.pipeline.beam_args)}
+    params = found.component.params
+    return found.component(**found.arguments(source), **{k: v for k, v in offered.items() if k in params})
