@@ -118,7 +118,7 @@ class MetadataStore:
     def mark_abandoned(self) -> int:
         """Mark runs whose process is gone (killed, crashed) and their running executions as abandoned."""
         stale = [row["id"] for row in self._query("SELECT id, pid FROM runs WHERE status='running'")
-                 if not _process_alive(row["pid"])]
+                 if not process_alive(row["pid"])]
         with self._transaction() as db:
             for run_id in stale:
                 db.execute("UPDATE runs SET status='abandoned', ended=COALESCE(ended, ?) WHERE id=?",
@@ -276,7 +276,8 @@ class MetadataStore:
         return list(seen.values())
 
 
-def _process_alive(pid: int | None) -> bool:
+def process_alive(pid: int | None) -> bool:
+    """Whether ``pid`` is a live process (a run marked running whose process is gone was abandoned)."""
     if not pid:
         return False
     try:

@@ -8,32 +8,19 @@ DAG's edges, training curves and the variant table. A run whose process is gone 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from edgepipe.pipeline.metadata import MetadataStore
+from edgepipe.pipeline.metadata import MetadataStore, process_alive
 
 SORT_KEYS = ("started", "id", "pipeline", "template", "family", "status", "duration", "cached", "metric")
 FINISHED = ("complete", "failed", "interrupted", "abandoned")
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def status_of(run: dict[str, Any]) -> str:
     """The run's status as the next run will see it: ``running`` with a dead process is ``abandoned``."""
-    if run["status"] == "running" and not _alive(run.get("pid")):
+    if run["status"] == "running" and not process_alive(run.get("pid")):
         return "abandoned"
     return run["status"]
 
