@@ -96,12 +96,14 @@ def confusion_matrix(cm: Sequence[Sequence[int]], names: Sequence[str], title: s
     return _png(fig)
 
 
-def mask_overlays(xs: np.ndarray, true: np.ndarray, pred: np.ndarray, ious: Sequence[float | None]) -> str | None:
+def mask_overlays(xs: np.ndarray, true: np.ndarray, pred: np.ndarray, ious: Sequence[float | None],
+                  names: Sequence[str] | None = None) -> str | None:
     """Per example one row: the input, the true mask over it, the predicted mask over it (class colours, class 0
-    transparent)."""
+    transparent), with a legend of the class colours."""
     if len(xs) == 0:
         return None
     from matplotlib import colormaps
+    from matplotlib.patches import Patch
 
     cmap = colormaps[MASK_CMAP]
     fig, axes = _figure(7, 2.3 * len(xs), len(xs), 3)
@@ -115,6 +117,11 @@ def mask_overlays(xs: np.ndarray, true: np.ndarray, pred: np.ndarray, ious: Sequ
                 ax.imshow(rgba, interpolation="nearest")
             label = name if col < 2 or iou is None else f"{name} (IoU {iou:.2f})"
             ax.set_title(label, fontsize=8)
+    present = sorted((set(np.unique(true).tolist()) | set(np.unique(pred).tolist())) - {0})
+    if present:
+        fig.legend(handles=[Patch(color=cmap(int(c) % cmap.N), label=str(names[c]) if names and c < len(names)
+                                  else f"class {c}") for c in present],
+                   loc="outside lower center", ncols=min(len(present), 6), fontsize=8)
     return _png(fig)
 
 

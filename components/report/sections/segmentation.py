@@ -51,7 +51,8 @@ def masks(ctx: ReportContext) -> str | None:
     ious = [example_iou(t, q) for t, q in zip(true, pred)]
     order = sorted(range(len(ious)), key=lambda i: (ious[i] is None, ious[i] if ious[i] is not None else 0))
     shown = order[:min(int(ctx.param("max_examples", 10)), 6)]
-    picture = figures.mask_overlays(p["x"][shown], true[shown], pred[shown], [ious[i] for i in shown])
+    picture = figures.mask_overlays(p["x"][shown], true[shown], pred[shown], [ious[i] for i in shown],
+                                    list(ctx.metrics.get("iou") or []))
     note = (f"<p class=note>The {len(shown)} examples with the lowest mean IoU (of {len(ious)}): input, true mask, "
             "predicted mask (Keras model; class 0 transparent).</p>")
     return html.section("Masks", note + html.figure(picture, "true and predicted masks"), "masks")
