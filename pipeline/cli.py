@@ -295,7 +295,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.name:
         fam = family(args.name)
         print(f"{fam.name}: {fam.description}")
-        print(f"  trainer: {fam.trainer}; tasks: {', '.join(fam.tasks)}")
+        print(f"  trainer: {fam.trainer}; tasks: {', '.join(fam.tasks)}; variants: "
+              + (fam.variants or f"float32 only ({fam.float_reason})"))
         for key, default in hyperparameters(args.name).items():
             print(f"  {key} = {default!r}")
         return 0
