@@ -2,9 +2,10 @@
 
 Why a declaration and not an abstract class with a dozen methods: most tasks differ only in a few facts (what the
 label is, which loss, which metric, where int8 calibration inputs come from, which runtime task decodes the output);
-the few behaviours that really differ (bundle fields, verification inputs) are plain functions of the model's
-properties, given per task where needed and defaulted otherwise. A new task is one module: declare it, ``register``
-it, and add the module to ``BUILTIN``; a task from outside the package (a test's toy task) registers the same way.
+the few behaviours that really differ (bundle fields, verification inputs) are plain functions of the model's card
+(``edgepipe.models.card.ModelCard``), given per task where needed and defaulted otherwise. A new task is one module:
+declare it, ``register`` it, and add the module to ``BUILTIN``; a task from outside the package (a test's toy task)
+registers the same way.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ CALIBRATION = ("windows", "examples", "latents", "observations")  # int8 represe
 _REGISTRY: dict[str, "Task"] = {}
 
 
-def _no_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+def _no_fields(card: Any, io: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
@@ -85,11 +86,11 @@ class Task:
     configurable: bool = True
     float_reason: str | None = None
     # The bundle (``tasks/bundle.py``): ``bundle(ctx) -> BundleParts`` is the task's whole part of bundle.json;
-    # the standard one composes the three hooks below (output fields from the model's properties and tensors, what
+    # the standard one composes the three hooks below (output fields from the model card and tensors, what
     # a device does to raw input, and the inputs/outputs a device checks itself against).
     bundle: Callable[[Any], Any] = field(default=_standard_bundle, compare=False)
-    bundle_fields: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] = field(default=_no_fields,
-                                                                                      compare=False)
+    bundle_fields: Callable[[Any, dict[str, Any]], dict[str, Any]] = field(default=_no_fields,  # (ModelCard, io)
+                                                                          compare=False)
     preprocessing: Callable[[Any], dict[str, Any]] = field(default=_preprocessing, compare=False)
     verification: Callable[[Any], dict[str, Any]] = field(default=_evaluated_examples, compare=False)
     summary: Callable[[dict, dict, str], str] = field(default=_standard_summary, compare=False)  # SUMMARY.md

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # models.spec imports this package: the card is only an annotation here
+    from edgepipe.models.card import ModelCard
 
 
 @dataclass
@@ -21,7 +24,7 @@ class BundleContext:
     """What the exporter knows once the gate has chosen: the shipped variants and everything evaluated about them."""
 
     task: Any  # the Task
-    props: dict[str, Any]  # the trained model's properties (its model card)
+    card: ModelCard  # the trained model's card (family, data spec, environment ...)
     model_dir: Path  # the trained model artifact (an autoencoder's encoder.h5 lives there)
     report: dict[str, Any]  # evaluation.json
     evaluation_dir: Path  # the evaluation artifact (predictions.npz, errors.npz)
@@ -50,10 +53,11 @@ def preprocessing(ctx: BundleContext) -> dict[str, Any]:
     """What the pipeline did to raw data before the model, for tasks fed Examples: values unchanged (tables: the
     columns in ``features`` order; images: pixel values as in the data, 0..1, so an 8-bit image file is scaled by
     1/255 after a bilinear resize)."""
-    spec = ctx.props.get("data_spec") or {}
-    shape = list(spec.get("input_shape") or [])
-    features = (spec.get("extra") or {}).get("features") or []
-    x_key = (spec.get("extra") or {}).get("x_key", "x")
+    spec = ctx.card.data_spec
+    shape = list(spec.input_shape) if spec else []
+    extra = (spec.extra if spec else None) or {}
+    features = extra.get("features") or []
+    x_key = extra.get("x_key", "x")
     if features and features != [x_key]:
         return {"kind": "table", "features": list(features), "transform": "none"}
     if len(shape) == 3:
@@ -103,7 +107,7 @@ def standard_bundle(ctx: BundleContext) -> BundleParts:
     verification examples, each from the task's declaration."""
     task = ctx.task
     fields = {"preprocessing": task.preprocessing(ctx), "metrics": shipped_metrics(ctx),
-              **task.bundle_fields(ctx.props, ctx.io[ctx.chosen])}
+              **task.bundle_fields(ctx.card, ctx.io[ctx.chosen])}
     return BundleParts(fields=fields, verification=task.verification(ctx))
 
 

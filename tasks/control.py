@@ -5,15 +5,18 @@ visits, and a variant's metric is its own average return (agreement: same greedy
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepipe.tasks.base import Task, register
 from edgepipe.tasks.metrics import TaskMetric
 
+if TYPE_CHECKING:  # models.spec imports edgepipe.tasks: the card is only an annotation here
+    from edgepipe.models.card import ModelCard
 
-def _policy_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
-    return {"policy": {"env_name": props.get("env_name"), "num_actions": int(io["output"]["shape"][-1]),
-                       "frame_stack": int(props.get("frame_stack", 1)), "action": "argmax of Q-values"}}
+
+def _policy_fields(card: ModelCard, io: dict[str, Any]) -> dict[str, Any]:
+    return {"policy": {"env_name": card.env_name, "num_actions": int(io["output"]["shape"][-1]),
+                       "frame_stack": int(card.frame_stack), "action": "argmax of Q-values"}}
 
 
 def _observations(ctx) -> dict[str, Any]:

@@ -5,23 +5,25 @@ judging classifier's verdict on their samples), calibrated on latents drawn with
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepipe.tasks.base import Task, register
 from edgepipe.tasks.metrics import TaskMetric
 
+if TYPE_CHECKING:  # models.spec imports edgepipe.tasks: the card is only an annotation here
+    from edgepipe.models.card import ModelCard
 
-def _generation_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+
+def _generation_fields(card: ModelCard, io: dict[str, Any]) -> dict[str, Any]:
     from edgepipe.runtime.litert import LATENT_SAMPLER
 
-    spec = props.get("data_spec") or {}
-    names = spec.get("class_names") or props.get("class_names")
+    names = card.labels
     inputs = io.get("inputs") or [io["input"]]
     # the latent is the float (or quantized int8) input; a label is a plain integer input (no quantization)
     latent = next(d for d in inputs if d["dtype"].startswith("float") or d.get("quantization"))
     label = next((d for d in inputs if d is not latent and not d["dtype"].startswith("float")
                   and not d.get("quantization")), None)
-    k = int(props.get("num_classes") or spec.get("num_classes") or 0)
+    k = int(card.classes or 0)
     out: dict[str, Any] = {"generation": {
         "latent_dim": int(latent["shape"][-1]), "latent_input": latent["name"],
         "label_input": label["name"] if label else None, "num_classes": k if label else None,
@@ -38,7 +40,7 @@ def _latents(ctx) -> dict[str, Any]:
 
     from edgepipe.runtime.litert import ModelRunner, sample_latent
 
-    fields = _generation_fields(ctx.props, ctx.io[ctx.chosen])["generation"]
+    fields = _generation_fields(ctx.card, ctx.io[ctx.chosen])["generation"]
     z = sample_latent(16, fields["latent_dim"], ctx.seed)
     arrays = {fields["latent_input"]: z}
     out = {"latent": z, "seed": np.array(ctx.seed)}

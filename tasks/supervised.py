@@ -5,38 +5,36 @@ output into an answer (class labels, target names, the reconstruction score's de
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # models.spec imports edgepipe.tasks: the card is only an annotation here
+    from edgepipe.models.card import ModelCard
 
 from edgepipe.tasks.base import Task, register
 from edgepipe.tasks.metrics import TaskMetric, accuracy, classes, close, mae, mean_iou
 
 
-def _names(props: dict[str, Any]) -> list[str] | None:
-    spec = props.get("data_spec") or {}
-    return spec.get("class_names") or props.get("class_names")
-
-
-def _classification_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+def _classification_fields(card: ModelCard, io: dict[str, Any]) -> dict[str, Any]:
     k = io["output"]["shape"][-1]
-    names = _names(props)
+    names = card.labels
     return {"labels": list(names) if names and len(names) == k else [str(i) for i in range(k)],
             "output_kind": "probabilities"}
 
 
-def _segmentation_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+def _segmentation_fields(card: ModelCard, io: dict[str, Any]) -> dict[str, Any]:
     k = io["output"]["shape"][-1]
-    names = _names(props)
+    names = card.labels
     labels = ["background", *names] if names and len(names) + 1 == k else names  # masks add a background class
     return {"labels": list(labels) if labels and len(labels) == k else [str(i) for i in range(k)]}
 
 
-def _regression_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+def _regression_fields(card: ModelCard, io: dict[str, Any]) -> dict[str, Any]:
     return {"target_names": [f"y{i}" for i in range(io["output"]["shape"][-1])]}
 
 
-def _reconstruction_fields(props: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+def _reconstruction_fields(card: ModelCard, io: dict[str, Any]) -> dict[str, Any]:
     return {"score": {"kind": "reconstruction_mse", "definition": "mean over all non-batch axes of (x - y)^2, "
                       "x the model input, y the model output"}}
 
@@ -72,7 +70,7 @@ def _reconstruction_bundle(ctx):
     from edgepipe.tasks.bundle import standard_bundle
 
     parts = standard_bundle(ctx)
-    path = ctx.model_dir / (ctx.props.get("encoder") or "encoder.h5")
+    path = ctx.model_dir / (ctx.card.encoder or "encoder.h5")
     if path.is_file():
         from edgepipe.components.export.float32 import verified_float32
 

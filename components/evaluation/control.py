@@ -3,6 +3,7 @@ own return against the Keras Q-network's."""
 from __future__ import annotations
 
 from edgepipe.components.evaluation.registry import evaluator
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Model, ModelEvaluation, TFLiteModels
 
 
@@ -18,13 +19,14 @@ def evaluate_policy(model: Model, evaluation: ModelEvaluation, tflite: TFLiteMod
     from edgepipe.models.dqn import evaluate_greedy
 
     net = model.load_keras()
-    frame_stack = int(model.properties.get("frame_stack", 1))
-    result = evaluate_greedy(net, model.properties["env_name"], episodes, frame_stack, seed=seed)
+    card = ModelCard.of(model)
+    frame_stack, env_name = int(card.frame_stack), card.required("env_name")
+    result = evaluate_greedy(net, env_name, episodes, frame_stack, seed=seed)
     doc = {"schema_version": 1, "family": "dqn", "task": "control", "metrics": result}
     if tflite is not None:
         from edgepipe.components.evaluation.family_variants import policy_variants
 
-        doc.update(policy_variants(tflite, evaluation, net, model.properties["env_name"], frame_stack,
+        doc.update(policy_variants(tflite, evaluation, net, env_name, frame_stack,
                                    variant_episodes, observation_episodes, seed, latency_runs))
     evaluation.write_json("evaluation.json", doc)
     evaluation.properties.update({"task": "control", "average_return": result["average_return"]})

@@ -14,6 +14,7 @@ from typing import Any
 
 from edgepipe.components.evaluation import anomaly, control, generation, supervised  # noqa: F401 (register)
 from edgepipe.components.evaluation.registry import EVALUATORS
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import ConfigError
@@ -28,7 +29,7 @@ def evaluate(model: Input[Model], evaluation: Output[ModelEvaluation], examples:
     """Write ``evaluation.json`` (+ ``variants.json/.md/.html`` with ``tflite``) for the task's evaluation."""
     from edgepipe import tasks
 
-    declared = tasks.get(task or model.properties.get("task") or "")
+    declared = tasks.get(task or ModelCard.of(model).task or "")
     fn = evaluator_for(declared.evaluation)
     params = inspect.signature(fn).parameters
     settings = dict(settings or {})

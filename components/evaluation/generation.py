@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from edgepipe.components.evaluation.registry import evaluator
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
 
 from edgepipe.components.evaluation.supervised import split_arrays
@@ -39,11 +40,12 @@ def evaluate_gan(model: Model, evaluation: ModelEvaluation, examples: Examples, 
     generator = model.load_keras()
     with custom_object_scope():
         discriminator = keras.models.load_model(str(model.path / "discriminator.h5"), compile=False)
-    conditional = bool(model.properties.get("conditional"))
-    latent_dim = int(model.properties["latent_dim"])
+    card = ModelCard.of(model)
+    conditional = bool(card.conditional)
+    latent_dim = int(card.required("latent_dim"))
     spec, x_real, y_real = split_arrays(examples, model, split, with_labels=conditional)
     rng = np.random.default_rng(seed)
-    num_classes = int(model.properties.get("num_classes") or 0)
+    num_classes = int(card.num_classes or 0)
 
     def generate(n, labels=None):
         noise = rng.normal(size=(n, latent_dim)).astype(np.float32)
@@ -70,7 +72,7 @@ def evaluate_gan(model: Model, evaluation: ModelEvaluation, examples: Examples, 
         report.update(judge(fake, fake_labels))
     grids = []
     if conditional:
-        names = model.properties.get("class_names") or [str(c) for c in range(num_classes)]
+        names = list(card.class_names or []) or [str(c) for c in range(num_classes)]
         rows = []
         for c in range(num_classes):
             imgs = generate(samples_per_class, np.full(samples_per_class, c))
@@ -87,7 +89,7 @@ def evaluate_gan(model: Model, evaluation: ModelEvaluation, examples: Examples, 
         tf.io.write_file(str(evaluation.file("samples.png")), tf.io.encode_png(image_grid(fake, side, side)))
         grids.append("samples.png")
     report["grids"] = grids
-    doc = {"schema_version": 1, "family": model.properties.get("family"), "task": "generation", "split": split,
+    doc = {"schema_version": 1, "family": card.family, "task": "generation", "split": split,
            "metrics": report}
     if tflite is not None:
         from edgepipe.components.evaluation.family_variants import generator_variants
@@ -111,7 +113,8 @@ def _sample_judge(classifier: Model | None, conditional: bool, examples: Example
 
     net = classifier.load_keras()
     k = int(net.outputs[0].shape[-1])  # one probability per class
-    names = classifier.properties.get("class_names")
+    judge_card = ModelCard.of(classifier)
+    names = list(judge_card.class_names) if judge_card.class_names else None  # the card's own, as before
     shape = tuple(int(d) for d in net.inputs[0].shape[1:])
 
     def predict(images: np.ndarray) -> np.ndarray:
@@ -121,6 +124,6 @@ def _sample_judge(classifier: Model | None, conditional: bool, examples: Example
         return sample_classes(predict(images), k, asked if conditional else None, names)
 
     _, x, y = split_arrays(examples, classifier, split, with_labels=True)
-    about = {"family": classifier.properties.get("family"),
+    about = {"family": judge_card.family,
              "test_accuracy": float((predict(x) == y.reshape(-1)).mean())}
     return judge, about

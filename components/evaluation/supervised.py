@@ -13,6 +13,7 @@ import numpy as np
 
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
 from edgepipe.components.evaluation.registry import evaluator
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -20,9 +21,8 @@ log = logging.getLogger(__name__)
 
 def split_arrays(examples: Examples, model: Model, split: str, with_labels: bool = True):
     from edgepipe.components.training.fit import supervised_dataset
-    from edgepipe.models.spec import DataSpec
 
-    spec = DataSpec.from_json(model.properties["data_spec"])
+    spec = ModelCard.of(model).required("data_spec")
     if not examples.split_files(split):
         raise DataError(f"{examples.path}: no split '{split}' to evaluate on")
     ds = supervised_dataset(examples, split, spec, 256, cache=False, with_labels=with_labels)
@@ -53,7 +53,8 @@ def evaluate_model(model: Model, evaluation: ModelEvaluation, examples: Examples
     """
     from edgepipe import tasks
 
-    task = model.properties.get("task", "classification")
+    card = ModelCard.of(model)
+    task = card.task or "classification"
     declared = tasks.get(task)
     spec, x, y = split_arrays(examples, model, split, with_labels=declared.label != "none")
     net = model.load_keras()
@@ -61,7 +62,7 @@ def evaluate_model(model: Model, evaluation: ModelEvaluation, examples: Examples
     names = list(spec.class_names) if spec.class_names else None
     report, summary = declared.evaluation_report(x, y, out, names, lowest_confidence)
     outputs = {"keras": out}
-    doc: dict[str, Any] = {"schema_version": 1, "family": model.properties.get("family"), "task": task,
+    doc: dict[str, Any] = {"schema_version": 1, "family": card.family, "task": task,
                            "split": split, "metrics": report, "predictions_file": "predictions.npz"}
     if tflite is not None and declared.quantizable:
         doc.update(_evaluate_variants(tflite, model, net, task, x, y, outputs, evaluation, latency_runs))

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import (Bundle, Examples, Model, ModelEvaluation, Report, TFLiteModels,
                                          TransformParams)
 from edgepipe.pipeline.component import Input, Output, component
@@ -43,8 +44,8 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
     from edgepipe.components.evaluation.variants import to_markdown, write_table
     from edgepipe.tasks.bundle import BundleContext
 
-    props = model.properties
-    declared = tasks.get(task or props.get("task") or "")
+    card = ModelCard.of(model)
+    declared = tasks.get(task or card.task or "")
     doc_eval = evaluation.read_json("evaluation.json")
     diff = None
     if tflite is not None:
@@ -56,7 +57,7 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
     else:
         from edgepipe.components.export.float32 import verified_float32
 
-        int_high = int(props.get("num_classes") or (props.get("data_spec") or {}).get("num_classes") or 2)
+        int_high = int(card.classes or 2)
         data, diff = verified_float32(model.load_keras(), tolerance, verify_samples, int_high=int_high)
         chosen, rows, content = "float32", None, {"float32": data}
         reason = float_reason or "no variant stage for this model: the float32 model is shipped"
@@ -64,7 +65,7 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
     files = {chosen: "model.tflite", **{v: f"model_{v}.tflite" for v in sorted(content) if v != chosen}}
     keys = {v: ("int8" if v == chosen and v != "float32" else v) for v in content}
     io = {v: io_spec(data) for v, data in content.items()}
-    ctx = BundleContext(task=declared, props=props, model_dir=model.path, report=doc_eval,
+    ctx = BundleContext(task=declared, card=card, model_dir=model.path, report=doc_eval,
                         evaluation_dir=evaluation.path, chosen=chosen, files=files, keys=keys, io=io, content=content,
                         gate=gate, seed=seed, tolerance=tolerance, verify_samples=verify_samples,
                         transform=transform.read_json("transform.json") if transform is not None else None,
@@ -78,7 +79,7 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
     inputs = io[chosen].get("inputs") or [io[chosen]["input"]]
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "task": declared.runtime,
-        **({"family": props["family"]} if props.get("family") else {}),
+        **({"family": card.family} if card.family else {}),
         "default_model": "model.tflite", "primary_variant": chosen, **({"primary_reason": reason} if reason and rows
                                                                        and not float_fallback else {}),
         "input": io[chosen]["input"], "output": io[chosen]["output"], "models": models,
@@ -111,7 +112,7 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
         shutil.copyfile(report.path / Report.filename, bundle.file(Report.filename))
         written.append(Report.filename)
     bundle.properties.update({"schema_version": SCHEMA_VERSION, "task": declared.runtime,
-                              "family": props.get("family"), "primary": chosen, "files": sorted(written)})
+                              "family": card.family, "primary": chosen, "files": sorted(written)})
     agreement = (doc_eval.get("agreement", {}).get(chosen) or {}).get("all")
     return {"primary_variant": chosen, "primary_agreement": agreement, "tflite_bytes": len(content[chosen]),
             "float32_bytes": len(content["float32"]) if "float32" in content else None,

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.errors import DataError
 
 
@@ -69,7 +70,8 @@ def _windows(examples, model, net, samples: int, seed: int, batch_size: int = 40
     from edgepipe.components.training.inputs import check_train_on, count_windows, iter_windows
 
     # "normal" needs labels: windows without a label feature are all kept, as load_windows did
-    only_normal = check_train_on(model.properties.get("train_on", "normal")) and "label" in examples.feature_spec
+    card = ModelCard.of(model)
+    only_normal = check_train_on(card.train_on) and "label" in examples.feature_spec
     n = count_windows(examples, "train", only_normal)
     if n == 0:
         raise DataError(f"train split of {examples.path} has no windows to calibrate on")
@@ -91,8 +93,7 @@ def _windows(examples, model, net, samples: int, seed: int, batch_size: int = 40
     chosen.update({low[1]: low[2], high[1]: high[2]})
     windows = np.stack([chosen[k] for k in sorted(chosen)])
     return Calibration(_batches([windows]), len(windows),
-                       properties={"window_size": model.properties.get("window_size"),
-                                   "channels": model.properties.get("channels")})
+                       properties={"window_size": card.window_size, "channels": card.channels})
 
 
 @source("latents")
@@ -109,9 +110,9 @@ def _observations(examples, model, net, samples: int, seed: int, episodes: int =
                   **_) -> Calibration:
     from edgepipe.components.optimization.distill import collect_observations
 
-    props = model.properties
-    obs, _ = collect_observations(lambda x: net(x, training=False).numpy(), props["env_name"], episodes,
-                                  int(props.get("frame_stack", 1)), seed=seed, epsilon=epsilon)
+    card = ModelCard.of(model)
+    obs, _ = collect_observations(lambda x: net(x, training=False).numpy(), card.required("env_name"), episodes,
+                                  int(card.frame_stack), seed=seed, epsilon=epsilon)
     pick = np.random.default_rng(seed).choice(len(obs), size=min(len(obs), samples), replace=False)
     flat = obs.reshape(len(obs), -1)  # the observations holding each feature's extremes widen the input range
     pick = np.unique(np.concatenate([pick, flat.argmin(axis=0), flat.argmax(axis=0)]))

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline import progress
 from edgepipe.pipeline.artifacts import Examples, Model, TFLiteModels
 from edgepipe.pipeline.component import Input, Output, component
@@ -35,7 +36,7 @@ def convert_tflite(model: Input[Model], tflite: Output[TFLiteModels], examples: 
     from edgepipe.components.optimization.calibration import SOURCES
     from edgepipe.tasks.variants import VARIANTS, check_names
 
-    declared = tasks.get(task or model.properties.get("task") or "")
+    declared = tasks.get(task or ModelCard.of(model).task or "")
     net = model.load_keras()
     calibration = SOURCES[declared.calibration](examples, model, net, samples=representative_samples, seed=seed,
                                                 qat_samples=qat_samples)

@@ -12,6 +12,7 @@ import hashlib
 
 import numpy as np
 
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline import progress
 from edgepipe.pipeline.artifacts import Examples, Model, TFLiteModels
 from edgepipe.pipeline.component import Input, Output, component
@@ -20,16 +21,14 @@ from edgepipe.pipeline.errors import DataError
 
 def _is_supervised(model: Model) -> bool:
     """A supervised family's Model carries a ``data_spec``; the anomaly autoencoder reconstructs its windows."""
-    spec = model.properties.get("data_spec")
-    return bool(spec) and spec.get("task") != "reconstruction"
+    return ModelCard.of(model).supervised
 
 
 def train_arrays(examples: Examples, model: Model) -> tuple[np.ndarray, np.ndarray, str]:
     """A supervised family's ``(x, label, loss)`` to fine-tune on: its train split in memory and its task's loss."""
     from edgepipe.components.training.fit import supervised_dataset
-    from edgepipe.models.spec import DataSpec
 
-    data_spec = DataSpec.from_json(model.properties["data_spec"])
+    data_spec = ModelCard.of(model).required("data_spec")
     xs, ys = [], []
     for bx, by in supervised_dataset(examples, "train", data_spec, 1024, cache=False):
         xs.append(bx.numpy())
@@ -51,7 +50,7 @@ def _fine_tune_data(examples: Examples, model: Model, batch_size: int, seed: int
     from edgepipe.components.training.inputs import autoencoder_dataset, check_train_on, count_windows
 
     # "normal" needs labels: windows without a label feature are all kept, as load_windows did
-    only_normal = check_train_on(model.properties.get("train_on", "normal")) and "label" in examples.feature_spec
+    only_normal = check_train_on(ModelCard.of(model).train_on) and "label" in examples.feature_spec
     n = count_windows(examples, "train", only_normal)
     if n == 0:
         raise DataError(f"train split of {examples.path} has no windows to fine-tune on")
@@ -59,9 +58,8 @@ def _fine_tune_data(examples: Examples, model: Model, batch_size: int, seed: int
 
 
 def _inherit(source: Model, target: Model, **extra) -> None:
-    """Carry the upstream model's descriptive properties (window size, train_on ...) to the derived model."""
-    target.properties.update({k: v for k, v in source.properties.items() if k not in ("pruning", "quantization", "clustering")})
-    target.properties.update(extra)
+    """Carry the upstream model's card (window size, train_on ...) to the derived model, with this step's record."""
+    target.properties.update(ModelCard.of(source).fine_tuned(**extra).to_properties())
 
 
 def _strategy(name: str):

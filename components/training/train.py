@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Examples, Model
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import DataError
@@ -81,9 +82,9 @@ def train_autoencoder(windows: Input[Examples], model: Output[Model], filters: l
         "train_windows": n_train, "eval_normal_windows": n_eval, "global_batch_size": global_batch,
         "steps_per_epoch": steps, "resumed_at_epoch": fitted.resumed_at, "run": run,
         "strategy": {"name": strategy, "class": type(dist).__name__, "replicas": replicas}})
-    model.properties.update({
-        "family": "autoencoder", "task": "anomaly", "window_size": window_size, "channels": channels, "train_on": train_on,
-        "hparams": {"filters": list(filters), "kernel_size": kernel_size, "learning_rate": learning_rate},
-        "input_feature": "window", "score": "reconstruction_mse"})
+    model.properties.update(ModelCard.record(
+        family="autoencoder", task="anomaly", window_size=window_size, channels=channels, train_on=train_on,
+        hparams={"filters": list(filters), "kernel_size": kernel_size, "learning_rate": learning_rate},
+        input_feature="window", score="reconstruction_mse").to_properties())
     return {"best_" + monitor: best, "epochs_run": len(losses["loss"]), "train_windows": n_train,
             "parameters": int(net.count_params())}

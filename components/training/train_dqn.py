@@ -1,6 +1,7 @@
 """Train a DQN agent with TF-Agents on a Gym environment; the Model artifact is the greedy policy's Q-network."""
 from __future__ import annotations
 
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Model
 from edgepipe.pipeline.component import Output, component
 from edgepipe.pipeline.errors import ConfigError
@@ -44,8 +45,8 @@ def train_dqn(model: Output[Model], env_name: str = "CartPole-v0", hparams: dict
     remove_checkpoints(ckpt)
     model.save_keras(q_model)
     model.write_json("history.json", report)
-    model.properties.update({"family": "dqn", "task": "control", "trainer": "rl", "env_name": env_name,
-                             "frame_stack": report["frame_stack"], "hparams": hparams, "exported": "q_network",
-                             "policy": "greedy: argmax over the output Q-values"})
+    model.properties.update(ModelCard.record(
+        family="dqn", task="control", trainer="rl", env_name=env_name, frame_stack=report["frame_stack"],
+        hparams=hparams, exported="q_network", policy="greedy: argmax over the output Q-values").to_properties())
     return {"iterations": report["iterations"], "best_average_return": report["best"]["average_return"],
             "seconds": report["seconds"]}

@@ -2,6 +2,7 @@
 the discriminator (``discriminator.h5``, used by evaluation's discriminator score)."""
 from __future__ import annotations
 
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Examples, Model
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import ConfigError, DataError
@@ -50,10 +51,9 @@ def train_gan(examples: Input[Examples], model: Output[Model], family: str = "dc
                                       "resumed_at_epoch": fitted.resumed_at,
                                       "run": run, "strategy": {"name": strategy, "class": type(dist).__name__}})
     model.write_json("data_spec.json", spec.to_json())
-    model.properties.update({"family": family, "task": "generation", "trainer": "gan", "data_spec": spec.to_json(),
-                             "hparams": hparams, "conditional": conditional, "latent_dim": gan.latent_dim,
-                             "num_classes": spec.num_classes,
-                             "class_names": list(spec.class_names) if spec.class_names else None,
-                             "exported": "generator", "generator_ema_decay": gan.ema_decay})
+    model.properties.update(ModelCard.record(
+        family=family, task="generation", trainer="gan", data_spec=spec, hparams=hparams, conditional=conditional,
+        latent_dim=gan.latent_dim, num_classes=spec.num_classes, class_names=spec.class_names or None,
+        exported="generator", generator_ema_decay=gan.ema_decay).to_properties())
     return {"final_d_loss": losses["d_loss"][-1], "final_g_loss": losses["g_loss"][-1], "train_examples": n_train,
             "generator_parameters": int(gan.generator.count_params())}

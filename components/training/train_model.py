@@ -10,6 +10,7 @@ import logging
 import math
 from typing import Any
 
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Examples, Model
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import ConfigError, DataError
@@ -105,9 +106,9 @@ def train_model(examples: Input[Examples], model: Output[Model], family: str, hp
         "strategy": {"name": strategy, "class": type(dist).__name__, "replicas": replicas}, "run": run,
         "checkpoint_dir": str(ckpt) if ckpt else None})
     model.write_json("data_spec.json", spec.to_json())
-    model.properties.update({"family": family, "task": spec.task, "trainer": fam.trainer,
-                             "data_spec": spec.to_json(), "hparams": hparams, "input_feature": x_key,
-                             "label_feature": y_key, "encoder": "encoder.h5" if fam.trainer == "autoencoder" else None})
+    model.properties.update(ModelCard.record(
+        family=family, task=spec.task, trainer=fam.trainer, data_spec=spec, hparams=hparams, input_feature=x_key,
+        label_feature=y_key, encoder="encoder.h5" if fam.trainer == "autoencoder" else None).to_properties())
     metrics: dict[str, Any] = {"epochs_run": sum(len(h["loss"]) for h in (history, phases.get("fine_tune") or {})
                                                  if h), "train_examples": n_train,
                                "parameters": int(net.count_params())}

@@ -26,7 +26,7 @@ COUNTING = register(Task(
     name="counting", description="how many items an example holds (a count, predicted as a float)",
     runtime="regression", metric=TaskMetric("exact_count", True, exact_count,
                                             lambda ref, pred: _counts(ref) == _counts(pred)),
-    label="value", loss="mse", bundle_fields=lambda props, io: {"target_names": ["count"]}))
+    label="value", loss="mse", bundle_fields=lambda card, io: {"target_names": ["count"]}))
 
 
 @register_family("tiny_dense", "one hidden Dense layer; the README's example family",

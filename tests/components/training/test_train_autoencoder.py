@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from edgepipe.components.training import train_autoencoder
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Model
 from edgepipe.pipeline.errors import ConfigError
 from tests.components.fixtures import CHANNELS, SPLITS, TINY, WINDOW, make_windows_examples
@@ -17,6 +18,7 @@ def test_trained_model_artifact_is_complete(trained_model, windows_examples):
     assert history["eval_normal_windows"] == SPLITS["eval"][0] - SPLITS["eval"][1]
     assert history["history"]["loss"][-1] < history["history"]["loss"][0]
     assert trained_model.properties["window_size"] == WINDOW and trained_model.properties["train_on"] == "normal"
+    assert ModelCard.of(trained_model).to_properties() == trained_model.properties  # the card stores them as-is
     x = windows_examples.read_numpy("eval")["window"][:4]
     assert net.predict(x, verbose=0).shape == x.shape
 

@@ -6,6 +6,7 @@ import pytest
 
 import edgepipe  # noqa: F401
 from edgepipe.components.training.arrays import write_examples
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Examples
 from edgepipe.pipeline.executor import invoke
 
@@ -28,6 +29,7 @@ def test_cgan_trains_evaluates_per_class_and_exports_the_generator(images, tmp_p
                            "hparams": {"latent_dim": 4, "generator_filters": [8, 4], "discriminator_filters": [4]}})
     model = out["model"]
     assert model.properties["exported"] == "generator" and (model.path / "discriminator.h5").exists()
+    assert ModelCard.of(model).to_properties() == model.properties  # the card stores what train_gan always did
     ev, ev_metrics = invoke(evaluate, {"examples": images, "model": model}, {"evaluation": tmp_path / "e"},
                             {"settings": {"samples": 16, "samples_per_class": 4}})
     report = ev["evaluation"].read_json("evaluation.json")["metrics"]

@@ -8,6 +8,7 @@ import pytest
 import edgepipe  # noqa: F401
 from edgepipe.components.training.arrays import write_examples
 from edgepipe.components.training.train_model import train_model
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Examples, Model
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import ConfigError
@@ -57,6 +58,7 @@ def test_trains_classifier_with_strategy_tensorboard_and_spec(blobs, tmp_path):
     assert metrics["final_val_accuracy"] > 0.8
     assert any((model.path / "tensorboard").rglob("events.out.tfevents*"))
     assert model.properties["data_spec"]["class_names"] == ["a", "b", "c"]
+    assert ModelCard.of(Model.open(model.path)).to_properties() == Model.open(model.path).properties
     reloaded = Model.open(model.path).load_keras()
     assert reloaded.output_shape == (None, 3)
 
@@ -165,6 +167,7 @@ def test_dense_autoencoder_exports_its_encoder(blobs, tmp_path):
                         hparams={"variant": "dense", "units": [8], "embedding_dim": 2})
     model = outputs["model"]
     assert model.properties["task"] == "reconstruction" and (model.path / "encoder.h5").exists()
+    assert ModelCard.of(model).encoder == "encoder.h5" and ModelCard.of(model).to_properties() == model.properties
 
 
 def test_a_corrupt_checkpoint_is_refused_naming_its_folder(blobs, tmp_path):
