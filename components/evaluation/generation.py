@@ -114,7 +114,7 @@ def _sample_judge(classifier: Model | None, conditional: bool, examples: Example
     net = classifier.load_keras()
     k = int(net.outputs[0].shape[-1])  # one probability per class
     judge_card = ModelCard.of(classifier)
-    names = list(judge_card.class_names) if judge_card.class_names else None  # the card's own, as before
+    names = judge_card.labels or None  # the data spec's class names (train_model records them there)
     shape = tuple(int(d) for d in net.inputs[0].shape[1:])
 
     def predict(images: np.ndarray) -> np.ndarray:
