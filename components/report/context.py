@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import (ExampleStatistics, Examples, Model, ModelEvaluation, Rejects,
                                          TFLiteModels)
 from edgepipe.pipeline.errors import ConfigError
@@ -25,7 +26,7 @@ EVAL_SPLITS = ("eval", "test")
 def resolve_task(task: str | None, evaluation: ModelEvaluation | None, model: Model | None,
                  known: tuple[str, ...]) -> str | None:
     """The report's task: the ``task`` parameter, else evaluation.json's ``task`` (or ``anomaly`` for the
-    reconstruction-MSE detector's evaluation), else the Model's ``task`` property (or ``anomaly`` for a model scored
+    reconstruction-MSE detector's evaluation), else the model card's ``task`` (or ``anomaly`` for a model scored
     by reconstruction MSE), else None (only the common sections)."""
     if task is not None:
         if task not in known:
@@ -40,9 +41,10 @@ def resolve_task(task: str | None, evaluation: ModelEvaluation | None, model: Mo
     if evaluation is not None and evaluation.properties.get("task"):
         return evaluation.properties["task"]
     if model is not None:
-        if model.properties.get("task"):
-            return model.properties["task"]
-        if model.properties.get("score") == "reconstruction_mse":
+        card = ModelCard.of(model)
+        if card.task:
+            return card.task
+        if card.score == "reconstruction_mse":
             return ANOMALY
     return None
 
@@ -97,6 +99,11 @@ class ReportContext:
 
     # ---- model ------------------------------------------------------------------------------------------------------
     @cached_property
+    def card(self) -> ModelCard | None:
+        """The model's card (family, task, data spec, latent size, environment ...), or None without a model."""
+        return ModelCard.of(self.model) if self.model is not None else None
+
+    @cached_property
     def keras(self):
         """The Keras model (the generator for a GAN, the Q-network for DQN), or None without a model."""
         return self.model.load_keras() if self.model is not None else None
@@ -111,8 +118,7 @@ class ReportContext:
         names = self.metrics.get("class_names")
         if names:
             return list(names)
-        spec = (self.model.properties.get("data_spec") or {}) if self.model is not None else {}
-        return list(spec["class_names"]) if spec.get("class_names") else None
+        return self.card.labels if self.card is not None else None
 
     # ---- inputs -----------------------------------------------------------------------------------------------------
     def inputs(self, limit: int) -> tuple[np.ndarray | None, np.ndarray | None, str]:
@@ -137,12 +143,12 @@ class ReportContext:
         if split is None or not self.examples.split_files(split):
             return None, None, f"examples have no eval/test split ({', '.join(self.examples.splits)})"
         spec = self.examples.feature_spec
-        feature = (self.model.properties.get("input_feature") if self.model is not None else None) or (
-            "window" if "window" in spec else None)
-        if self.model is not None and self.model.properties.get("data_spec"):
+        card = self.card or ModelCard()
+        feature = card.input_feature or ("window" if "window" in spec else None)
+        if card.data_spec is not None:
             from edgepipe.components.evaluation.supervised import split_arrays
 
-            y_key = ((self.model.properties.get("data_spec") or {}).get("extra") or {}).get("y_key", "label")
+            y_key = card.data_spec.extra.get("y_key", card.label_feature or "label")
             _, x, y = split_arrays(self.examples, self.model, split, with_labels=y_key in spec)
             return x[:limit], (y[:limit] if y is not None else None), f"{split} split"
         if feature not in spec:  # raw windows without a data spec: the anomaly detector's ``window`` feature

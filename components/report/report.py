@@ -9,7 +9,7 @@ Why a section registry (``sections/``): each task adds its own sections (``@sect
 common ones (data, training curves, the variant table, a look inside the network) apply to every task, so a new
 task adds a module instead of a branch here. The task is read from the evaluation (``evaluation.json`` ``task``;
 the anomaly detector's reconstruction-MSE evaluation has none and is task ``anomaly``), else from the Model's
-properties, unless the ``task`` parameter names it.
+card (``models.card.ModelCard``), unless the ``task`` parameter names it.
 """
 from __future__ import annotations
 
@@ -71,6 +71,6 @@ def _subtitle(ctx: ReportContext) -> str:
         channels = ctx.statistics.read_json("statistics.json").get("channels") or []
         if channels:
             return f"channels: {', '.join(channels)}"
-    family = (ctx.model.properties.get("family") if ctx.model is not None else None) or (ctx.doc or {}).get("family")
+    family = (ctx.card.family if ctx.card is not None else None) or (ctx.doc or {}).get("family")
     return " · ".join(x for x in (f"task: {ctx.task}" if ctx.task else None,
                                    f"family: {family}" if family else None) if x)

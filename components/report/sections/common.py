@@ -120,7 +120,7 @@ def stages(info: dict[str, Any], default: str) -> dict[str, dict[str, list[float
 
 @section(order=20, name="training")
 def training(ctx: ReportContext) -> str:
-    stage = (ctx.model.properties.get("family") or "training") if ctx.model is not None else "training"
+    stage = (ctx.card.family if ctx.card is not None else None) or "training"
     return training_section(ctx, stage, metrics_panels=True)
 
 

@@ -60,14 +60,15 @@ def activation_model(net, name: str):
 
 def model_inputs(ctx: ReportContext, n: int):
     """``(inputs for net.predict, inputs to draw, source)``; ``(None, None, why)`` when there are none."""
-    if ctx.model.properties.get("latent_dim"):  # a generator: its inputs are latents (and a class for a cGAN)
-        latent = int(ctx.model.properties["latent_dim"])
+    card = ctx.card
+    if card.latent_dim:  # a generator: its inputs are latents (and a class for a cGAN)
+        latent = int(card.latent_dim)
         noise = np.random.default_rng(0).normal(size=(n, latent)).astype(np.float32)
-        if ctx.model.properties.get("conditional"):
-            labels = (np.arange(n) % int(ctx.model.properties.get("num_classes") or 1)).reshape(-1, 1)
+        if card.conditional:
+            labels = (np.arange(n) % int(card.classes or 1)).reshape(-1, 1)
             return [noise, labels.astype(np.int32)], noise, "sampled latents (classes 0, 1, ...)"
         return noise, noise, "sampled latents"
-    if ctx.model.properties.get("env_name"):  # a policy: observations come from episodes, none are stored
+    if card.env_name:  # a policy: observations come from episodes, none are stored
         return None, None, "a Q-network's observations are not stored by the evaluation"
     x, _, source = ctx.inputs(n)
     if x is None:
