@@ -226,6 +226,23 @@ def test_control_return_curve_from_the_training_history(base, tmp_path):
     assert "not stored" in section_html(page, "network")
 
 
+def test_control_draws_per_episode_returns_once_the_evaluation_records_them(base, tmp_path):
+    """evaluate_policy records only the summary today; given ``metrics.returns`` the report draws each episode."""
+    import shutil
+
+    from edgepipe.pipeline.artifacts import ModelEvaluation
+
+    pytest.importorskip("tf_agents", reason="the rl extra is not installed (make rl)")
+    run = family_runs.control(base)
+    copy = ModelEvaluation(tmp_path / "evaluation")
+    shutil.copytree(run["evaluation"].path, copy.path, dirs_exist_ok=True)
+    doc = copy.read_json("evaluation.json")
+    doc["metrics"]["returns"] = [9.0, 12.0, 10.0][:doc["metrics"]["episodes"]]
+    copy.write_json("evaluation.json", doc)
+    page, _ = render(tmp_path, model=run["model"], evaluation=copy)
+    assert set(images(section_html(page, "evaluation"))) == {"return per evaluation episode"}
+
+
 # ---- registry --------------------------------------------------------------------------------------------------------
 def test_a_task_adds_and_replaces_sections_through_the_registry(classification, tmp_path):
     run, _, _ = classification
