@@ -131,7 +131,7 @@ def evaluate_greedy(q_model, env_name: str, episodes: int = 100, frame_stack: in
         env.close()
     return {"episodes": episodes, "average_return": float(returns.mean()), "std_return": float(returns.std()),
             "min_return": float(returns.min()), "max_return": float(returns.max()),
-            "average_length": float(lengths.mean())}
+            "average_length": float(lengths.mean()), "returns": [float(r) for r in returns]}  # per episode: the report
 
 
 # ---- training -------------------------------------------------------------------------------------------------------
