@@ -119,13 +119,19 @@ def _predict_file(bundle, filename: str, data: bytes, options: dict[str, str]) -
     suffix = Path(filename).suffix.lower()
     if suffix not in SUFFIXES:
         raise UIError(400, f"'{Path(filename).name[:80]}': unknown input type (use {', '.join(SUFFIXES)})")
+    from edgepipe.runtime.errors import RuntimeBundleError
+
+    shown = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(filename).name)[:100] or f"upload{suffix}"
     with tempfile.TemporaryDirectory(prefix="edgepipe-ui-upload-") as tmp:
-        path = Path(tmp) / f"upload{suffix}"
+        path = Path(tmp) / shown  # errors name the user's file, not a temporary path
         path.write_bytes(data)
-        parts = read_input(path, bundle.impl, options["series_column"] or None, options["timestamp_column"] or None)
-        drawn = []
-        for name, kind, values, _stamps in parts[:MAX_PARTS]:
-            drawn.append(draw(bundle.predict(values, kind), name, values, kind))
+        try:
+            parts = read_input(path, bundle.impl, options["series_column"] or None,
+                               options["timestamp_column"] or None)
+            drawn = [draw(bundle.predict(values, kind), name, values, kind)
+                     for name, kind, values, _stamps in parts[:MAX_PARTS]]
+        except RuntimeBundleError as err:
+            raise type(err)(str(err).replace(f"{tmp}/", "")) from None
     return {"file": Path(filename).name, "parts": drawn, "more": max(0, len(parts) - MAX_PARTS)}
 
 
