@@ -48,6 +48,13 @@ def _evaluate(examples, model, out: Path, **params):
                   {"settings": params})[0]["evaluation"]
 
 
+def _fit(root: Path, splits: dict, **train) -> dict:
+    """Examples from ``splits``, a model trained on them (``train``: train_model's parameters), its evaluation."""
+    examples = _write(root / "examples", splits)
+    model = _train(examples, root / "model", **train)
+    return {"examples": examples, "model": model, "evaluation": _evaluate(examples, model, root / "evaluation")}
+
+
 @functools.cache
 def classification(base: str) -> dict:
     root = Path(base) / "classification"
@@ -82,8 +89,6 @@ def segmentation(base: str) -> dict:
     examples = _write(root / "examples", splits)
     model = _train(examples, root / "model", family="unet", task="segmentation", y_key="mask",
                    hparams={"filters": [4, 8]})
-    evaluation = _evaluate(examples, model, root / "evaluation")
-    return {"examples": examples, "model": model, "evaluation": evaluation}
 
 
 @functools.cache
@@ -94,11 +99,8 @@ def regression(base: str) -> dict:
     for split, n in {"train": 64, "eval": 16, "test": 20}.items():
         a, b = rng.normal(size=n).astype("float32"), rng.normal(size=n).astype("float32")
         splits[split] = {"a": a, "b": b, "label": (2 * a - b).astype("float32")}
-    examples = _write(root / "examples", splits)
-    model = _train(examples, root / "model", family="mlp", task="regression",
-                   hparams={"units": [8], "dropout": 0.0, "l2": 0.0, "learning_rate": 0.02})
-    evaluation = _evaluate(examples, model, root / "evaluation")
-    return {"examples": examples, "model": model, "evaluation": evaluation}
+    return _fit(root, splits, family="mlp", task="regression",
+                hparams={"units": [8], "dropout": 0.0, "l2": 0.0, "learning_rate": 0.02})
 
 
 @functools.cache
@@ -110,11 +112,8 @@ def forecasting(base: str) -> dict:
     x, y = data["x"].astype("float32"), data["y"].astype("float32")
     splits = {"train": {"x": x[:80], "label": y[:80]}, "eval": {"x": x[80:100], "label": y[80:100]},
               "test": {"x": x[100:], "label": y[100:]}}
-    examples = _write(root / "examples", splits)
-    model = _train(examples, root / "model", family="rnn", task="forecasting", epochs=2,
-                   hparams={"cell": "gru", "units": [4]})
-    evaluation = _evaluate(examples, model, root / "evaluation")
-    return {"examples": examples, "model": model, "evaluation": evaluation}
+    return _fit(root, splits, family="rnn", task="forecasting", epochs=2,
+                hparams={"cell": "gru", "units": [4]})
 
 
 @functools.cache
@@ -125,11 +124,8 @@ def reconstruction(base: str) -> dict:
     for split, n in {"train": 48, "eval": 12, "test": 30}.items():
         x, y = stripes(rng, n)
         splits[split] = {"x": x, "label": y}
-    examples = _write(root / "examples", splits)
-    model = _train(examples, root / "model", family="autoencoder", task="reconstruction", epochs=3,
-                   hparams={"variant": "dense", "units": [16], "embedding_dim": 4})
-    evaluation = _evaluate(examples, model, root / "evaluation")
-    return {"examples": examples, "model": model, "evaluation": evaluation}
+    return _fit(root, splits, family="autoencoder", task="reconstruction", epochs=3,
+                hparams={"variant": "dense", "units": [16], "embedding_dim": 4})
 
 
 @functools.cache
