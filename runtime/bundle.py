@@ -76,13 +76,14 @@ class Bundle:
         """A copy of ``bundle.json`` (mutating it cannot change the loaded bundle)."""
         return copy.deepcopy(self._doc)
 
-    def predict(self, raw: Any, kind: str | None = None) -> Any:
-        """The task's result for raw input (anomaly: a [T, C] series or [n, size, C] windows)."""
-        return self.impl.predict(raw, kind)
+    def predict(self, raw: Any, kind: str | None = None, **options: Any) -> Any:
+        """The task's result for raw input (anomaly: a [T, C] series or [n, size, C] windows); ``options``: task
+        parameters for this call (anomaly: likelihood overrides such as ``threshold``, ``refractory``)."""
+        return self.impl.predict(raw, kind, **options) if options else self.impl.predict(raw, kind)
 
-    def stream(self) -> Any:
-        """A stateful consumer: ``push(sample) -> result | None`` (sequence tasks only)."""
-        return self.impl.stream()
+    def stream(self, **options: Any) -> Any:
+        """A stateful consumer: ``push(sample) -> result | None`` (sequence tasks only); ``options`` as predict's."""
+        return self.impl.stream(**options) if options else self.impl.stream()
 
     def metadata(self) -> dict[str, Any]:
         entry = self._doc["models"][self.model_key]

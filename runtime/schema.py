@@ -15,6 +15,7 @@ import re
 from typing import Any, Callable
 
 from edgepipe.runtime.errors import BundleError
+from edgepipe.runtime.likelihood import check_section as _likelihood_section
 
 SUPPORTED_SCHEMA_VERSION = 1
 FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
@@ -253,6 +254,7 @@ def _anomaly(c: Checker, doc: dict) -> None:
     score = c.get(doc, "score", "", optional=True)
     if score is not None:
         c.string(c.get(c.obj(score, "score"), "kind", "score"), "score.kind", ("reconstruction_mse",))
+    _likelihood_section(c, doc)  # optional: streaming likelihood and alert parameters (runtime/likelihood.py)
     for name, model in doc["models"].items():
         c.number(c.get(model, "threshold", f"models.{name}"), f"models.{name}.threshold")
         out = tensor_spec(c, model["output"], f"models.{name}.output")["shape"]
