@@ -50,6 +50,9 @@ RL_REQUIRES = ["gin-config==0.5.0", "tensorflow-probability==0.25.0", "decorator
 SERVE_REQUIRES = RUNTIME_REQUIRES + ["fastapi>=0.110", "uvicorn>=0.29"]
 # `edgepipe ui`: the browser front end (ui/): server-rendered pages, uploads; selenium drives its browser tests.
 UI_REQUIRES = ["fastapi>=0.110", "uvicorn>=0.29", "jinja2>=3.1", "python-multipart>=0.0.9"]
+# The microcontroller check (components/export/micro.py): the int8 model run under TensorFlow Lite Micro's Python
+# interpreter, its arena recorded. Only dev builds are published (0.dev<date>), so the lock pins one.
+MICRO_REQUIRES = ["tflite-micro>=0.dev0"]
 
 setup(
     name="edgepipe",
@@ -72,6 +75,7 @@ setup(
         "runtime": RUNTIME_REQUIRES,
         "serve": SERVE_REQUIRES,
         "ui": UI_REQUIRES,
+        "micro": MICRO_REQUIRES,
         "rl": RL_REQUIRES,  # + `pip install --no-deps tf-agents==0.19.0` (see RL_REQUIRES, `make rl`)
         # compile (kfp), submit (aiplatform) and run the Beam components on Dataflow (apache-beam[gcp])
         "kfp": ["kfp==2.17.*"],
