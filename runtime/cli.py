@@ -29,6 +29,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def likelihood_threshold(text: str) -> float:
+    """argparse type: a likelihood in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
+
+
 def port_number(text: str) -> int:
     """argparse type: a TCP port, 0 (any free port) to 65535."""
     try:
@@ -48,8 +70,15 @@ def add_commands(sub) -> None:
     predict.add_argument("-o", "--output", help="file to write (default: stdout)")
     predict.add_argument("--format", choices=["jsonl", "csv"],
                          help="output format (default: csv for a .csv --output, else jsonl)")
-    predict.add_argument("--level", choices=["window", "step"], default="window",
-                         help="anomaly bundles: one row per window (default) or per time step")
+    predict.add_argument("--level", choices=["window", "step", "alert"], default="window",
+                         help="anomaly bundles: one row per window (default), per time step, or per alert event "
+                              "(rows carry the causal likelihood and alert flag; see docs/runtime.md)")
+    predict.add_argument("--alert-threshold", type=likelihood_threshold, default=None,
+                         help="anomaly bundles: alert when the likelihood reaches this (default: bundle.json's "
+                              "likelihood.threshold, else 1 - 1e-5)")
+    predict.add_argument("--refractory", type=non_negative_int, default=None,
+                         help="anomaly bundles: steps after an alert in which no new alert is raised (default: "
+                              "bundle.json's likelihood.refractory, else 4 x window size)")
     predict.add_argument("--model", help="model key or file in the bundle (default: bundle.json's default_model)")
     predict.add_argument("--series-column", help="CSV column naming the series (default: 'series' if present)")
     predict.add_argument("--timestamp-column", help="CSV timestamp column echoed in the output "
@@ -86,9 +115,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         bundle = Bundle.load(args.bundle, model=args.model, num_threads=args.threads)
         parts = read_input(args.input, bundle.impl, args.series_column, args.timestamp_column)
         results = []
+        options = {k: v for k, v in (("threshold", args.alert_threshold), ("refractory", args.refractory))
+                   if v is not None and bundle.task == "anomaly_detection"}
         for name, kind, values, stamps in parts:
             try:
-                results.append((name, bundle.predict(values, kind), stamps))
+                results.append((name, bundle.predict(values, kind, **options), stamps))
             except InputError as err:
                 raise InputError(f"{args.input}: {name}: {err}") from None
         fmt = args.format or ("csv" if args.output and args.output.lower().endswith(".csv") else "jsonl")
@@ -129,7 +160,8 @@ def _summary(results, written: int) -> str:
     windows = [len(r.window_score) for _, r, _ in results if hasattr(r, "window_score")]
     model = results[0][1].model if results else "?"
     if windows:
-        return (f"{len(results)} series, {sum(windows)} windows, {sum(anomalous)} anomalous "
+        alerts = sum(len(r.alerts()) for _, r, _ in results if hasattr(r, "alerts"))
+        return (f"{len(results)} series, {sum(windows)} windows, {sum(anomalous)} anomalous, {alerts} alerts "
                 f"({model}); {written} rows written")
     return f"{len(results)} inputs ({model}); {written} rows written"
 

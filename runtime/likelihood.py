@@ -86,7 +86,6 @@ class LikelihoodState:
         self._long = [0.0] * config.long_window  # ring of shifted scores (score - ref)
         self._short = [0.0] * config.short_window  # ring of raw scores
         self._prior = config.initial_mean is not None and config.initial_std is not None
-        self._ref = float(config.initial_mean) if self._prior else None  # shift against cancellation in the sums
         self.reset()
 
     def reset(self) -> None:
@@ -95,8 +94,7 @@ class LikelihoodState:
         self._sum = self._sumsq = 0.0  # over the real scores in the long window, shifted by _ref
         self._short_sum = 0.0
         self.last_alert: int | None = None
-        if not self._prior:
-            self._ref = None
+        self._ref = float(self.config.initial_mean) if self._prior else None  # shift against cancellation
 
     def _model(self) -> tuple[float, float] | None:
         """(mu, sigma) of the scores before this one, the prior filling the long window's unseen part."""

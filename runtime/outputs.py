@@ -1,4 +1,5 @@
-"""Turn results into rows for ``edgepipe predict``: JSON Lines or CSV, one row per window or per time step.
+"""Turn results into rows for ``edgepipe predict``: JSON Lines or CSV, one row per window, per time step, or per
+alert event (anomaly bundles on a series: the onsets, see runtime/likelihood.py).
 
 Rows carry the input part's name (``series``) so a multi-series CSV stays readable, and, when the input had a
 timestamp column, the timestamp of each window's first step (or of each step).
@@ -11,13 +12,19 @@ from typing import Any, Iterable, Iterator, TextIO
 
 from edgepipe.runtime import jsonsafe
 
-LEVELS = ("window", "step")
+LEVELS = ("window", "step", "alert")
 FORMATS = ("jsonl", "csv")
 
 
 def rows(name: str, result: Any, level: str, timestamps: list[str] | None) -> Iterator[dict[str, Any]]:
     """Flat records of one part's result (anomaly: per window or per step; other tasks: per example)."""
     if hasattr(result, "window_records"):
+        if level == "alert":
+            for record in result.alerts():
+                if timestamps is not None:
+                    record = {"timestamp": timestamps[record["step"]], **record}
+                yield {"series": name, **record}
+            return
         if level == "step" and result.step_score is not None:
             for record in result.step_records():
                 if timestamps is not None:

@@ -1,6 +1,8 @@
 """A small HTTP service around one loaded bundle (FastAPI + uvicorn: the ``serve`` extra).
 
     POST /predict   {"series": [[c1, c2, ...], ...]} or {"windows": [[[...]]]}  -> the task's result as JSON
+                    (anomaly series: + causal likelihood and alert per window and step, and the alert events;
+                    ``?threshold=0.9999&refractory=100`` override the bundle's alert parameters for the request)
     GET  /healthz   liveness: {"status": "ok", ...}
     GET  /metadata  what the bundle expects and returns (channels, window, threshold, tensors, versions)
 
@@ -98,6 +100,23 @@ def _parse(raw: bytes, task) -> tuple[str | None, Any]:
     return parse_body(body, task)
 
 
+def _likelihood_options(request: Request, task: str) -> dict[str, Any]:
+    """``threshold`` / ``refractory`` query parameters of an anomaly request (ValueError: a 400 naming the bad one)."""
+    options: dict[str, Any] = {}
+    for key, kind in (("threshold", float), ("refractory", int)):
+        text = request.query_params.get(key)
+        if text is None:
+            continue
+        if task != "anomaly_detection":
+            raise ValueError(f"query parameter '{key}': only anomaly bundles take it")
+        try:
+            options[key] = kind(text)
+        except ValueError:
+            raise ValueError(f"query parameter '{key}': not {'a number' if kind is float else 'an integer'}: "
+                             f"'{text[:20]}'") from None
+    return options
+
+
 def _busy(message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": "1"})
 
@@ -126,6 +145,7 @@ def create_app(bundle: Bundle, max_body_bytes: int = DEFAULT_MAX_BODY, max_memor
     async def predict(request: Request) -> JSONResponse:
         try:
             declared = _declared_size(request, max_body_bytes)
+            options = _likelihood_options(request, bundle.task)
         except _TooLarge:
             return _error(413, f"request body exceeds the limit of {max_body_bytes} bytes")
         except ValueError as err:
@@ -154,7 +174,8 @@ def create_app(bundle: Bundle, max_body_bytes: int = DEFAULT_MAX_BODY, max_memor
                 return _error(400 if isinstance(err, BodyError) else 422, str(err))
             del raw
             try:  # the answer is rendered off the event loop too (a max-size series answers ~8 MB of JSON)
-                return await run_in_threadpool(lambda: StrictJSONResponse(bundle.predict(array, kind).to_dict()))
+                return await run_in_threadpool(lambda: StrictJSONResponse(
+                    bundle.predict(array, kind, **options).to_dict()))
             except InputError as err:
                 return _error(422, str(err))
             except UsageError as err:
