@@ -135,7 +135,8 @@ class LikelihoodState:
         self._short_sum += score - (self._short[k] if self.count >= c.short_window else 0.0)
         self._short[k] = score
         m = self._short_sum / min(self.count + 1, c.short_window)
-        if self.count < c.learning_period or model is None:
+        learning = self.count < c.learning_period or model is None
+        if learning:
             likelihood = 0.5
         else:
             mu, sigma = model
@@ -154,7 +155,7 @@ class LikelihoodState:
         self.count += 1
         if self.count % c.long_window == 0:
             self._rebase()
-        alert = likelihood >= c.threshold and (self.last_alert is None or step - self.last_alert > c.refractory)
+        alert = not learning and likelihood >= c.threshold and (self.last_alert is None or step - self.last_alert > c.refractory)
         if alert:
             self.last_alert = step
         return likelihood, alert

@@ -89,6 +89,8 @@ def test_likelihood_is_in_0_1_and_causal():
     likelihood, alert = run_scores(scores)
     assert np.all((likelihood >= 0) & (likelihood <= 1))
     assert np.all(likelihood[:288] == 0.5) and not alert[:288].any()  # learning period without a prior
+    _, learning_alert = run_scores(scores, threshold=0.5, refractory=0)
+    assert not learning_alert[:288].any() and learning_alert[288:].any()  # learning never alerts
     for cut in (1000, 1505, 2200):
         changed = scores.copy()
         changed[cut:] = noise(3000 - cut, seed=cut) * 50  # a wildly different future
