@@ -3,8 +3,9 @@
 Rows carry what a deployment decision needs side by side -- the task metric and the agreement of decisions with the
 Keras float model (the quality cost), raw and gzip size (storage and OTA cost; gzip is where pruning and clustering
 show, since TFLite stores zeros and shared values densely), parameters and sparsity, and batch-1 single-thread
-XNNPACK latency (the CPU cost). :func:`gate` then marks each row exported or not against the configured bounds;
-evaluation builds rows, export gates them, and both write the same JSON / Markdown / HTML renderings.
+XNNPACK latency (the CPU cost), and the device cost read from the graph (MACs, TFLM arena, estimated energy per
+inference; ``components/optimization/cost.py``). :func:`gate` then marks each row exported or not against the
+configured bounds; evaluation builds rows, export gates them, and both write the same JSON / Markdown / HTML renderings.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ LABELS = {"keras": "Keras float", "float32": "TFLite float32", "float16": "TFLit
           "dynamic": "dynamic-range int8", "int8_ptq": "int8 PTQ", "int8_qat": "int8 QAT",
           "pruned_int8": "pruned + int8 PTQ", "pqat": "pruned + PQAT int8", "clustered": "clustered + int8 PTQ",
           "cqat": "clustered + CQAT int8"}
-COLUMNS = ("variant", "label", "size_bytes", "gzip_bytes", "params", "sparsity", "latency_us", "metric",
-           "metric_drop", "agreement", "exported", "source", "reason")
+COLUMNS = ("variant", "label", "size_bytes", "gzip_bytes", "params", "sparsity", "latency_us", "macs", "arena_bytes",
+           "energy_uj", "metric", "metric_drop", "agreement", "exported", "source", "reason")
 
 
 def build_rows(index: dict[str, dict[str, Any]], metric_name: str, metrics: dict[str, float | None],
@@ -38,7 +39,9 @@ def build_rows(index: dict[str, dict[str, Any]], metric_name: str, metrics: dict
             "params": entry.get("params"), "sparsity": entry.get("sparsity"), "latency_us": latencies.get(name),
             "metric_name": metric_name, "metric": metrics.get(name), "metric_drop": drops.get(name),
             "agreement": agreements.get(name), "input_dtype": entry.get("input_dtype"),
-            "float_ops": entry.get("float_ops"), "exported": None})
+            "float_ops": entry.get("float_ops"), "exported": None,
+            # the device cost read from the graph (components/optimization/cost.py), None for older indexes
+            **{k: (entry.get("cost") or {}).get(k) for k in ("macs", "arena_bytes", "energy_uj")}})
     float32 = next((r for r in rows if r["variant"] == "float32"), None)
     for row in rows:  # ratios against the float32 TFLite model: what the size/latency targets are stated in
         for key in ("size_bytes", "gzip_bytes", "latency_us"):
@@ -113,6 +116,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def _cells(row: dict[str, Any]) -> list[str]:
     return [row["variant"], row["label"], _fmt(row.get("size_bytes")), _fmt(row.get("gzip_bytes")),
             _fmt(row.get("params")), _fmt(row.get("sparsity"), 3), _fmt(row.get("latency_us"), 3),
+            _fmt(row.get("macs")), _fmt(row.get("arena_bytes")), _fmt(row.get("energy_uj"), 3),
             _fmt(row.get("metric")), _fmt(row.get("metric_drop"), 3), _fmt(row.get("agreement")),
             "-" if row.get("exported") is None else _fmt(row["exported"]), row.get("source") or "",
             row.get("reason") or ""]
@@ -120,7 +124,8 @@ def _cells(row: dict[str, Any]) -> list[str]:
 
 def _header(rows: list[dict[str, Any]]) -> list[str]:
     metric = rows[0].get("metric_name", "metric") if rows else "metric"
-    return ["variant", "model", "size (B)", "gzip (B)", "params", "sparsity", "latency (us)", metric,
+    return ["variant", "model", "size (B)", "gzip (B)", "params", "sparsity", "latency (us)", "MACs", "arena (B)",
+            "energy (uJ)", metric,
             f"{metric} drop", "agreement", "exported", "source", "note"]
 
 

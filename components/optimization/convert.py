@@ -6,7 +6,8 @@ calibrated on inputs from the source the task declares (``calibration.py``: wind
 observations); ``int8_qat`` without a trained QAT model is distilled from the float model on that source's inputs
 (generators, Q-networks). An op with no int8 kernel fails the conversion naming the op unless
 ``allow_float_fallback``. ``variants.json`` records per variant its file, size, gzip size, SHA-256, sparsity,
-tensor dtypes, ops and any op left in float: what evaluation, the export gate and the reports read.
+tensor dtypes, ops, any op left in float and the device cost of one inference (``cost.py``: MACs, weight bytes,
+arena, energy): what evaluation, the export gate and the reports read.
 """
 from __future__ import annotations
 
@@ -100,6 +101,19 @@ def _write_variants(tflite: TFLiteModels, names: list[str], sources: dict, loade
             "size_bytes": len(content), "gzip_bytes": gzip_size(content),
             "sha256": hashlib.sha256(content).hexdigest(), "params": params, "sparsity": measured_sparsity(net),
             "input_dtype": data_in.dtype.name, "output_dtype": runner.output.dtype.name, "ops": runner.op_names(),
-            "float_ops": sorted({op for op, _ in float_ops(content)}) if variant.mode == "int8" else None}
+            "float_ops": sorted({op for op, _ in float_ops(content)}) if variant.mode == "int8" else None,
+            "cost": _cost(content)}
         progress.report("convert", done + 1, len(names), variant=name, bytes=len(content))
     return index
+
+
+def _cost(content: bytes) -> dict[str, Any] | None:
+    """The device cost of one inference read from the graph (``cost.py``): MACs, weight bytes, arena, energy."""
+    from edgepipe.components.optimization.cost import model_cost
+
+    try:
+        cost = model_cost(content)
+    except (ValueError, RuntimeError, KeyError) as err:  # a graph LiteRT cannot resolve: no cost, not no variant
+        return {"error": str(err).strip().splitlines()[0] if str(err).strip() else repr(err)}
+    return {k: cost[k] for k in ("macs", "elementwise_ops", "weight_bytes", "activation_peak_bytes", "arena_bytes",
+                                 "energy_uj", "compute_uj", "memory_uj", "memory", "energy_table")}

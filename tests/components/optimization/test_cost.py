@@ -1,0 +1,99 @@
+"""The cost model on hand-checkable graphs: MACs of a Dense and a conv layer, the arena of a chain vs a branch,
+energy = table x counts, and int8 vs float32 energies differing as the table says."""
+import numpy as np
+import pytest
+
+from edgepipe.components.optimization.cost import (ENERGY_45NM, freeze_shapes, greedy_arena, model_cost, op_costs,
+                                                   peak_live)
+
+tf = pytest.importorskip("tensorflow")
+
+
+def _tflite(model, mode="float32"):
+    from edgepipe.components.optimization.tflite import convert
+
+    rep = np.random.default_rng(0).normal(size=(32, *model.input_shape[1:])).astype(np.float32)
+    return convert(model, mode, representative=rep if mode == "int8" else None)
+
+
+def _dense(n_in=8, n_out=4):
+    keras = tf.keras
+    inp = keras.Input((n_in,))
+    return keras.Model(inp, keras.layers.Dense(n_out, bias_initializer="ones")(inp))  # a zero bias is dropped
+
+
+@pytest.fixture(scope="module")
+def dense_models():
+    model = _dense()
+    return _tflite(model), _tflite(model, "int8")
+
+
+def test_dense_macs_are_in_times_out(dense_models):
+    cost = model_cost(dense_models[0], per_op=True)
+    fc = [r for r in cost["per_op"] if r["op"] == "FULLY_CONNECTED"]
+    assert len(fc) == 1 and fc[0]["macs"] == 8 * 4 == cost["macs"]
+    assert fc[0]["weight_bytes"] == (8 * 4 + 4) * 4  # float32 kernel + bias
+    assert fc[0]["act_read_bytes"] == 8 * 4 and fc[0]["act_write_bytes"] == 4 * 4
+
+
+def test_conv_macs():
+    keras = tf.keras
+    inp = keras.Input((8, 8, 3))
+    model = keras.Model(inp, keras.layers.Conv2D(4, 3)(inp))  # valid: 6x6x4 outputs, each 3*3*3 products
+    assert model_cost(_tflite(model))["macs"] == 6 * 6 * 4 * 3 * 3 * 3
+
+
+def test_arena_of_a_chain_reuses_memory_a_branch_cannot():
+    # three 100-byte buffers (112 aligned); chain a -> b -> c: a and c never live together
+    chain = {0: (0, 0), 1: (0, 1), 2: (1, 1)}
+    # branch: a feeds ops 0 and 1, so a, b and c are all alive at op 1
+    branch = {0: (0, 1), 1: (0, 2), 2: (1, 2)}
+    sizes = {0: 100, 1: 100, 2: 100}
+    assert greedy_arena(sizes, chain)[0] == peak_live(sizes, chain, 2) == 224
+    assert greedy_arena(sizes, branch)[0] == peak_live(sizes, branch, 3) == 336
+
+
+def test_arena_of_keras_chain_vs_branch():
+    keras = tf.keras
+    inp = keras.Input((64,))
+    chain = keras.Model(inp, keras.layers.Dense(64)(keras.layers.Dense(64)(keras.layers.Dense(64)(inp))))
+    a = keras.layers.Dense(64)(inp)
+    b = keras.layers.Dense(64)(inp)
+    branch = keras.Model(inp, keras.layers.Add()([keras.layers.Dense(64)(a), b]))
+    # float32 64-vectors are 256 B: a chain needs two at a time, the branch three (input/a/b or a/b/sum)
+    assert model_cost(_tflite(chain))["activation_peak_bytes"] == 2 * 256
+    assert model_cost(_tflite(branch))["activation_peak_bytes"] == 3 * 256
+
+
+def test_energy_is_table_times_counts(dense_models):
+    content = dense_models[0]
+    only_mult = {k: 0.0 for k in ENERGY_45NM} | {"float32_mult": 1.0}
+    cost = model_cost(content, table=only_mult)
+    assert cost["energy_uj"] * 1e6 == pytest.approx(cost["macs"])
+    only_dram = {k: 0.0 for k in ENERGY_45NM} | {"dram_read_32bit": 4.0}  # 1 pJ per byte
+    assert model_cost(content, table=only_dram)["energy_uj"] * 1e6 == pytest.approx(cost["weight_bytes"])
+    sram_weights = model_cost(content, memory={"weights": "sram"})
+    assert sram_weights["memory"]["weights"] == "sram"
+    assert sram_weights["memory_uj"] < model_cost(content)["memory_uj"]
+
+
+def test_int8_and_float32_energies_differ_as_the_table_says(dense_models):
+    float_fc, int8_fc = ([r for r in op_costs(c) if r["op"] == "FULLY_CONNECTED"][0] for c in dense_models)
+    assert float_fc["compute"] == "float32" and int8_fc["compute"] == "int8"
+    t = ENERGY_45NM
+    assert float_fc["compute_pj"] == pytest.approx(32 * (t["float32_mult"] + t["float32_add"]))
+    assert int8_fc["compute_pj"] == pytest.approx(32 * (t["int8_mult"] + t["int32_add"]))  # int32 accumulator
+    assert int8_fc["weight_bytes"] == 8 * 4 + 4 * 4  # int8 kernel + int32 bias
+    assert model_cost(dense_models[1])["energy_uj"] < model_cost(dense_models[0])["energy_uj"]
+
+
+def test_dynamic_shapes_resolved_and_frozen_in_place():
+    keras = tf.keras
+    inp = keras.Input((16, 2))
+    model = keras.Model(inp, keras.layers.Conv1DTranspose(3, 3, strides=2, padding="same")(inp))
+    content = _tflite(model)
+    frozen, skipped = freeze_shapes(content)
+    assert len(frozen) == len(content) and not skipped
+    cost = model_cost(content)
+    assert cost["macs"] == 16 * 3 * 3 * 2  # every input element scatters into kernel x out-channel outputs
+    assert model_cost(frozen) == cost
