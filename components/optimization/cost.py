@@ -55,9 +55,10 @@ _ITEMSIZE = {"FLOAT32": 4, "FLOAT16": 2, "INT32": 4, "UINT8": 1, "INT64": 8, "BO
              "FLOAT64": 8, "UINT32": 4, "UINT16": 2, "COMPLEX64": 8, "INT4": 0.5}
 # TFLM host (64-bit) bookkeeping, bytes: what RecordingMicroAllocator's persistent tail holds besides buffers
 # (allocator and interpreter state, a TfLiteEvalTensor and metadata per tensor, NodeAndRegistration + op data per
-# op, per-channel output multipliers/shifts). Least-squares fit to the tails TFLM recorded for 8 int8 models of this
-# project (2 to 34 ops; every residual under 30 bytes) -- see docs/device.md.
-_TAIL = {"fixed": 761, "per_op": 95.7, "per_tensor": 42.6, "per_channel": 5.3}
+# op, an int32 output multiplier and shift per output channel of conv/fully-connected ops). Least-squares fit to the
+# tails TFLM recorded for 17 int8 models of this project (2 to 34 ops; residuals within 160 bytes) -- docs/device.md.
+_TAIL = {"fixed": 820, "per_op": 92.6, "per_tensor": 42.0, "per_output_channel": 8.0}
+_CHANNEL_OPS = {"CONV_2D": 0, "TRANSPOSE_CONV": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": -1}  # filter axis
 
 
 def _aligned(n: int) -> int:
@@ -124,7 +125,7 @@ class Graph:
                          else _OP_NAMES.get(builtin, str(builtin)))
         sg = model.Subgraphs(0)
         self.subgraphs = model.SubgraphsLength()
-        self.shapes, self.dtypes, self.const, self.names, self.channels = [], [], [], [], []
+        self.shapes, self.dtypes, self.const, self.names = [], [], [], []
         for t in range(sg.TensorsLength()):
             tensor = sg.Tensors(t)
             buf = model.Buffers(tensor.Buffer()) if tensor.Buffer() < model.BuffersLength() else None
@@ -132,8 +133,6 @@ class Graph:
             self.dtypes.append(_TYPE_NAMES.get(tensor.Type(), "FLOAT32"))
             self.const.append(bool(buf is not None and (buf.DataLength() > 0 or buf.Offset() > 1)))
             self.names.append((tensor.Name() or b"").decode(errors="replace"))
-            quant = tensor.Quantization()
-            self.channels.append(quant.ScaleLength() if quant is not None and quant.ScaleLength() > 1 else 0)
         self.ops = []
         for i in range(sg.OperatorsLength()):
             op = sg.Operators(i)
@@ -254,11 +253,13 @@ def peak_live(sizes: dict[int, int], spans: dict[int, tuple[int, int]], ops: int
 
 def tflm_tail_bytes(g: Graph) -> int:
     """An estimate of TFLM's persistent arena tail for this graph (64-bit host build): fixed allocator state, one
-    TfLiteEvalTensor per tensor, one NodeAndRegistration + op data per op, planner records per planned buffer,
-    per-channel quantization multipliers/shifts. Calibrated against RecordingMicroAllocator (docs/device.md).
+    TfLiteEvalTensor per tensor, one NodeAndRegistration + op data per op, output multipliers/shifts per output
+    channel. Calibrated against RecordingMicroAllocator (docs/device.md).
     An estimate for comparing and sizing, not TFLM's exact bookkeeping: op data differs by kernel."""
+    channels = sum(g.shapes[ins[1]][_CHANNEL_OPS[name]] for name, ins, _ in g.ops
+                   if name in _CHANNEL_OPS and len(ins) > 1 and g.shapes[ins[1]])
     tail = (_TAIL["fixed"] + _TAIL["per_op"] * len(g.ops) + _TAIL["per_tensor"] * len(g.shapes)
-            + _TAIL["per_channel"] * sum(g.channels))
+            + _TAIL["per_output_channel"] * channels)
     return _aligned(tail)
 
 

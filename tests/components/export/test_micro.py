@@ -40,6 +40,8 @@ def test_tflm_matches_litert_and_records_arena(int8_model):
     x = np.random.default_rng(1).integers(-128, 128, size=(8, 16, 3)).astype(np.int8)
     result = micro_check(int8_model, [x])
     assert result["ok"], result
-    assert result["examples"] == 8 and result["max_abs_diff_lsb"] <= 1
-    assert result["arena_bytes"] > 0 and result["arena_head_bytes"] + result["arena_tail_bytes"] == result["arena_bytes"]
+    assert result["examples"] == 8 and result["reference_max_abs_diff_lsb"] == 0  # the same integer kernels
+    assert result["max_abs_diff_lsb"] <= 1  # LiteRT as deployed (XNNPACK) on this small graph
+    assert result["arena_bytes"] > 0
+    assert result["arena_head_bytes"] + result["arena_tail_bytes"] == result["arena_bytes"]
     assert abs(result["arena_estimate_bytes"] / result["arena_bytes"] - 1) < 0.10

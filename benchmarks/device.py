@@ -1,0 +1,94 @@
+"""Device cost of the int8 model: the cost model's arena estimate against TFLite Micro's measured arena.
+
+Builds the default pipeline's int8 model and the cnn digits model cheaply (few epochs, only the float32 and
+int8_ptq variants, a temporary pipeline root), then for each: the cost model (components/optimization/cost.py:
+MACs, weight bytes, arena estimate, energy per inference) and the TFLite Micro check (components/export/micro.py:
+outputs against LiteRT's on random int8 inputs, the arena RecordingMicroAllocator recorded). Prints one JSON line:
+
+    {"benchmark": "device", "default": {...}, "cnn": {...}, "arena_within_10pct": true}
+
+Target (issue 16): the arena estimate within 10% of TFLM's measured allocation for both models.
+
+Usage: python benchmarks/device.py [--epochs 2] [--examples 32]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import json
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+import edgepipe  # noqa: E402,F401
+
+CONFIGS = {"default": "configs/default.yaml", "cnn": "configs/cnn.yaml"}
+# only what the int8_ptq variant needs: the optional fine-tuning stages off where the config has them
+EXTRA = {"default": ["prune.enabled=false", "qat.enabled=false", "cluster.enabled=false"], "cnn": []}
+
+
+def build_int8(config: str, root: str, epochs: int, extra: list[str]) -> bytes:
+    """The int8_ptq ``.tflite`` of ``config`` trained ``epochs`` epochs in ``root`` (variants float32 + int8_ptq)."""
+    from edgepipe.pipeline.config import load_config
+    from edgepipe.pipeline.runner import LocalRunner
+    from edgepipe.pipeline.templates import build_pipeline
+
+    overrides = [f"pipeline.root={root}", f"training.epochs={epochs}", "convert.variants=[float32,int8_ptq]",
+                 *extra]
+    cfg = load_config(config, overrides)
+    result = LocalRunner(root).run(build_pipeline(cfg), cfg.model_dump(mode="json"))
+    found = sorted(glob.glob(os.path.join(root, "artifacts", "convert_tflite", "*", "tflite", "int8_ptq.tflite")))
+    if not found:
+        raise RuntimeError(f"{config}: no int8_ptq.tflite ({result.error!r})")
+    return open(found[-1], "rb").read()
+
+
+def measure(content: bytes, examples: int) -> dict:
+    from edgepipe.components.export.micro import micro_check
+    from edgepipe.components.optimization.cost import model_cost
+    from edgepipe.runtime.litert import ModelRunner
+
+    cost = model_cost(content)
+    rng = np.random.default_rng(0)
+    inputs = [rng.integers(np.iinfo(s.dtype).min, np.iinfo(s.dtype).max + 1, size=(examples, *s.shape[1:]))
+              .astype(s.dtype) if s.quantized else np.zeros((examples, *s.shape[1:]), s.dtype)
+              for s in ModelRunner(content).inputs]
+    check = micro_check(content, inputs)
+    return {"model_bytes": len(content), "ops": cost["ops"], "macs": cost["macs"],
+            "weight_bytes": cost["weight_bytes"], "activation_peak_bytes": cost["activation_peak_bytes"],
+            "arena_estimate_bytes": cost["arena_bytes"], "arena_tflm_bytes": check.get("arena_bytes"),
+            "arena_tflm_head_bytes": check.get("arena_head_bytes"),
+            "arena_tflm_tail_bytes": check.get("arena_tail_bytes"),
+            "arena_estimate_error": check.get("arena_estimate_error"), "energy_uj": cost["energy_uj"],
+            "energy_uj_weights_in_sram": model_cost(content, memory={"weights": "sram"})["energy_uj"],
+            "tflm_ok": check["ok"], "tflm_examples": check.get("examples"),
+            "tflm_max_abs_diff_lsb": check.get("max_abs_diff_lsb"), "tflm_exact_fraction": check.get("exact"),
+            "tflm_vs_litert_reference_lsb": check.get("reference_max_abs_diff_lsb"),
+            "missing_ops": check["missing_ops"], **({"error": check["error"]} if "error" in check else {})}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--examples", type=int, default=32)
+    parser.add_argument("--models", nargs="+", default=list(CONFIGS))
+    args = parser.parse_args()
+    out: dict = {"benchmark": "device", "epochs": args.epochs}
+    for name in args.models:
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as root, contextlib.redirect_stdout(sys.stderr):  # Keras progress
+            content = build_int8(CONFIGS[name], root, args.epochs, EXTRA[name])
+        out[name] = {**measure(content, args.examples), "build_s": round(time.perf_counter() - started, 1)}
+    errors = [out[n].get("arena_estimate_error") for n in args.models]
+    out["arena_within_10pct"] = all(e is not None and abs(e) <= 0.10 for e in errors)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
