@@ -52,7 +52,9 @@ def test_csv_in_jsonl_out_per_window_per_series(run, sensors_head, capsys):
     assert [r["score"] for r in by_series["m2"]] == expected.window_score.tolist()
     first = by_series["m1"][0]
     assert first == {"series": "m1", "start_time": "2024-01-01T00:00:00", "start": 0, "end": 32,
-                     "score": first["score"], "anomaly": first["anomaly"]}
+                     "score": first["score"], "anomaly": first["anomaly"], "likelihood": first["likelihood"],
+                     "alert": first["alert"]}
+    assert [r["likelihood"] for r in by_series["m2"]] == expected.window_likelihood.tolist()
     assert "3 series, 90 windows" in err and err.count("\n") == 1
 
 
@@ -62,12 +64,29 @@ def test_step_level_csv_output_file(run, sensors_head, tmp_path, capsys):
                              "--output", out_file, capsys=capsys)
     assert code == 0 and out == "", err
     rows = list(csv.DictReader(out_file.open()))
-    assert len(rows) == 450 and list(rows[0]) == ["series", "timestamp", "step", "score", "anomaly"]
+    assert len(rows) == 450 and list(rows[0]) == ["series", "timestamp", "step", "score", "anomaly", "likelihood",
+                                            "alert"]
     m1 = [r for r in rows if r["series"] == "m1"]
     expected = Bundle.load(run.bundle).predict(raw_series("m1")[:150])
     assert [float(r["score"]) if r["score"] else None for r in m1[:148]] == expected.step_score[:148].tolist()
     assert [r["score"] for r in m1[148:]] == ["", ""]  # 150 = 32 + 29*4 + 2: the last two steps are uncovered
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_alert_level_lists_the_alert_events_with_timestamps(run, sensors_head, tmp_path, capsys):
+    out_file = tmp_path / "alerts.csv"
+    code, out, err = predict(run.bundle, SENSORS, "--series-column", "machine", "--level", "alert",
+                             "--alert-threshold", "0.999", "--refractory", "10", "--output", out_file, capsys=capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(out_file.open()))
+    expected = Bundle.load(run.bundle).predict(raw_series("m1"), threshold=0.999, refractory=10).alerts()
+    m1 = [r for r in rows if r["series"] == "m1"]
+    assert [int(r["step"]) for r in m1] == [a["step"] for a in expected] and expected
+    assert list(rows[0]) == ["series", "timestamp", "step", "start", "end", "likelihood", "score"]
+    assert f"{len(rows)} alerts" in err
+    with pytest.raises(SystemExit):
+        main(["predict", str(run.bundle), str(sensors_head), "--alert-threshold", "2"])
+    assert "must be in (0, 1], got 2.0" in capsys.readouterr().err
 
 
 def test_npz_windows_and_series(run, tmp_path, capsys):
@@ -126,7 +145,7 @@ def test_edgepipe_predict_is_registered_and_runs_without_tensorflow(run, sensors
                              "--series-column", "machine", "--format", "csv"],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == "series,start_time,start,end,score,anomaly"
+    assert result.stdout.splitlines()[0] == "series,start_time,start,end,score,anomaly,likelihood,alert"
     assert "LOADED []" in result.stderr
 
 

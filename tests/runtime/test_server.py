@@ -72,6 +72,24 @@ def test_predict_series_equals_the_library(server, bundle):
     assert body["steps"]["anomaly"] == expected.step_anomaly.tolist()
     assert body["steps"]["score"][-2:] == [None, None] and None not in body["steps"]["score"][:-2]
     assert body["steps"]["score"][:-2] == expected.step_score[:-2].tolist()
+    # the causal likelihood and alert onsets (runtime/likelihood.py): null before the first window ends
+    assert body["steps"]["likelihood"][:31] == [None] * 31 and body["steps"]["likelihood"][31:] == \
+        expected.step_likelihood[31:].tolist()
+    assert body["windows"]["likelihood"] == expected.window_likelihood.tolist()
+    assert body["steps"]["alert"] == expected.step_alert.tolist() and body["alerts"] == expected.alerts()
+    assert body["likelihood"] == expected.likelihood.to_dict()
+
+
+def test_predict_takes_alert_parameters_from_the_query(server, bundle):
+    series = raw_series("m2")[:202]
+    status, body = request(server, "POST", "/predict?threshold=0.5&refractory=0", {"series": series.tolist()})
+    expected = bundle.predict(series, threshold=0.5, refractory=0)
+    assert status == 200 and body["alerts"] == expected.alerts()
+    assert body["likelihood"]["threshold"] == 0.5 and body["likelihood"]["refractory"] == 0
+    status, body = request(server, "POST", "/predict?threshold=high", {"series": series.tolist()})
+    assert status == 400 and body["error"] == "query parameter 'threshold': not a number: 'high'"
+    status, body = request(server, "POST", "/predict?threshold=2", {"series": series.tolist()})
+    assert status == 422 and "threshold must be in (0, 1], got 2.0" in body["error"]
 
 
 def test_predict_windows(server, bundle):
