@@ -37,6 +37,7 @@ SHORT_WINDOW = 10  # the paper's W'
 LEARNING_NO_PRIOR = 288  # NAB's learning period: one day of 5-minute samples, a third of the long window
 THRESHOLD = 1.0 - 1e-5  # the paper's epsilon; a Gaussian tail beyond z = 4.26 (raw scores are heavier-tailed)
 REFRACTORY_WINDOWS = 4  # default refractory: 4 x window.size steps (one anomalous sample raises `size` windows)
+FLOAT32_MAX = 3.4028234663852886e38  # scores beyond (an overflowed reconstruction) count as this
 MIN_STD_RATIO = 0.05  # sigma >= 5% of mu: a flat stretch of near-equal scores must not make every wiggle a tail event
 
 
@@ -83,7 +84,7 @@ class LikelihoodState:
 
     def __init__(self, config: LikelihoodConfig):
         self.config = config
-        self._long = [0.0] * config.long_window  # ring of shifted scores (score - ref)
+        self._long = [0.0] * config.long_window  # ring of raw scores (the sums hold them shifted by _ref)
         self._short = [0.0] * config.short_window  # ring of raw scores
         self._prior = config.initial_mean is not None and config.initial_std is not None
         self.reset()
@@ -92,7 +93,6 @@ class LikelihoodState:
         """Forget every score and alert (the prior, if any, is back in full)."""
         self.count = 0  # scores seen
         self._sum = self._sumsq = 0.0  # over the real scores in the long window, shifted by _ref
-        self._short_sum = 0.0
         self.last_alert: int | None = None
         self._ref = float(self.config.initial_mean) if self._prior else None  # shift against cancellation
 
@@ -105,21 +105,22 @@ class LikelihoodState:
         if total < 2:
             return None
         s, ss = self._sum, self._sumsq
-        if pseudo:  # the prior's pseudo-scores, shifted by _ref = initial_mean: sum 0, squares pseudo * std^2
-            ss += pseudo * float(c.initial_std) ** 2
+        if pseudo:  # the prior's pseudo-scores, shifted by _ref: mean d = initial_mean - _ref, spread initial_std
+            d = float(c.initial_mean) - self._ref
+            s += pseudo * d
+            ss += pseudo * (float(c.initial_std) ** 2 + d * d)
         mean = s / total
         var = max(ss / total - mean * mean, 0.0)
         mu = mean + self._ref
         return mu, max(math.sqrt(var), c.min_std_ratio * abs(mu), 1e-12)
 
     def _rebase(self) -> None:
-        """Once per long window (amortized O(1)): re-centre the ring on its mean and recompute the sums exactly,
-        so rounding never accumulates and a series that drifted far from the first reference keeps its precision."""
-        shift = math.fsum(self._long) / len(self._long)
-        self._long = [v - shift for v in self._long]
-        self._ref += shift
-        self._sum = math.fsum(self._long)
-        self._sumsq = math.fsum(v * v for v in self._long)
+        """Once per long window (amortized O(log W): a sort per W scores): re-centre the sums on the ring's median and
+        recompute them exactly, so rounding never accumulates and a drifting series keeps its precision."""
+        filled = min(self.count, self.config.long_window)  # before the ring is full, slots [0, count) hold scores
+        ref = self._ref = sorted(self._long[:filled])[filled // 2]  # the median: an outlier cannot pull it away
+        self._sum = math.fsum(v - ref for v in self._long[:filled])
+        self._sumsq = math.fsum((v - ref) ** 2 for v in self._long[:filled])
 
     def update(self, score: float, step: int | None = None) -> tuple[float, bool]:
         """Add one raw score (at series ``step``; default: its index); return its likelihood and whether it is an
@@ -128,13 +129,13 @@ class LikelihoodState:
         step = self.count if step is None else step
         score = float(score)
         if not math.isfinite(score):
-            score = 3.4028234663852886e38 if score > 0 or math.isnan(score) else 0.0
+            score = FLOAT32_MAX if score > 0 or math.isnan(score) else 0.0
+        score = min(max(score, -FLOAT32_MAX), FLOAT32_MAX)  # squares stay finite in float64
         model = self._model()
-        # the short-term average includes this score (its ring holds the previous short_window - 1 plus this one)
-        k = self.count % c.short_window
-        self._short_sum += score - (self._short[k] if self.count >= c.short_window else 0.0)
-        self._short[k] = score
-        m = self._short_sum / min(self.count + 1, c.short_window)
+        # the short-term average includes this score; summed exactly each step (W' values: O(1), no drift)
+        self._short[self.count % c.short_window] = score
+        filled = min(self.count + 1, c.short_window)
+        m = math.fsum(self._short[:filled]) / filled
         learning = self.count < c.learning_period or model is None
         if learning:
             likelihood = 0.5
@@ -145,17 +146,17 @@ class LikelihoodState:
             self._ref = score
         j = self.count % c.long_window
         shifted = score - self._ref
-        if self.count >= c.long_window:
-            old = self._long[j]
-            self._sum -= old
-            self._sumsq -= old * old
-        self._long[j] = shifted
-        self._sum += shifted
-        self._sumsq += shifted * shifted
+        evicted = self._long[j] - self._ref if self.count >= c.long_window else 0.0
+        self._long[j] = score
+        self._sum += shifted - evicted
+        self._sumsq += shifted * shifted - evicted * evicted
         self.count += 1
-        if self.count % c.long_window == 0:
+        # exact sums once per long window, and at once when the evicted score dominated them (an outlier leaving:
+        # the subtraction would have cancelled most digits of what remains)
+        if self.count % c.long_window == 0 or evicted * evicted > 1e3 * max(self._sumsq, 1e-300):
             self._rebase()
-        alert = not learning and likelihood >= c.threshold and (self.last_alert is None or step - self.last_alert > c.refractory)
+        quiet = self.last_alert is None or step - self.last_alert > c.refractory
+        alert = not learning and likelihood >= c.threshold and quiet
         if alert:
             self.last_alert = step
         return likelihood, alert
