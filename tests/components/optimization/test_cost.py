@@ -97,3 +97,14 @@ def test_dynamic_shapes_resolved_and_frozen_in_place():
     cost = model_cost(content)
     assert cost["macs"] == 16 * 3 * 3 * 2  # every input element scatters into kernel x out-channel outputs
     assert model_cost(frozen) == cost
+
+
+def test_variants_json_carries_each_variants_cost(tflite_models):
+    index = tflite_models.read_json("variants.json")
+    for name, entry in index.items():
+        cost = entry["cost"]
+        assert "error" not in cost, (name, cost)
+        assert cost["macs"] > 0 and cost["arena_bytes"] >= cost["activation_peak_bytes"] > 0
+    # same graph, same MACs; int8 arithmetic and 1-byte weights cost less energy than float32
+    assert index["int8_qat"]["cost"]["macs"] == index["float32"]["cost"]["macs"]
+    assert index["int8_qat"]["cost"]["energy_uj"] < index["float32"]["cost"]["energy_uj"]
