@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgepipe.runtime import preprocess
-from edgepipe.runtime.errors import InputError
+from edgepipe.runtime.errors import InputError, UsageError
 from edgepipe.runtime.likelihood import LikelihoodConfig, LikelihoodState
 from edgepipe.runtime.litert import MAX_BATCH
 from edgepipe.runtime.tasks.base import Task, register
@@ -140,6 +140,10 @@ class AnomalyTask(Task):
 
     def likelihood_config(self, overrides: dict[str, Any] | None) -> LikelihoodConfig:
         """The bundle's likelihood parameters with per-call ``overrides`` (e.g. threshold, refractory)."""
+        unknown = sorted(set(overrides or ()) - set(LikelihoodConfig.__dataclass_fields__))
+        if unknown:
+            raise UsageError(f"anomaly likelihood: unknown parameter(s) {', '.join(unknown)} (known: "
+                             f"{', '.join(LikelihoodConfig.__dataclass_fields__)})")
         if not overrides or all(v is None for v in overrides.values()):
             return self.likelihood
         try:

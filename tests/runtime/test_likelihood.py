@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edgepipe.runtime import BundleError, InputError, outputs, schema
+from edgepipe.runtime import BundleError, InputError, UsageError, outputs, schema
 from edgepipe.runtime.bundle import Bundle
 from edgepipe.runtime.likelihood import LikelihoodConfig, LikelihoodState
 from edgepipe.runtime.tasks import TASKS
@@ -212,6 +212,8 @@ def test_per_call_overrides_and_bad_values():
     assert bundle.stream(threshold=0.6).likelihood.config.threshold == 0.6
     with pytest.raises(InputError, match=r"threshold must be in \(0, 1\], got 2"):
         bundle.predict(series, threshold=2)
+    with pytest.raises(UsageError, match="unknown parameter\\(s\\) treshold"):
+        bundle.stream(treshold=0.9)
 
 
 def test_outputs_carry_likelihood_alert_columns_and_alert_rows():
