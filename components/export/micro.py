@@ -119,6 +119,36 @@ def _litert_reference_raw(content: bytes, xs: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(outs)
 
 
+def first_divergence(content: bytes, xs: list[np.ndarray]) -> dict[str, Any] | None:
+    """The first op (execution order) whose output differs between TFLM and LiteRT's reference kernels on the
+    single example ``xs`` (one row per input), with every tensor kept on both sides: ``{"index", "op", "output",
+    "max_abs_diff_lsb"}``, or None when all agree. Where a mismatch starts, i.e. the kernel that rounds differently."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tflite_micro import runtime as tflm
+
+    graph = Graph(content)
+    lite = Interpreter(model_content=content, experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                       experimental_preserve_all_tensors=True)
+    details = lite.get_input_details()
+    for d, x in zip(details, xs):
+        lite.resize_tensor_input(d["index"], [1, *x.shape[1:]], strict=False)
+    lite.allocate_tensors()
+    micro = tflm.Interpreter.from_bytes(freeze_shapes(content)[0], arena_size=1 << 22,
+                                        intrepreter_config=tflm.InterpreterConfig.kPreserveAllTensors)
+    for i, (d, x) in enumerate(zip(details, xs)):
+        lite.set_tensor(d["index"], x[:1].astype(d["dtype"]))
+        micro.set_input(x[:1].astype(d["dtype"]).reshape(micro.get_input_details(i)["shape"]), i)
+    lite.invoke()
+    micro.invoke()
+    for i, (name, _, outs) in enumerate(graph.ops):
+        a = np.asarray(micro._interpreter.GetTensor(outs[0], 0)["tensor_data"]).astype(np.int64).ravel()
+        b = np.asarray(lite.get_tensor(outs[0])).astype(np.int64).ravel()
+        if a.shape != b.shape or np.any(a != b):
+            return {"index": i, "op": name, "output": graph.names[outs[0]],
+                    "max_abs_diff_lsb": int(np.abs(a - b).max()) if a.shape == b.shape else None}
+    return None
+
+
 def _lsb(micro: np.ndarray, other: np.ndarray) -> np.ndarray:
     other = np.asarray(other).reshape(len(micro), -1)
     return np.abs(micro - (np.rint(other) if other.dtype.kind == "f" else other).astype(np.int64))
@@ -130,7 +160,8 @@ def micro_check(content: bytes, inputs: list[np.ndarray], arena_size: int | None
     ``max_abs_diff_lsb``/``exact``/``within_1lsb`` against ModelRunner (LiteRT as deployed: optimized kernels,
     XNNPACK), ``reference_max_abs_diff_lsb`` against LiteRT's reference kernels, ``arena_bytes`` /
     ``arena_head_bytes`` / ``arena_tail_bytes`` (recorded by TFLM), ``arena_estimate_bytes`` (the cost model's) and
-    ``error`` when TFLM could not run it (tflite-micro missing, an op missing, an interpreter error).
+    ``error`` when TFLM could not run it (tflite-micro missing, an op missing, an interpreter error), and
+    ``first_divergence`` (:func:`first_divergence`) when TFLM and LiteRT's reference kernels disagree.
 
     ``ok``: TFLM ran and its outputs equal LiteRT's reference kernels exactly, or ModelRunner's within 1 LSB.
     Optimized kernels round some intermediate results differently by 1 LSB; through a deep graph and a softmax
@@ -173,6 +204,12 @@ def micro_check(content: bytes, inputs: list[np.ndarray], arena_size: int | None
         "arena_bytes": arena.get("total"), "arena_head_bytes": arena.get("head"),
         "arena_tail_bytes": arena.get("tail")})
     result["ok"] = result["within_1lsb"] or result["reference_max_abs_diff_lsb"] == 0
+    if result["reference_max_abs_diff_lsb"]:  # name the kernel where TFLM and LiteRT start to differ
+        n = int(np.argmax(ref.max(axis=1)))
+        try:
+            result["first_divergence"] = first_divergence(content, [x[n:n + 1] for x in xs])
+        except (RuntimeError, ValueError) as err:
+            result["first_divergence"] = {"error": str(err).strip().splitlines()[0] if str(err).strip() else repr(err)}
     if estimate and result["arena_bytes"]:
         result["arena_estimate_error"] = round(estimate / result["arena_bytes"] - 1, 4)
     return result

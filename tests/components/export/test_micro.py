@@ -45,3 +45,29 @@ def test_tflm_matches_litert_and_records_arena(int8_model):
     assert result["arena_bytes"] > 0
     assert result["arena_head_bytes"] + result["arena_tail_bytes"] == result["arena_bytes"]
     assert abs(result["arena_estimate_bytes"] / result["arena_bytes"] - 1) < 0.10
+
+
+def test_c_source_compiles_and_is_aligned(int8_model, tmp_path):
+    import shutil
+    import subprocess
+
+    cxx = shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no C++ compiler on this machine (g++/clang++)")
+    cc, h = c_source(int8_model, "g_model")
+    (tmp_path / "model_data.cc").write_text(cc)
+    (tmp_path / "model_data.h").write_text(h)
+    (tmp_path / "main.cc").write_text(
+        '#include <cstdint>\n#include "model_data.h"\nint main() {\n'
+        f'  return (reinterpret_cast<std::uintptr_t>(g_model) % 16 == 0 && g_model_len == {len(int8_model)}u\n'
+        '          && kTensorArenaSize % 16 == 0 && g_model[4] == \'T\' && g_model[7] == \'3\') ? 0 : 1;\n}\n')
+    subprocess.run([cxx, "-std=c++17", "-O0", "-o", "check", "main.cc", "model_data.cc"], cwd=tmp_path, check=True)
+    assert subprocess.run([str(tmp_path / "check")]).returncode == 0
+
+
+def test_divergence_is_named(int8_model):
+    pytest.importorskip("tflite_micro", reason="tflite-micro is not installed (pip install '.[micro]')")
+    from edgepipe.components.export.micro import first_divergence
+
+    x = np.random.default_rng(2).integers(-128, 128, size=(1, 16, 3)).astype(np.int8)
+    assert first_divergence(int8_model, [x]) is None  # same integer kernels: nothing to name
