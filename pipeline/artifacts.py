@@ -276,13 +276,28 @@ class Model(Artifact):
         return target
 
     def load_keras(self, compile: bool = False):
-        """Load the model with every custom object edgepipe registers (quantize wrappers, Conv1D configs...)."""
+        """Load the model inside every registered Keras scope (:func:`register_keras_scope`: the model layer's
+        custom objects, quantize wrappers, Conv1D configs ...)."""
+        import contextlib
+
         import tf_keras as keras
 
-        from edgepipe.models.custom_objects import custom_object_scope
-
-        with custom_object_scope():
+        with contextlib.ExitStack() as stack:
+            for scope in KERAS_SCOPES:
+                stack.enter_context(scope())
             return keras.models.load_model(str(self.path / self.filename), compile=compile)
+
+
+# Context managers a saved Keras model is opened in. The model layer registers its custom objects here when
+# ``edgepipe.models`` is imported (every component that loads a model imports it), so the kernel imports no model
+# code: a change to a model family does not change the code version of components that never build one.
+KERAS_SCOPES: list = []
+
+
+def register_keras_scope(scope) -> None:
+    """Open every saved Keras model inside ``scope()`` (registered once per process)."""
+    if scope not in KERAS_SCOPES:
+        KERAS_SCOPES.append(scope)
 
 
 class TFLiteModels(Artifact):

@@ -4,8 +4,10 @@ Hashing only the component's own folder (the rule before) missed what matters an
 ``components/optimization/tflite.py`` left ``evaluate_*`` and ``export_*`` cached with stale results, while editing
 ``components/data/csv_rows.py`` invalidated ``make_windows``, which never uses it. Here the imports are read from
 the source with :mod:`ast` (every ``import``/``from ... import`` in the file, including the lazy ones inside
-functions, which this project uses to keep TensorFlow out of light modules) and followed within the component's own
-top-level package and ``edgepipe``; third-party libraries are pinned by ``requirements.lock``, not hashed.
+functions, which this project uses to keep TensorFlow out of light modules, and the dotted module names a registry
+imports by name, such as the built-in tasks and model families: a string constant that resolves to a project module
+counts) and followed within the component's own top-level package and ``edgepipe``; third-party libraries are
+pinned by ``requirements.lock``, not hashed.
 
 Nothing is imported to find a module's file except the top two levels of a package (``edgepipe.components``: light
 ``__init__`` files), so scanning never triggers TensorFlow or an import cycle. Parsed imports are cached per process
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 import importlib.util
 import sys
 from functools import lru_cache
 from pathlib import Path
 
 FOLLOWED = ("edgepipe",)  # besides the component's own top-level package
+_MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")  # a dotted name in a string: maybe a module
 
 
 def code_digest(source_file: str | Path, module_name: str) -> str:
@@ -86,6 +90,8 @@ def _imports(path: str, mtime_ns: int, size: int, package: str) -> tuple[str, ..
             if base:
                 names.append(base)
                 names += [f"{base}.{alias.name}" for alias in node.names if alias.name != "*"]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _MODULE_NAME.match(node.value):
+            names.append(node.value)  # a registry's built-ins, imported by name (tasks, model families)
     return tuple(dict.fromkeys(names))
 
 

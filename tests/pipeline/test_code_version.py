@@ -118,8 +118,11 @@ def test_edgepipe_components_cover_the_helpers_they_use_and_only_those():
         evaluate = files("components/evaluation/evaluate.py", "edgepipe.components.evaluation.evaluate")
         export = files("components/export/bundle.py", "edgepipe.components.export.bundle")
         stats = files("components/data/statistics.py", "edgepipe.components.data.statistics")
-        assert "components/optimization/tflite.py" in evaluate, evaluate
-        assert "components/optimization/tflite.py" in export, export
+        train = files("components/training/train_model.py", "edgepipe.components.training.train_model")
+        assert "runtime/litert.py" in evaluate, evaluate  # the one TFLite wrapper every variant is run with
+        assert "components/optimization/tflite.py" in export, export  # float32 conversion when no variant stage
+        assert "tasks/supervised.py" in evaluate and "tasks/anomaly.py" in export  # registries' by-name imports
+        assert "models/cnn.py" in train and "models/sequence.py" in train, train
         assert "components/evaluation/variants.py" in export, export
         assert "pipeline/artifacts.py" in evaluate and "pipeline/artifacts.py" in stats
         assert not any(f.startswith(("components/report", "components/export")) for f in stats), stats

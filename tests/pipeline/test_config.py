@@ -29,7 +29,7 @@ def test_dotted_overrides_are_parsed_as_yaml_values():
     ("window.size=-1", "config key 'window.size': Input should be greater than 0 (got -1)"),
     ("window.size=abc", "config key 'window.size': Input should be a valid integer"),
     ("training.strategy=gpu", "config key 'training.strategy': must be one of 'auto'"),
-    ("data.split={train: 0.9, eval: 0.3}", "config key 'data.split': Value error, fractions must be positive"),
+    ("data.split={train: 0.9, eval: 0.3}", "config key 'data.split': fractions must be positive"),
     ("window.size=30", "window.size=30 must be divisible by 2**len(model.filters)=4"),
     ("window=5", "config key 'window': Input should be a valid dictionary"),
     ("noequals", "expected dotted.key=value"),
