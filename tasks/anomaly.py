@@ -43,7 +43,27 @@ def series_bundle(ctx):
                     "counts": report["counts"],
                     **({"metric_gate": f"skipped: {ctx.gate['metric_gate']}"} if ctx.gate.get("metric_gate") else {})}}
     model_fields = {keys[v]: {"threshold": report["thresholds"][v]} for v in ctx.files}
+    prior = _likelihood_prior(ctx)
+    if prior:
+        fields["likelihood"] = prior
     return BundleParts(fields=fields, model_fields=model_fields)
+
+
+def _likelihood_prior(ctx) -> dict[str, float] | None:
+    """The runtime's anomaly likelihood (``runtime/likelihood.py``) starts from the shipped model's raw scores on
+    the normal training windows (mean and population std), so a stream can alert from its first windows instead of
+    learning for a day first; None without such scores."""
+    import numpy as np
+
+    path = ctx.evaluation_dir / "errors.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as saved:
+        key = f"train__{ctx.chosen}"
+        scores = saved[key].astype(np.float64) if key in saved.files else np.zeros(0)
+    if len(scores) < 2 or not np.isfinite(scores).all() or scores.std() <= 0:
+        return None
+    return {"initial_mean": float(scores.mean()), "initial_std": float(scores.std())}
 
 
 def _fmt(value: Any) -> str:

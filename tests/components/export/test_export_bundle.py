@@ -75,7 +75,8 @@ def test_writes_a_complete_bundle(chain, evaluation, tmp_path):
     bundle.finalize()
     names = sorted(p.name for p in bundle.path.iterdir())
     assert names == ["SUMMARY.md", "_artifact.json", "bundle.json", "evaluation.json", "model.tflite",
-                     "model_float32.tflite", "model_int8_ptq.tflite", "variants.html", "variants.json", "variants.md"]
+                     "model_data.cc", "model_data.h", "model_float32.tflite", "model_int8_ptq.tflite",
+                     "variants.html", "variants.json", "variants.md"]
     doc = json.loads((bundle.path / "bundle.json").read_text())
     report = evaluation.read_json("evaluation.json")
     assert doc["schema_version"] == 1 and doc["task"] == "anomaly_detection"
@@ -97,6 +98,16 @@ def test_writes_a_complete_bundle(chain, evaluation, tmp_path):
     assert set(doc["versions"]) == {"tensorflow", "tf_keras", "tfmot", "ai_edge_litert", "apache_beam", "edgepipe",
                                     "python"}
     assert all(doc["versions"].values())
+    micro = doc["micro"]  # the int8 model for TensorFlow Lite Micro, run under its interpreter at export
+    assert micro["ok"] and not micro["missing_ops"] and micro["arena_bytes"] > 0, micro
+    header = (bundle.path / "model_data.h").read_text()
+    assert f"kTensorArenaSize = {-(-micro['arena_bytes'] // 16) * 16};" in header
+    length = (bundle.path / "model.tflite").stat().st_size
+    assert f"g_model_len = {length};" in (bundle.path / "model_data.cc").read_text()
+    prior = doc["likelihood"]  # the streaming likelihood starts from the shipped model's normal training scores
+    train = np.load(evaluation.path / "errors.npz")["train__int8_qat"]
+    assert prior == {"initial_mean": pytest.approx(float(train.mean())),
+                     "initial_std": pytest.approx(float(train.std()))}
     summary = (bundle.path / "SUMMARY.md").read_text()
     assert "model.tflite" in summary and "model_float32.tflite" in summary
 
