@@ -86,9 +86,7 @@ def segmentation(base: str) -> dict:
     for split, n in {"train": 32, "eval": 8, "test": 10}.items():
         x = rng.uniform(0, 1, size=(n, 8, 8, 1)).astype("float32")
         splits[split] = {"x": x, "mask": (x[..., 0] > 0.6).astype("int64")}
-    examples = _write(root / "examples", splits)
-    model = _train(examples, root / "model", family="unet", task="segmentation", y_key="mask",
-                   hparams={"filters": [4, 8]})
+    return _fit(root, splits, family="unet", task="segmentation", y_key="mask", hparams={"filters": [4, 8]})
 
 
 @functools.cache
