@@ -18,26 +18,24 @@ from edgepipe.runtime.errors import InputError, RuntimeBundleError, UsageError
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a bad --threads is the argument's fault, not a model file's)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def int_at_least(minimum: int, what: str):
+    """argparse type: an integer >= ``minimum`` (a bad --threads is the argument's fault, not a model file's)."""
+
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    check.__name__ = what  # argparse names the type in its own messages
+    return check
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+positive_int = int_at_least(1, "positive_int")
+non_negative_int = int_at_least(0, "non_negative_int")
 
 
 def likelihood_threshold(text: str) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgepipe.tasks.base import Task, register
+from edgepipe.tasks.bundle import fmt
 from edgepipe.tasks.metrics import TaskMetric
 
 
@@ -66,12 +67,6 @@ def _likelihood_prior(ctx) -> dict[str, float] | None:
     return {"initial_mean": float(scores.mean()), "initial_std": float(scores.std())}
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def series_summary(doc: dict[str, Any], report: dict[str, Any], table: str) -> str:
     """SUMMARY.md of an anomaly bundle: the models, their thresholds and detection metrics, the gate."""
     q = doc["input"]["quantization"] or {}
@@ -86,11 +81,11 @@ def series_summary(doc: dict[str, Any], report: dict[str, Any], table: str) -> s
         variant = entry["variant"]
         m = report["metrics"].get(variant, {}).get("all", {})
         lines.append(f"| `{entry['file']}` | {variant} | {entry['size_bytes'] / 1024:.1f} KiB | "
-                     f"{_fmt(entry['threshold'])} | {_fmt(m.get('f1'))} | {_fmt(m.get('auc'))} | "
-                     f"{_fmt(report['agreement'].get(variant, {}).get('all'))} |")
+                     f"{fmt(entry['threshold'])} | {fmt(m.get('f1'))} | {fmt(m.get('auc'))} | "
+                     f"{fmt(report['agreement'].get(variant, {}).get('all'))} |")
     k = report["metrics"].get("keras", {}).get("all", {})
     metrics = doc["metrics"]
-    lines += ["", f"Keras reference: F1 {_fmt(k.get('f1'))}, AUC {_fmt(k.get('auc'))}; "
+    lines += ["", f"Keras reference: F1 {fmt(k.get('f1'))}, AUC {fmt(k.get('auc'))}; "
                   f"export gate: agreement >= {metrics['min_agreement']}"
                   + (f", F1 drop <= {metrics['max_metric_drop']}" if metrics["max_metric_drop"] is not None
                      and "metric_gate" not in metrics else "")

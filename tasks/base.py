@@ -13,6 +13,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from edgepipe.tasks.bundle import evaluated_examples, preprocessing, standard_bundle, standard_summary
 from edgepipe.tasks.metrics import TaskMetric
 
 # Modules that register the built-in tasks, imported on first lookup (cheap: no TensorFlow).
@@ -28,11 +29,6 @@ def _no_fields(card: Any, io: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _standard_bundle(ctx):
-    from edgepipe.tasks.bundle import standard_bundle
-
-    return standard_bundle(ctx)
-
 
 def _value_report(x, y, out, names, lowest):
     """MAE/RMSE of float targets: the evaluation report of any task whose label is a value."""
@@ -42,22 +38,7 @@ def _value_report(x, y, out, names, lowest):
     return report, {"mae": report["mae"], "rmse": report["rmse"]}
 
 
-def _standard_summary(doc, report, table):
-    from edgepipe.tasks.bundle import standard_summary
 
-    return standard_summary(doc, report, table)
-
-
-def _preprocessing(ctx):
-    from edgepipe.tasks.bundle import preprocessing
-
-    return preprocessing(ctx)
-
-
-def _evaluated_examples(ctx):
-    from edgepipe.tasks.bundle import evaluated_examples
-
-    return evaluated_examples(ctx)
 
 
 @dataclass(frozen=True)
@@ -88,12 +69,12 @@ class Task:
     # The bundle (``tasks/bundle.py``): ``bundle(ctx) -> BundleParts`` is the task's whole part of bundle.json;
     # the standard one composes the three hooks below (output fields from the model card and tensors, what
     # a device does to raw input, and the inputs/outputs a device checks itself against).
-    bundle: Callable[[Any], Any] = field(default=_standard_bundle, compare=False)
+    bundle: Callable[[Any], Any] = field(default=standard_bundle, compare=False)
     bundle_fields: Callable[[Any, dict[str, Any]], dict[str, Any]] = field(default=_no_fields,  # (ModelCard, io)
                                                                           compare=False)
-    preprocessing: Callable[[Any], dict[str, Any]] = field(default=_preprocessing, compare=False)
-    verification: Callable[[Any], dict[str, Any]] = field(default=_evaluated_examples, compare=False)
-    summary: Callable[[dict, dict, str], str] = field(default=_standard_summary, compare=False)  # SUMMARY.md
+    preprocessing: Callable[[Any], dict[str, Any]] = field(default=preprocessing, compare=False)
+    verification: Callable[[Any], dict[str, Any]] = field(default=evaluated_examples, compare=False)
+    summary: Callable[[dict, dict, str], str] = field(default=standard_summary, compare=False)  # SUMMARY.md
     # evaluate_model's report of a task fed Examples: (x, y, keras outputs, class names, lowest_confidence) ->
     # (evaluation.json metrics, the headline numbers recorded as the run's metrics)
     evaluation_report: Callable[..., tuple[dict, dict]] = field(default=_value_report, compare=False)

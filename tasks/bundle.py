@@ -111,7 +111,8 @@ def standard_bundle(ctx: BundleContext) -> BundleParts:
     return BundleParts(fields=fields, verification=task.verification(ctx))
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    """A number for a summary line: 4 significant digits, n/a for None."""
     if value is None:
         return "n/a"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -129,8 +130,8 @@ def standard_summary(doc: dict[str, Any], report: dict[str, Any], table: str) ->
              f"Why this model: {(doc.get('quantization') or {}).get('reason') or doc.get('primary_reason') or 'the first int8 variant that passes the export bounds'}.",
              ""]
     if name:
-        lines.append(f"Keras reference {name}: {_fmt(keras)}; export gate: agreement >= "
-                     f"{_fmt(metrics.get('min_agreement'))}, {name} drop <= {_fmt(metrics.get('max_metric_drop'))}.")
+        lines.append(f"Keras reference {name}: {fmt(keras)}; export gate: agreement >= "
+                     f"{fmt(metrics.get('min_agreement'))}, {name} drop <= {fmt(metrics.get('max_metric_drop'))}.")
     if table:
         lines += ["", "## All variants (`variants.json`)", "", table]
     lines += ["Built with " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + ".", ""]

@@ -129,18 +129,16 @@ def _train_rl(cfg: Config, plan: Plan, ctx: Context):
 
 
 _MODEL_HPARAMS = {"model.family", "model.task", "model.hparams"}
+_SUPERVISED = {*_MODEL_HPARAMS, *_TRAINING, "training.patience", "training.lr_schedule", "training.fine_tune_epochs",
+               "training.mixed_precision"}  # train_model's keys
 TRAIN = {  # (task.data, family.trainer) -> (stage, keys); "*" matches any trainer; model.hparams are checked
     # against the builder's signature when the stage reads them through the family registry (not the DQN's: its
     # hyperparameters configure the agent, env_name the environment)
     ("windows", "*"): (_train_windows, {"model.family", "model.filters", "model.kernel_size", "training.epochs",
                                         "training.batch_size", "training.learning_rate", "training.train_on",
                                         "training.seed", "training.strategy"}),
-    ("examples", "supervised"): (_train_supervised, {*_MODEL_HPARAMS, *_TRAINING, "training.patience",
-                                                     "training.lr_schedule", "training.fine_tune_epochs",
-                                                     "training.mixed_precision"}),
-    ("examples", "autoencoder"): (_train_supervised, {*_MODEL_HPARAMS, *_TRAINING, "training.patience",
-                                                      "training.lr_schedule", "training.fine_tune_epochs",
-                                                      "training.mixed_precision"}),
+    ("examples", "supervised"): (_train_supervised, _SUPERVISED),
+    ("examples", "autoencoder"): (_train_supervised, _SUPERVISED),  # train_model fits it on Examples too
     ("examples", "gan"): (_train_gan, {*_MODEL_HPARAMS, *_TRAINING}),
     ("environment", "rl"): (_train_rl, {"model.family", "model.hparams", "training.seed", "training.checkpoints",
                                         "training.time_budget_s"}),
