@@ -11,7 +11,7 @@ from PIL import Image
 
 from edgepipe.runtime.tasks.families import GenerationResult, PolicyResult, SegmentationResult
 from edgepipe.runtime.tasks.vector import ClassificationResult
-from edgepipe.ui.tryout import draw
+from edgepipe.ui.drawings import draw
 
 
 def png(uri: str) -> np.ndarray:
@@ -49,3 +49,25 @@ def test_generated_samples_become_images_and_policies_show_actions():
     q = np.array([[0.1, 0.9], [2.0, -1.0]])
     out = draw(PolicyResult("p.tflite", q), "obs", q, "features")
     assert [i["title"] for i in out["items"]] == ["obs #0: action 1", "obs #1: action 0"]
+
+
+def test_a_result_type_is_drawn_by_its_registered_drawer_or_as_records():
+    """Dispatch is by result type through the registry: a subclass gets its base's drawer, a type without one
+    (regression) its records as text, and a newly registered drawer takes over without touching the route."""
+    from edgepipe.runtime.tasks.vector import RegressionResult
+    from edgepipe.ui import drawings
+
+    class Calibrated(ClassificationResult):
+        pass
+
+    probs = np.array([[0.2, 0.8]])
+    assert draw(Calibrated("m.tflite", ["no", "yes"], probs), "x", probs, "features")["items"][0]["title"] == \
+        "x #0: yes (0.800)"
+    result = RegressionResult("r.tflite", ["tips"], np.array([[1.5], [2.25]]))
+    out = draw(result, "rows", None, "features")
+    assert out["summary"] == "2 predictions" and out["items"][1]["title"] == "{'tips': 2.25}"
+    drawings.draws(RegressionResult)(lambda r, name, values, kind: {"name": name, "summary": "drawn", "items": []})
+    try:
+        assert draw(result, "rows", None, "features")["summary"] == "drawn"
+    finally:
+        drawings.DRAWERS.pop(RegressionResult)
