@@ -5,6 +5,7 @@ instead of being silently ignored while a default is used. Errors are one line a
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterable, Literal
 
@@ -84,6 +85,30 @@ class WindowSection(Section):
     label_mode: Literal["any", "last"] = "any"
 
 
+
+
+class TransformSection(Section):
+    """Tables (a CSV source): the transform fitted on the train split, shipped in the bundle and applied by the
+    runtime to raw rows (``components/data/transform.py``)."""
+    numeric: Literal["zscore", "minmax", "robust", "none"] = "zscore"
+    impute: Literal["mean", "median", "constant", "none"] = "mean"  # none: a missing value stays NaN
+    fill_value: float = 0.0                    # impute: constant
+    missing_indicator: bool = False            # one 0/1 input '<column>__missing' per numeric column with gaps
+    clip: float | None = Field(5.0, gt=0.0)    # scaled values beyond +-clip are clipped (null: never)
+    categorical: Literal["onehot", "index"] = "onehot"  # index: one int input per column (for an embedding)
+    vocab_max_size: PositiveInt = 20           # top-k train values per string column; the rest share an OOV slot
+
+
+class SchemaSection(Section):
+    """Every Examples pipeline: a schema inferred on train, other splits validated against it
+    (``components/data/schema.py``); the run fails only for the anomaly kinds in ``fail_on``."""
+    fail_on: list[Literal["missing_column", "unexpected_column", "type_change", "out_of_range", "mean_drift",
+                          "missing_values", "new_category"]] = Field(default_factory=lambda: ["missing_column",
+                                                                                              "type_change"])
+    max_mean_drift: float = Field(1.0, gt=0.0)      # |mean - train mean| / train std
+    range_margin: float = Field(0.0, ge=0.0)        # x the train span beyond [min, max] still in range
+    max_missing_increase: float = Field(0.05, ge=0.0, le=1.0)
+    max_domain_size: PositiveInt = 100              # string columns with more train values get no domain
 
 
 class ModelSection(Section):
@@ -180,6 +205,11 @@ class ExportSection(Section):
     max_metric_drop: float | None = Field(0.1, ge=0.0)  # task metric (F1 ...) below Keras float by more: refused
 
 
+# The section named ``schema`` shadows pydantic's deprecated ``BaseModel.schema()`` (a warning at class creation);
+# the YAML key is what users write, so the name stays and only that one warning is silenced.
+warnings.filterwarnings("ignore", message='Field name "schema" in "Config" shadows', category=UserWarning)
+
+
 class Config(Section):
     _source: str = PrivateAttr("config")  # the YAML file (or --config-json) it came from, for error lines
 
@@ -187,6 +217,8 @@ class Config(Section):
     data: DataSection = Field(default_factory=DataSection)
     normalize: NormalizeSection = Field(default_factory=NormalizeSection)
     window: WindowSection = Field(default_factory=WindowSection)
+    transform: TransformSection = Field(default_factory=TransformSection)
+    schema: SchemaSection = Field(default_factory=SchemaSection)  # shadows BaseModel.schema(): see above
     model: ModelSection = Field(default_factory=ModelSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
     prune: PruneSection = Field(default_factory=PruneSection)

@@ -37,7 +37,7 @@ class BundleContext:
     seed: int = 0
     tolerance: float = 1e-3
     verify_samples: int = 16
-    transform: dict[str, Any] | None = None  # the fitted normalization (series)
+    transform: dict[str, Any] | None = None  # the fitted normalization (series) or table transform (+ schema)
     windows: dict[str, Any] | None = None  # window size, stride, channels, channel names (series)
 
 
@@ -50,16 +50,23 @@ class BundleParts:
 
 
 def preprocessing(ctx: BundleContext) -> dict[str, Any]:
-    """What the pipeline did to raw data before the model, for tasks fed Examples: values unchanged (tables: the
-    columns in ``features`` order; images: pixel values as in the data, 0..1, so an 8-bit image file is scaled by
-    1/255 after a bilinear resize)."""
+    """What the pipeline did to raw data before the model, for tasks fed Examples: a transformed table gives the
+    raw CSV ``columns`` it reads, the fitted ``transform`` (``components/data/transform.py``: imputation, scaling,
+    vocabularies) that turns them into the model's ``features`` and the train ``schema`` the runtime reports skew
+    against; otherwise values unchanged (tables: the columns in ``features`` order; images: pixel values as in
+    the data, 0..1, so an 8-bit image file is scaled by 1/255 after a bilinear resize)."""
     spec = ctx.card.data_spec
     shape = list(spec.input_shape) if spec else []
     extra = (spec.extra if spec else None) or {}
     features = extra.get("features") or []
     x_key = extra.get("x_key", "x")
     if features and features != [x_key]:
-        return {"kind": "table", "features": list(features), "transform": "none"}
+        table = ctx.transform if ctx.transform and "outputs" in ctx.transform else None
+        if table is None:
+            return {"kind": "table", "features": list(features), "transform": "none"}
+        rules = {k: v for k, v in table.items() if k != "schema"}
+        return {"kind": "table", "features": list(features), "columns": list(table["features"]),
+                "transform": rules, **({"schema": table["schema"]} if table.get("schema") else {})}
     if len(shape) == 3:
         return {"kind": "image", "transform": "none",
                 "image": {"height": shape[0], "width": shape[1], "channels": shape[2], "resize": "bilinear",

@@ -297,7 +297,8 @@ class Fitted:
 
 def fit(model, train, eval_ds, *, epochs: int, steps_per_epoch: int | None = None, learning_rate: float = 1e-3,
         patience: int = 5, lr_schedule: str = "plateau", checkpoint: Path | None = None,
-        tensorboard_dir: Path | None = None, verbose: int = 0) -> Fitted:
+        tensorboard_dir: Path | None = None, verbose: int = 0, non_finite: Callable[[], Exception] | None = None
+        ) -> Fitted:
     """Fit ``model`` for ``epochs``, resuming from ``checkpoint`` if a previous attempt left one.
 
     ``train`` is ``epoch -> dataset`` (resumes see the same data order: :func:`per_epoch`, needs
@@ -305,10 +306,14 @@ def fit(model, train, eval_ds, *, epochs: int, steps_per_epoch: int | None = Non
     and LR reduction watch ``val_loss`` when there is ``eval_ds``, else ``loss``; ``patience`` 0 disables early
     stopping.
     A requested stop (Ctrl-C) raises :class:`~edgepipe.pipeline.progress.StopRequested` after the current batch.
+    A non-finite loss raises at once (``nonfinite.py``): the error ``non_finite()`` returns names the cause.
     """
+    from edgepipe.components.training.nonfinite import stop_on_non_finite
+
     monitor = "val_loss" if eval_ds is not None else "loss"
     epochs = max(1, int(epochs))
-    cbs = callbacks(monitor, epochs, learning_rate, patience, lr_schedule, tensorboard_dir)
+    cbs = [stop_on_non_finite(non_finite),  # first: no later callback sees (or checkpoints) a NaN epoch
+           *callbacks(monitor, epochs, learning_rate, patience, lr_schedule, tensorboard_dir)]
     saver = None
     initial_epoch = 0
     if checkpoint is not None:

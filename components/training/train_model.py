@@ -34,6 +34,7 @@ def train_model(examples: Input[Examples], model: Output[Model], family: str, hp
     epoch under a directory keyed by this execution's inputs and parameters, restored when the same training is
     retried after a failure and deleted once it succeeds.
     """
+    from edgepipe.components.training.nonfinite import describe_cause
     from edgepipe.components.training.fit import (checkpoint_dir, configure_run, count_examples, data_spec, fit,
                                                   remove_checkpoints, supervised_dataset, supervised_epochs)
     from edgepipe.models.registry import family as get_family
@@ -70,9 +71,10 @@ def train_model(examples: Input[Examples], model: Output[Model], family: str, hp
         net = _build(family, spec, hparams)  # ConfigError here: nothing trained yet
     learning_rate = float(hparams.get("learning_rate", hyperparameters(family).get("learning_rate") or 1e-3))
     ckpt = checkpoint_dir(checkpoint_root, "train_model")
+    cause = describe_cause(examples, list(spec.extra.get("features") or [x_key]), y_key if labels else None)
     first = fit(net, train_ds, eval_ds, epochs=epochs, steps_per_epoch=steps, learning_rate=learning_rate,
                 patience=patience, lr_schedule=lr_schedule, checkpoint=ckpt / "phase1" if ckpt else None,
-                tensorboard_dir=model.file("tensorboard/phase1"), verbose=verbose)
+                tensorboard_dir=model.file("tensorboard/phase1"), verbose=verbose, non_finite=cause)
     history = first.history
     phases = {"phase1": history}
     resumed = {"phase1": first.resumed_at}
@@ -86,7 +88,7 @@ def train_model(examples: Input[Examples], model: Output[Model], family: str, hp
         tuned = fit(net, train_ds, eval_ds, epochs=fine_tune_epochs, steps_per_epoch=steps,
                     learning_rate=fine_tune["learning_rate"], patience=patience, lr_schedule=lr_schedule,
                     checkpoint=ckpt / "fine_tune" if ckpt else None,
-                    tensorboard_dir=model.file("tensorboard/fine_tune"), verbose=verbose)
+                    tensorboard_dir=model.file("tensorboard/fine_tune"), verbose=verbose, non_finite=cause)
         phases["fine_tune"], resumed["fine_tune"] = tuned.history, tuned.resumed_at
         phases["fine_tune_trainable_base_layers"] = trainable
     elif fine_tune_epochs > 0:

@@ -74,17 +74,40 @@ def _series(cfg: Config, plan: Plan, ctx: Context) -> None:
     ctx.rejects, ctx.transform = ingest.outputs["rejects"], transform.outputs["params"]
 
 
+TABLE_INGESTS = {"ingest_csv"}  # ingests whose Examples are rows of a table: transformed (transform.*)
+
+
 def _examples(cfg: Config, plan: Plan, ctx: Context) -> None:
+    """ingest -> statistics -> schema (inferred on train) -> validation (other splits; ``schema.fail_on`` fails
+    the run) -> for a table, transform (impute, scale, encode; fitted on train, shipped in the bundle)."""
+    from edgepipe.components.data import compute_statistics, infer_schema, transform_features, validate_examples
+
     ingest = examples_ingest(cfg, plan)
     ctx.nodes.append(ingest)
     ctx.examples = ingest.outputs["examples"]
     ctx.rejects = ingest.outputs.get("rejects")
+    beam, sc, t = _beam(cfg), cfg.schema, cfg.transform
+    statistics = compute_statistics(examples=ctx.examples, beam_args=beam)
+    schema = infer_schema(statistics=statistics.outputs["statistics"], max_domain_size=sc.max_domain_size)
+    validate = validate_examples(statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"],
+                                 max_mean_drift=sc.max_mean_drift, range_margin=sc.range_margin,
+                                 max_missing_increase=sc.max_missing_increase, fail_on=list(sc.fail_on))
+    ctx.nodes += [statistics, schema, validate]
+    if ingest.component.name not in TABLE_INGESTS:
+        return
+    transform = transform_features(examples=ctx.examples, statistics=statistics.outputs["statistics"],
+                                   schema=schema.outputs["schema"], validation=validate.outputs["report"],
+                                   numeric=t.numeric, categorical=t.categorical,
+                                   vocab_max_size=t.vocab_max_size, impute=t.impute, fill_value=t.fill_value,
+                                   missing_indicator=t.missing_indicator, clip=t.clip, beam_args=beam)
+    ctx.nodes.append(transform)
+    ctx.examples, ctx.transform = transform.outputs["transformed"], transform.outputs["params"]
 
 
 DATA = {  # task.data -> (stage, keys)
     "windows": (_series, {"data.*", "normalize.*", "window.*"}),
     "examples": (_examples, {"data.source", "data.label_column", "data.feature_columns", "data.split",
-                             "model.x_key", "model.y_key"}),
+                             "model.x_key", "model.y_key", "transform.*", "schema.*"}),
     "environment": (None, set()),
 }
 
@@ -103,7 +126,9 @@ def _train_supervised(cfg: Config, plan: Plan, ctx: Context):
     from edgepipe.components.training.train_model import train_model
 
     t = cfg.training
-    columns = {"feature_columns": list(cfg.data.feature_columns)} if cfg.data.feature_columns else {}
+    # a transformed table's model inputs are the transform's output columns (data.feature_columns chose the raw ones)
+    columns = ({"feature_columns": list(cfg.data.feature_columns)} if cfg.data.feature_columns
+               and ctx.transform is None else {})
     return train_model(examples=ctx.examples, family=plan.family.name, hparams=dict(cfg.model.hparams),
                        task=plan.task.name, x_key=cfg.model.x_key, y_key=cfg.model.y_key, epochs=t.epochs, **columns,
                        batch_size=t.batch_size, patience=t.patience, lr_schedule=t.lr_schedule,

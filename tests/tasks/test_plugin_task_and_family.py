@@ -62,13 +62,16 @@ def test_the_registries_list_the_plugin_everywhere_they_are_derived(table, tmp_p
 def test_a_plugin_task_and_family_run_end_to_end_to_a_validated_bundle(table, tmp_path):
     result = LocalRunner(tmp_path / "root").run(build_pipeline(config(table, tmp_path / "root")))
     assert result.status == "complete", result.error
-    assert list(result.nodes) == ["ingest_csv", "train_model", "convert_tflite", "evaluate", "render_report",
-                                  "export_bundle"]
+    assert list(result.nodes) == ["ingest_csv", "compute_statistics", "infer_schema", "validate_examples",
+                                  "transform_features", "train_model", "convert_tflite", "evaluate",
+                                  "render_report", "export_bundle"]
     out = result.artifact("export_bundle", "bundle").path
     doc = json.loads((out / "bundle.json").read_text())
     assert doc["task"] == "regression" and doc["family"] == "tiny_dense" and doc["target_names"] == ["count"]
     assert doc["metrics"]["metric_name"] == "exact_count" and doc["primary_variant"] == "int8_ptq"
-    assert doc["preprocessing"] == {"kind": "table", "features": FEATURES, "transform": "none"}
+    pre = doc["preprocessing"]  # the table's fitted transform ships with it (numeric columns: scaling only)
+    assert (pre["kind"], pre["features"], pre["columns"]) == ("table", FEATURES, FEATURES)
+    assert pre["transform"]["outputs"] == FEATURES and set(pre["schema"]["features"]) == {*FEATURES, "label"}
     keras_exact = doc["metrics"]["per_model"]["keras"]["all"]["exact_count"]
     assert keras_exact > 0.8, keras_exact  # the family learned the task
     rows = {r["variant"]: r for r in json.loads((out / "variants.json").read_text())}

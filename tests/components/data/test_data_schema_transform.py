@@ -101,18 +101,23 @@ def test_transform_fitted_on_train_only(base, run, tmp_path, numeric, categorica
     else:
         q1, q2, q3 = np.quantile(num, [0.25, 0.5, 0.75])
         assert (rule["center"], rule["scale"]) == pytest.approx((q2, q3 - q1))
+    assert rule["fill"] == pytest.approx(num.mean())  # impute: mean (the default), in raw units
     cat = params["features"]["cat"]
     assert cat["vocab"] == ["a", "b", "c"] and cat["oov_index"] == 3  # train's 3 most frequent; "d" -> OOV
     spec = out["transformed"].properties["feature_spec"]
-    assert spec["cat"] == ({"dtype": "int64", "shape": []} if categorical == "index"
-                           else {"dtype": "float32", "shape": [4]})
+    hot = ["cat=a", "cat=b", "cat=c", "cat#oov"]
+    if categorical == "index":
+        assert spec["cat"] == {"dtype": "int64", "shape": []}
+    else:  # one scalar float column per slot, so a table model's input is their concatenation
+        assert "cat" not in spec and all(spec[c] == {"dtype": "float32", "shape": []} for c in hot)
+        assert [c for c in params["outputs"] if c.startswith("cat")] == hot
     for split in examples.splits:
         after = list(iter_examples(out["transformed"], split))  # same shards, same record order
         assert len(after) == metrics[f"examples_{split}"] == len(list(iter_examples(examples, split)))
         for raw, done in zip(iter_examples(examples, split), after):
             x = raw["num"][0]
-            want = 0.0 if np.isnan(x) else (x - rule["center"]) / rule["scale"]
+            want = ((rule["fill"] if np.isnan(x) else x) - rule["center"]) / rule["scale"]  # imputed: train mean
             assert done["num"][0] == pytest.approx(want, abs=1e-5)
             index = {"a": 0, "b": 1, "c": 2}.get(raw["cat"], 3)
-            got = int(done["cat"][0]) if categorical == "index" else int(np.argmax(done["cat"]))
+            got = int(done["cat"][0]) if categorical == "index" else int(np.argmax([done[c][0] for c in hot]))
             assert got == index

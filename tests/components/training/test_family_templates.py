@@ -11,17 +11,19 @@ from edgepipe.pipeline.templates import build_pipeline
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 # The supervised families share the anomaly template's variant stage (default config: every variant).
 VARIANT_STAGE = ["prune_model", "quantize_model", "cluster_model", "pqat_model", "convert_tflite"]
+# Every Examples pipeline infers a schema on train and validates the other splits; a table (CSV) is transformed.
+SCHEMA = ["compute_statistics", "infer_schema", "validate_examples"]
 EXPECTED = {
-    "mlp": ["ingest_csv", "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
-    "cnn": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
-    "rnn": ["ingest_npz", "train_model", "evaluate", "render_report", "export_bundle"],
-    "conv1d": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
-    "unet": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
-    "mobilenet_v2": ["ingest_npz", "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
+    "mlp": ["ingest_csv", *SCHEMA, "transform_features", "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
+    "cnn": ["ingest_npz", *SCHEMA, "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
+    "rnn": ["ingest_npz", *SCHEMA, "train_model", "evaluate", "render_report", "export_bundle"],
+    "conv1d": ["ingest_npz", *SCHEMA, "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
+    "unet": ["ingest_npz", *SCHEMA, "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
+    "mobilenet_v2": ["ingest_npz", *SCHEMA, "train_model", *VARIANT_STAGE, "evaluate", "render_report", "export_bundle"],
     # generators and Q-networks: float32 / int8 PTQ / int8 QAT (distilled), verified per variant, gated at export;
     # a GAN's samples are judged by a classifier trained on the same images (train_judge)
-    "dcgan": ["ingest_npz", "train_gan", "train_judge", "convert_tflite", "evaluate", "render_report", "export_bundle"],
-    "cgan": ["ingest_npz", "train_gan", "train_judge", "convert_tflite", "evaluate", "render_report", "export_bundle"],
+    "dcgan": ["ingest_npz", *SCHEMA, "train_gan", "train_judge", "convert_tflite", "evaluate", "render_report", "export_bundle"],
+    "cgan": ["ingest_npz", *SCHEMA, "train_gan", "train_judge", "convert_tflite", "evaluate", "render_report", "export_bundle"],
     "dqn": ["train_dqn", "convert_tflite", "evaluate", "render_report", "export_bundle"],
 }
 
@@ -31,7 +33,10 @@ def test_family_config_builds_a_valid_pipeline(name, tmp_path):
     cfg = load_config(CONFIGS / f"{name}.yaml", [f"pipeline.root={tmp_path}"])
     assert cfg.model.family == name
     pipeline = build_pipeline(cfg)
-    assert [n.name for n in pipeline.nodes] == EXPECTED[name]
+    names = [n.name for n in pipeline.nodes]
+    assert sorted(names) == sorted(EXPECTED[name])  # a topological order: side branches may interleave
+    if "transform_features" in names:  # a table is validated, then transformed, before anything trains
+        assert names.index("validate_examples") < names.index("transform_features") < names.index("train_model")
     train = next(n for n in pipeline.nodes if n.component.name.startswith("train_"))
     if name != "dqn":
         assert train.params["checkpoint_root"] == str(tmp_path.resolve() / "checkpoints")
