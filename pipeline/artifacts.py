@@ -323,6 +323,13 @@ class ModelEvaluation(Artifact):
     type_name = "ModelEvaluation"
 
 
+class ModelBlessing(Artifact):
+    """A retrained candidate compared with the last exported bundle on the candidate's evaluation data
+    (``blessing.json``: both metrics, the bound, the verdict the export gate enforces; TFX's ModelBlessing)."""
+
+    type_name = "ModelBlessing"
+
+
 class Report(Artifact):
     """A self-contained HTML report of a run (``report.html``: inline CSS, plots embedded as base64 PNG)."""
 
@@ -371,7 +378,7 @@ class Bundle(Artifact):
 ARTIFACT_TYPES: dict[str, type[Artifact]] = {
     cls.type_name: cls
     for cls in (Artifact, Examples, ExampleStatistics, Schema, ValidationReport, Rejects, TransformParams, Model,
-                TFLiteModels, ModelEvaluation, Report, Bundle)
+                TFLiteModels, ModelEvaluation, ModelBlessing, Report, Bundle)
 }
 
 

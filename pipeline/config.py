@@ -205,6 +205,12 @@ class ExportSection(Section):
     max_metric_drop: float | None = Field(0.1, ge=0.0)  # task metric (F1 ...) below Keras float by more: refused
 
 
+class RetrainSection(Section):
+    """A later run on new data, blessed against the last exported bundle (``pipeline/templates/retrain.py``)."""
+    baseline: str | None = None  # last: this pipeline's newest exported bundle in the root | a bundle path | null
+    max_regression: float = Field(0.01, ge=0.0)  # the candidate's metric may be worse than the baseline's by this
+
+
 # The section named ``schema`` shadows pydantic's deprecated ``BaseModel.schema()`` (a warning at class creation);
 # the YAML key is what users write, so the name stays and only that one warning is silenced.
 warnings.filterwarnings("ignore", message='Field name "schema" in "Config" shadows', category=UserWarning)
@@ -227,6 +233,7 @@ class Config(Section):
     convert: ConvertSection = Field(default_factory=ConvertSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     export: ExportSection = Field(default_factory=ExportSection)
+    retrain: RetrainSection = Field(default_factory=RetrainSection)
 
     @model_validator(mode="after")
     def _window_fits_model(self) -> "Config":

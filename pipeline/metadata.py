@@ -259,6 +259,14 @@ class MetadataStore:
                            "WHERE a.type=? ORDER BY a.created DESC LIMIT ?", (type_name, limit))
         return [dict(row) for row in rows]
 
+    def last_artifact(self, pipeline: str, type_name: str) -> dict[str, Any] | None:
+        """The newest artifact of ``type_name`` a complete execution in a run of ``pipeline`` registered, with its
+        run and node, or None (read-only; a retrain finds the last exported bundle it must not regress from)."""
+        rows = self._query("SELECT a.*, e.run_id, e.node FROM artifacts a JOIN executions e ON e.id = a.producer "
+                           "JOIN runs r ON r.id = e.run_id WHERE r.pipeline=? AND a.type=? AND e.status='complete' "
+                           "ORDER BY a.created DESC LIMIT 1", (pipeline, type_name))
+        return dict(rows[0]) if rows else None
+
     def lineage(self, artifact_id: str) -> list[dict[str, Any]]:
         """Every artifact upstream of ``artifact_id`` (walks output -> producing execution -> its inputs)."""
         seen: dict[str, dict[str, Any]] = {}

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from edgepipe.models.card import ModelCard
-from edgepipe.pipeline.artifacts import (Bundle, Examples, Model, ModelEvaluation, Report, TFLiteModels,
-                                         TransformParams)
+from edgepipe.pipeline.artifacts import (Bundle, Examples, Model, ModelBlessing, ModelEvaluation, Report,
+                                         TFLiteModels, TransformParams)
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import VerificationError
 from edgepipe.runtime.litert import io_spec
@@ -34,12 +34,14 @@ PACKAGES = {"tensorflow": "tensorflow", "tf_keras": "tf-keras", "tfmot": "tensor
 def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundle: Output[Bundle],
                   tflite: Input[TFLiteModels] | None = None, report: Input[Report] | None = None,
                   transform: Input[TransformParams] | None = None, windows: Input[Examples] | None = None,
+                  blessing: Input[ModelBlessing] | None = None,
                   task: str | None = None, min_agreement: float = 0.98, max_metric_drop: float | None = None,
                   primary: str = "auto", float_fallback: bool = False, float_reason: str | None = None,
                   tolerance: float = 1e-3, verify_samples: int = 16, seed: int = 0) -> dict:
     """Refuse (VerificationError, exit 4, nothing written) when the primary fails the bounds; else write the
     passing models, ``bundle.json``, ``SUMMARY.md``, ``evaluation.json``, ``verification.npz`` (when the task has
-    examples to check), the gated variant table and report.html. ``task``: the model card's unless given."""
+    examples to check), the gated variant table and report.html. ``task``: the model card's unless given.
+    ``blessing`` (a retrain): the shipped variant must be blessed against the last exported bundle, else refused."""
     from edgepipe import tasks
     from edgepipe.components.evaluation.variants import to_markdown, write_table
     from edgepipe.tasks.bundle import BundleContext
@@ -62,6 +64,11 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
         chosen, rows, content = "float32", None, {"float32": data}
         reason = float_reason or "no variant stage for this model: the float32 model is shipped"
         gate = {"min_agreement": None, "max_metric_drop": None, "metric_gate": None}
+    from edgepipe.components.export.gate import check_blessing
+
+    blessed = check_blessing(blessing, chosen)
+    if blessed is not None:
+        doc_eval = {**doc_eval, "blessing": blessed}
     files = {chosen: "model.tflite", **{v: f"model_{v}.tflite" for v in sorted(content) if v != chosen}}
     keys = {v: ("int8" if v == chosen and v != "float32" else v) for v in content}
     io = {v: io_spec(data) for v, data in content.items()}
@@ -85,7 +92,8 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
         "input": io[chosen]["input"], "output": io[chosen]["output"], "models": models,
         "quantization": {"primary": chosen, "reason": reason,  # int8: any int8 input (a cGAN's label stays int32)
                          "int8": any(d["dtype"] in ("int8", "uint8") for d in inputs)},
-        **parts.fields, **({"variants_file": "variants.json"} if rows is not None else {}), "versions": _versions()}
+        **parts.fields, **({"variants_file": "variants.json"} if rows is not None else {}),
+        **({"blessing": blessed} if blessed is not None else {}), "versions": _versions()}
     micro_files = {}
     if doc["quantization"]["int8"] and len(inputs) == 1:
         doc["micro"], micro_files = _micro(content[chosen], parts.verification, io[chosen]["input"], seed)
@@ -121,7 +129,7 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
             "float32_bytes": len(content["float32"]) if "float32" in content else None,
             "variants_exported": len(content),
             "variants_refused": sum(r.get("exported") is False for r in rows) if rows else 0,
-            "max_abs_diff_vs_keras": diff}
+            "max_abs_diff_vs_keras": diff, **({"blessed": True} if blessed is not None else {})}
 
 
 def _micro(content: bytes, verification: dict[str, np.ndarray], spec: dict[str, Any],

@@ -81,3 +81,18 @@ def gate_variants(tflite, evaluation, report: dict[str, Any], min_agreement: flo
                                     "nothing exported")
         content[variant] = data
     return Gated(rows, chosen, reason, content, skipped)
+
+
+def check_blessing(blessing, chosen: str) -> dict[str, Any] | None:
+    """A retrain's blessing (``components/evaluation/blessing.py``) of the variant that ships: its summary for
+    bundle.json and evaluation.json, or VerificationError (exit 4, nothing written) when that variant is worse than
+    the last exported bundle on the same evaluation data by more than ``retrain.max_regression``."""
+    if blessing is None:
+        return None
+    from edgepipe.components.evaluation.blessing import refusal, summary
+
+    doc = blessing.read_json("blessing.json")
+    why = refusal(doc, chosen)
+    if why:
+        raise VerificationError(why)
+    return summary(doc)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from edgepipe.models.card import ModelCard
-from edgepipe.pipeline.artifacts import (ExampleStatistics, Examples, Model, ModelEvaluation, Rejects,
-                                         TFLiteModels)
+from edgepipe.pipeline.artifacts import (ExampleStatistics, Examples, Model, ModelBlessing, ModelEvaluation,
+                                         Rejects, TFLiteModels)
 from edgepipe.pipeline.errors import ConfigError
 
 ANOMALY = "anomaly"  # the windowed sensor detector: evaluate_anomaly's evaluation.json has no ``task`` key
@@ -60,6 +60,7 @@ class ReportContext:
     evaluation: ModelEvaluation | None = None
     tflite: TFLiteModels | None = None
     examples: Examples | None = None
+    blessing: ModelBlessing | None = None  # a retrain's comparison with the last exported bundle
     params: dict[str, Any] = field(default_factory=dict)
 
     def param(self, name: str, default: Any = None) -> Any:

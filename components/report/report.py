@@ -16,8 +16,8 @@ from __future__ import annotations
 from edgepipe.components.report import html
 from edgepipe.components.report.context import ReportContext, resolve_task
 from edgepipe.components.report.sections import known_tasks, sections_for
-from edgepipe.pipeline.artifacts import (ExampleStatistics, Examples, Model, ModelEvaluation, Rejects, Report,
-                                         TFLiteModels)
+from edgepipe.pipeline.artifacts import (ExampleStatistics, Examples, Model, ModelBlessing, ModelEvaluation,
+                                         Rejects, Report, TFLiteModels)
 from edgepipe.pipeline.component import Input, Output, component
 
 
@@ -25,7 +25,8 @@ from edgepipe.pipeline.component import Input, Output, component
 def render_report(report: Output[Report], statistics: Input[ExampleStatistics] | None = None,
                   rejects: Input[Rejects] | None = None, model: Input[Model] | None = None,
                   evaluation: Input[ModelEvaluation] | None = None, tflite: Input[TFLiteModels] | None = None,
-                  examples: Input[Examples] | None = None, title: str = "edgepipe run report",
+                  examples: Input[Examples] | None = None, blessing: Input[ModelBlessing] | None = None,
+                  title: str = "edgepipe run report",
                   task: str | None = None, max_series: int = 12, max_rejects: int = 20, max_examples: int = 10,
                   inspect_layer: str | None = None, inspect_inputs: int = 4, embedding_points: int = 1000,
                   primary: str | None = None, min_agreement: float = 0.98,
@@ -47,7 +48,7 @@ def render_report(report: Output[Report], statistics: Input[ExampleStatistics] |
         primary, _ = gated_primary(primary, gate(evaluation.read_json("variants.json"), min_agreement,
                                                  max_metric_drop))
     ctx = ReportContext(task=resolved, statistics=statistics, rejects=rejects, model=model, evaluation=evaluation,
-                        tflite=tflite, examples=examples,
+                        tflite=tflite, examples=examples, blessing=blessing,
                         params={"max_series": max_series, "max_rejects": max_rejects, "max_examples": max_examples,
                                 "inspect_layer": inspect_layer, "inspect_inputs": inspect_inputs,
                                 "embedding_points": embedding_points, "primary": primary,
@@ -61,7 +62,8 @@ def render_report(report: Output[Report], statistics: Input[ExampleStatistics] |
                              sections=[s.name for s, r in zip(chosen, rendered) if r],
                              inputs=sorted(k for k, v in {"statistics": statistics, "rejects": rejects,
                                                           "model": model, "evaluation": evaluation, "tflite": tflite,
-                                                          "examples": examples}.items() if v))
+                                                          "examples": examples, "blessing": blessing}.items()
+                                    if v))
     return {"report_bytes": len(page.encode("utf-8")), "plots": report.properties["plots"]}
 
 

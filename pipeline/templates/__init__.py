@@ -2,9 +2,11 @@
 
 ``pipeline.template`` names a group of tasks (each task declares its template: ``edgepipe.tasks``); the config's
 family and ``model.task`` pick the task (:func:`plan.resolve`). The builder then runs the stages the plan switches
-on (``stages.py``: data, train, judge; ``deploy.py``: variants, evaluate, report, export). Each stage declares the
-config keys it reads, so a key given explicitly (in the YAML or by ``--set``) that no active stage reads is refused
-when the pipeline is built (exit 2), as are splits the evaluation needs but ``data.split`` does not make.
+on (``stages.py``: data, train, judge; ``deploy.py``: variants, evaluate, report, export; ``retrain.py``: the
+blessing against the last exported bundle, between evaluate and report, when ``retrain.baseline`` is set). Each
+stage declares the config keys it reads, so a key given explicitly (in the YAML or by ``--set``) that no active
+stage reads is refused when the pipeline is built (exit 2), as are splits the evaluation needs but ``data.split``
+does not make.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ _ALWAYS = {"pipeline.*", "model.family", "export.*"}
 
 def plan_stages(plan: Plan) -> tuple[list, frozenset[str], object]:
     """The plan's stage functions in order, the config keys they read, and the evaluation's split rule."""
-    from edgepipe.pipeline.templates import deploy
+    from edgepipe.pipeline.templates import deploy, retrain
     from edgepipe.pipeline.templates import stages as early
 
     data, data_keys = early.DATA[plan.task.data]
@@ -31,9 +33,11 @@ def plan_stages(plan: Plan) -> tuple[list, frozenset[str], object]:
         ctx.nodes.append(node)
         ctx.model = node.outputs["model"]
 
-    run = [s for s in (data, train_stage, *judge, variants, deploy.evaluate_stage, deploy.report_stage,
+    bless = [retrain.retrain_stage] if retrain.applies(plan) else []
+    run = [s for s in (data, train_stage, *judge, variants, deploy.evaluate_stage, *bless, deploy.report_stage,
                        deploy.export_stage) if s is not None]
-    return run, frozenset({*_ALWAYS, *data_keys, *train_keys, *variant_keys, *eval_keys}), splits
+    return run, frozenset({*_ALWAYS, *data_keys, *train_keys, *variant_keys, *eval_keys,
+                           *retrain.keys(plan)}), splits
 
 
 def uses(config: Config) -> frozenset[str]:

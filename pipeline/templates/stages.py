@@ -36,6 +36,7 @@ class Context:
     tflite: Any = None
     primary: str = "auto"
     evaluation: Any = None
+    blessing: Any = None  # a retrain's comparison with the last exported bundle (retrain.py)
     report: Any = None
 
 

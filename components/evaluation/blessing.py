@@ -1,0 +1,244 @@
+"""bless_model: a retrained candidate against the last exported bundle, on the candidate's own evaluation data.
+
+Why: a later run on new data can train a worse model (drifted or contaminated training data, a bad labelling) that
+still passes the per-variant export bounds, which only compare a variant with its own Keras model. TFX's Evaluator
+answers this with a *blessing*: the baseline (the model now deployed) is scored on the candidate's evaluation split
+with the same metric, and the candidate ships only if it is no worse by more than a bound. Here the baseline is
+an exported bundle, scored through the runtime (``edgepipe.runtime.Bundle``: its own preprocessing, primary
+``.tflite`` and threshold, exactly what a device runs), and the candidate is the variant the export gate will ship
+(``convert.primary``, ``auto`` resolved as the gate does). ``blessing.json`` holds both metrics, the bound and the
+verdict; the export gate refuses an unblessed candidate (exit 4) and the report shows the comparison.
+
+Baseline scorers are registered per evaluation kind (:func:`baseline_scorer`): anomaly windows (the candidate's
+windows de-normalized with its own fitted transform, re-cut to nothing: the same windows, fed raw to the baseline
+bundle, which normalizes them with *its* parameters) and supervised Examples (the evaluation's
+``predictions.npz`` inputs through the baseline's primary model). A kind without a scorer cannot be blessed: the
+retrain stage declares its keys only for the kinds registered here, so ``retrain.baseline`` is refused at build.
+The anomaly scorer also records how the new train split moved against the baseline's normalization (a schema
+check of the series: same channels, centre shift in baseline scale units, scale ratio).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgepipe.pipeline.artifacts import Examples, ModelBlessing, ModelEvaluation, TransformParams
+from edgepipe.pipeline.component import Input, InputPath, Output, component
+from edgepipe.pipeline.errors import DataError
+
+
+@dataclass
+class BaselineScore:
+    """The baseline bundle's metric on the candidate's evaluation data (and what else the scorer found)."""
+
+    metric: float | None
+    examples: int
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. precision/recall, the data drift per channel
+
+
+Scorer = Callable[..., BaselineScore]
+SCORERS: dict[str, Scorer] = {}
+
+
+def baseline_scorer(kind: str) -> Callable[[Scorer], Scorer]:
+    """Register ``fn(bundle_path, evaluation, examples, transform, task) -> BaselineScore`` for an evaluation kind."""
+    def register(fn: Scorer) -> Scorer:
+        SCORERS[kind] = fn
+        return fn
+    return register
+
+
+def verdict(candidate: float | None, baseline: float | None, max_regression: float,
+            higher_is_better: bool) -> tuple[bool, float | None, str]:
+    """``(blessed, regression, reason)``: regression is how much worse the candidate is (positive = worse, in the
+    metric's units). Without a baseline, or where either metric is undefined, there is nothing to compare: blessed,
+    and the reason says why."""
+    if baseline is None and candidate is None:
+        return True, None, "the metric is undefined for both models (no labelled evaluation data): not compared"
+    if not _finite(baseline):
+        return True, None, "the baseline's metric is undefined on this data: not compared"
+    if not _finite(candidate):
+        return True, None, "the candidate's metric is undefined on this data: not compared"
+    regression = float(baseline - candidate) if higher_is_better else float(candidate - baseline)
+    if regression > max_regression + 1e-12:
+        return False, regression, f"worse than the baseline by {regression:.4f} > max_regression {max_regression}"
+    return True, regression, f"no worse than the baseline by more than max_regression {max_regression}"
+
+
+@component(version="1")
+def bless_model(evaluation: Input[ModelEvaluation], blessing: Output[ModelBlessing],
+                examples: Input[Examples] | None = None, transform: Input[TransformParams] | None = None,
+                baseline: InputPath | None = None, baseline_run: str | None = None, task: str | None = None,
+                max_regression: float = 0.01, primary: str = "auto", min_agreement: float = 0.98,
+                max_metric_drop: float | None = None) -> dict:
+    """Write ``blessing.json``; ``baseline`` is a bundle directory (None: the first export, blessed as such).
+    ``primary``/``min_agreement``/``max_metric_drop`` are the export's, to name the variant the gate will ship."""
+    from edgepipe import tasks
+    from edgepipe.components.evaluation.variants import gate
+    from edgepipe.tasks.variants import gated_primary
+
+    declared = tasks.get(task or "")
+    rows = gate(evaluation.read_json("variants.json"), min_agreement, max_metric_drop)
+    chosen, _ = gated_primary(primary, rows)
+    row = next((r for r in rows if r["variant"] == chosen), {})
+    metric = declared.metric
+    doc: dict[str, Any] = {
+        "schema_version": 1, "metric_name": metric.name, "higher_is_better": metric.higher_is_better,
+        "max_regression": max_regression,
+        "candidate": {"variant": chosen, "metric": _number(row.get("metric")),
+                      "per_variant": {r["variant"]: _number(r.get("metric")) for r in rows}}}
+    if baseline is None:
+        blessed, regression, reason = True, None, "no earlier exported bundle of this pipeline: the first export"
+        doc["baseline"] = None
+    else:
+        scorer = SCORERS.get(declared.evaluation)
+        if scorer is None:
+            raise DataError(f"retrain: no baseline scorer for {declared.evaluation} evaluation "
+                            f"(known: {', '.join(SCORERS)})")
+        score = scorer(Path(baseline), evaluation=evaluation, examples=examples, transform=transform,
+                       task=declared.name)
+        meta = _bundle_doc(Path(baseline))
+        doc["baseline"] = {"bundle": str(baseline), "run": baseline_run, "variant": meta.get("primary_variant"),
+                           "metric": _number(score.metric), "examples": score.examples, **score.details}
+        blessed, regression, reason = verdict(doc["candidate"]["metric"], score.metric, max_regression,
+                                              metric.higher_is_better)
+    doc.update(blessed=blessed, regression=regression, reason=reason)
+    blessing.write_json("blessing.json", doc)
+    blessing.properties.update(blessed=blessed, baseline=str(baseline) if baseline else None, variant=chosen)
+    return {"blessed": blessed, "candidate_metric": doc["candidate"]["metric"],
+            "baseline_metric": (doc["baseline"] or {}).get("metric"), "regression": regression,
+            "max_regression": max_regression}
+
+
+def refusal(doc: dict[str, Any], chosen: str) -> str | None:
+    """The export gate's one line when the shipped variant ``chosen`` is not blessed, else None."""
+    candidate = (doc.get("candidate") or {}).get("per_variant", {}).get(chosen, doc["candidate"]["metric"])
+    base = doc.get("baseline") or {}
+    blessed, regression, _ = verdict(candidate, base.get("metric"), doc["max_regression"], doc["higher_is_better"])
+    if blessed:
+        return None
+    return (f"retrain: candidate '{chosen}' {doc['metric_name']} {candidate:.4f} is worse than the baseline bundle's "
+            f"{base['metric']:.4f} ({base.get('bundle')}) by {regression:.4f} > retrain.max_regression "
+            f"{doc['max_regression']}; nothing exported")
+
+
+def summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """What bundle.json and evaluation.json carry of the blessing (no per-variant detail)."""
+    base = doc.get("baseline") or {}
+    return {"blessed": doc["blessed"], "metric_name": doc["metric_name"], "candidate_variant":
+            doc["candidate"]["variant"], "candidate_metric": doc["candidate"]["metric"],
+            "baseline_bundle": base.get("bundle"), "baseline_run": base.get("run"),
+            "baseline_metric": base.get("metric"), "regression": doc["regression"],
+            "max_regression": doc["max_regression"], "reason": doc["reason"]}
+
+
+# ---- baseline scorers ------------------------------------------------------------------------------------------
+@baseline_scorer("anomaly")
+def _anomaly(bundle_path: Path, evaluation: ModelEvaluation, examples: Examples | None,
+             transform: TransformParams | None, task: str) -> BaselineScore:
+    """The baseline bundle's F1 on the candidate's eval+test windows (pooled, as the evaluation pools them)."""
+    from edgepipe.components.evaluation.metrics import detection_metrics
+    from edgepipe.components.training.inputs import iter_windows
+
+    if examples is None or transform is None:
+        raise DataError("retrain: an anomaly candidate is compared on its windows and fitted transform, not given")
+    bundle = _load(bundle_path)
+    meta, params = bundle.doc, transform.read_json("transform.json")
+    names = list(meta["window"].get("channel_names") or meta["normalization"]["channels"])
+    channels = list(params["channels"])
+    missing = [n for n in names if n not in channels]
+    if missing:
+        raise DataError(f"retrain: the new data has no channel {', '.join(map(repr, missing))} that the baseline "
+                        f"bundle {bundle_path} reads (new channels: {', '.join(channels)})")
+    size = int(examples.feature_spec["window"]["shape"][0])
+    if size != int(meta["window"]["size"]):
+        raise DataError(f"retrain: window.size {size} differs from the baseline bundle's {meta['window']['size']} "
+                        f"({bundle_path}): the models cannot be compared on the same windows")
+    order = [channels.index(n) for n in names]
+    center, scale = np.asarray(params["center"], np.float64), np.asarray(params["scale"], np.float64)
+    splits = list(evaluation.read_json("evaluation.json").get("splits") or [])
+    scores, labels = [], []
+    for split in splits:
+        for batch in iter_windows(examples, split, batch_size=1024):
+            raw = (batch["window"].astype(np.float64) * scale + center)[..., order]
+            scores.append(bundle.predict(raw, kind="windows").window_score)
+            labels.append(batch["label"])
+    errors = np.concatenate(scores) if scores else np.zeros(0)
+    truth = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+    found = detection_metrics(errors, truth, bundle.impl.threshold)
+    details = {"splits": splits, "precision": found["precision"], "recall": found["recall"],
+               "threshold": bundle.impl.threshold, "drift": _drift(meta["normalization"], params, names)}
+    return BaselineScore(found["f1"], int(len(truth)), details)
+
+
+def _drift(old: dict[str, Any], new: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """How the new train split's fitted normalization moved from the baseline's, per channel: the centre's shift in
+    baseline scale units and the scale's ratio (the series' schema check: the same statistics normalize fits)."""
+    if old.get("method") != new.get("method"):
+        return {"comparable": False, "reason": f"normalization {new.get('method')} vs the baseline's "
+                                               f"{old.get('method')}"}
+    old_ch, new_ch = list(old["channels"]), list(new["channels"])
+    per = {}
+    for name in names:
+        i, j = old_ch.index(name), new_ch.index(name)
+        o_scale = float(old["scale"][i]) or 1.0
+        per[name] = {"center_shift": (float(new["center"][j]) - float(old["center"][i])) / o_scale,
+                     "scale_ratio": float(new["scale"][j]) / o_scale}
+    worst = max(per, key=lambda n: abs(per[n]["center_shift"])) if per else None
+    return {"comparable": True, "method": new.get("method"), "channels": per, "largest_shift_channel": worst,
+            "largest_shift": abs(per[worst]["center_shift"]) if worst else None}
+
+
+@baseline_scorer("supervised")
+def _supervised(bundle_path: Path, evaluation: ModelEvaluation, examples: Examples | None,
+                transform: TransformParams | None, task: str) -> BaselineScore:
+    """The baseline's primary model on the inputs the candidate was evaluated on (``predictions.npz`` x, y), scored
+    with the task's metric; the model inputs must have the same shape (same features, same preprocessing)."""
+    from edgepipe import tasks
+    from edgepipe.runtime.litert import ModelRunner
+
+    bundle = _load(bundle_path)
+    file = bundle_path / bundle.doc["default_model"]
+    with np.load(evaluation.file("predictions.npz")) as saved:
+        x, y = saved["x"], (saved["y"] if "y" in saved.files else None)
+    runner = ModelRunner(file.read_bytes(), name=file.name)
+    expected = list(runner.input.shape[1:])
+    if list(x.shape[1:]) != expected:
+        raise DataError(f"retrain: the candidate's evaluation inputs have shape {list(x.shape[1:])}, the baseline "
+                        f"bundle's model {file} takes {expected}: not comparable on the same data")
+    out = runner.run(x)
+    metric = tasks.get(task).metric
+    value = metric.score(y, out) if (metric.score is not None and y is not None) else None
+    return BaselineScore(_number(value), int(len(x)), {"model_file": file.name})
+
+
+def _load(path: Path):
+    """The baseline bundle, verified by the runtime; a bundle it refuses is unusable input (exit 3), named."""
+    from edgepipe.runtime import Bundle
+    from edgepipe.runtime.errors import BundleError
+
+    try:
+        return Bundle.load(path)
+    except BundleError as err:
+        raise DataError(f"retrain: baseline bundle {path} cannot be used: {err}") from None
+
+
+def _bundle_doc(path: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads((path / "bundle.json").read_text(encoding="utf-8"))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if _finite(value) else None
+
+
+__all__ = ["BaselineScore", "SCORERS", "baseline_scorer", "bless_model", "refusal", "summary", "verdict"]

@@ -1,0 +1,124 @@
+"""bless_model: the baseline bundle scored on the candidate's evaluation data, the verdict, and the export gate."""
+import json
+import shutil
+
+import pytest
+
+from edgepipe.components.evaluation.blessing import bless_model, refusal, verdict
+from edgepipe.components.export import export_bundle
+from edgepipe.pipeline.artifacts import Bundle, ModelBlessing, ModelEvaluation, TransformParams
+from edgepipe.pipeline.errors import DataError, VerificationError
+
+
+@pytest.fixture(scope="module")
+def baseline(chain, evaluation, tmp_path_factory):
+    """The bundle the session chain exports: what a retrain is compared with."""
+    bundle = Bundle(tmp_path_factory.mktemp("baseline") / "bundle")
+    export_bundle.fn(model=chain["model"], tflite=chain["tflite"], evaluation=evaluation,
+                     transform=chain["transform"], windows=chain["windows"], bundle=bundle, min_agreement=0.9)
+    bundle.finalize()
+    return bundle.path
+
+
+def _bless(chain, evaluation, tmp_path, baseline, transform=None, **params):
+    blessing = ModelBlessing(tmp_path / "blessing")
+    metrics = bless_model.fn(evaluation=evaluation, blessing=blessing, examples=chain["windows"],
+                             transform=transform or chain["transform"], baseline=str(baseline) if baseline else None,
+                             task="anomaly", min_agreement=0.9, **params)
+    blessing.finalize()
+    return metrics, blessing.read_json("blessing.json")
+
+
+def _transform(tmp_path, **changes):
+    params = TransformParams(tmp_path / "transform")
+    doc = {"method": "zscore", "channels": ["vibration", "temperature"], "center": [2.1, 45.0], "scale": [0.4, 3.2]}
+    params.write_json("transform.json", {**doc, **changes})
+    return params
+
+
+def test_the_same_model_scores_the_same_through_its_bundle(chain, evaluation, baseline, tmp_path):
+    metrics, doc = _bless(chain, evaluation, tmp_path, baseline, max_regression=0.0)
+    shipped = json.loads((baseline / "bundle.json").read_text())["primary_variant"]
+    rows = {r["variant"]: r for r in evaluation.read_json("variants.json")}
+    assert doc["candidate"]["variant"] == shipped == doc["baseline"]["variant"]
+    # the runtime's scores of the exported file equal the pipeline's evaluation of it: zero regression
+    assert doc["baseline"]["metric"] == pytest.approx(rows[shipped]["metric"], abs=1e-9)
+    assert doc["blessed"] and metrics["blessed"] and doc["regression"] == pytest.approx(0.0, abs=1e-9)
+    assert doc["baseline"]["examples"] == sum(evaluation.read_json("evaluation.json")["counts"][s]["windows"]
+                                              for s in ("eval", "test"))
+    drift = doc["baseline"]["drift"]["channels"]
+    assert drift["temperature"] == {"center_shift": 0.0, "scale_ratio": 1.0}
+
+
+def test_a_candidate_worse_than_the_baseline_is_refused_at_export(chain, evaluation, baseline, tmp_path):
+    worse = ModelEvaluation(tmp_path / "evaluation")
+    shutil.copytree(evaluation.path, worse.path)
+    rows = worse.read_json("variants.json")
+    for row in rows:
+        row["metric"] = row["metric"] - 0.2  # every variant and the Keras model: the gate's bounds still pass
+    worse.write_json("variants.json", rows)
+    metrics, doc = _bless(chain, worse, tmp_path, baseline, max_regression=0.1)
+    assert not doc["blessed"] and doc["regression"] == pytest.approx(0.2, abs=1e-9)
+    assert metrics["baseline_metric"] - metrics["candidate_metric"] == pytest.approx(0.2, abs=1e-9)
+    out = Bundle(tmp_path / "bundle")
+    with pytest.raises(VerificationError, match=r"worse than the baseline bundle's .* by 0\.2000 > "
+                                                r"retrain\.max_regression 0\.1; nothing exported"):
+        export_bundle.fn(model=chain["model"], tflite=chain["tflite"], evaluation=worse,
+                         transform=chain["transform"], windows=chain["windows"], bundle=out, min_agreement=0.9,
+                         blessing=ModelBlessing.open(tmp_path / "blessing"))
+    assert not out.path.exists() or not any(out.path.iterdir())
+
+
+def test_a_blessed_export_records_the_comparison(chain, evaluation, baseline, tmp_path):
+    _bless(chain, evaluation, tmp_path, baseline, max_regression=0.01)
+    out = Bundle(tmp_path / "bundle")
+    metrics = export_bundle.fn(model=chain["model"], tflite=chain["tflite"], evaluation=evaluation,
+                               transform=chain["transform"], windows=chain["windows"], bundle=out,
+                               min_agreement=0.9, blessing=ModelBlessing.open(tmp_path / "blessing"))
+    doc = json.loads((out.path / "bundle.json").read_text())
+    assert metrics["blessed"] and doc["blessing"]["blessed"]
+    assert doc["blessing"]["baseline_bundle"] == str(baseline)
+    assert json.loads((out.path / "evaluation.json").read_text())["blessing"] == doc["blessing"]
+
+
+def test_shifted_new_data_is_measured_against_the_baseline_normalization(chain, evaluation, baseline, tmp_path):
+    # the candidate's windows de-normalize to raw values 3 baseline scales higher in temperature
+    shifted = _transform(tmp_path, center=[2.1, 45.0 + 3 * 3.2], scale=[0.4, 6.4])
+    _, doc = _bless(chain, evaluation, tmp_path, baseline, transform=shifted)
+    drift = doc["baseline"]["drift"]
+    assert drift["channels"]["temperature"] == {"center_shift": pytest.approx(3.0), "scale_ratio": 2.0}
+    assert drift["largest_shift_channel"] == "temperature"
+    _, same = _bless(chain, evaluation, tmp_path / "same", baseline)
+    # the baseline sees raw data it was not fitted on: it does worse there, so the candidate is blessed
+    assert doc["baseline"]["metric"] < same["baseline"]["metric"] and doc["blessed"]
+
+
+def test_new_data_without_a_channel_the_baseline_reads_is_unusable(chain, evaluation, baseline, tmp_path):
+    renamed = _transform(tmp_path, channels=["vibration", "pressure"])
+    with pytest.raises(DataError, match="no channel 'temperature' that the baseline bundle"):
+        _bless(chain, evaluation, tmp_path, baseline, transform=renamed)
+
+
+def test_first_export_has_no_baseline(chain, evaluation, tmp_path):
+    metrics, doc = _bless(chain, evaluation, tmp_path, None)
+    assert doc["blessed"] and doc["baseline"] is None and "first export" in doc["reason"]
+    assert refusal(doc, doc["candidate"]["variant"]) is None and metrics["baseline_metric"] is None
+
+
+@pytest.mark.parametrize("candidate, base, bound, higher, blessed, regression", [
+    (0.80, 0.84, 0.05, True, True, 0.04),     # F1 a little lower, within the bound
+    (0.70, 0.84, 0.05, True, False, 0.14),    # F1 lower by more than the bound
+    (0.90, 0.84, 0.0, True, True, -0.06),     # better
+    (0.50, 0.40, 0.05, False, False, 0.10),   # MAE: higher is worse
+    (0.42, 0.40, 0.05, False, True, 0.02),
+])
+def test_verdict(candidate, base, bound, higher, blessed, regression):
+    ok, found, reason = verdict(candidate, base, bound, higher)
+    assert ok is blessed and found == pytest.approx(regression)
+    assert reason.startswith("worse than the baseline") is (not blessed)
+
+
+@pytest.mark.parametrize("candidate, base", [(None, 0.8), (0.8, None), (None, None), (float("nan"), 0.8)])
+def test_an_undefined_metric_is_not_compared(candidate, base):
+    ok, regression, reason = verdict(candidate, base, 0.01, True)
+    assert ok and regression is None and "not compared" in reason
