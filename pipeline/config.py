@@ -50,8 +50,38 @@ class PipelineSection(Section):
     max_workers: PositiveInt = 1
 
 
+SourceFormat = Annotated[str, registered("data sources: components/data/sources", lambda: __import__(
+    "edgepipe.components.data.sources", fromlist=["SOURCES"]).SOURCES)]
+
+
+class TfdsSection(Section):
+    """``data.source: tfds:<name>[:version]``: where TFDS keeps the prepared dataset (null: its default,
+    ``~/tensorflow_datasets``) and our split names as TFDS split specs, e.g. {train: 'train[:90%]', eval:
+    'train[90%:]', test: test}, which replace data.split (null: data.split's fractions, cut at the same percents
+    across the dataset's own TFDS splits)."""
+    data_dir: str | None = None
+    splits: dict[str, str] | None = None
+
+    @field_validator("splits")
+    @classmethod
+    def _has_train(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None and "train" not in value:
+            raise ValueError("must map a 'train' split (e.g. {train: 'train[:80%]', eval: 'train[80%:]', test: test})")
+        return value
+
+
+class ImageSection(Section):
+    """Image and segmentation folders: each image resized (bilinear; masks nearest) to ``size`` [H, W] and
+    converted to ``channels`` (1 grey, 3 RGB, 4 RGBA); the bundle resizes a PNG given to predict the same way."""
+    size: tuple[PositiveInt, PositiveInt] = (32, 32)
+    channels: Literal[1, 3, 4] = 3
+
+
 class DataSection(Section):
     source: str = "builtin:sensors"
+    format: SourceFormat | None = None  # the source registry's name, where the path does not tell (data.source)
+    tfds: TfdsSection = Field(default_factory=TfdsSection)
+    image: ImageSection = Field(default_factory=ImageSection)
     timestamp_column: str = "timestamp"
     series_column: str | None = "machine"
     feature_columns: list[str] | None = None

@@ -30,11 +30,28 @@ def series_source(source: str) -> str:
     return str(Path(source).expanduser())
 
 
+def _options(cfg: Config) -> dict[str, tuple[dict, bool]]:
+    """data.<key> -> (the ingest parameters it sets, whether they are given when the key is not set). Given only when
+    set: ``label_column`` (its default, 'anomaly', is the series template's) and the per-source options. A None is
+    left out: the component's own default applies."""
+    d = cfg.data
+    return {"feature_columns": ({"feature_columns": d.feature_columns}, True),
+            "split": ({"split": dict(d.split)}, True),
+            "label_column": ({"label_column": d.label_column}, False),
+            "max_reject_fraction": ({"max_reject_fraction": d.max_reject_fraction}, False),
+            "tfds": ({"splits": d.tfds.splits, "data_dir": d.tfds.data_dir}, False),
+            "image": ({"image_size": list(d.image.size), "channels": d.image.channels}, False)}
+
+
+_ALSO_READ = {"feature_columns"}  # read by the trainer too: set with a source that ignores it, it is not refused
+
+
 def examples_ingest(cfg: Config, plan):
     """The ingest node for a task fed Examples: the registered source that reads ``data.source``
-    (``components/data/sources``: a table, arrays, TFRecords, an image folder, a TFDS name), given the config
-    values its component takes. An ``.npz``'s target array becomes the ``label`` feature: ``mask`` when the task's
-    label is a mask, else ``y``."""
+    (``components/data/sources``: a table, arrays, TFRecords, an image or segmentation folder, a TFDS name; or the one
+    ``data.format`` names), given the config values its component takes. A ``data`` key set explicitly that the
+    chosen source does not take is refused (exit 2), naming the keys it does take. An ``.npz``'s target array becomes
+    the ``label`` feature: ``mask`` when the task's label is a mask, else ``y``."""
     from edgepipe.components.data.sources.registry import ingest_for
 
     source = cfg.data.source
@@ -48,9 +65,17 @@ def examples_ingest(cfg: Config, plan):
         source = str(synthetic.ensure(name, Path(cfg.pipeline.root) / "datasets").resolve())
     elif "://" not in source and ":" not in source.split("/")[0]:
         source = str(Path(source).expanduser())
-    found = ingest_for(source)
-    offered = {"label_column": cfg.data.label_column, "feature_columns": cfg.data.feature_columns,
-               "split": dict(cfg.data.split), "y_key": "mask" if plan.task.label == "mask" else "y",
-               "beam_args": list(cfg.pipeline.beam_args)}
-    params = found.component.params
-    return found.component(**found.arguments(source), **{k: v for k, v in offered.items() if k in params})
+    found = ingest_for(source, format=cfg.data.format)
+    params, given, options = found.component.params, cfg.data.model_fields_set, _options(cfg)
+    takes = [f"data.{key}" for key, (values, _) in options.items() if set(values) & set(params)]
+    refused = [f"data.{key}" for key, (values, _) in options.items()
+               if key in given and key not in _ALSO_READ and not set(values) & set(params)]
+    if refused:
+        raise ConfigError(f"config key{'s' if len(refused) > 1 else ''} {', '.join(map(repr, refused))}: not read by "
+                          f"the {found.name} source ({found.component.name} for '{cfg.data.source}'; it takes "
+                          f"{', '.join(takes) or 'none of the data options'})")
+    arguments = {"y_key": "mask" if plan.task.label == "mask" else "y", "beam_args": list(cfg.pipeline.beam_args)}
+    for key, (values, always) in options.items():
+        if always or key in given:
+            arguments.update({k: v for k, v in values.items() if v is not None})
+    return found.component(**found.arguments(source), **{k: v for k, v in arguments.items() if k in params})

@@ -23,6 +23,23 @@ from edgepipe.pipeline.errors import ConfigError, DataError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
+def read_image(path: str, size: tuple[int, int] | list[int], channels: int) -> np.ndarray:
+    """An image file -> float32 [H, W, channels] in 0..1 (converted to L/RGB/RGBA, resized bilinear)."""
+    from PIL import Image
+
+    h, w = size
+    with open_input(path) as handle, Image.open(handle) as image:
+        image = image.convert("RGB" if channels == 3 else ("RGBA" if channels == 4 else "L"))
+        image = image.resize((w, h), Image.BILINEAR)
+        return (np.asarray(image, np.float32) / 255.0).reshape(h, w, channels)
+
+
+def decode_problem(what: str, err: Exception) -> str:
+    """A reject reason for a file PIL could not read: the exception's kind and first line."""
+    detail = str(err).splitlines()[0] if str(err) else ""
+    return f"cannot decode {what}: {type(err).__name__}" + (f": {detail}" if detail else "")
+
+
 class DecodeImages(beam.DoFn):
     def __init__(self, examples: str, spec: SplitSpec, root: str, size: tuple[int, int], channels: int,
                  classes: list[str]):
@@ -30,22 +47,15 @@ class DecodeImages(beam.DoFn):
         self.channels, self.classes = channels, classes
 
     def process(self, batch):
-        from PIL import Image
-
         index, paths = batch
-        h, w = self.size
         xs, labels, names = [], [], []
         for path in paths:
             try:
-                with open_input(path) as handle, Image.open(handle) as image:
-                    image = image.convert("RGB" if self.channels == 3 else ("RGBA" if self.channels == 4 else "L"))
-                    image = image.resize((w, h), Image.BILINEAR)
-                    array = np.asarray(image, np.float32) / 255.0
+                array = read_image(path, self.size, self.channels)
             except Exception as err:  # PIL raises many kinds for a bad file
-                yield reject(path, 0, f"cannot decode image: {type(err).__name__}: {str(err).splitlines()[0]}"
-                             if str(err) else f"cannot decode image: {type(err).__name__}")
+                yield reject(path, 0, decode_problem("image", err))
                 continue
-            xs.append(array.reshape(h, w, self.channels))
+            xs.append(array)
             rel = path[len(self.root):].lstrip("/")  # <label>/<file>, as the launcher listed it
             labels.append(self.classes.index(rel.split("/", 1)[0]))
             names.append(rel)
@@ -57,7 +67,7 @@ class DecodeImages(beam.DoFn):
 
 
 @source("images", folder=True)
-@component(version="1")
+@component(version="2")  # 2: the channel count is property image_channels (channels names a series' columns)
 def ingest_images(examples: Output[Examples], rejects: Output[Rejects], source: InputPath,
                   image_size: list[int] = [32, 32], channels: int = 3, split: dict | None = None,
                   max_reject_fraction: float = 0.01, batch_size: int = 256,
@@ -92,5 +102,5 @@ def ingest_images(examples: Output[Examples], rejects: Output[Rejects], source: 
     feature_spec = {"x": {"dtype": "float32", "shape": [*image_size, channels]},
                     "label": {"dtype": "int64", "shape": []}}
     metrics = finish(examples, spec, result, kind="images", source=str(source), feature_spec=feature_spec,
-                     class_names=classes, image_size=list(image_size), channels=channels)
+                     class_names=classes, image_size=list(image_size), image_channels=channels)
     return {"images": len(files), "images_rejected": len(records), **metrics}

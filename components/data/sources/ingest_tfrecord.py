@@ -2,7 +2,8 @@
 
 Why a module of its own: one source a module, registered with :func:`.registry.source` for ``.tfrecord`` paths.
 Each file is one element; records are checked against a feature spec (given, or inferred from the first file) and
-copied unchanged.
+copied unchanged, except that a ``label_column`` is renamed ``label`` (the name every trainer reads) in the record's
+bytes, so values of every kind (several bytes values too) pass through untouched.
 """
 from __future__ import annotations
 
@@ -52,6 +53,56 @@ def infer_feature_spec(path: str, compression: str | None, sample: int = 100) ->
     return spec
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        bits, n = n & 0x7F, n >> 7
+        out.append(bits | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _fields(buf: memoryview):
+    """(field number, payload) of each length-delimited field of a protobuf message (all an Example has)."""
+    pos = 0
+    while pos < len(buf):
+        values = []
+        for _ in range(2):  # the tag, then the length
+            shift = value = 0
+            while True:
+                byte = buf[pos]
+                pos += 1
+                value |= (byte & 0x7F) << shift
+                shift += 7
+                if byte < 0x80:
+                    break
+            values.append(value)
+        tag, length = values
+        if tag & 7 != 2 or pos + length > len(buf):
+            raise ValueError("malformed Example")
+        yield tag >> 3, buf[pos:pos + length]
+        pos += length
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def rename_feature(record: bytes, old: str, new: str) -> bytes:
+    """A serialized Example with feature ``old`` named ``new``; every other map entry and every value keeps its
+    bytes (a feature already named ``new`` is dropped: the caller refuses that case up front)."""
+    entries = []
+    for _, features in _fields(memoryview(record)):
+        for _, entry in _fields(features):
+            parts = dict(_fields(entry))
+            name = bytes(parts.get(1, b"")).decode()
+            if name == old:
+                entries.append(_field(1, _field(1, new.encode()) + _field(2, bytes(parts.get(2, b"")))))
+            elif name != new:
+                entries.append(_field(1, bytes(entry)))
+    return _field(1, b"".join(entries))
+
+
 def check_record(parsed: dict, spec: dict[str, dict]) -> str | None:
     for name, desc in spec.items():
         if name not in parsed or parsed[name][0] == "none":
@@ -71,8 +122,10 @@ def check_record(parsed: dict, spec: dict[str, dict]) -> str | None:
 class CopyRecords(beam.DoFn):
     """A TFRecord file -> records checked against the feature spec, split and re-framed (bytes unchanged)."""
 
-    def __init__(self, examples: str, spec: SplitSpec, feature_spec: dict, compression: str | None):
+    def __init__(self, examples: str, spec: SplitSpec, feature_spec: dict, compression: str | None,
+                 label_column: str | None = None):
         self.examples, self.spec, self.feature_spec, self.compression = examples, spec, feature_spec, compression
+        self.label_column = label_column
 
     def process(self, path):
         try:
@@ -101,6 +154,8 @@ class CopyRecords(beam.DoFn):
         which = assign(self.spec, hashes) if good else np.zeros(0, int)
         for s, name in enumerate(self.spec.names):
             chosen = [bytes(records[good[j] - 1]) for j in np.flatnonzero(which == s).tolist()]
+            if self.label_column:
+                chosen = [rename_feature(record, self.label_column, "label") for record in chosen]
             if chosen:
                 write_shard(self.examples, name, shard_name("tfr", path, name), frame(chosen))
                 yield count(f"examples_{name}", len(chosen))
@@ -109,11 +164,13 @@ class CopyRecords(beam.DoFn):
 @source("tfrecord", suffixes=(".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz", ".tfrec"))
 @component(version="1")
 def ingest_tfrecord(examples: Output[Examples], rejects: Output[Rejects], source: InputPath,
-                    feature_spec: dict | None = None, split: dict | None = None, compression: str | None = None,
-                    max_reject_fraction: float = 0.01, beam_args: list[str] | None = None) -> dict:
+                    feature_spec: dict | None = None, label_column: str | None = None, split: dict | None = None,
+                    compression: str | None = None, max_reject_fraction: float = 0.01,
+                    beam_args: list[str] | None = None) -> dict:
     """TFRecord files of tf.train.Example (path or glob; GZIP/ZLIB/none, auto-detected when ``compression`` is
     None) -> the same records re-sharded into splits; records not matching ``feature_spec`` (inferred from the first
-    100 records of the first file if absent) are rejected with their record number."""
+    100 records of the first file if absent) are rejected with their record number. ``label_column``: the feature
+    that is the label, renamed ``label`` in every record and in the feature spec."""
     files = resolve_files(worker_uri(source, beam_args))
     if compression is not None and compression.upper() not in ("GZIP", "ZLIB", "NONE", ""):
         raise ConfigError(f"ingest_tfrecord: unknown compression '{compression}' (GZIP, ZLIB or none)")
@@ -121,15 +178,27 @@ def ingest_tfrecord(examples: Output[Examples], rejects: Output[Rejects], source
         spec_in = dict(feature_spec) if feature_spec else infer_feature_spec(files[0], compression)
     except (ValueError, OSError, EOFError) as err:
         raise DataError(f"{files[0]}: unreadable TFRecord file ({str(err).splitlines()[0]})") from None
+    if label_column and label_column != "label":
+        if label_column not in spec_in:
+            raise DataError(f"{files[0]}: no feature '{label_column}' to use as the label "
+                            f"(features: {', '.join(sorted(spec_in))})")
+        if "label" in spec_in:
+            raise ConfigError(f"ingest_tfrecord: the records already have a 'label' feature; set data.label_column "
+                              f"to label (or leave it unset) instead of '{label_column}'")
     spec = parse_split(split, DEFAULT_SPLIT, where="ingest_tfrecord split")
     job = Job(beam_args, examples.path / "_report")
     job.report(job.pipeline | "Files" >> beam.Create(files)
-               | "Copy" >> beam.ParDo(CopyRecords(job.uri(examples.path), spec, spec_in, compression)))
+               | "Copy" >> beam.ParDo(CopyRecords(job.uri(examples.path), spec, spec_in, compression,
+                                                  label_column if label_column != "label" else None)))
     result = job.run()
     records = sorted(result.rejects, key=lambda r: (r["file"], r["line"]))
     write_rejects(rejects, records)
     read = result.get("records_read")
     check_rejects(records, read, max_reject_fraction)
     rejects.properties.update(count=len(records), rows_read=read)
-    metrics = finish(examples, spec, result, kind="records", source=str(source), feature_spec=spec_in)
+    props = {}
+    if label_column:
+        spec_in = {("label" if k == label_column else k): v for k, v in spec_in.items()}
+        props["label_column"] = label_column
+    metrics = finish(examples, spec, result, kind="records", source=str(source), feature_spec=spec_in, **props)
     return {"records_read": read, "records_rejected": len(records), **metrics}

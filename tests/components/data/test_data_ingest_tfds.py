@@ -1,4 +1,6 @@
 """ingest_tfds (components/data/sources/ingest_tfds.py): contract, splits, rejects."""
+import pytest
+
 from edgepipe.components.data import ingest_tfds
 
 
@@ -15,3 +17,21 @@ def test_tfds_through_the_real_loader_with_mock_data(tmp_path, run):
     assert metrics == {"examples_train": 12, "examples_eval": 12, "examples_test": 12}
     data = ex.read_numpy("train")
     assert data["x"].shape == (12, 28, 28, 1) and 0 <= data["x"].min() and data["x"].max() <= 1.0
+
+
+def test_split_fractions_cut_every_tfds_split_at_the_same_percents(tmp_path, run):
+    import tensorflow_datasets as tfds
+
+    from edgepipe.components.data.sources.ingest_tfds import fraction_splits
+    from edgepipe.pipeline.errors import ConfigError
+
+    assert fraction_splits({"train": 0.7, "eval": 0.1, "test": 0.2}, ["test", "train"]) == {
+        "train": "test[0%:70%]+train[0%:70%]", "eval": "test[70%:80%]+train[70%:80%]",
+        "test": "test[80%:100%]+train[80%:100%]"}
+    with pytest.raises(ConfigError, match="whole percents"):
+        fraction_splits({"train": 0.875, "test": 0.125}, ["train"])
+    with tfds.testing.mock_data(num_examples=10):  # the mock knows no splits (one 'train') and ignores slices
+        _, out = run(ingest_tfds, tmp_path / "o", name="tfds:mnist:3.0.1", split={"train": 0.5, "test": 0.5})
+    ex = out["examples"]
+    assert ex.properties["tfds_splits"] == {"train": "train[0%:50%]", "test": "train[50%:100%]"}
+    assert ex.splits == ["train", "test"] and ex.properties["source"] == "tfds:mnist:3.0.1"
