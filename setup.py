@@ -64,6 +64,7 @@ setup(
     packages=PACKAGES,
     package_dir=PACKAGE_DIR,
     package_data={"edgepipe.configs": ["*.yaml"], "edgepipe.data": ["default/*"],
+                  "edgepipe.pipeline": ["scaffold_template/*.tmpl", "scaffold_template/*/*.tmpl"],  # edgepipe init
                   "edgepipe.ui": ["templates/*.html", "static/*"]},
     include_package_data=False,
     install_requires=INSTALL_REQUIRES,

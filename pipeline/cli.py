@@ -64,7 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a pipeline (default: configs/default.yaml)")
-    run.add_argument("config", nargs="?", help="YAML file or bundled template name")
+    run.add_argument("config", nargs="?", metavar="[PIPELINE] CONFIG",
+                     help="YAML file or bundled template name; or your pipeline (FILE.py[:function] or "
+                          "package.module:function) followed by its YAML config")
+    run.add_argument("pipeline_config", nargs="?", help=argparse.SUPPRESS)
     run.add_argument("--output", default="bundle", help="where to write the exported bundle (default: ./bundle)")
     run.add_argument("--root", help="pipeline root: metadata and artifacts (default: pipeline.root)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -80,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--root", default=".edgepipe")
     show.add_argument("--json", action="store_true", help="print the record as JSON")
     show.add_argument("--open", action="store_true", help="print the run's report.html path and open it")
+    init = sub.add_parser("init", help="scaffold a pipeline project of your own (pipeline.py, config, test)")
+    init.add_argument("directory", help="new or empty directory to create the project in")
+    init.add_argument("--name", help="its Python package name (default: the directory's name)")
     models = sub.add_parser("models", help="list the model families with one-line descriptions")
     models.add_argument("name", nargs="?", help="show one family's hyperparameters and defaults")
     add_cloud_commands(sub)
@@ -101,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_frameworks(args.verbose)
     try:
         commands = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "compile": cmd_compile, "submit": cmd_submit,
-                    "execute-node": cmd_execute_node, "models": cmd_models,
+                    "execute-node": cmd_execute_node, "models": cmd_models, "init": cmd_init,
                     "ui": _cmd_ui, **runtime_cli.COMMANDS}
         return commands[args.command](args)
     except EdgepipeError as err:
@@ -152,15 +158,20 @@ def _stdout_to_devnull() -> None:
 # ---- run ------------------------------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from edgepipe.pipeline.config import load_config
+    from edgepipe.pipeline.user_pipeline import load as load_user_pipeline, split_targets
 
-    config = load_config(args.config, args.overrides)
+    pipeline_ref, config_name = split_targets(args.config, args.pipeline_config)
+    config = load_config(config_name, args.overrides)
     if args.root:  # templates place per-root things (checkpoints, generated datasets) under pipeline.root
         config.pipeline.root = args.root
     _check_root(Path(args.root or config.pipeline.root))
     _check_output(args.output, Path(args.root or config.pipeline.root))
-    from edgepipe.pipeline.templates import build_pipeline  # imports components (TensorFlow, Beam): after validation
+    if pipeline_ref:  # your pipeline (pipeline/user_pipeline.py): its function builds the DAG from the config
+        pipeline = load_user_pipeline(pipeline_ref).build(config)
+    else:
+        from edgepipe.pipeline.templates import build_pipeline  # imports components (TF, Beam): after validation
 
-    pipeline = build_pipeline(config)
+        pipeline = build_pipeline(config)
     root = Path(args.root or config.pipeline.root)
     log_file = None if args.verbose else root / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
     with _native_stderr_to(log_file):
@@ -286,6 +297,17 @@ def _print_summary(bundle_dir: Path) -> None:
 def _num(value: Any) -> str:
     """A metric for the summary; None (no positives in a split, no labels) is 'n/a', never a format error."""
     return "n/a" if value is None else f"{value:.3f}"
+
+
+# ---- init ---------------------------------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    from edgepipe.pipeline.scaffold import create_project
+
+    project = create_project(Path(args.directory), args.name)
+    print(f"created {project.package} in {project.directory}: {', '.join(project.files)}")
+    print(f"next: cd {project.directory} && edgepipe run {project.package}/pipeline.py config.yaml"
+          f" && python -m pytest tests")
+    return 0
 
 
 # ---- models -------------------------------------------------------------------------------------------------------

@@ -13,7 +13,10 @@ from pathlib import Path
 
 
 def config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", nargs="?", help="YAML file or bundled template name")
+    parser.add_argument("config", nargs="?", metavar="[PIPELINE] CONFIG",
+                        help="YAML file or bundled template name; or your pipeline (FILE.py[:function] or "
+                             "package.module:function) followed by its YAML config")
+    parser.add_argument("pipeline_config", nargs="?", help=argparse.SUPPRESS)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value (repeatable)")
     parser.add_argument("--pipeline-factory", default=None, metavar="MODULE:FUNCTION",
@@ -59,12 +62,31 @@ def _factory(args: argparse.Namespace) -> str:
     return args.pipeline_factory or DEFAULT_FACTORY
 
 
-def cmd_compile(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace, check_image: bool = False):
+    """The config, and the factory that builds the DAG: your pipeline's ``module:function`` when the arguments
+    name one (``pipeline/user_pipeline.py``; with ``check_image`` its function and components must be importable
+    by the task image, else one line and exit 2), else ``--pipeline-factory`` or the built-in builder."""
     from edgepipe.pipeline.config import load_config
+    from edgepipe.pipeline.errors import ConfigError
+    from edgepipe.pipeline.user_pipeline import check_image_imports, load, split_targets
+
+    pipeline_ref, config_name = split_targets(args.config, args.pipeline_config)
+    config = load_config(config_name, args.overrides)
+    if not pipeline_ref:
+        return config, _factory(args)
+    if args.pipeline_factory:
+        raise ConfigError(f"give either a pipeline ({pipeline_ref}) or --pipeline-factory, not both")
+    user = load(pipeline_ref)
+    if check_image:
+        check_image_imports(user.build(config), user.factory)
+    return config, user.factory
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
     from edgepipe.pipeline.kfp_compiler import compile_pipeline
 
-    config = load_config(args.config, args.overrides)
-    compiled = compile_pipeline(config, args.output, image=args.image, factory=_factory(args),
+    config, factory = _load(args, check_image=True)
+    compiled = compile_pipeline(config, args.output, image=args.image, factory=factory,
                                 pipeline_root=args.pipeline_root)
     print(f"compiled '{compiled.name}' ({len(compiled.tasks)} node tasks + resolve, {len(compiled.parameters)} "
           f"parameters, image {compiled.image}) to {compiled.path}")
@@ -75,13 +97,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
     import tempfile
 
     from edgepipe.pipeline.cloud import check_submission, require_vertex, submit_vertex
-    from edgepipe.pipeline.config import load_config
     from edgepipe.pipeline.kfp_compiler import compile_pipeline, default_image
 
     image = args.image or default_image()
     check_submission(args.pipeline_root, image)
     session = require_vertex(args.project)  # before any building: no SDK or credentials, one line and exit 5
-    config = load_config(args.config, args.overrides)
+    config, factory = _load(args, check_image=True)
     if args.dataflow:
         from edgepipe.pipeline.beam_options import IMAGE_SOURCE_DIR, dataflow_args, merge_beam_args
 
@@ -90,7 +111,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         config.pipeline.beam_args = merge_beam_args(config.pipeline.beam_args, extra)
     with tempfile.TemporaryDirectory(prefix="edgepipe-submit-") as tmp:
         path = Path(args.output) if args.output else Path(tmp) / "pipeline.yaml"
-        compiled = compile_pipeline(config, path, image=image, factory=_factory(args), pipeline_root=args.pipeline_root)
+        compiled = compile_pipeline(config, path, image=image, factory=factory, pipeline_root=args.pipeline_root)
         job = submit_vertex(session, compiled.path, region=args.region, pipeline_root=args.pipeline_root,
                             display_name=args.display_name or compiled.name, service_account=args.service_account,
                             wait=args.wait)
@@ -121,7 +142,7 @@ def cmd_execute_node(args: argparse.Namespace) -> int:
     else:
         if not args.node:
             raise ConfigError("execute-node needs --node NAME (with a config) or --spec-json")
-        from edgepipe.pipeline.config import load_config, validate
+        from edgepipe.pipeline.config import validate
 
         if args.config_json:
             try:
@@ -129,9 +150,10 @@ def cmd_execute_node(args: argparse.Namespace) -> int:
             except ValueError as err:
                 raise ConfigError(f"--config-json is not JSON: {err}") from None
             config = validate(raw, source="--config-json", dumped=True)
+            factory = _factory(args)
         else:
-            config = load_config(args.config, args.overrides)
-        pipeline = build_from_config(config, _factory(args))
+            config, factory = _load(args)
+        pipeline = build_from_config(config, factory)
         try:
             spec = node_spec(pipeline.node(args.node))
         except KeyError:

@@ -6,8 +6,9 @@ Hashing only the component's own folder (the rule before) missed what matters an
 the source with :mod:`ast` (every ``import``/``from ... import`` in the file, including the lazy ones inside
 functions, which this project uses to keep TensorFlow out of light modules, and the dotted module names a registry
 imports by name, such as the built-in tasks and model families: a string constant that resolves to a project module
-counts) and followed within the component's own top-level package and ``edgepipe``; third-party libraries are
-pinned by ``requirements.lock``, not hashed.
+counts) and followed within the component's own top-level package and ``edgepipe`` (and, for a top-level module of
+your own such as ``my_pipeline.py``, the modules beside it it imports); third-party libraries are pinned by
+``requirements.lock``, not hashed.
 
 Nothing is imported to find a module's file except the top two levels of a package (``edgepipe.components``: light
 ``__init__`` files), so scanning never triggers TensorFlow or an import cycle. Parsed imports are cached per process
@@ -46,6 +47,8 @@ def module_closure(source_file: Path, module_name: str) -> list[Path]:
 def _closure(source_file: Path, module_name: str) -> dict[str, Path]:
     """{module name: file} reached from ``source_file``; a file reached under two names keeps the first."""
     roots = {module_name.split(".")[0], *FOLLOWED}
+    # a top-level module of your own (``my_pipeline.py``, no package): its sibling modules are your code too
+    beside = source_file.resolve().parent if "." not in module_name and source_file.name != "__init__.py" else None
     seen: dict[Path, str] = {}
     pending = [(source_file.resolve(), module_name)]
     while pending:
@@ -54,9 +57,12 @@ def _closure(source_file: Path, module_name: str) -> dict[str, Path]:
             continue
         seen[path] = name
         for imported in _imports(str(path), *_stamp(path), _package_of(path, name)):
-            if imported.split(".")[0] not in roots:
+            if imported.split(".")[0] in roots:
+                found = resolve(imported)
+            elif beside is not None and "." not in imported and (beside / f"{imported}.py").is_file():
+                found = (beside / f"{imported}.py").resolve()
+            else:
                 continue
-            found = resolve(imported)
             if found is not None and found not in seen:
                 pending.append((found, imported))
     return {name: path for path, name in seen.items()}

@@ -1,0 +1,48 @@
+"""The project's own component: TFX taxi's label, a big tipper is a trip whose tip is more than 20% of the fare.
+
+Why a component of its own: edgepipe's ingest knows nothing of tips and fares; the question is this project's. It
+reads the Examples ``ingest_csv`` wrote (``label`` = the raw ``tips`` column), writes Examples with ``label`` = 1
+for a big tip and 0 otherwise (int64, two classes), shard for shard, and keeps the other features unchanged; the
+tip itself is the answer, so it never reaches the model as a feature.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgepipe.components.data.beam.example_decode import decode_columns
+from edgepipe.components.data.beam.example_encode import encode_batch
+from edgepipe.components.data.beam.files import write_shard
+from edgepipe.components.data.beam.tfrecord import read_records
+from edgepipe.pipeline.artifacts import Examples
+from edgepipe.pipeline.component import Input, Output, component
+from edgepipe.pipeline.errors import DataError
+
+BIG_TIP = 0.2  # a tip above this fraction of the fare is a big tip (TFX's taxi example)
+CLASS_NAMES = ["small_tip", "big_tip"]
+
+
+@component(version="1")
+def label_big_tippers(examples: Input[Examples], labeled: Output[Examples], fraction: float = BIG_TIP) -> dict:
+    """label = tips > fraction x fare (1/0); a missing fare or tip is a small tip."""
+    spec = examples.feature_spec
+    if "label" not in spec or "fare" not in spec:
+        raise DataError(f"{examples.path}: needs the tips as 'label' (data.label_column: tips) and a 'fare' "
+                        f"feature (features: {', '.join(spec)})")
+    metrics = {}
+    for split in examples.splits:
+        rows = big = 0
+        for path in examples.split_files(split):
+            columns = decode_columns(read_records(path), spec)
+            tips = np.asarray(columns["label"], np.float64).reshape(-1)
+            fare = np.asarray(columns["fare"], np.float64).reshape(-1)
+            with np.errstate(invalid="ignore"):
+                columns["label"] = (tips > fraction * fare).astype(np.int64)  # NaN compares False
+            write_shard(labeled, split, Path(path).name, encode_batch(columns))
+            rows, big = rows + len(tips), big + int(columns["label"].sum())
+        labeled.split_dir(split)
+        metrics[f"big_tip_rate_{split}"] = big / rows if rows else None
+    labeled.properties.update({**examples.properties, "num_classes": 2, "class_names": CLASS_NAMES,
+                               "feature_spec": {**spec, "label": {"dtype": "int64", "shape": []}}})
+    return metrics
