@@ -7,6 +7,7 @@ codes: 2 bad argument or unusable bundle, 3 unusable input data.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -123,10 +124,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         fmt = args.format or ("csv" if args.output and args.output.lower().endswith(".csv") else "jsonl")
         records = (row for name, result, stamps in results
                    for row in outputs.rows(name, result, args.level, stamps))
+        skews = [(name, result.skew) for name, result, _ in results if getattr(result, "skew", None) is not None]
+        if fmt == "jsonl":  # one more record per input: the skew report (runtime/skew.py)
+            records = itertools.chain(records, ({"input": name, "skew": skew} for name, skew in skews))
         written = _write(records, args.output, fmt)
     except RuntimeBundleError as err:
         return _fail(err)
     print(f"edgepipe: {_summary(results, written)}", file=sys.stderr)
+    for name, skew in skews:
+        found = ", ".join(f"{k} {v}" for k, v in sorted(skew["counts"].items())) or "none"
+        print(f"edgepipe: skew of {name} vs training ({skew['rows']} rows): {found}", file=sys.stderr)
+        if fmt == "csv":  # a CSV has no room for it: the report as one JSON line
+            print(f"edgepipe: skew report: {json.dumps(skew)}", file=sys.stderr)
     return 0
 
 

@@ -125,12 +125,16 @@ def _parse_row(row: list[str], header: list[str], names: list[str], cols: list[i
 
 
 def read_table(path: Path, task):
-    """``[(stem, "features", [n, F])]``: one example per data row, columns in the bundle's feature order."""
+    """``[(stem, "features", [n, F])]``: one example per data row, columns in the bundle's feature order. A
+    transformed table (``task.table``) reads its raw columns as text, ``[(stem, "rows", {column: [cells]})]``:
+    blanks, strings and absent columns are the transform's and the skew report's business (runtime/skew.py)."""
     names = list(task.feature_names)
     reader = csv.reader(io.StringIO(_read_text(path), newline=""))
     header = [h.strip() for h in next(reader, [])]
     if not header:
         raise InputError(f"{path}: empty file (no header)")
+    if getattr(task, "table", None) is not None:
+        return [(path.stem, "rows", _raw_columns(reader, header, names, path), None)]
     missing = [n for n in names if n not in header]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)} (bundle features: {', '.join(names)}; "
@@ -144,6 +148,25 @@ def read_table(path: Path, task):
     if not rows:
         raise InputError(f"{path}: no data rows after the header")
     return [(path.stem, "features", np.asarray(rows, dtype=np.float64), None)]
+
+
+def _raw_columns(reader, header: list[str], names: list[str], path: Path) -> dict[str, list[str]]:
+    """The bundle's columns present in the header, as cell text per row (a row of the wrong width is an error)."""
+    cols = {n: header.index(n) for n in names if n in header}
+    out: dict[str, list[str]] = {n: [] for n in cols}
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise InputError(f"{path}:{reader.line_num}: {len(row)} fields, the header has {len(header)}")
+        for name, i in cols.items():
+            out[name].append(row[i])
+    if not cols:
+        raise InputError(f"{path}: none of the bundle's columns ({', '.join(names)}) in the header "
+                         f"({', '.join(header)})")
+    if not next(iter(out.values())):
+        raise InputError(f"{path}: no data rows after the header")
+    return out
 
 
 def _read_text(path: Path) -> str:
@@ -235,6 +258,8 @@ def parse_body(body: Any, task) -> tuple[str | None, Any]:
         raise BodyError(f"body must be a JSON object with one of: {', '.join(keys_allowed)}")
     if "latent" in task.input_kinds:
         return None, _generation_request(body)
+    if "rows" in task.input_kinds and "rows" in body:
+        return "rows", _rows(body, keys_allowed)
     keys = [k for k in keys_allowed if k in body]
     unknown = sorted(set(body) - set(keys_allowed))
     if unknown:
@@ -246,10 +271,29 @@ def parse_body(body: Any, task) -> tuple[str | None, Any]:
     return ("features" if key == "observations" else key), array
 
 
+def _rows(body: dict, keys_allowed: list[str]) -> dict[str, list[Any]]:
+    """``{"rows": [{column: number | string | null, ...}, ...]}`` (a transformed table's raw rows) -> columns;
+    a column absent from every row stays absent (the skew report names it)."""
+    if len(body) != 1:
+        raise BodyError(f"body must have exactly one of: {', '.join(keys_allowed)}")
+    rows = body["rows"]
+    if not isinstance(rows, list) or not rows:
+        raise InputError("rows: must be a non-empty list of objects")
+    names: dict[str, None] = {}
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InputError(f"rows[{i}]: not an object")
+        for name, value in row.items():
+            if value is not None and (isinstance(value, (bool, dict, list)) or not isinstance(value, (int, float, str))):
+                raise InputError(f"rows[{i}].{name}: must be a number, a string or null, got {_excerpt(value)}")
+            names.setdefault(name)
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
 def _body_keys(task) -> list[str]:
     if "latent" in task.input_kinds:
         return list(GENERATION_KEYS)
-    keys = [k for k in ("series", "windows", "features") if k in task.input_kinds]
+    keys = [k for k in ("series", "windows", "features", "rows") if k in task.input_kinds]
     return [*keys, "observations"] if getattr(task, "name", None) == "policy" else keys
 
 

@@ -347,7 +347,11 @@ def _preprocessing(c: Checker, doc: dict, feature: list) -> None:
     pre = c.obj(value, "preprocessing")
     kind = c.string(c.get(pre, "kind", "preprocessing"), "preprocessing.kind", PREPROCESSING_KINDS)
     if kind == "table":
-        c.strings(c.get(pre, "features", "preprocessing"), "preprocessing.features", feature[-1])
+        names = c.strings(c.get(pre, "features", "preprocessing"), "preprocessing.features", feature[-1])
+        if isinstance(pre.get("transform"), dict):
+            from edgepipe.runtime.skew import check_transform  # the table transform's own module
+
+            check_transform(c, pre, names)
     if kind == "image":
         image = c.obj(c.get(pre, "image", "preprocessing"), "preprocessing.image")
         c.number(c.get(image, "scale", "preprocessing.image"), "preprocessing.image.scale", positive=True)

@@ -53,6 +53,11 @@ def convert_tflite(model: Input[Model], tflite: Output[TFLiteModels], examples: 
                           f"{', '.join(sorted({VARIANTS[n].source for n in missing}))} model input(s)"
                           + ("" if calibration.distill is None else " (a model without a training loss gets only "
                              "float32, int8_ptq and a distilled int8_qat)"))
+    if any(VARIANTS[n].mode == "int8" for n in names):  # NaN here fails later as "no int8 kernel": say why now
+        from edgepipe.components.optimization.nonfinite import check_finite
+
+        spec = ModelCard.of(model).data_spec
+        check_finite(net, calibration.representative, ((spec.extra or {}).get("features") if spec else None))
     loaded: dict[str, Any] = {"float": net}
     report = None
     if distillable and any(VARIANTS[n].source == "qat" for n in names):

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgepipe.runtime.errors import InputError
+from edgepipe.runtime.skew import TableTransform
 from edgepipe.runtime.tasks.base import Task, register
 
 
@@ -31,14 +32,28 @@ class VectorTask(Task):
         self.feature_shape = tuple(int(d) for d in runner.input.shape[1:])
         self.normalization = _affine(doc, "normalization")
         pre = doc.get("preprocessing") or {}
-        #: table bundles: the CSV columns, in model input order
-        self.feature_names: list[str] | None = pre.get("features") if pre.get("kind") == "table" else None
+        #: a transformed table: raw rows -> model input, and the skew report (runtime/skew.py)
+        self.table = TableTransform(pre) if isinstance(pre.get("transform"), dict) else None
+        if self.table is not None:
+            self.input_kinds = (*self.input_kinds, "rows")
+        #: table bundles: the CSV columns read (a transformed table: its raw columns; else the model inputs in order)
+        self.feature_names: list[str] | None = (self.table.columns if self.table is not None else
+                                                pre.get("features") if pre.get("kind") == "table" else None)
         image = pre.get("image") or {}
         self.image_scale = (float(image.get("scale", 1 / 255)), float(image.get("offset", 0.0)))
 
     @property
     def takes_images(self) -> bool:
         return len(self.feature_shape) == 3
+
+    def prepare(self, raw: Any, kind: str | None = None) -> tuple[np.ndarray, dict[str, Any] | None]:
+        """``(model input, skew report or None)``: ``rows`` (a transformed table's raw columns, ``{name: [cell,
+        ...]}``) go through the bundle's transform and are checked against its schema; anything else is
+        :meth:`batch`'s."""
+        if kind == "rows":
+            self.check_kind(kind)
+            return self.table.prepare(raw)
+        return self.batch(raw, kind), None
 
     def batch(self, raw: Any, kind: str | None = None) -> np.ndarray:
         """Model input for raw ``features`` (values as in the pipeline's data) or ``image`` (8-bit pixel values,
@@ -69,7 +84,7 @@ class VectorTask(Task):
 
     def metadata(self) -> dict[str, Any]:
         return {**super().metadata(), "feature_shape": list(self.feature_shape), "images": self.takes_images,
-                "feature_names": self.feature_names}
+                "feature_names": self.feature_names, **({"columns": self.table.columns} if self.table else {})}
 
 
 @dataclass
@@ -77,6 +92,7 @@ class ClassificationResult:
     model: str
     labels: list[str]
     probabilities: np.ndarray  # [n, classes]
+    skew: dict[str, Any] | None = None  # raw table rows: what differs from training (runtime/skew.py)
 
     @property
     def classes(self) -> np.ndarray:
@@ -88,7 +104,7 @@ class ClassificationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"task": "classification", "model": self.model, "labels": self.labels,
-                "predictions": self.records()}
+                "predictions": self.records(), **({"skew": self.skew} if self.skew is not None else {})}
 
 
 @register
@@ -96,12 +112,13 @@ class ClassificationTask(VectorTask):
     name = "classification"
 
     def predict(self, raw: Any, kind: str | None = None) -> ClassificationResult:
-        y = self.runner.run(self.batch(raw, kind)).astype(np.float64)
+        x, skew = self.prepare(raw, kind)
+        y = self.runner.run(x).astype(np.float64)
         if self.doc.get("output_kind") == "logits":
             y = np.exp(y - y.max(axis=1, keepdims=True))
             y /= y.sum(axis=1, keepdims=True)
         labels = self.doc.get("labels") or [str(i) for i in range(y.shape[1])]
-        return ClassificationResult(model=self.runner.name, labels=list(labels), probabilities=y)
+        return ClassificationResult(model=self.runner.name, labels=list(labels), probabilities=y, skew=skew)
 
 
 @dataclass
@@ -109,12 +126,14 @@ class RegressionResult:
     model: str
     names: list[str]
     values: np.ndarray  # [n, outputs]
+    skew: dict[str, Any] | None = None  # raw table rows: what differs from training (runtime/skew.py)
 
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.names, (float(v) for v in row))) for row in self.values]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": "regression", "model": self.model, "names": self.names, "predictions": self.records()}
+        return {"task": "regression", "model": self.model, "names": self.names, "predictions": self.records(),
+                **({"skew": self.skew} if self.skew is not None else {})}
 
 
 @register
@@ -122,12 +141,13 @@ class RegressionTask(VectorTask):
     name = "regression"
 
     def predict(self, raw: Any, kind: str | None = None) -> RegressionResult:
-        y = self.runner.run(self.batch(raw, kind)).astype(np.float64)
+        x, skew = self.prepare(raw, kind)
+        y = self.runner.run(x).astype(np.float64)
         target = _affine(self.doc, "target_normalization")
         if target is not None:
             y = y * target[1] + target[0]
         names = self.doc.get("target_names") or [f"y{i}" for i in range(y.shape[1])]
-        return RegressionResult(model=self.runner.name, names=list(names), values=y)
+        return RegressionResult(model=self.runner.name, names=list(names), values=y, skew=skew)
 
 
 @dataclass
