@@ -121,3 +121,45 @@ def test_transform_fitted_on_train_only(base, run, tmp_path, numeric, categorica
             index = {"a": 0, "b": 1, "c": 2}.get(raw["cat"], 3)
             got = int(done["cat"][0]) if categorical == "index" else int(np.argmax([done[c][0] for c in hot]))
             assert got == index
+
+
+@pytest.mark.parametrize("impute", ["median", "constant", "none"])
+def test_imputation_and_missing_indicator(base, run, tmp_path, impute):
+    _, examples, statistics, _ = base
+    _, out = run(transform_features, tmp_path / "t", examples=examples, statistics=statistics, numeric="none",
+                 impute=impute, fill_value=-7.0, missing_indicator=True)
+    params = out["params"].read_json("transform.json")
+    num = np.array([r["num"][0] for r in iter_examples(examples, "train")], np.float64)
+    want = {"median": np.median(num[np.isfinite(num)]), "constant": -7.0, "none": None}[impute]
+    rule = params["features"]["num"]
+    assert rule["fill"] == (pytest.approx(want) if want is not None else None)
+    assert rule["indicator"] == "num__missing" and "indicator" not in params["features"]["cnt"]  # cnt: no gaps
+    rows = [(raw, done) for split in examples.splits
+            for raw, done in zip(iter_examples(examples, split), iter_examples(out["transformed"], split))]
+    blanks = [(raw, done) for raw, done in rows if np.isnan(raw["num"][0])]
+    assert blanks  # the fixture blanks one value of 'num'
+    for raw, done in blanks:
+        assert done["num__missing"][0] == 1.0
+        assert (np.isnan(done["num"][0]) if want is None else done["num"][0] == pytest.approx(want))
+    assert all(done["num__missing"][0] == 0.0 for raw, done in rows if not np.isnan(raw["num"][0]))
+
+
+def test_runtime_applies_the_same_transform_to_raw_rows(base, run, tmp_path):
+    """The bundle's transform in NumPy (runtime/skew.py) on raw cell text == the pipeline's transformed Examples."""
+    from edgepipe.runtime.skew import TableTransform
+
+    _, examples, statistics, schema = base
+    _, out = run(transform_features, tmp_path / "t", examples=examples, statistics=statistics, schema=schema,
+                 categorical="onehot", vocab_max_size=3, missing_indicator=True, clip=1.5)
+    params = out["params"].read_json("transform.json")
+    features = sorted(params["outputs"])  # any order: the runtime stacks in preprocessing.features order
+    table = TableTransform({"kind": "table", "features": features, "transform": params, "schema": params["schema"]})
+    for split in examples.splits:
+        raw = list(iter_examples(examples, split))
+        cells = {"num": ["" if np.isnan(r["num"][0]) else repr(float(r["num"][0])) for r in raw],
+                 "cnt": [str(int(r["cnt"][0])) for r in raw], "cat": [r["cat"] for r in raw]}
+        x, report = table.prepare(cells)
+        done = list(iter_examples(out["transformed"], split))
+        want = np.array([[d[f][0] for f in features] for d in done], np.float32)
+        np.testing.assert_array_equal(x, want)
+        assert report["rows"] == len(raw) and not [a for a in report["anomalies"] if a["kind"] == "type_change"]
