@@ -5,7 +5,7 @@ The compiled DAG has a ``resolve`` task followed by one task per node, all runni
 * **pipeline inputs** are the config's values (``training_epochs``, ``data_source`` ...), with the compiled config
   as defaults, so a run can be re-parameterized from the Vertex/Kubeflow UI or ``parameter_values`` without
   recompiling. Keys that only concern the local runner (``pipeline.root``, ``max_workers``) or that name the
-  pipeline are left out, as are keys whose value is null (KFP has no typed null).
+  pipeline are left out, as are keys whose value is or holds a null (KFP has no typed null).
 * **resolve** (uncached: it is cheap, and it reads the component code versions of the image actually running)
   rebuilds the pipeline from those values in the cloud and hands each node its JSON spec (see ``remote.py``).
 * **node tasks** are lightweight Python components generated from the node's signature: ``Input[...]`` and
@@ -169,13 +169,23 @@ def config_parameters(config: Config) -> dict[str, tuple[str, Any]]:
     for section, values in config.model_dump(mode="json").items():
         for key, value in values.items():
             dotted = f"{section}.{key}"
-            if dotted in NOT_PARAMETERS or value is None:
+            if dotted in NOT_PARAMETERS or _holds_null(value):
                 continue
             name = f"{section}_{key}"
             if name in surfaced:
                 raise ConfigError(f"config keys '{surfaced[name][0]}' and '{dotted}' both map to input '{name}'")
             surfaced[name] = (dotted, value)
     return surfaced
+
+
+def _holds_null(value: Any) -> bool:
+    """KFP has no typed null, at the top or inside a dict/list (``data.tfds: {data_dir: null}``): such a key stays
+    at its compiled value (the base config the resolve task starts from) instead of becoming a pipeline input."""
+    if isinstance(value, dict):
+        return any(_holds_null(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_null(v) for v in value)
+    return value is None
 
 
 def _kfp_artifact_class(typ: type[art.Artifact]) -> str:
