@@ -137,3 +137,24 @@ def test_a_template_without_a_baseline_scorer_refuses_the_retrain_keys(tmp_path)
     result = edgepipe("run", "dqn", "--root", str(tmp_path / "root"), "--set", "retrain.baseline=last")
     assert result.returncode == 2
     assert "config key 'retrain.baseline' is not used by template 'reinforcement'" in result.stderr
+
+
+def test_a_supervised_baseline_scores_as_the_pipeline_evaluated_it(tmp_path):
+    """The digits CNN exported, then the same config blessed against that bundle: every node up to evaluate is a
+    cache hit, so the baseline scored through its bundle must equal the candidate's own evaluation exactly."""
+    small = ["training.epochs=2", "convert.variants=[float32, int8_ptq]", "prune.enabled=false",
+             "qat.enabled=false", "cluster.enabled=false", "evaluate.latency_runs=5"]
+    args = ["run", "cnn", "--root", str(tmp_path / "root")]
+    for override in small:
+        args += ["--set", override]
+    first = edgepipe(*args, "--output", str(tmp_path / "first"))
+    assert first.returncode == 0, first.stderr
+    again = edgepipe(*args, "--output", str(tmp_path / "again"), "--set", f"retrain.baseline={tmp_path / 'first'}",
+                     "--set", "retrain.max_regression=0")
+    assert again.returncode == 0, again.stderr
+    blessing = json.loads((tmp_path / "again" / "bundle.json").read_text())["blessing"]
+    shipped = json.loads((tmp_path / "first" / "bundle.json").read_text())["primary_variant"]
+    rows = {r["variant"]: r for r in json.loads((tmp_path / "first" / "variants.json").read_text())}
+    assert blessing["metric_name"] == "accuracy" and blessing["candidate_variant"] == shipped
+    assert blessing["baseline_metric"] == pytest.approx(rows[shipped]["metric"], abs=1e-12)
+    assert blessing["blessed"] and blessing["regression"] == pytest.approx(0.0, abs=1e-12)

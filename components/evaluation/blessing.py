@@ -10,8 +10,8 @@ an exported bundle, scored through the runtime (``edgepipe.runtime.Bundle``: its
 verdict; the export gate refuses an unblessed candidate (exit 4) and the report shows the comparison.
 
 Baseline scorers are registered per evaluation kind (:func:`baseline_scorer`): anomaly windows (the candidate's
-windows de-normalized with its own fitted transform, re-cut to nothing: the same windows, fed raw to the baseline
-bundle, which normalizes them with *its* parameters) and supervised Examples (the evaluation's
+eval+test windows de-normalized with its own fitted transform and fed raw to the baseline bundle, which
+normalizes them with *its* parameters and applies *its* threshold) and supervised Examples (the evaluation's
 ``predictions.npz`` inputs through the baseline's primary model). A kind without a scorer cannot be blessed: the
 retrain stage declares its keys only for the kinds registered here, so ``retrain.baseline`` is refused at build.
 The anomaly scorer also records how the new train split moved against the baseline's normalization (a schema
@@ -38,6 +38,7 @@ class BaselineScore:
     metric: float | None
     examples: int
     details: dict[str, Any] = field(default_factory=dict)  # e.g. precision/recall, the data drift per channel
+    undefined: str | None = None  # why the metric cannot compare the two models on this data (then not compared)
 
 
 Scorer = Callable[..., BaselineScore]
@@ -45,7 +46,8 @@ SCORERS: dict[str, Scorer] = {}
 
 
 def baseline_scorer(kind: str) -> Callable[[Scorer], Scorer]:
-    """Register ``fn(bundle_path, evaluation, examples, transform, task) -> BaselineScore`` for an evaluation kind."""
+    """Register ``fn(bundle_path, evaluation, examples, transform, task, variant) -> BaselineScore`` for an
+    evaluation kind (``variant``: the candidate's variant the export will ship)."""
     def register(fn: Scorer) -> Scorer:
         SCORERS[kind] = fn
         return fn
@@ -100,12 +102,12 @@ def bless_model(evaluation: Input[ModelEvaluation], blessing: Output[ModelBlessi
             raise DataError(f"retrain: no baseline scorer for {declared.evaluation} evaluation "
                             f"(known: {', '.join(SCORERS)})")
         score = scorer(Path(baseline), evaluation=evaluation, examples=examples, transform=transform,
-                       task=declared.name)
+                       task=declared.name, variant=chosen)
         meta = _bundle_doc(Path(baseline))
         doc["baseline"] = {"bundle": str(baseline), "run": baseline_run, "variant": meta.get("primary_variant"),
                            "metric": _number(score.metric), "examples": score.examples, **score.details}
-        blessed, regression, reason = verdict(doc["candidate"]["metric"], score.metric, max_regression,
-                                              metric.higher_is_better)
+        blessed, regression, reason = (True, None, score.undefined) if score.undefined else verdict(
+            doc["candidate"]["metric"], score.metric, max_regression, metric.higher_is_better)
     doc.update(blessed=blessed, regression=regression, reason=reason)
     blessing.write_json("blessing.json", doc)
     blessing.properties.update(blessed=blessed, baseline=str(baseline) if baseline else None, variant=chosen)
@@ -139,7 +141,7 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
 # ---- baseline scorers ------------------------------------------------------------------------------------------
 @baseline_scorer("anomaly")
 def _anomaly(bundle_path: Path, evaluation: ModelEvaluation, examples: Examples | None,
-             transform: TransformParams | None, task: str) -> BaselineScore:
+             transform: TransformParams | None, task: str, variant: str) -> BaselineScore:
     """The baseline bundle's F1 on the candidate's eval+test windows (pooled, as the evaluation pools them)."""
     from edgepipe.components.evaluation.metrics import detection_metrics
     from edgepipe.components.training.inputs import iter_windows
@@ -171,7 +173,14 @@ def _anomaly(bundle_path: Path, evaluation: ModelEvaluation, examples: Examples 
     truth = np.concatenate(labels) if labels else np.zeros(0, np.int64)
     found = detection_metrics(errors, truth, bundle.impl.threshold)
     details = {"splits": splits, "precision": found["precision"], "recall": found["recall"],
-               "threshold": bundle.impl.threshold, "drift": _drift(meta["normalization"], params, names)}
+               "threshold": bundle.impl.threshold, "alarm_rate": _rate(found["flagged"], len(truth)),
+               "drift": _drift(meta["normalization"], params, names)}
+    if not found["anomalous"]:  # new normal data without labels (issue 14): F1 has no positives to find
+        pooled = ((evaluation.read_json("evaluation.json").get("metrics") or {}).get(variant) or {}).get("all") or {}
+        details["candidate_alarm_rate"] = _rate(pooled.get("flagged"), pooled.get("windows"))
+        return BaselineScore(None, int(len(truth)), details, undefined=(
+            "no labelled anomalous window in the evaluation data: F1 is undefined for both models, not compared "
+            "(alarm rates on these presumably normal windows are recorded)"))
     return BaselineScore(found["f1"], int(len(truth)), details)
 
 
@@ -195,13 +204,22 @@ def _drift(old: dict[str, Any], new: dict[str, Any], names: list[str]) -> dict[s
 
 @baseline_scorer("supervised")
 def _supervised(bundle_path: Path, evaluation: ModelEvaluation, examples: Examples | None,
-                transform: TransformParams | None, task: str) -> BaselineScore:
+                transform: TransformParams | None, task: str, variant: str) -> BaselineScore:
     """The baseline's primary model on the inputs the candidate was evaluated on (``predictions.npz`` x, y), scored
-    with the task's metric; the model inputs must have the same shape (same features, same preprocessing)."""
+    with the task's metric. The inputs must be the baseline's too: the same shape, and no table transform fitted
+    differently (refused, naming the bundle: a retrained table's transform moves with its data, and raw rows are
+    not kept by the evaluation); images and sequences are fed as stored."""
     from edgepipe import tasks
     from edgepipe.runtime.litert import ModelRunner
 
     bundle = _load(bundle_path)
+    fitted = (bundle.doc.get("preprocessing") or {}).get("transform")
+    if isinstance(fitted, dict):  # a table transform fitted on the baseline's train split
+        mine = {k: v for k, v in transform.read_json("transform.json").items() if k != "schema"} if transform else None
+        if mine != fitted:
+            raise DataError(f"retrain: the baseline bundle {bundle_path} transforms table rows with parameters fitted "
+                            "on its own train split, which differ from the candidate's: the candidate's transformed "
+                            "evaluation inputs are not the baseline's inputs, so they cannot be compared")
     file = bundle_path / bundle.doc["default_model"]
     with np.load(evaluation.file("predictions.npz")) as saved:
         x, y = saved["x"], (saved["y"] if "y" in saved.files else None)
@@ -231,6 +249,10 @@ def _bundle_doc(path: Path) -> dict[str, Any]:
     import json
 
     return json.loads((path / "bundle.json").read_text(encoding="utf-8"))
+
+
+def _rate(count: Any, total: Any) -> float | None:
+    return float(count) / float(total) if isinstance(count, int) and isinstance(total, int) and total else None
 
 
 def _finite(value: Any) -> bool:

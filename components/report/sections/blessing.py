@@ -28,6 +28,9 @@ def blessing(ctx: ReportContext) -> str | None:
                  f'<p class="note">Both scored on the candidate\'s evaluation data ({base.get("examples")} examples'
                  f'{", splits " + ", ".join(base["splits"]) if base.get("splits") else ""}); baseline bundle '
                  f'<code>{html.esc(base.get("bundle"))}</code>, run through the runtime as a device would.</p>']
+    if base.get("candidate_alarm_rate") is not None or (base and doc["regression"] is None):
+        body.append(f'<p class="note">Windows flagged on this evaluation data: candidate '
+                    f'{html.fmt(base.get("candidate_alarm_rate"))}, baseline {html.fmt(base.get("alarm_rate"))}.</p>')
     drift = base.get("drift") or {}
     if drift.get("comparable"):
         rows = [[name, c["center_shift"], c["scale_ratio"]] for name, c in drift["channels"].items()]

@@ -99,6 +99,26 @@ def test_new_data_without_a_channel_the_baseline_reads_is_unusable(chain, evalua
         _bless(chain, evaluation, tmp_path, baseline, transform=renamed)
 
 
+def test_new_normal_data_without_labels_is_not_compared_by_f1(chain, baseline, tmp_path):
+    """Re-fitting on new normal data (issue 14): no labelled anomaly, so F1 cannot rank the two models."""
+    from edgepipe.components.evaluation.anomaly import evaluate_anomaly
+    from tests.components.fixtures import make_windows_examples
+
+    normal = make_windows_examples(tmp_path / "windows", {"train": (48, 0), "eval": (32, 0), "test": (32, 0)}, seed=7)
+    evaluation = ModelEvaluation(tmp_path / "evaluation")
+    evaluate_anomaly(examples=normal, model=chain["model"], tflite=chain["tflite"], evaluation=evaluation,
+                     latency_runs=2)
+    evaluation.finalize()
+    blessing = ModelBlessing(tmp_path / "blessing")
+    bless_model.fn(evaluation=evaluation, blessing=blessing, examples=normal, transform=chain["transform"],
+                   baseline=str(baseline), task="anomaly", min_agreement=0.0, max_regression=0.0)
+    doc = blessing.read_json("blessing.json")
+    assert doc["blessed"] and doc["regression"] is None and "F1 is undefined for both models" in doc["reason"]
+    assert doc["baseline"]["metric"] is None and doc["baseline"]["examples"] == 64
+    for rate in (doc["baseline"]["alarm_rate"], doc["baseline"]["candidate_alarm_rate"]):
+        assert 0.0 <= rate <= 1.0
+
+
 def test_first_export_has_no_baseline(chain, evaluation, tmp_path):
     metrics, doc = _bless(chain, evaluation, tmp_path, None)
     assert doc["blessed"] and doc["baseline"] is None and "first export" in doc["reason"]
