@@ -12,20 +12,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 RUN groupadd --system edgepipe && useradd --system --gid edgepipe --create-home --home-dir /home/edgepipe edgepipe
 WORKDIR /opt/edgepipe
 
-FROM base AS runtime
-COPY setup.py README.md requirements.lock ./
-COPY edgepipe/ edgepipe/
-COPY pipeline/ pipeline/
-COPY components/ components/
-COPY models/ models/
-COPY data/ data/
+FROM base AS runtime-wheel
+# The runtime-only distribution (setup_runtime.py -> edgepipe-runtime): edgepipe/__init__.py + runtime/, no TensorFlow.
+COPY setup_runtime.py ./
+COPY edgepipe/__init__.py edgepipe/
 COPY runtime/ runtime/
-COPY configs/ configs/
-COPY tasks/ tasks/
-COPY ui/ ui/
-# NumPy + LiteRT for the runtime, FastAPI + uvicorn for `serve` (setup.py's serve extra); no TensorFlow.
-RUN pip install --no-deps . && pip install -c requirements.lock numpy ai-edge-litert fastapi uvicorn \
- && rm -rf build *.egg-info
+RUN pip install setuptools==84.2.1 wheel==0.48.0 && python setup_runtime.py -q bdist_wheel -d /tmp/wheels
+
+FROM base AS runtime
+COPY requirements.lock ./
+COPY --from=runtime-wheel /tmp/wheels/ /tmp/wheels/
+# One command, as on a board: NumPy + LiteRT, and FastAPI + uvicorn for `serve` (the wheel's serve extra).
+RUN pip install -c requirements.lock "$(ls /tmp/wheels/edgepipe_runtime-*.whl)[serve]" && rm -rf /tmp/wheels
 USER edgepipe
 WORKDIR /home/edgepipe
 ENTRYPOINT ["python", "-m", "edgepipe.runtime"]

@@ -9,7 +9,13 @@ outputs against LiteRT's on random int8 inputs, the arena RecordingMicroAllocato
 
 Target (issue 16): the arena estimate within 10% of TFLM's measured allocation for both models.
 
-Usage: python benchmarks/device.py [--epochs 2] [--examples 32]
+``--pruning``: energy-aware against uniform pruning at the same global sparsity (``prune.policy: energy``, which
+adds the uniform baseline ``pruned_uniform_int8``), per model, with the default memory assumption (weights in DRAM)
+and on the Cortex-M4 target (weights in flash/SRAM): the estimated energy of each and the task metric from the
+evaluation's variant table. Prints one JSON line ``{"benchmark": "device_pruning", ...}``. Target (issue 16):
+energy-aware >= 25% below uniform at <= 1 point metric loss.
+
+Usage: python benchmarks/device.py [--epochs 2] [--examples 32] [--pruning [--sparsity 0.5]]
 """
 from __future__ import annotations
 
@@ -73,12 +79,65 @@ def measure(content: bytes, examples: int) -> dict:
             "missing_ops": check["missing_ops"], **({"error": check["error"]} if "error" in check else {})}
 
 
+def pruning_rows(config: str, root: str, epochs: int, overrides: list[str]) -> dict[str, dict]:
+    """The evaluation's variant rows (pruned_int8 = energy-aware, pruned_uniform_int8) of one run."""
+    from edgepipe.pipeline.config import load_config
+    from edgepipe.pipeline.runner import LocalRunner
+    from edgepipe.pipeline.templates import build_pipeline
+
+    cfg = load_config(config, [f"pipeline.root={root}", f"training.epochs={epochs}", "prune.policy=energy",
+                               "convert.variants=[float32,pruned_int8,pruned_uniform_int8]", *overrides])
+    LocalRunner(root).run(build_pipeline(cfg), cfg.model_dump(mode="json"))
+    found = sorted(glob.glob(os.path.join(root, "artifacts", "evaluate", "*", "evaluation", "variants.json")),
+                   key=os.path.getmtime)
+    if not found:
+        raise RuntimeError(f"{config}: no evaluation")
+    return {r["variant"]: r for r in json.load(open(found[-1]))}
+
+
+def compare_pruning(config: str, epochs: int, sparsity: float, extra: list[str]) -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory() as root, contextlib.redirect_stdout(sys.stderr):
+        for label, target in (("weights_dram", []), ("cortex_m4", ["target.profile=cortex_m4"])):
+            rows = pruning_rows(config, root, epochs, [f"prune.target_sparsity={sparsity}", *extra, *target])
+            energy, uniform = rows["pruned_int8"], rows["pruned_uniform_int8"]
+            out[label] = {
+                "metric_name": energy.get("metric_name"), "keras_metric": rows["keras"].get("metric"),
+                "energy_aware": {k: energy.get(k) for k in ("energy_uj", "metric", "sparsity", "agreement")},
+                "uniform": {k: uniform.get(k) for k in ("energy_uj", "metric", "sparsity", "agreement")},
+                "energy_reduction_vs_uniform": round(1 - energy["energy_uj"] / uniform["energy_uj"], 4),
+                "metric_loss_vs_uniform": None if energy.get("metric") is None or uniform.get("metric") is None
+                else round(uniform["metric"] - energy["metric"], 4)}
+    return out
+
+
+def main_pruning(args) -> None:
+    out: dict = {"benchmark": "device_pruning", "epochs": args.epochs, "sparsity": args.sparsity}
+    for name in args.models:
+        started = time.perf_counter()
+        extra = EXTRA_PRUNING[name]
+        out[name] = {**compare_pruning(CONFIGS[name], args.epochs, args.sparsity, extra),
+                     "build_s": round(time.perf_counter() - started, 1)}
+    # metric loss in points of a 0-1 metric (F1, accuracy)
+    out["target_met"] = {f"{n}/{m}": out[n][m]["energy_reduction_vs_uniform"] >= 0.25
+                         and (out[n][m]["metric_loss_vs_uniform"] or 0) <= 0.01
+                         for n in args.models for m in ("weights_dram", "cortex_m4")}
+    print(json.dumps(out))
+
+
+EXTRA_PRUNING = {"default": ["qat.enabled=false", "cluster.enabled=false"], "cnn": []}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--examples", type=int, default=32)
     parser.add_argument("--models", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--pruning", action="store_true", help="energy-aware vs uniform pruning instead")
+    parser.add_argument("--sparsity", type=float, default=0.5)
     args = parser.parse_args()
+    if args.pruning:
+        return main_pruning(args)
     out: dict = {"benchmark": "device", "epochs": args.epochs}
     for name in args.models:
         started = time.perf_counter()

@@ -178,6 +178,9 @@ class PruneSection(Section):
     learning_rate: float = Field(5e-4, gt=0)
     skip_layers: list[str] = Field(default_factory=list)
     structured_2_4: bool = False
+    # energy: the same global target spread over layers by estimated energy and sensitivity
+    # (components/optimization/energy_allocation.py); the variant table then adds pruned_uniform_int8 beside it
+    policy: Literal["uniform", "energy"] = "uniform"
 
 
 class QATSection(Section):
@@ -246,6 +249,44 @@ class RetrainSection(Section):
 warnings.filterwarnings("ignore", message='Field name "schema" in "Config" shadows', category=UserWarning)
 
 
+def _device_profiles() -> Iterable[str]:
+    from edgepipe.components.optimization.targets import PROFILES  # data only: no TensorFlow
+
+    return PROFILES
+
+
+TargetProfile = Annotated[str, registered("device profiles: components/optimization/targets.py", _device_profiles)]
+
+
+class TargetSection(Section):
+    """The device the model must fit (components/optimization/targets.py): a named profile, any of its numbers
+    overridden, or custom numbers alone. Every variant is marked fits / does not fit; the primary is the
+    best-metric int8 variant that fits; none fitting is exit 4."""
+    profile: TargetProfile | None = None  # cortex_m4 | cortex_m7 | linux_arm64
+    flash_kb: float | None = Field(None, gt=0)
+    ram_kb: float | None = Field(None, gt=0)
+    latency_ms: float | None = Field(None, gt=0)  # estimated from MACs / macs_per_second
+    energy_uj: float | None = Field(None, gt=0)  # per inference, the cost model's estimate
+    int8_only: bool | None = None
+    op_set: Literal["tflm", "litert"] | None = None
+    macs_per_second: float | None = Field(None, gt=0)
+    memory: dict[Literal["weights", "activations"], str] | None = None  # where weights/activations are read from
+    energy_table: dict[str, float] | None = None  # pJ, overrides of the Han et al. 45 nm table (docs/device.md)
+
+    def resolved(self) -> dict[str, Any] | None:
+        from edgepipe.components.optimization.targets import resolve
+
+        return resolve(**self.model_dump())
+
+    @model_validator(mode="after")
+    def _resolvable(self) -> "TargetSection":
+        try:
+            self.resolved()
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("target: ")) from None
+        return self
+
+
 class Config(Section):
     _source: str = PrivateAttr("config")  # the YAML file (or --config-json) it came from, for error lines
 
@@ -263,6 +304,7 @@ class Config(Section):
     convert: ConvertSection = Field(default_factory=ConvertSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     export: ExportSection = Field(default_factory=ExportSection)
+    target: TargetSection = Field(default_factory=TargetSection)
     retrain: RetrainSection = Field(default_factory=RetrainSection)
 
     @model_validator(mode="after")
@@ -287,7 +329,8 @@ class Config(Section):
 
     def enabled(self) -> dict[str, bool]:
         """Which optimization sections are on (decides which variants can be produced)."""
-        return {"prune": self.prune.enabled, "qat": self.qat.enabled, "cluster": self.cluster.enabled}
+        return {"prune": self.prune.enabled, "qat": self.qat.enabled, "cluster": self.cluster.enabled,
+                "prune_energy": self.prune.enabled and self.prune.policy == "energy"}
 
 
 def default_config_path() -> Path:

@@ -32,11 +32,16 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("pqat", "pqat", "int8", "pruned, then pruning-preserving QAT"),
     Variant("clustered", "clustered", "int8", "weight-clustered, post-training quantized"),
     Variant("cqat", "cqat", "int8", "weight-clustered, then cluster-preserving QAT"),
+    # prune.policy: energy makes "pruned" energy-aware; this is the uniform baseline at the same global sparsity
+    Variant("pruned_uniform_int8", "pruned_uniform", "int8", "uniformly magnitude-pruned, post-training quantized "
+            "(the baseline energy-aware pruning is compared with)"),
 )}
-DEFAULT_VARIANTS = ["float32", "float16", "dynamic", "int8_ptq", "int8_qat", "pruned_int8", "pqat", "clustered"]
+DEFAULT_VARIANTS = ["float32", "float16", "dynamic", "int8_ptq", "int8_qat", "pruned_int8", "pqat", "clustered",
+                    "pruned_uniform_int8"]
 # What each source needs enabled in the config (prune / qat / cluster sections).
 NEEDS = {"float": (), "qat": ("qat",), "pruned": ("prune",), "pqat": ("prune", "qat"), "clustered": ("cluster",),
-         "cqat": ("cluster", "qat")}
+         "cqat": ("cluster", "qat"),
+         "pruned_uniform": ("prune", "prune_energy")}  # prune_energy: prune.policy is energy
 # The variants of a family with the "distilled" policy (models.registry): no training loss to prune, cluster or
 # fine-tune on, so PTQ on the inputs the model really sees and QAT distilled from the float model's outputs.
 DISTILLED = ("float32", "int8_ptq", "int8_qat")
@@ -64,6 +69,8 @@ def gated_primary(primary: str, rows: list[dict]) -> tuple[str, str | None]:
     smallest int8 variant that is verified": the first of AUTO_PRIMARY that passes the bounds, so a pruned
     variant whose decisions move away from the float model's is replaced by one that agrees, and the bundle
     says so; no bound is relaxed, and with none passing the first choice is returned for the gate to refuse."""
+    if any(r.get("fits") is not None for r in rows):
+        return _fitting_primary(primary, rows)
     if primary != "auto":
         return primary, None
     produced = [r["variant"] for r in rows]
@@ -77,6 +84,34 @@ def gated_primary(primary: str, rows: list[dict]) -> tuple[str, str | None]:
             return name, (f"{', '.join(failed)} failed the export bounds; '{name}' is the first int8 variant "
                           "(auto: pqat > int8_qat > pruned_int8 > int8_ptq) that passes") if failed else None
     return candidates[0], None
+
+
+def _fitting_primary(primary: str, rows: list[dict]) -> tuple[str, str | None]:
+    """With a device target (rows carry ``fits``): a named primary must fit; ``auto`` ships the best-metric int8
+    variant that fits and passes the bounds (ties: AUTO_PRIMARY order, then the catalogue's). No int8 variant
+    fitting is a VerificationError (exit 4) with every variant's numbers."""
+    from edgepipe.pipeline.errors import VerificationError
+
+    int8 = [r for r in rows if r["variant"] in VARIANTS and VARIANTS[r["variant"]].mode == "int8"]
+    fitting = [r for r in int8 if r.get("fits")]
+    why = "; ".join(f"{r['variant']}: {', '.join(r.get('fit_reasons') or [])}" for r in rows
+                    if r.get("fits") is False)
+    target = next((r.get("target") for r in rows if r.get("target")), "the target")
+    if primary != "auto":
+        row = next((r for r in int8 if r["variant"] == primary), None)
+        if row is not None and row.get("fits") is False:
+            raise VerificationError(f"primary variant '{primary}' does not fit {target} "
+                                    f"({', '.join(row.get('fit_reasons') or [])}); nothing exported")
+        return primary, None
+    if not fitting:
+        raise VerificationError(f"no int8 variant fits {target}: {why}; nothing exported")
+    order = list(AUTO_PRIMARY) + [n for n in VARIANTS if n not in AUTO_PRIMARY]
+    passing = [r for r in fitting if r.get("exported")]
+    best = sorted(passing or fitting, key=lambda r: (r.get("metric_drop") if r.get("metric_drop") is not None
+                                                     else float("inf"), order.index(r["variant"])))[0]
+    return best["variant"], (f"device target {target}: '{best['variant']}' is the best-metric int8 variant that "
+                             f"fits and passes the bounds" + (f" (not fitting: {why})" if why else "")
+                             if passing else None)
 
 
 def primary_variant(primary: str, active: list[str]) -> str:

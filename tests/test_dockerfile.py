@@ -123,14 +123,31 @@ def test_every_copied_source_exists(stages):
                 assert (REPO / source).exists(), f"stage {stage.name} copies missing {source}"
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_every_package_folder_is_copied(stages, target):
+def test_every_package_folder_is_copied(stages):
     """`pip install .` in the image maps these folders into edgepipe.*; one not copied is a module missing."""
     tree = ast.parse((REPO / "setup.py").read_text())
     folders = next(ast.literal_eval(node.value) for node in ast.walk(tree) if isinstance(node, ast.Assign)
                    and any(getattr(t, "id", None) == "SUBPACKAGES" for t in node.targets))
-    copied = {source.rstrip("/") for sources, _ in _copies(stages[target]) for source in sources}
+    copied = {source.rstrip("/") for sources, _ in _copies(stages["pipeline"]) for source in sources}
     assert {"edgepipe", "setup.py", *folders} <= copied
+
+
+def test_runtime_image_installs_the_runtime_wheel_built_from_what_it_copies(stages):
+    """The runtime target installs edgepipe-runtime (setup_runtime.py), built in its own stage from exactly the
+    folders that distribution maps, so no pipeline source (nor TensorFlow) reaches the image."""
+    import runpy
+
+    builder = stages["runtime-wheel"]
+    copied = {source.rstrip("/") for sources, _ in _copies(builder) for source in sources}
+    package_dir = runpy.run_path(str(REPO / "setup_runtime.py"), run_name="setup_runtime")["PACKAGE_DIR"]
+    assert "setup_runtime.py" in copied and "edgepipe/__init__.py" in copied
+    assert {d.split("/")[0] for d in package_dir.values() if d != "edgepipe"} <= copied
+    assert any("setup_runtime.py" in run and "bdist_wheel" in run for run in builder.all("RUN"))
+    runtime = stages["runtime"]
+    assert any("--from=runtime-wheel" in args for args in runtime.all("COPY"))
+    assert not any(src in {"setup.py", "pipeline", "components"} for sources, _ in _copies(runtime) for src in
+                   (s.rstrip("/") for s in sources))
+    assert any("edgepipe_runtime-" in run and "[serve]" in run for run in runtime.all("RUN"))
 
 
 def test_pipeline_stage_installs_the_lock_before_copying_sources(stages):

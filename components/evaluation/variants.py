@@ -18,9 +18,10 @@ from edgepipe.pipeline import progress
 LABELS = {"keras": "Keras float", "float32": "TFLite float32", "float16": "TFLite float16",
           "dynamic": "dynamic-range int8", "int8_ptq": "int8 PTQ", "int8_qat": "int8 QAT",
           "pruned_int8": "pruned + int8 PTQ", "pqat": "pruned + PQAT int8", "clustered": "clustered + int8 PTQ",
-          "cqat": "clustered + CQAT int8"}
+          "cqat": "clustered + CQAT int8",
+          "pruned_uniform_int8": "uniform-pruned + int8 PTQ"}
 COLUMNS = ("variant", "label", "size_bytes", "gzip_bytes", "params", "sparsity", "latency_us", "macs", "arena_bytes",
-           "energy_uj", "metric", "metric_drop", "agreement", "exported", "source", "reason")
+           "energy_uj", "fits", "metric", "metric_drop", "agreement", "exported", "source", "reason")
 
 
 def build_rows(index: dict[str, dict[str, Any]], metric_name: str, metrics: dict[str, float | None],
@@ -41,7 +42,10 @@ def build_rows(index: dict[str, dict[str, Any]], metric_name: str, metrics: dict
             "agreement": agreements.get(name), "input_dtype": entry.get("input_dtype"),
             "float_ops": entry.get("float_ops"), "exported": None,
             # the device cost read from the graph (components/optimization/cost.py), None for older indexes
-            **{k: (entry.get("cost") or {}).get(k) for k in ("macs", "arena_bytes", "energy_uj")}})
+            **{k: (entry.get("cost") or {}).get(k) for k in ("macs", "arena_bytes", "energy_uj")},
+            # a device target's judgement (components/optimization/targets.py), None without a target
+            "target": (entry.get("target") or {}).get("target"), "fits": (entry.get("target") or {}).get("fits"),
+            "fit_reasons": (entry.get("target") or {}).get("reasons")})
     float32 = next((r for r in rows if r["variant"] == "float32"), None)
     for row in rows:  # ratios against the float32 TFLite model: what the size/latency targets are stated in
         for key in ("size_bytes", "gzip_bytes", "latency_us"):
@@ -117,6 +121,8 @@ def _cells(row: dict[str, Any]) -> list[str]:
     return [row["variant"], row["label"], _fmt(row.get("size_bytes")), _fmt(row.get("gzip_bytes")),
             _fmt(row.get("params")), _fmt(row.get("sparsity"), 3), _fmt(row.get("latency_us"), 3),
             _fmt(row.get("macs")), _fmt(row.get("arena_bytes")), _fmt(row.get("energy_uj"), 3),
+            "-" if row.get("fits") is None else ("yes" if row["fits"] else "no: " + "; ".join(row.get("fit_reasons")
+                                                                                            or [])),
             _fmt(row.get("metric")), _fmt(row.get("metric_drop"), 3), _fmt(row.get("agreement")),
             "-" if row.get("exported") is None else _fmt(row["exported"]), row.get("source") or "",
             row.get("reason") or ""]
@@ -125,7 +131,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
 def _header(rows: list[dict[str, Any]]) -> list[str]:
     metric = rows[0].get("metric_name", "metric") if rows else "metric"
     return ["variant", "model", "size (B)", "gzip (B)", "params", "sparsity", "latency (us)", "MACs", "arena (B)",
-            "energy (uJ)", metric,
+            "energy (uJ)", "fits " + next((r["target"] for r in rows if r.get("target")), "target"), metric,
             f"{metric} drop", "agreement", "exported", "source", "note"]
 
 

@@ -30,9 +30,12 @@ def convert_tflite(model: Input[Model], tflite: Output[TFLiteModels], examples: 
                    cqat_model: Input[Model] | None = None, task: str | None = None, variants: list[str] | None = None,
                    inference_type: str = "int8", allow_float_fallback: bool = False,
                    representative_samples: int = 200, seed: int = 0, qat_epochs: int = 2, qat_samples: int = 2048,
-                   qat_learning_rate: float = 1e-4, batch_size: int = 64) -> dict:
+                   qat_learning_rate: float = 1e-4, batch_size: int = 64, pruned_uniform_model: Input[Model] | None = None,
+                   target: dict | None = None) -> dict:
     """Write one ``<variant>.tflite`` per variant and ``variants.json``; ``variants`` defaults to every variant
-    whose source model is connected (or distillable). ``task``: the model card's unless given."""
+    whose source model is connected (or distillable). ``task``: the model card's unless given. ``target``: a
+    device target (``targets.resolve``): costs use its energy table and memory, and each variant is judged against
+    it (``"target"``: fits, reasons, numbers)."""
     from edgepipe import tasks
     from edgepipe.components.optimization.calibration import SOURCES
     from edgepipe.tasks.variants import VARIANTS, check_names
@@ -42,7 +45,8 @@ def convert_tflite(model: Input[Model], tflite: Output[TFLiteModels], examples: 
     calibration = SOURCES[declared.calibration](examples, model, net, samples=representative_samples, seed=seed,
                                                 qat_samples=qat_samples)
     sources = {"float": model, "qat": qat_model, "pruned": pruned_model, "pqat": pqat_model,
-               "clustered": clustered_model, "cqat": cqat_model}
+               "clustered": clustered_model, "cqat": cqat_model,
+               "pruned_uniform": pruned_uniform_model}
     distillable = calibration.distill is not None and qat_model is None
     names = check_names(list(variants) if variants else [n for n, v in VARIANTS.items() if sources[v.source] or (
         v.source == "qat" and distillable)])
@@ -66,10 +70,11 @@ def convert_tflite(model: Input[Model], tflite: Output[TFLiteModels], examples: 
         loaded["qat"], report = distill_qat(net, calibration.distill, qat_epochs, qat_learning_rate, batch_size, seed)
         tflite.write_json("quantization.json", report)
     index = _write_variants(tflite, names, sources, loaded, calibration, inference_type, allow_float_fallback,
-                            input_names=[t.name.split(":")[0] for t in net.inputs])
+                            input_names=[t.name.split(":")[0] for t in net.inputs], target=target)
     tflite.write_json("variants.json", index)
     tflite.properties.update({"variants": names, "inference_type": inference_type, "task": declared.name,
-                              "calibration": declared.calibration, **calibration.properties})
+                              "calibration": declared.calibration, **calibration.properties,
+                              **({"target": target} if target is not None else {})})
     int8 = [n for n in names if VARIANTS[n].mode == "int8"]
     return {"variants": len(names), "float32_bytes": index["float32"]["size_bytes"] if "float32" in index else None,
             "smallest_int8_gzip": min((index[n]["gzip_bytes"] for n in int8), default=None),
@@ -78,7 +83,8 @@ def convert_tflite(model: Input[Model], tflite: Output[TFLiteModels], examples: 
 
 
 def _write_variants(tflite: TFLiteModels, names: list[str], sources: dict, loaded: dict, calibration,
-                    inference_type: str, allow_float_fallback: bool, input_names: list[str]) -> dict[str, Any]:
+                    inference_type: str, allow_float_fallback: bool, input_names: list[str],
+                    target: dict | None = None) -> dict[str, Any]:
     from edgepipe.components.optimization.distill import name_inputs
     from edgepipe.components.optimization.pruning import measured_sparsity
     from edgepipe.components.optimization.tflite import convert, float_ops, gzip_size
@@ -107,18 +113,25 @@ def _write_variants(tflite: TFLiteModels, names: list[str], sources: dict, loade
             "sha256": hashlib.sha256(content).hexdigest(), "params": params, "sparsity": measured_sparsity(net),
             "input_dtype": data_in.dtype.name, "output_dtype": runner.output.dtype.name, "ops": runner.op_names(),
             "float_ops": sorted({op for op, _ in float_ops(content)}) if variant.mode == "int8" else None,
-            "cost": _cost(content)}
+            "cost": _cost(content, target)}
+        if target is not None:
+            from edgepipe.components.optimization.targets import fit
+
+            index[name]["target"] = fit(index[name], target)
         progress.report("convert", done + 1, len(names), variant=name, bytes=len(content))
     return index
 
 
-def _cost(content: bytes) -> dict[str, Any] | None:
-    """The device cost of one inference read from the graph (``cost.py``): MACs, weight bytes, arena, energy."""
+def _cost(content: bytes, target: dict | None = None) -> dict[str, Any] | None:
+    """The device cost of one inference read from the graph (``cost.py``): MACs, weight bytes, arena, energy
+    (zero weights skipped and stored compressed; the target's energy table and memory when one is set)."""
     from edgepipe.components.optimization.cost import model_cost
 
     try:
-        cost = model_cost(content)
+        cost = model_cost(content, table=(target or {}).get("energy_table") or None,
+                          memory=(target or {}).get("memory"))
     except Exception as err:  # noqa: BLE001 -- an estimate: a graph it cannot read gets no cost, never no variant
         return {"error": str(err).strip().splitlines()[0] if str(err).strip() else repr(err)}
-    return {k: cost[k] for k in ("macs", "elementwise_ops", "weight_bytes", "activation_peak_bytes", "arena_bytes",
-                                 "energy_uj", "compute_uj", "memory_uj", "memory", "energy_table")}
+    return {k: cost[k] for k in ("macs", "effective_macs", "elementwise_ops", "weight_bytes", "stored_weight_bytes",
+                                 "activation_peak_bytes", "arena_bytes", "energy_uj", "compute_uj", "memory_uj",
+                                 "memory", "energy_table")}

@@ -29,6 +29,13 @@ charged a quarter of a 32-bit access; writes cost as much as reads (the table ha
 once and every activation read and written once per op (no cache reuse modelled): a first-order estimate for
 comparing variants and layers, not a measurement.
 
+Sparsity (``sparse=True``, the default): a pruned model is stored and run as Han et al. assume -- a weight tensor
+with enough exact zeros is stored compressed (its non-zero values plus a 1-bit-per-weight occupancy mask, chosen
+only where that is smaller than dense) and the MACs of zero weights are skipped. A dense TFLite kernel does
+neither, so with ``sparse=False`` a pruned model costs what its dense twin costs; the variant table uses the sparse
+accounting, since that is what pruning buys on a sparse-aware runtime. ``macs``/``weight_bytes`` stay the dense
+counts; ``effective_macs``/``stored_weight_bytes`` are what the energy is computed from.
+
 TensorFlow-free: parsed with the flatbuffer schema that ``ai_edge_litert`` ships (``schema_py_generated``).
 """
 from __future__ import annotations
@@ -126,6 +133,7 @@ class Graph:
         sg = model.Subgraphs(0)
         self.subgraphs = model.SubgraphsLength()
         self.shapes, self.dtypes, self.const, self.names = [], [], [], []
+        self.density: dict[int, float] = {}  # constant tensor -> fraction of elements that are not zero
         for t in range(sg.TensorsLength()):
             tensor = sg.Tensors(t)
             buf = model.Buffers(tensor.Buffer()) if tensor.Buffer() < model.BuffersLength() else None
@@ -133,6 +141,8 @@ class Graph:
             self.dtypes.append(_TYPE_NAMES.get(tensor.Type(), "FLOAT32"))
             self.const.append(bool(buf is not None and (buf.DataLength() > 0 or buf.Offset() > 1)))
             self.names.append((tensor.Name() or b"").decode(errors="replace"))
+            if self.const[-1] and buf.DataLength() > 0:
+                self.density[t] = _density(buf.DataAsNumpy(), self.dtypes[-1], tensor.Quantization())
         self.ops = []
         for i in range(sg.OperatorsLength()):
             op = sg.Operators(i)
@@ -144,11 +154,33 @@ class Graph:
                 if t < len(self.shapes) and not self.const[t]:
                     self.shapes[t] = shape
 
+    def stored_bytes(self, t: int) -> int:
+        """Bytes of constant tensor ``t`` stored sparse (non-zeros + 1-bit mask) where that is smaller than dense."""
+        dense, n = self.nbytes(t), self.elements(t)
+        sparse = int(np.ceil(self.density.get(t, 1.0) * n * _ITEMSIZE.get(self.dtypes[t], 4))) + -(-n // 8)
+        return min(dense, sparse)
+
     def elements(self, t: int) -> int:
         return int(np.prod(self.shapes[t])) if self.shapes[t] else 1
 
     def nbytes(self, t: int) -> int:
         return int(np.ceil(self.elements(t) * _ITEMSIZE.get(self.dtypes[t], 4)))
+
+
+_NUMPY = {"FLOAT32": np.float32, "FLOAT16": np.float16, "INT8": np.int8, "UINT8": np.uint8, "INT32": np.int32,
+          "INT16": np.int16, "INT64": np.int64, "FLOAT64": np.float64}
+
+
+def _density(raw: np.ndarray, dtype: str, quantization) -> float:
+    """Fraction of a constant buffer's elements that are not zero (for a quantized tensor: not its zero point)."""
+    kind = _NUMPY.get(dtype)
+    if kind is None or raw.size % np.dtype(kind).itemsize:
+        return 1.0
+    values = np.frombuffer(raw.tobytes(), dtype=kind)
+    zero = 0
+    if quantization is not None and quantization.ZeroPointLength() == 1:
+        zero = int(quantization.ZeroPoint(0))
+    return float((values != zero).mean()) if values.size else 1.0
 
 
 def _macs(g: Graph, name: str, ins: list[int], outs: list[int]) -> int:
@@ -175,9 +207,11 @@ def _compute_type(g: Graph, ins: list[int]) -> str:
 
 
 def op_costs(content: bytes | Graph, table: dict[str, float] | None = None,
-             memory: dict[str, str] | None = None) -> list[dict[str, Any]]:
+             memory: dict[str, str] | None = None, sparse: bool = True) -> list[dict[str, Any]]:
     """One dict per op in execution order: op, output tensor name, compute type, macs, adds, mults (elementwise),
-    weight_bytes, act_read_bytes, act_write_bytes and energy_pj (compute_pj + memory_pj)."""
+    weight_bytes, act_read_bytes, act_write_bytes, density (of the op's weights: non-zero fraction of its filter),
+    effective_macs and stored_weight_bytes (``sparse``: zero weights skipped and stored compressed, else the dense
+    counts) and energy_pj (compute_pj + memory_pj, from the effective counts)."""
     g = content if isinstance(content, Graph) else Graph(content)
     table = {**ENERGY_45NM, **(table or {})}
     memory = {**MEMORY, **(memory or {})}
@@ -187,18 +221,22 @@ def op_costs(content: bytes | Graph, table: dict[str, float] | None = None,
     for name, ins, outs in g.ops:
         kind = _compute_type(g, ins)
         macs = _macs(g, name, ins, outs)
+        density = g.density.get(ins[1], 1.0) if macs and len(ins) > 1 and g.const[ins[1]] else 1.0
+        effective = int(round(macs * density)) if sparse else macs
         out = sum(g.elements(t) for t in outs)
         adds = out if name in ADD_OPS or (name not in MAC_OPS + MUL_OPS + FREE_OPS) else 0
         mults = out if name in MUL_OPS else 0
         weight = sum(g.nbytes(t) for t in ins if g.const[t])
+        stored = sum(g.stored_bytes(t) for t in ins if g.const[t]) if sparse else weight
         read = sum(g.nbytes(t) for t in ins if not g.const[t])
         written = sum(g.nbytes(t) for t in outs)
         acc = "int32" if kind == "int8" else kind  # int8 products accumulate in int32
-        compute = (macs * (table[f"{kind}_mult"] + table[f"{acc}_add"]) + adds * table[f"{kind}_add"]
+        compute = (effective * (table[f"{kind}_mult"] + table[f"{acc}_add"]) + adds * table[f"{kind}_add"]
                    + mults * table[f"{kind}_mult"])
-        mem = weight * w_pj + (read + written) * a_pj
+        mem = stored * w_pj + (read + written) * a_pj
         rows.append({"op": name, "output": g.names[outs[0]] if outs else "", "compute": kind, "macs": macs,
-                     "adds": adds, "mults": mults, "weight_bytes": weight, "act_read_bytes": read,
+                     "adds": adds, "mults": mults, "weight_bytes": weight, "density": round(density, 6),
+                     "effective_macs": effective, "stored_weight_bytes": stored, "act_read_bytes": read,
                      "act_write_bytes": written, "compute_pj": compute, "memory_pj": mem, "energy_pj": compute + mem})
     return rows
 
@@ -264,13 +302,14 @@ def tflm_tail_bytes(g: Graph) -> int:
 
 
 def model_cost(content: bytes, table: dict[str, float] | None = None, memory: dict[str, str] | None = None,
-               per_op: bool = False) -> dict[str, Any]:
+               per_op: bool = False, sparse: bool = True) -> dict[str, Any]:
     """Totals for one ``.tflite``: macs, elementwise ops, weight_bytes (unique constant tensors), activation bytes
     read/written, activation_peak_bytes (greedy plan of activations alone), peak_live_bytes (lower bound),
     arena_bytes (activation plan + estimated TFLM tail), energy_uj (+ compute/memory split) and the assumptions
-    (table, memory). ``per_op`` adds the :func:`op_costs` rows under ``ops``."""
+    (table, memory); ``effective_macs``/``stored_weight_bytes`` count zero weights as skipped and stored
+    compressed (``sparse``, see the module docstring). ``per_op`` adds the :func:`op_costs` rows under ``per_op``."""
     g = Graph(content)
-    rows = op_costs(g, table, memory)
+    rows = op_costs(g, table, memory, sparse)
     spans = lifetimes(g)
     sizes = {t: g.nbytes(t) for t in spans}
     for i, nbytes in scratch(g).items():  # keyed past the tensors: planned like a tensor alive during op i
@@ -280,6 +319,8 @@ def model_cost(content: bytes, table: dict[str, float] | None = None, memory: di
     total = {
         "macs": sum(r["macs"] for r in rows), "elementwise_ops": sum(r["adds"] + r["mults"] for r in rows),
         "weight_bytes": sum(g.nbytes(t) for t in weight_tensors),
+        "effective_macs": sum(r["effective_macs"] for r in rows),
+        "stored_weight_bytes": sum(g.stored_bytes(t) for t in weight_tensors) if sparse else None,
         "act_read_bytes": sum(r["act_read_bytes"] for r in rows),
         "act_write_bytes": sum(r["act_write_bytes"] for r in rows),
         "activation_peak_bytes": plan, "peak_live_bytes": peak_live(sizes, spans, len(g.ops)),
@@ -287,7 +328,8 @@ def model_cost(content: bytes, table: dict[str, float] | None = None, memory: di
         "compute_uj": round(sum(r["compute_pj"] for r in rows) / 1e6, 6),
         "memory_uj": round(sum(r["memory_pj"] for r in rows) / 1e6, 6),
         "energy_uj": round(sum(r["energy_pj"] for r in rows) / 1e6, 6), "ops": len(g.ops),
-        "memory": {**MEMORY, **(memory or {})}, "energy_table": "custom" if table else "han2015_45nm"}
+        "memory": {**MEMORY, **(memory or {})}, "energy_table": "custom" if table else "han2015_45nm",
+        "sparse": sparse}
     if g.subgraphs > 1:
         total["note"] = f"{g.subgraphs - 1} nested subgraph(s) not counted"
     if per_op:

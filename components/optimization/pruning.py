@@ -9,6 +9,10 @@ dense and is listed in the returned report.
 Structured 2:4 sparsity (2 zeros in every 4 consecutive input-channel weights, what sparse int8 kernels exploit) is
 tfmot's ``sparsity_m_by_n``, which only handles rank-2 and rank-4 kernels (Dense, Conv2D); other prunable layers
 fall back to unstructured magnitude pruning at the target and the report says so per layer.
+
+Policies (``policy``): ``uniform`` prunes every layer to the target; ``energy`` spreads the same global target over
+the layers by their estimated energy per weight and their sensitivity (``energy_allocation.py``), one tfmot
+schedule per layer, so the zeroed weights add up to the same global sparsity.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from edgepipe.pipeline.errors import ConfigError
 log = logging.getLogger(__name__)
 _sparsity = tfmot.sparsity.keras
 SCHEDULES = ("polynomial", "constant")
+POLICIES = ("uniform", "energy")
 
 
 def pruning_schedule(kind: str, target_sparsity: float, total_steps: int):
@@ -49,9 +54,18 @@ def pruning_schedule(kind: str, target_sparsity: float, total_steps: int):
 STRUCTURED_KERNEL_RANKS = (2, 4)  # what tfmot's m_by_n mask can rearrange (Dense, Conv2D)
 
 
+def prunable_layers(model, skip_layers: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """Names of the top-level layers :func:`wrap_for_pruning` would prune (those with a kernel)."""
+    return [layer.name for layer in model.layers if layer.name not in skip_layers
+            and getattr(layer, "kernel", None) is not None
+            and (type(layer) is keras.layers.Conv1DTranspose or prune_registry.PruneRegistry.supports(layer))]
+
+
 def wrap_for_pruning(model, schedule, skip_layers: tuple[str, ...] | list[str] = (),
-                     structured_2_4: bool = False) -> tuple[Any, dict[str, Any]]:
+                     structured_2_4: bool = False, layer_schedules: dict[str, Any] | None = None
+                     ) -> tuple[Any, dict[str, Any]]:
     """Clone ``model`` with every prunable layer wrapped, copying weights; returns ``(model, report)``.
+    ``layer_schedules``: a schedule per layer name (energy policy), ``schedule`` for any layer not named.
 
     Cloning (rather than wrapping the caller's layers) keeps the input model untouched by the fine-tuning. Layers named
     in ``skip_layers`` stay dense (listed under ``skipped``); an unknown name is an error, not a silent no-op.
@@ -66,13 +80,14 @@ def wrap_for_pruning(model, schedule, skip_layers: tuple[str, ...] | list[str] =
             clone.get_prunable_weights = lambda: [clone.kernel]  # as PruneRegistry.make_prunable does for Conv1D
         if prune_registry.PruneRegistry.supports(clone) or hasattr(clone, "get_prunable_weights"):
             report["pruned"].append(layer.name)
+            sched = (layer_schedules or {}).get(layer.name, schedule)
             kernel = getattr(layer, "kernel", None)
             if structured_2_4 and kernel is not None and len(kernel.shape) in STRUCTURED_KERNEL_RANKS:
                 report["structured_2_4"].append(layer.name)
-                return _sparsity.prune_low_magnitude(clone, pruning_schedule=schedule, sparsity_m_by_n=(2, 4))
+                return _sparsity.prune_low_magnitude(clone, pruning_schedule=sched, sparsity_m_by_n=(2, 4))
             if structured_2_4:
                 report["unstructured_fallback"].append(layer.name)
-            return _sparsity.prune_low_magnitude(clone, pruning_schedule=schedule)
+            return _sparsity.prune_low_magnitude(clone, pruning_schedule=sched)
         report["not_pruned"].append({"layer": layer.name, "class": type(layer).__name__,
                                      "reason": "not in tfmot's prune registry"})
         log.warning("pruning: layer '%s' (%s) is not prunable and stays dense", layer.name, type(layer).__name__)
@@ -98,8 +113,12 @@ def prune_with_report(model, x_train: Any, target_sparsity: float = 0.5, epochs:
                       schedule: str = "polynomial", batch_size: int = 64, learning_rate: float = 5e-4,
                       y_train: np.ndarray | None = None, seed: int = 0, skip_layers: list[str] | None = None,
                       structured_2_4: bool = False, strategy=None, loss: Any = "mse",
-                      num_examples: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """:func:`prune`, also returning ``{"pruned", "not_pruned", "skipped", "structured_2_4", "loss"}``.
+                      num_examples: int | None = None, policy: str = "uniform",
+                      energy_table: dict[str, float] | None = None,
+                      memory: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
+    """:func:`prune`, also returning ``{"pruned", "not_pruned", "skipped", "structured_2_4", "loss"}`` (and
+    ``"allocation"``: per layer energy, sensitivity and sparsity, under ``policy: energy``, whose estimate uses
+    ``energy_table``/``memory`` as ``cost.py`` does).
 
     The wrappers are built and compiled inside ``strategy.scope()`` (a ``tf.distribute.Strategy``, default: the
     current one) so pruning fine-tunes under the same distribution as training. ``x_train`` is an array or a
@@ -115,16 +134,50 @@ def prune_with_report(model, x_train: Any, target_sparsity: float = 0.5, epochs:
         raise ValueError("pruning needs at least one training example")
     keras.utils.set_random_seed(seed)
     steps_per_epoch = math.ceil(n / batch_size)
-    sched = pruning_schedule(schedule, target_sparsity, steps_per_epoch * max(1, epochs))
+    total_steps = steps_per_epoch * max(1, epochs)
+    sched = pruning_schedule(schedule, target_sparsity, total_steps)
+    if policy not in POLICIES:
+        raise ConfigError(f"pruning: unknown policy '{policy}' (allowed: {', '.join(POLICIES)})")
+    allocation, layer_schedules = None, None
+    if policy == "energy":
+        from edgepipe.components.optimization.energy_allocation import energy_policy
+
+        xs, ys = _sample(x_train, y_train)
+        allocation = energy_policy(model, prunable_layers(model, skip_layers or ()), target_sparsity, xs, ys, loss,
+                                   energy_table, memory)
+        layer_schedules = {name: pruning_schedule(schedule, min(a["sparsity"], 0.99), total_steps)
+                           for name, a in allocation["layers"].items()}
     with (strategy or tf.distribute.get_strategy()).scope():
-        wrapped, report = wrap_for_pruning(model, sched, skip_layers or (), structured_2_4)
+        wrapped, report = wrap_for_pruning(model, sched, skip_layers or (), structured_2_4, layer_schedules)
         wrapped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     history = wrapped.fit(**fit_inputs(x_train, y_train, batch_size), epochs=max(1, epochs), verbose=0,
                           callbacks=[_sparsity.UpdatePruningStep(), progress_callback(max(1, epochs))])
     stripped = _sparsity.strip_pruning(wrapped)
     stripped.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     report["loss"] = [float(v) for v in history.history["loss"]]
+    report["policy"] = policy
+    if allocation is not None:
+        report["allocation"] = allocation
     return stripped, report
+
+
+def _sample(x_train: Any, y_train: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Up to ``SAMPLE`` training examples (an array, or the first batches of a streamed ``(x, y)`` dataset)."""
+    from edgepipe.components.optimization.energy_allocation import SAMPLE
+
+    if isinstance(x_train, np.ndarray):
+        x = x_train[:SAMPLE]
+        return x, (x if y_train is None else np.asarray(y_train)[:SAMPLE])
+    xs, ys, n = [], [], 0
+    for bx, by in x_train:
+        xs.append(np.asarray(bx))
+        ys.append(np.asarray(by))
+        n += len(xs[-1])
+        if n >= SAMPLE:
+            break
+    if not xs:
+        return None, None
+    return np.concatenate(xs)[:SAMPLE], np.concatenate(ys)[:SAMPLE]
 
 
 def kernel_weights(layer_or_model) -> list:

@@ -72,21 +72,25 @@ def _strategy(name: str):
 def prune_model(windows: Input[Examples], model: Input[Model], pruned: Output[Model], target_sparsity: float = 0.5,
                 epochs: int = 2, schedule: str = "polynomial", batch_size: int = 64, learning_rate: float = 5e-4,
                 seed: int = 0, skip_layers: list[str] | None = None, structured_2_4: bool = False,
+                policy: str = "uniform", energy_table: dict | None = None, memory: dict | None = None,
                 strategy: str = "default") -> dict:
-    """Magnitude-prune the model to ``target_sparsity`` (or 2:4 where tfmot can) while fine-tuning; strip, save."""
+    """Magnitude-prune the model to ``target_sparsity`` (or 2:4 where tfmot can) while fine-tuning; strip, save.
+    ``policy: energy`` spreads the target over layers by estimated energy and sensitivity (``energy_table`` and
+    ``memory`` as in ``cost.py``: a device target's, when one is set)."""
     from edgepipe.components.optimization.pruning import layer_sparsity, measured_sparsity, prune_with_report
 
     x, y, loss, n = _fine_tune_data(windows, model, batch_size, seed)
     net, report = prune_with_report(model.load_keras(), x, target_sparsity=target_sparsity, epochs=epochs,
                                     schedule=schedule, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                     skip_layers=skip_layers, structured_2_4=structured_2_4,
-                                    strategy=_strategy(strategy), y_train=y, loss=loss, num_examples=n)
+                                    strategy=_strategy(strategy), y_train=y, loss=loss, num_examples=n,
+                                    policy=policy, energy_table=energy_table, memory=memory)
     sparsity = measured_sparsity(net)
     pruned.save_keras(net)
     pruned.write_json("pruning.json", {**report, "target_sparsity": target_sparsity, "schedule": schedule,
                                        "measured_sparsity": sparsity, "layer_sparsity": layer_sparsity(net)})
     _inherit(model, pruned, pruning={"target_sparsity": target_sparsity, "measured_sparsity": sparsity,
-                                     "structured_2_4": report["structured_2_4"]})
+                                     "structured_2_4": report["structured_2_4"], "policy": policy})
     return {"measured_sparsity": sparsity, "final_loss": report["loss"][-1], "not_pruned": len(report["not_pruned"])}
 
 

@@ -45,8 +45,13 @@ def render_report(report: Output[Report], statistics: Input[ExampleStatistics] |
         from edgepipe.components.evaluation.variants import gate
         from edgepipe.tasks.variants import gated_primary
 
-        primary, _ = gated_primary(primary, gate(evaluation.read_json("variants.json"), min_agreement,
-                                                 max_metric_drop))
+        from edgepipe.pipeline.errors import VerificationError
+
+        try:
+            primary, _ = gated_primary(primary, gate(evaluation.read_json("variants.json"), min_agreement,
+                                                     max_metric_drop))
+        except VerificationError:  # no variant fits the device target: the export refuses, the report still shows
+            primary = None
     ctx = ReportContext(task=resolved, statistics=statistics, rejects=rejects, model=model, evaluation=evaluation,
                         tflite=tflite, examples=examples, blessing=blessing,
                         params={"max_series": max_series, "max_rejects": max_rejects, "max_examples": max_examples,

@@ -15,8 +15,8 @@ from edgepipe.pipeline.templates.plan import Plan
 from edgepipe.pipeline.templates.stages import Context
 
 _GATE = {"export.*"}
-_FULL = {"prune.*", "qat.*", "cluster.*", "convert.*"}
-_DISTILLED = {"qat.*", "convert.*", "prune.enabled", "cluster.enabled"}  # enabled flags filter the variants
+_FULL = {"prune.*", "qat.*", "cluster.*", "convert.*", "target.*"}
+_DISTILLED = {"qat.*", "convert.*", "prune.enabled", "cluster.enabled", "target.*"}  # enabled flags filter the variants
 
 
 def _full(cfg: Config, plan: Plan, ctx: Context) -> None:
@@ -41,7 +41,8 @@ def _distilled(cfg: Config, plan: Plan, ctx: Context) -> None:
             "qat_epochs": cfg.qat.epochs, "qat_learning_rate": cfg.qat.learning_rate,
             "batch_size": int(cfg.model.hparams.get("batch_size", 64)) if plan.task.data == "environment"
             else cfg.training.batch_size, "inference_type": cfg.convert.inference_type,
-            "allow_float_fallback": cfg.convert.allow_float_fallback, "seed": cfg.training.seed}
+            "allow_float_fallback": cfg.convert.allow_float_fallback, "seed": cfg.training.seed,
+            "target": cfg.target.resolved()}
     convert = convert_tflite(model=ctx.model, task=plan.task.name, **args)
     ctx.nodes.append(convert)
     ctx.tflite = convert.outputs["tflite"]

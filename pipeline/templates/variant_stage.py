@@ -34,7 +34,8 @@ def variant_stage(cfg: Config, examples, float_model, task: str) -> VariantStage
         **{f"{source}_model": node.outputs[output] for source, (node, output) in _outputs(optimized).items()},
         variants=active, inference_type=cfg.convert.inference_type,
         allow_float_fallback=cfg.convert.allow_float_fallback,
-        representative_samples=cfg.convert.representative_samples, seed=cfg.training.seed)
+        representative_samples=cfg.convert.representative_samples, seed=cfg.training.seed,
+        target=cfg.target.resolved())
     primary_variant(cfg.convert.primary, active)  # a primary that is not produced is a config error, now
     return VariantStage([*optimized.values(), convert], convert, active, cfg.convert.primary)
 
@@ -50,11 +51,17 @@ def _optimization_nodes(cfg: Config, examples, float_model, active: list[str]) -
               "strategy": train_cfg.strategy}
     qat_args = {"epochs": cfg.qat.epochs, "learning_rate": cfg.qat.learning_rate}
     nodes = {}
+    p = cfg.prune
+    prune_args = {"target_sparsity": p.target_sparsity, "epochs": p.epochs, "schedule": p.schedule,
+                  "learning_rate": p.learning_rate, "skip_layers": list(p.skip_layers),
+                  "structured_2_4": p.structured_2_4, **common}
     if sources & {"pruned", "pqat"}:
-        nodes["pruned"] = prune_model(model=float_model, target_sparsity=cfg.prune.target_sparsity,
-                                      epochs=cfg.prune.epochs, schedule=cfg.prune.schedule,
-                                      learning_rate=cfg.prune.learning_rate, skip_layers=list(cfg.prune.skip_layers),
-                                      structured_2_4=cfg.prune.structured_2_4, **common)
+        target = cfg.target.resolved() or {}  # energy policy: the device's table and memory price the layers
+        energy = {"policy": "energy", "energy_table": target.get("energy_table") or None,
+                  "memory": target.get("memory")} if p.policy == "energy" else {}
+        nodes["pruned"] = prune_model(model=float_model, **prune_args, **energy)
+    if "pruned_uniform" in sources:  # the uniform baseline at the same global sparsity
+        nodes["pruned_uniform"] = prune_model(model=float_model, **prune_args).named("prune_uniform")
     if "qat" in sources:
         nodes["qat"] = quantize_model(model=float_model, scheme="default", **qat_args, **common)
     if "pqat" in sources:
@@ -71,6 +78,6 @@ def _optimization_nodes(cfg: Config, examples, float_model, active: list[str]) -
 
 
 def _outputs(nodes: dict) -> dict:
-    output = {"pruned": "pruned", "qat": "qat_model", "pqat": "qat_model", "clustered": "clustered",
+    output = {"pruned": "pruned", "pruned_uniform": "pruned", "qat": "qat_model", "pqat": "qat_model", "clustered": "clustered",
               "cqat": "qat_model"}
     return {source: (node, output[source]) for source, node in nodes.items()}

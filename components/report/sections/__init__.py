@@ -41,8 +41,8 @@ def section(*tasks: str, order: int = 50, name: str | None = None):
 def _load() -> None:
     """Import the built-in section modules (explicit imports: the cache key follows them)."""
     from edgepipe.components.report.sections import (anomaly, blessing, classification, common,  # noqa: F401
-                                                     control, generation, network, reconstruction, regression,
-                                                     segmentation)
+                                                     control, device, generation, network, reconstruction,
+                                                     regression, segmentation)
 
 
 def sections_for(task: str | None) -> list[Section]:

@@ -182,9 +182,12 @@ def models(ctx: ReportContext) -> str:
     primary = ctx.param("primary")
     table = [[r.get("variant"), r.get("mode") or r.get("source"), r.get("input_dtype"),
               r["size_bytes"] / 1024 if r.get("size_bytes") else None, r.get("sparsity"), r.get("latency_us"),
+              r.get("energy_uj"), None if r.get("fits") is None else (
+                  "yes" if r["fits"] else "no: " + "; ".join(r.get("fit_reasons") or [])),
               r.get("metric"), r.get("metric_drop"), r.get("agreement"),
               "reference" if r.get("exported") is None else ("passes" if r["exported"] else r.get("reason"))]
              for r in rows]
+    target = next((r["target"] for r in rows if r.get("target")), None)
     highlight = {i for i, r in enumerate(rows) if r.get("variant") == primary}
     bounds = f"min agreement {html.fmt(ctx.param('min_agreement', 0.98))}, max metric drop " \
              f"{html.fmt(ctx.params.get('max_metric_drop'))}"
@@ -192,5 +195,6 @@ def models(ctx: ReportContext) -> str:
             f"Keras model; latency per example, measured by the evaluation; export gate: {bounds}."
             + (" Highlighted: the primary variant." if highlight else "") + "</p>")
     return html.section("Model comparison", note + html.table(
-        ["model", "mode", "input dtype", "size KiB", "sparsity", "latency µs", metric, "drop", "agreement",
-         "export gate"], table, left=3, highlight=highlight), "models")
+        ["model", "mode", "input dtype", "size KiB", "sparsity", "latency µs", "energy µJ (est.)",
+         f"fits {target}" if target else "device target", metric, "drop", "agreement", "export gate"], table, left=3,
+        highlight=highlight), "models")

@@ -108,3 +108,26 @@ def test_variants_json_carries_each_variants_cost(tflite_models):
     # same graph, same MACs; int8 arithmetic and 1-byte weights cost less energy than float32
     assert index["int8_qat"]["cost"]["macs"] == index["float32"]["cost"]["macs"]
     assert index["int8_qat"]["cost"]["energy_uj"] < index["float32"]["cost"]["energy_uj"]
+
+
+def test_zero_weights_are_skipped_and_stored_compressed_only_when_sparse():
+    """Han et al.'s accounting: a kernel with half its weights zero does half the MACs and stores non-zeros plus a
+    1-bit mask; with ``sparse=False`` (a dense kernel) it costs what the dense model costs."""
+    keras = tf.keras
+    inp = keras.Input((64,))
+    model = keras.Model(inp, keras.layers.Dense(32, bias_initializer="ones")(inp))
+    dense = _tflite(model, "int8")
+    kernel = model.layers[1].kernel.numpy()
+    kernel[np.abs(kernel) < np.median(np.abs(kernel))] = 0.0
+    model.layers[1].kernel.assign(kernel)
+    pruned = _tflite(model, "int8")
+    d, p = model_cost(dense), model_cost(pruned)
+    assert d["macs"] == p["macs"] == 64 * 32
+    # int8 rounding zeroes a few tiny weights of the dense kernel too: they are skipped as well
+    assert 0.97 * d["macs"] <= d["effective_macs"] <= d["macs"]
+    assert p["effective_macs"] == pytest.approx(64 * 32 / 2, rel=0.03)
+    # int8 kernel 2048 B -> ~1024 non-zeros + 256 B mask; the int32 bias (no zeros) stays dense
+    assert p["stored_weight_bytes"] == pytest.approx(1024 + 256 + 32 * 4, abs=24)
+    assert d["stored_weight_bytes"] == d["weight_bytes"] == p["weight_bytes"]
+    assert p["energy_uj"] < 0.75 * d["energy_uj"]
+    assert model_cost(pruned, sparse=False)["energy_uj"] == pytest.approx(d["energy_uj"], rel=0.01)

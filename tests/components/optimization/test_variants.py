@@ -230,7 +230,7 @@ def test_variant_components_produce_every_default_variant(trained_model, windows
     tflite = TFLiteModels(tmp_path / "tflite")
     convert_tflite.fn(examples=windows_examples, model=trained_model, qat_model=qat, pruned_model=pruned,
                       pqat_model=pqat, clustered_model=clustered, tflite=tflite, representative_samples=16,
-                      inference_type="uint8")
+                      inference_type="uint8", pruned_uniform_model=pruned)  # the uniform baseline's input
     index = tflite.read_json("variants.json")
     assert sorted(index) == sorted(DEFAULT_VARIANTS)
     for name, entry in index.items():
@@ -247,7 +247,11 @@ def test_variant_components_produce_every_default_variant(trained_model, windows
 def test_variant_config_is_validated_in_one_line():
     config = load_config(None)
     active = active_variants(list(config.convert.variants), config.enabled())
-    assert active == DEFAULT_VARIANTS and primary_variant("auto", active) == "pqat"
+    # the uniform-pruning baseline is produced only beside energy-aware pruning (prune.policy: energy)
+    assert active == [v for v in DEFAULT_VARIANTS if v != "pruned_uniform_int8"]
+    assert primary_variant("auto", active) == "pqat"
+    energy = load_config(None, ["prune.policy=energy"])
+    assert active_variants(list(energy.convert.variants), energy.enabled()) == DEFAULT_VARIANTS
     assert primary_variant("auto", active_variants(DEFAULT_VARIANTS, {"qat": True})) == "int8_qat"
     assert primary_variant("auto", active_variants(DEFAULT_VARIANTS, {})) == "int8_ptq"
     for override, expected in [("convert.primary=cqat", "convert.primary 'cqat' is not produced"),
