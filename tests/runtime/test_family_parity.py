@@ -66,7 +66,8 @@ def run_family(name: str, root: Path) -> dict:
     assert result.status == "complete", result.error
     bundle = result.artifact("export_bundle", "bundle").path
     evaluation = result.artifact([n for n in result.nodes if n.startswith("evaluate")][0], "evaluation").path
-    return {"bundle": bundle, "evaluation": evaluation}
+    raw = result.artifact(pipeline.nodes[0].name, "examples")  # the ingested rows, before any transform
+    return {"bundle": bundle, "evaluation": evaluation, "raw": raw}
 
 
 @pytest.fixture(scope="module")
@@ -88,25 +89,37 @@ def pipeline_outputs(run: dict, bundle: Bundle) -> tuple[np.ndarray, np.ndarray]
 
 
 def test_mlp_csv_rows_match_the_evaluation(runs, tmp_path):
+    """Raw CSV rows (the ingested test split, columns shuffled, an extra one) go through the bundle's transform to
+    exactly the evaluation's inputs, and the runtime's answers equal the evaluation's."""
+    from edgepipe.components.data.beam.example_decode import iter_examples
+
     run = runs("mlp")
     bundle = Bundle.load(run["bundle"])
     doc = bundle.doc
     assert doc["task"] == "classification" and doc["quantization"]["int8"] and doc["input"]["dtype"] == "int8"
     x, expected = pipeline_outputs(run, bundle)
-    features = doc["preprocessing"]["features"]
-    assert features == ["culmen_length_mm", "culmen_depth_mm", "flipper_length_mm", "body_mass_g"]
+    columns = doc["preprocessing"]["columns"]
+    assert columns == ["body_mass_g", "culmen_depth_mm", "culmen_length_mm", "flipper_length_mm"]
+    assert sorted(doc["preprocessing"]["features"]) == columns  # numeric columns: scaled, one input each
+    raw = list(iter_examples(run["raw"], doc["metrics"]["split"]))
+    assert len(raw) == len(x)
+    cells = [[repr(float(r[c][0])) for c in reversed(columns)] for r in raw]
     table = tmp_path / "rows.csv"  # columns shuffled, an extra one: the runtime picks by name
     with table.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["note", *reversed(features)])
-        writer.writerows([["x", *reversed(row.tolist())] for row in x])
+        writer.writerow(["note", *reversed(columns)])
+        writer.writerows([["x", *row] for row in cells])
+    prepared, skew = bundle.impl.table.prepare({c: [row[i] for row in cells] for i, c in enumerate(reversed(columns))})
+    np.testing.assert_array_equal(prepared, x)  # the runtime's transform == the pipeline's, bit for bit
     out = tmp_path / "out.jsonl"
     done = subprocess.run([sys.executable, "-m", "edgepipe.runtime", "predict", str(run["bundle"]), str(table),
                            "-o", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = [r for r in records if "class" in r]
     assert [r["class"] for r in rows] == expected.argmax(1).tolist()
     np.testing.assert_allclose([r["probabilities"] for r in rows], expected, atol=1e-6)
+    assert [r["skew"]["rows"] for r in records if "skew" in r] == [len(x)] == [skew["rows"]]
     assert bundle.predict(x).probabilities.tolist() == expected.tolist()
 
 
