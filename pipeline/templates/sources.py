@@ -30,6 +30,11 @@ def series_source(source: str) -> str:
     return str(Path(source).expanduser())
 
 
+def _local(path: str) -> str:
+    """``~`` expanded in a local path; a URL (gs://...) as given."""
+    return path if "://" in path else str(Path(path).expanduser())
+
+
 def _options(cfg: Config) -> dict[str, tuple[dict, bool]]:
     """data.<key> -> (the ingest parameters it sets, whether they are given when the key is not set). Given only when
     set: ``label_column`` (its default, 'anomaly', is the series template's) and the per-source options. A None is
@@ -39,7 +44,7 @@ def _options(cfg: Config) -> dict[str, tuple[dict, bool]]:
             "split": ({"split": dict(d.split)}, True),
             "label_column": ({"label_column": d.label_column}, False),
             "max_reject_fraction": ({"max_reject_fraction": d.max_reject_fraction}, False),
-            "tfds": ({"splits": d.tfds.splits, "data_dir": d.tfds.data_dir}, False),
+            "tfds": ({"splits": d.tfds.splits, "data_dir": d.tfds.data_dir and _local(d.tfds.data_dir)}, False),
             "image": ({"image_size": list(d.image.size), "channels": d.image.channels}, False)}
 
 
@@ -63,8 +68,8 @@ def examples_ingest(cfg: Config, plan):
             raise ConfigError(f"config key 'data.source': unknown built-in dataset '{name}' "
                               f"(allowed: {', '.join('builtin:' + n for n in synthetic.DATASETS)})")
         source = str(synthetic.ensure(name, Path(cfg.pipeline.root) / "datasets").resolve())
-    elif "://" not in source and ":" not in source.split("/")[0]:
-        source = str(Path(source).expanduser())
+    elif ":" not in source.split("/")[0]:
+        source = _local(source)
     found = ingest_for(source, format=cfg.data.format)
     params, given, options = found.component.params, cfg.data.model_fields_set, _options(cfg)
     takes = [f"data.{key}" for key, (values, _) in options.items() if set(values) & set(params)]
