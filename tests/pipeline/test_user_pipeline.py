@@ -2,12 +2,14 @@
 
 Fast part: loading a file or ``module:function``, one-line errors, the code version of a top-level module of your
 own. End to end: TFX's taxi big-tipper as the user pipeline ``examples/taxi_tips/`` (a custom label component) on a
-400-row sample of ``../shared/datasets/taxi``: an int8 bundle better than the majority class, a fully cached re-run,
+400-row sample of ``../shared/datasets/taxi``: an int8 bundle better than the majority class (in its evaluation
+and through the runtime on the raw rows), a fully cached re-run,
 an edit of the custom component re-running it and what is downstream, ``runs``/``show``, and ``compile --target
 kfp`` refusing the component while only a path makes it importable, compiling once the project is installed.
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -159,10 +161,19 @@ def _run(project: Path, *extra: str) -> subprocess.CompletedProcess:
     return result
 
 
-def _states(project: Path) -> dict[str, bool]:
+def _executions(project: Path) -> dict[str, dict]:
     shown = _edgepipe(project, "show", "latest", "--root", "root", "--json")
     assert shown.returncode == 0, shown.stderr
-    return {ex["node"]: bool(ex["cached"]) for ex in json.loads(shown.stdout)["executions"]}
+    return {ex["node"]: ex for ex in json.loads(shown.stdout)["executions"]}
+
+
+def _states(project: Path) -> dict[str, bool]:
+    return {node: bool(ex["cached"]) for node, ex in _executions(project).items()}
+
+
+def _labeled(project: Path) -> str:
+    """The content fingerprint of label_big_tippers' output in the latest run: what its consumers' keys hold."""
+    return next(a["fingerprint"] for a in _executions(project)["label_big_tippers"]["artifacts"])
 
 
 @pytest.mark.slow
@@ -178,6 +189,15 @@ def test_taxi_big_tipper_pipeline_of_your_own_end_to_end(taxi_project):
     int8 = bundle["metrics"]["per_model"]["int8"]["all"]["accuracy"]
     assert int8 > majority + 0.03, (int8, majority)  # payment type and fare tell big tippers apart
 
+    predicted = _edgepipe(taxi_project, "predict", "bundle", "taxi.csv", "--format", "csv", "--output", "pred.csv")
+    assert predicted.returncode == 0, predicted.stderr  # the runtime applies the bundle's transform to raw rows
+    with (taxi_project / "taxi.csv").open() as raw, (taxi_project / "pred.csv").open() as pred:
+        truth = [float(r["tips"]) > 0.2 * float(r["fare"]) for r in csv.DictReader(raw)]
+        classes = [int(r["class"]) for r in csv.DictReader(pred)]
+    assert len(classes) == SAMPLE_ROWS
+    right = sum(int(t) == c for t, c in zip(truth, classes)) / SAMPLE_ROWS
+    assert right > max(sum(truth), SAMPLE_ROWS - sum(truth)) / SAMPLE_ROWS + 0.03, right
+
     assert "(8/8 cached)" in _run(taxi_project).stdout
 
     label = taxi_project / "taxi_tips" / "label.py"
@@ -190,10 +210,13 @@ def test_taxi_big_tipper_pipeline_of_your_own_end_to_end(taxi_project):
                       "transform_features": False, "train_model": False, "convert_tflite": False,
                       "evaluate": False, "export_bundle": False}
 
+    labeled = _labeled(taxi_project)
     label.write_text(label.read_text() + "\n# a comment changes the code, not the labels\n")
     _run(taxi_project)
     states = _states(taxi_project)
-    assert not states.pop("label_big_tippers") and all(states.values()), states  # same output: downstream cached
+    assert not states["label_big_tippers"] and states["ingest_csv"]
+    # the same labels again: every consumer's cache key (which holds its inputs' fingerprints) is unchanged
+    assert _labeled(taxi_project) == labeled
 
     runs = _edgepipe(taxi_project, "runs", "--root", "root")
     lines = [line for line in runs.stdout.splitlines()[1:] if "taxi-tips" in line]
