@@ -11,17 +11,22 @@ alert at |z| > 4, the same refractory period). Prints one JSON line with the tot
 per-series Markdown table.
 
 Usage: python benchmarks/anomaly_corpus.py [--limit N] [--match TEXT] [--table docs/anomaly_corpus.md]
-                                           [--set key=value ...]
+                                           [--work DIR [--rescore]] [--full] [--set key=value ...]
+
+``--work DIR`` keeps each series' pipeline root under DIR (default: a temporary folder per series), so a re-run after
+a change to the evaluation or the export re-uses the cached training steps.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -31,6 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 NAB = REPO.parent / "shared" / "datasets" / "nab"
 CONFIG = ["data.split={train: 0.15, eval: 0.425, test: 0.425}", "window.size=64", "window.stride=1",
           "training.epochs=10", "training.train_on=all"]
+# Only the variants `convert.primary: auto` can ship (and float32): float16, dynamic and clustered cannot change
+# which bundle ships, and leaving them out saves a third of each run on a shared machine.
+FAST = ["convert.variants=[float32, int8_ptq, int8_qat, pruned_int8, pqat]", "cluster.enabled=false"]
 Z_WINDOW, Z_LIMIT = 288, 4.0
 
 
@@ -72,30 +80,42 @@ def score(alerts: list[int], windows: list[tuple[int, int]]) -> dict:
             "delays": [d - lo for d, (lo, _) in zip(detected, windows) if d is not None], "false_alerts": len(false)}
 
 
-def run_series(path: Path, key: str, labels: dict, overrides: list[str], work: Path) -> dict:
+def run_series(path: Path, key: str, labels: dict, overrides: list[str], work: Path, rescore: bool = False,
+               label: str = "", likelihood: dict | None = None) -> dict:
+    """One series: the pipeline (or, with ``rescore``, the outcome recorded by an earlier run in ``work``), then
+    the whole series through the bundle and through the z-score baseline."""
     from edgepipe.runtime.bundle import Bundle
 
-    root, output = work / "root", work / "bundle"
-    cmd = [sys.executable, "-m", "edgepipe", "run", str(REPO / "configs" / "nab.yaml"), "--root", str(root),
-           "--output", str(output), "--set", f"data.source={path}", "--set", f"data.labels_key={key}"]
-    for override in [*CONFIG, *overrides]:
-        cmd += ["--set", override]
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    row: dict = {"series": key, "exit": proc.returncode, "run_s": round(time.perf_counter() - started, 1)}
+    root, output, record = work / "root", work / f"bundle{label}", work / f"run{label}.json"
+    if rescore and record.exists():
+        row = json.loads(record.read_text())
+    else:
+        cmd = [sys.executable, "-m", "edgepipe", "run", str(REPO / "configs" / "nab.yaml"), "--root", str(root),
+               "--output", str(output), "--set", f"data.source={path}", "--set", f"data.labels_key={key}"]
+        for override in [*CONFIG, *overrides]:
+            cmd += ["--set", override]
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        row = {"series": key, "exit": proc.returncode, "run_s": round(time.perf_counter() - started, 1)}
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines()
+            row["reason"] = lines[-1][:200] if lines else "no message"
+        work.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(row))
     stamps, values = read_series(path)
     windows = label_steps(stamps, labels.get(key, []))
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines()
-        row["reason"] = lines[-1][:200] if lines else "no message"
-        refractory = 4 * 64
-    else:
+    refractory = 4 * 64
+    if row["exit"] == 0:
         bundle = Bundle.load(output)
-        result = bundle.predict(values[:, None], "series")
-        refractory = int(result.likelihood.refractory) if result.likelihood is not None else 4 * 64
+        result = bundle.predict(values[:, None], "series", **(likelihood or {}))
+        refractory = int(result.likelihood.refractory) if result.likelihood is not None else refractory
         row["model"] = score([a["step"] for a in result.alerts()], windows)
         agreement = bundle.doc["metrics"]["agreement_with_keras"].get("int8") or {}
-        row["agreement"] = agreement.get("all") if isinstance(agreement, dict) else agreement
+        if not isinstance(agreement, dict):
+            agreement = {"all": agreement}
+        row["agreement"] = agreement.get("all")  # decisions on every eval+test window
+        row["agreement_decisive"] = agreement.get("decisive")  # what the gate judges (away from the threshold)
+        row["score_correlation"] = agreement.get("score_correlation")
         row["primary"] = bundle.doc["primary_variant"]
     row["baseline"] = score(zscore_alerts(values, refractory), windows)
     return row
@@ -117,18 +137,27 @@ def totals(rows: list[dict]) -> dict:
             "baseline_detected": total("baseline", "detected"), "baseline_false_alerts": total("baseline", "false_alerts"),
             "baseline_median_delay_steps": float(np.median(base_delays)) if base_delays else None,
             "min_agreement": min((r["agreement"] for r in exported if r.get("agreement") is not None), default=None),
+            "min_agreement_decisive": min((r["agreement_decisive"] for r in exported
+                                           if r.get("agreement_decisive") is not None), default=None),
+            "min_score_correlation": min((r["score_correlation"] for r in exported
+                                          if r.get("score_correlation") is not None), default=None),
+            "primaries": {p: sum(r.get("primary") == p for r in exported)
+                          for p in sorted({r["primary"] for r in exported})},
             "config": CONFIG}
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| series | exported | int8 agreement | windows | detected | false alerts | z detected | z false |",
-             "|---|---|---|---|---|---|---|---|"]
+    def num(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = ["| series | exported (variant) | int8 agreement: all / clear decisions / rank corr. | windows | detected "
+             "| false alerts | z detected | z false |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m, b = r.get("model") or {}, r["baseline"]
-        lines.append(f"| {r['series']} | {'yes' if r['exit'] == 0 else 'exit ' + str(r['exit'])} | "
-                     f"{r.get('agreement') if r.get('agreement') is not None else 'n/a'} | {b['windows']} | "
-                     f"{m.get('detected', '-')} | {m.get('false_alerts', '-')} | {b['detected']} | "
-                     f"{b['false_alerts']} |")
+        shipped = f"yes ({r.get('primary')})" if r["exit"] == 0 else f"exit {r['exit']}"
+        lines.append(f"| {r['series']} | {shipped} | {num(r.get('agreement'))} / {num(r.get('agreement_decisive'))} "
+                     f"/ {num(r.get('score_correlation'))} | {b['windows']} | {m.get('detected', '-')} | "
+                     f"{m.get('false_alerts', '-')} | {b['detected']} | {b['false_alerts']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -137,20 +166,49 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N series (sorted by name)")
     parser.add_argument("--match", default="", help="only series whose key contains this")
     parser.add_argument("--table", default=None, help="write the per-series Markdown table here")
+    parser.add_argument("--work", default=None, help="keep each series' pipeline root here (cache across runs)")
+    parser.add_argument("--rescore", action="store_true", help="with --work: re-use each series' recorded run and "
+                        "bundle, only stream the series again (after a change to the runtime's scoring)")
+    parser.add_argument("--full", action="store_true", help="every default variant, not only those auto can ship")
+    parser.add_argument("--label", default="", help="with --work: suffix of the bundle and record names, so runs "
+                        "with other --set values share each series' cached root (e.g. --label=-noclip)")
+    parser.add_argument("--jobs", type=int, default=1, help="series run at once")
+    parser.add_argument("--likelihood", action="append", default=[], metavar="KEY=VALUE",
+                        help="a runtime likelihood parameter for every series (e.g. threshold=0.999), as predict's")
+    parser.add_argument("--interleave", action="store_true", help="take the groups in turn (first series of each "
+                        "group, then the second ...), so a run stopped early is still a sample of every group")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     labels = json.loads((NAB / "labels" / "combined_windows.json").read_text())
     series = sorted(p for p in NAB.rglob("*.csv") if "labels" not in p.parts)
-    series = [p for p in series if args.match in str(p.relative_to(NAB))][:args.limit]
-    rows = []
-    for path in series:
+    series = [p for p in series if args.match in str(p.relative_to(NAB))]
+    if args.interleave:
+        groups = [[p for p in series if p.parent == g] for g in sorted({p.parent for p in series})]
+        series = [g[i] for i in range(max(map(len, groups), default=0)) for g in groups if i < len(g)]
+    series = series[:args.limit]
+    overrides = [*([] if args.full else FAST), *args.overrides]
+    likelihood = {k: float(v) if k in ("threshold", "min_std_ratio") else int(v)
+                  for k, v in (item.split("=", 1) for item in args.likelihood)}
+    def one(path: Path) -> dict | None:
         key = str(path.relative_to(NAB))
-        with tempfile.TemporaryDirectory(prefix="edgepipe-corpus-") as tmp:
-            rows.append(run_series(path, key, labels, args.overrides, Path(tmp)))
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        if args.work:
+            work = Path(args.work) / key.replace("/", "__").removesuffix(".csv")
+            if args.rescore and not (work / f"run{args.label}.json").exists():
+                return None  # not run yet: rescoring never starts a pipeline
+            if not args.rescore:  # a refused run must not leave the last bundle
+                shutil.rmtree(work / f"bundle{args.label}", ignore_errors=True)
+            row = run_series(path, key, labels, overrides, work, args.rescore, args.label, likelihood)
+        else:
+            with tempfile.TemporaryDirectory(prefix="edgepipe-corpus-") as tmp:
+                row = run_series(path, key, labels, overrides, Path(tmp))
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        return row
+
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # each series is its own process; threads only wait
+        rows = [row for row in pool.map(one, series) if row is not None]
     if args.table:
         Path(args.table).write_text(table(rows))
-    print(json.dumps(totals(rows)))
+    print(json.dumps({**totals(rows), "overrides": overrides}))
 
 
 if __name__ == "__main__":

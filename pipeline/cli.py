@@ -287,6 +287,11 @@ def _print_summary(bundle_dir: Path) -> None:
         if "f1" in values:
             print(f"  {model:<8} precision {_num(values.get('precision'))}  recall {_num(values.get('recall'))}  "
                   f"F1 {_num(values.get('f1'))}  (eval+test windows)")
+    agreement = (meta.get("metrics", {}).get("agreement_with_keras") or {}).get("int8")
+    if isinstance(agreement, dict) and "decisive" in agreement:  # the anomaly gate's three agreement numbers
+        print(f"  int8 vs Keras: decisions agree {_num(agreement.get('all'))}, clear decisions "
+              f"{_num(agreement.get('decisive'))} (gated), score rank correlation "
+              f"{_num(agreement.get('score_correlation'))}")
     if meta.get("metrics", {}).get("metric_gate"):
         print(f"  metric gate {meta['metrics']['metric_gate']}")
     reason = meta.get("primary_reason") or (meta.get("quantization") or {}).get("reason")

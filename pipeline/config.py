@@ -225,7 +225,10 @@ class EvaluateSection(Section):
     # anomaly template: the model input domain. "train_range": every model (Keras reference, float and int8 files)
     # sees the normalized window clipped to the train windows' [min, max] (what int8 input saturation does anyway),
     # the score still compares the unclipped window, so values outside the trained range count as error.
-    input_clip: Literal["none", "train_range"] = "none"
+    input_clip: Literal["none", "train_range"] = "train_range"
+    # anomaly template: windows whose Keras score is within this relative band of its threshold are left out of the
+    # agreement the export gate judges (a near-threshold window is a coin toss int8 rounding may flip)
+    agreement_band: float = Field(0.1, ge=0.0)
     split: str = "test"                        # family templates: the split metrics are reported on
     episodes: PositiveInt = 100                # dqn: greedy-policy episodes for the average return
     tolerance: float = Field(1e-3, gt=0.0)     # family templates: max |TFLite - Keras| allowed at export

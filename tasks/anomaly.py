@@ -40,6 +40,7 @@ def series_bundle(ctx):
                     "per_model": {"keras": report["metrics"]["keras"],
                                   **{keys.get(v, v): report["metrics"][v] for v in ctx.files if v in report["metrics"]}},
                     "agreement_with_keras": {keys.get(v, v): a for v, a in report["agreement"].items()},
+                    **({"agreement_gate": report["agreement_gate"]} if report.get("agreement_gate") else {}),
                     "min_agreement": ctx.gate["min_agreement"], "max_metric_drop": ctx.gate["max_metric_drop"],
                     "counts": report["counts"],
                     **({"metric_gate": f"skipped: {ctx.gate['metric_gate']}"} if ctx.gate.get("metric_gate") else {})}}
@@ -75,14 +76,22 @@ def series_summary(doc: dict[str, Any], report: dict[str, Any], table: str) -> s
         f"Windows of {doc['window']['size']} steps x {doc['window']['channels']} channels "
         f"(stride {doc['window']['stride']}), normalized as in `bundle.json` -> `normalization`.",
         "Score: reconstruction MSE; a window is anomalous when the score exceeds the model file's threshold.", "",
-        "| file | variant | size | threshold | F1 (eval+test) | AUC | agreement with Keras |",
-        "|---|---|---|---|---|---|---|"]
+        "| file | variant | size | threshold | F1 (eval+test) | AUC | decisions agree: all | clear decisions "
+        "(gated) | score rank correlation |",
+        "|---|---|---|---|---|---|---|---|---|"]
     for entry in doc["models"].values():
         variant = entry["variant"]
         m = report["metrics"].get(variant, {}).get("all", {})
+        a = report["agreement"].get(variant, {})
         lines.append(f"| `{entry['file']}` | {variant} | {entry['size_bytes'] / 1024:.1f} KiB | "
-                     f"{fmt(entry['threshold'])} | {fmt(m.get('f1'))} | {fmt(m.get('auc'))} | "
-                     f"{fmt(report['agreement'].get(variant, {}).get('all'))} |")
+                     f"{fmt(entry['threshold'])} | {fmt(m.get('f1'))} | {fmt(m.get('auc'))} | {fmt(a.get('all'))} | "
+                     f"{fmt(a.get('decisive'))} | {fmt(a.get('score_correlation'))} |")
+    gate = report.get("agreement_gate")
+    if gate:
+        lines += ["", f"Agreement with Keras: decisions on all eval+test windows, and (what the export gate judges) "
+                      f"{gate['definition']}: windows within {gate['band']:.0%} of the threshold are a coin toss "
+                      "that int8 rounding may flip. Rank correlation: the order of the scores, which the streaming "
+                      "likelihood uses."]
     k = report["metrics"].get("keras", {}).get("all", {})
     metrics = doc["metrics"]
     lines += ["", f"Keras reference: F1 {fmt(k.get('f1'))}, AUC {fmt(k.get('auc'))}; "

@@ -115,8 +115,10 @@ def test_export_refused_when_int8_agreement_is_below_the_bound(default_run, tmp_
     refused = edgepipe(*run_args(root, tmp_path / "out", SMALL + ["export.min_agreement=1.01"]))
     assert refused.returncode == 2  # a bound above 1 is a config error, caught before anything runs
     refused = edgepipe(*run_args(root, tmp_path / "out", SMALL + ["export.min_agreement=1.0",
-                                                                   "evaluate.threshold_quantile=0.5"]))
-    # With the threshold in the bulk of the error distribution, int8 and Keras decisions must differ somewhere.
+                                                                   "evaluate.threshold_quantile=0.5",
+                                                                   "evaluate.agreement_band=0"]))
+    # With the threshold in the bulk of the error distribution (and no band around it left out of the gated
+    # agreement), int8 and Keras decisions must differ somewhere.
     assert refused.returncode == 4, refused.stdout + refused.stderr
     assert "component 'export_bundle' failed" in refused.stderr
     assert not (tmp_path / "out").exists()

@@ -34,12 +34,7 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if not n_pos or not n_neg:
         return None
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    ranks[order] = np.arange(1, len(scores) + 1)
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    ranks = (sums / counts)[inverse]
+    ranks = _ranks(np.asarray(scores, dtype=np.float64))
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
@@ -70,3 +65,44 @@ def agreement(errors_a: np.ndarray, limit_a: float | None, errors_b: np.ndarray,
     if limit_a is None or limit_b is None or len(errors_a) == 0:
         return None
     return float(np.mean((np.asarray(errors_a) > limit_a) == (np.asarray(errors_b) > limit_b)))
+
+
+def decisive_agreement(errors: np.ndarray, limit: float | None, reference: np.ndarray, reference_limit: float | None,
+                       band: float) -> tuple[float | None, int]:
+    """``(agreement, near)``: agreement of decisions on the windows whose *reference* score is outside the band
+    ``[limit_ref / (1 + band), limit_ref * (1 + band)]``, and how many windows lie inside it (left out).
+
+    Why: a window scored within a few percent of the threshold is a coin toss for any model -- int8 rounding moves
+    scores by a few percent, so such windows flip without either decision being wrong. What a user needs from the
+    int8 file is that every *clear* decision (well above or well below the threshold) is the float model's. None
+    when undefined (no threshold, or every window in the band)."""
+    if limit is None or reference_limit is None or len(errors) == 0:
+        return None, 0
+    reference = np.asarray(reference, dtype=np.float64)
+    low, high = reference_limit / (1.0 + band), reference_limit * (1.0 + band)
+    outside = (reference < low) | (reference > high)
+    near = int((~outside).sum())
+    if not outside.any():
+        return None, near
+    same = (np.asarray(errors)[outside] > limit) == (reference[outside] > reference_limit)
+    return float(same.mean()), near
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation of two score vectors (ties averaged): whether a variant *orders* windows as the
+    reference does, which is what a threshold-free consumer (the streaming likelihood) relies on. None when
+    undefined (fewer than 2 values, or a constant vector)."""
+    if len(a) < 2:
+        return None
+    ra, rb = _ranks(np.asarray(a, dtype=np.float64)), _ranks(np.asarray(b, dtype=np.float64))
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.arange(1, len(values) + 1)
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return (np.bincount(inverse, weights=ranks) / counts)[inverse]

@@ -27,6 +27,13 @@ class Gated:
     skipped: str | None  # why the metric bound could not apply (metric undefined for the Keras model)
 
 
+def gated_agreement(report: dict[str, Any], variant: str) -> float | None:
+    """The agreement the gate judges: the one ``agreement_gate.on`` names (the anomaly evaluation: decisions away
+    from the threshold, ``decisive``), else decisions on all evaluated data (``all``)."""
+    key = (report.get("agreement_gate") or {}).get("on", "all")
+    return (report.get("agreement", {}).get(variant) or {}).get(key)
+
+
 def _table(evaluation, report: dict[str, Any]) -> list[dict[str, Any]]:
     """The evaluation's variant table, agreement re-read from evaluation.json (the numbers the gate trusts)."""
     rows = evaluation.read_json("variants.json") if (evaluation.path / "variants.json").exists() else [
@@ -34,7 +41,7 @@ def _table(evaluation, report: dict[str, Any]) -> list[dict[str, Any]]:
         for v in ("keras", *[m for m in report.get("models", {}) if m != "keras"])]
     for row in rows:
         if row["variant"] != "keras":
-            row["agreement"] = (report.get("agreement", {}).get(row["variant"]) or {}).get("all")
+            row["agreement"] = gated_agreement(report, row["variant"])
     return rows
 
 
@@ -57,13 +64,14 @@ def gate_variants(tflite, evaluation, report: dict[str, Any], min_agreement: flo
         chosen = fallback
         row = next((r for r in rows if r["variant"] == chosen), None)
     kind = "" if chosen == "float32" else "int8 "
-    measured = (report.get("agreement", {}).get(chosen) or {}).get("all")
+    measured = gated_agreement(report, chosen)
+    scope = (report.get("agreement_gate") or {}).get("definition") or "the evaluated data"
     if measured is None or not np.isfinite(measured):
         raise VerificationError(f"agreement of the primary variant '{chosen}' with the Keras model was not measured "
                                 "(no such variant, or nothing evaluated); nothing exported")
     if measured < min_agreement and row is not None and not row["exported"]:
         raise VerificationError(f"primary {kind}variant '{chosen}' agrees with the Keras model on {measured:.4f} of "
-                                f"the evaluated data, below min_agreement {min_agreement:.4f}; nothing exported")
+                                f"{scope}, below min_agreement {min_agreement:.4f}; nothing exported")
     if row is None or not row["exported"]:
         why = row["reason"] if row else "not evaluated"
         raise VerificationError(f"primary {kind}variant '{chosen}' fails the export bounds ({why}); nothing exported")

@@ -56,7 +56,7 @@ VARIANTS = {"full": (_full, _FULL), "distilled": (_distilled, _DISTILLED), None:
 def _anomaly(cfg: Config) -> dict:
     e = cfg.evaluate
     return {"threshold_quantile": e.threshold_quantile, "threshold_margin": e.threshold_margin,
-            "input_clip": e.input_clip, "latency_runs": e.latency_runs}
+            "input_clip": e.input_clip, "agreement_band": e.agreement_band, "latency_runs": e.latency_runs}
 
 
 def _supervised(cfg: Config) -> dict:
@@ -74,7 +74,7 @@ def _control(cfg: Config) -> dict:
 
 EVALUATE = {
     "anomaly": (_anomaly, {"evaluate.threshold_quantile", "evaluate.threshold_margin", "evaluate.input_clip",
-                           "evaluate.latency_runs"}, lambda c: ("eval", "test")),
+                           "evaluate.agreement_band", "evaluate.latency_runs"}, lambda c: ("eval", "test")),
     "supervised": (_supervised, {"evaluate.split", "evaluate.tolerance", "evaluate.latency_runs"},
                    lambda c: (c.evaluate.split,)),
     "generation": (_generation, {"evaluate.split", "evaluate.tolerance", "evaluate.latency_runs",

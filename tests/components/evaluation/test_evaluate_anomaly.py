@@ -79,7 +79,7 @@ def test_streamed_scores_equal_the_whole_array_computation(trained_model, tflite
     windows = make_windows_examples(tmp_path / "w", {"train": (700, 40), "eval": (600, 30), "test": (260, 12)})
     evaluation = ModelEvaluation(tmp_path / "e")
     evaluate_anomaly(examples=windows, model=trained_model, tflite=tflite_models, evaluation=evaluation,
-                        latency_runs=3)
+                        latency_runs=3, input_clip="none")
     errors = np.load(evaluation.path / "errors.npz")
     keras_model = trained_model.load_keras()
     for split in ("train", "eval", "test"):
@@ -93,3 +93,48 @@ def test_streamed_scores_equal_the_whole_array_computation(trained_model, tflite
         np.testing.assert_array_equal(errors[f"{split}__label"], data["label"])
         np.testing.assert_array_equal(errors[f"{split}__start"], data["start"])
     assert evaluation.read_json("evaluation.json")["counts"]["train_normal"] == 660
+
+
+def _drifting_examples(root, shift: float):
+    """The fixture's windows, except that the eval/test windows' level drifts up by as much as ``shift`` (the later
+    the window, the further its values leave the training range), as a real sensor's later data does."""
+    import tensorflow as tf
+
+    from tests.components.fixtures import STRIDE, _example, make_windows_examples, synthetic_windows
+
+    examples = make_windows_examples(root)
+    for offset, split in enumerate(("eval", "test"), start=1):  # same seeds as make_windows_examples, then drifted
+        n, n_anomalous = SPLITS[split]
+        x, labels = synthetic_windows(n, n_anomalous, offset)
+        x = x + (shift * offset / 2 * np.arange(n) / n)[:, None, None].astype(np.float32)
+        path = examples.split_dir(split) / "data-00000-of-00001"
+        with tf.io.TFRecordWriter(str(path), options=tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+            for i in range(n):
+                writer.write(_example(x[i], labels[i], f"m{i % 2}", STRIDE * i))
+    return examples
+
+
+def test_later_values_outside_the_training_range_still_export_a_verified_int8_model(trained_model, tflite_models,
+                                                                                    tmp_path):
+    """Issue 14: on real series the int8 model saturated where later values left the trained range while the float
+    model extrapolated, and 21 of 58 NAB series exported nothing. With the default input clip both see the same
+    domain; the gate (decisions away from the threshold, >= 0.98) passes and the numbers are all reported."""
+    from edgepipe.components.export.gate import gate_variants
+    from edgepipe.components.training.inputs import load_windows
+
+    windows = _drifting_examples(tmp_path / "w", shift=3.0)
+    train = load_windows(windows, "train", only_normal=True)["window"]
+    late = load_windows(windows, "test")["window"]
+    assert late.max() > train.max() + 1.5  # the drift really leaves the training range
+    evaluation = ModelEvaluation(tmp_path / "e")
+    evaluate_anomaly(examples=windows, model=trained_model, tflite=tflite_models, evaluation=evaluation,
+                     latency_runs=3)
+    report = evaluation.read_json("evaluation.json")
+    assert report["input_clip"]["max"] == pytest.approx(float(train.max()))
+    assert report["agreement_gate"]["on"] == "decisive"
+    gated = gate_variants(tflite_models, evaluation, report, min_agreement=0.98, max_metric_drop=0.1, primary="auto")
+    agreement = report["agreement"][gated.chosen]
+    assert gated.chosen in ("int8_qat", "int8_ptq")
+    assert agreement["decisive"] >= 0.98 and agreement["all"] >= 0.98, agreement
+    assert agreement["score_correlation"] > 0.95
+    assert 0 <= agreement["near_threshold"] < report["counts"]["eval"]["windows"] + report["counts"]["test"]["windows"]

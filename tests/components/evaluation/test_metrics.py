@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from edgepipe.components.evaluation.metrics import (agreement, detection_metrics, reconstruction_error, roc_auc,
-                                                    threshold)
+from edgepipe.components.evaluation.metrics import (agreement, decisive_agreement, detection_metrics,
+                                                    rank_correlation, reconstruction_error, roc_auc, threshold)
 
 
 def test_roc_auc_matches_pairwise_definition_with_ties():
@@ -36,6 +36,27 @@ def test_threshold_error_and_agreement():
     assert reconstruction_error(x, np.zeros_like(x)).tolist() == [1.0, 1.0]
     assert agreement(np.array([1.0, 3.0]), 2.0, np.array([10.0, 10.0]), 5.0) == 0.5
     assert agreement(np.array([1.0]), None, np.array([1.0]), 1.0) is None
+
+
+def test_decisive_agreement_leaves_out_only_the_band_around_the_reference_threshold():
+    reference = np.array([0.5, 0.95, 1.05, 2.0, 3.0])  # threshold 1.0: 0.95 and 1.05 are within 10%
+    flipped_near = np.array([0.5, 1.2, 0.9, 2.0, 3.0])  # int8 flips both near-threshold windows
+    assert agreement(flipped_near, 1.0, reference, 1.0) == pytest.approx(0.6)
+    assert decisive_agreement(flipped_near, 1.0, reference, 1.0, band=0.1) == (1.0, 2)
+    flipped_clear = np.array([1.5, 0.95, 1.05, 2.0, 3.0])  # a clear 'normal' (half the threshold) flagged
+    assert decisive_agreement(flipped_clear, 1.0, reference, 1.0, band=0.1) == (pytest.approx(2 / 3), 2)
+    assert decisive_agreement(flipped_near, 1.0, reference, 1.0, band=0.0)[0] == pytest.approx(0.6)
+    assert decisive_agreement(reference, None, reference, 1.0, 0.1) == (None, 0)
+    assert decisive_agreement(np.array([1.0]), 1.0, np.array([1.01]), 1.0, 0.1) == (None, 1)  # all in the band
+
+
+def test_rank_correlation_is_spearman_and_undefined_for_constants():
+    a = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert rank_correlation(a, a ** 3) == pytest.approx(1.0)  # monotone: same order
+    assert rank_correlation(a, -a) == pytest.approx(-1.0)
+    b = np.array([1.0, 3.0, 2.0, 5.0, 4.0])  # two swapped pairs: 1 - 6 * sum(d^2) / (n (n^2 - 1)) = 0.8
+    assert rank_correlation(a, b) == pytest.approx(0.8)
+    assert rank_correlation(a, np.ones(5)) is None and rank_correlation(a[:1], a[:1]) is None
 
 
 def _row(variant, metric, drop, agreement=1.0):

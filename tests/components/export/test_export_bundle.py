@@ -29,7 +29,7 @@ def _export(chain, evaluation, bundle, min_agreement):
 def _low(report, variants=None):
     for name, value in report["agreement"].items():
         if name != "keras" and (variants is None or name in variants):
-            value.update(all=0.5)
+            value.update(all=0.5, decisive=0.5)  # decisive: what the anomaly gate judges
 
 
 def test_refuses_below_min_agreement_and_writes_nothing(chain, evaluation, tmp_path):
@@ -120,7 +120,7 @@ def test_writes_a_complete_bundle(chain, evaluation, tmp_path):
 
 def test_variant_table_gates_each_variant_and_only_passing_ones_ship(chain, evaluation, tmp_path):
     def lower_ptq(report):
-        report["agreement"]["int8_ptq"]["all"] = 0.5
+        report["agreement"]["int8_ptq"].update(all=0.5, decisive=0.5)
 
     bundle = Bundle(tmp_path / "bundle")
     export_bundle.fn(model=chain["model"], tflite=chain["tflite"], evaluation=_edited_evaluation(evaluation, tmp_path, lower_ptq),

@@ -86,7 +86,8 @@ def test_a_refused_export_still_has_a_report_that_show_open_finds(run, tmp_path)
     root = tmp_path / "root"
     shutil.copytree(run.root, root)
     refused = edgepipe(*run_args(root, tmp_path / "out", SMALL + ["export.min_agreement=1.0",
-                                                                   "evaluate.threshold_quantile=0.5"]))
+                                                                   "evaluate.threshold_quantile=0.5",
+                                                                   "evaluate.agreement_band=0"]))
     assert refused.returncode == 4, refused.stdout + refused.stderr
     assert "render_report" in refused.stdout and not (tmp_path / "out").exists()
     shown = edgepipe("show", "latest", "--root", str(root), "--open")
