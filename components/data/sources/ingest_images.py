@@ -73,14 +73,14 @@ def ingest_images(examples: Output[Examples], rejects: Output[Rejects], source: 
                   max_reject_fraction: float = 0.01, batch_size: int = 256,
                   beam_args: list[str] | None = None) -> dict:
     """An image folder ``root/<label>/*.png|jpg|jpeg`` -> ``x`` float32 [H, W, C] in 0..1 and ``label`` int64 (class
-    = index of the sorted sub-folder names, in ``class_names``); undecodable images -> rejects."""
+    = index of the sorted sub-folder names, hidden ones skipped, in ``class_names``); undecodable images -> rejects."""
     root = Path(str(source))
     if not root.is_dir():
         raise DataError(f"image folder not found: {source}")
     if channels not in (1, 3, 4) or len(image_size) != 2 or min(image_size) < 1:
         raise ConfigError(f"ingest_images: need channels 1, 3 or 4 and image_size [H, W], got {channels}, "
                           f"{image_size}")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))  # not .cache/
     files = sorted(str(p) for c in classes for p in (root / c).iterdir()
                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:

@@ -30,8 +30,9 @@ MASK_MODES = ("1", "L", "P", "I", "I;16", "I;16B", "I;16L")  # single-channel: t
 
 
 def is_segmentation_folder(path: str) -> bool:
-    """A folder with ``images/`` and ``masks/`` sub-folders (and no other sub-folder): the layout this source reads."""
-    subdirs = {entry.name for entry in os.scandir(path) if entry.is_dir()}
+    """A folder with ``images/`` and ``masks/`` sub-folders (and no other but hidden ones): the layout this source
+    reads."""
+    subdirs = {entry.name for entry in os.scandir(path) if entry.is_dir() and not entry.name.startswith(".")}
     return subdirs == {"images", "masks"}
 
 

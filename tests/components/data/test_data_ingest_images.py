@@ -39,3 +39,16 @@ def test_images_decode_resize_scale_and_reject_a_corrupt_file(tmp_path, run):
     with pytest.raises(DataError, match="no images"):
         (tmp_path / "empty" / "a").mkdir(parents=True)
         run(ingest_images, tmp_path / "o3", source=str(tmp_path / "empty"))
+
+
+def test_hidden_folders_are_not_classes(tmp_path, run):
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    for label in ("a", "b", ".ipynb_checkpoints"):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((4, 4), 40 * i, np.uint8), "L").save(root / label / f"{i}.png")
+    metrics, out = run(ingest_images, tmp_path / "o", source=str(root), image_size=[4, 4], channels=1,
+                       split={"train": 1.0})
+    assert out["examples"].properties["class_names"] == ["a", "b"] and metrics["images"] == 6

@@ -80,6 +80,7 @@ def test_masks_resize_nearest_so_no_new_class_appears(tmp_path, run):
 
 def test_the_layout_routes_a_folder_and_a_folder_without_pairs_is_refused(tmp_path, run):
     _folder(tmp_path / "seg", n=2)
+    (tmp_path / "seg" / ".thumbnails").mkdir()  # hidden: not part of the layout
     assert ingest_for(tmp_path / "seg").name == "segmentation"
     (tmp_path / "seg" / "extra").mkdir()  # a third sub-folder: classes of an image folder, not this layout
     assert ingest_for(tmp_path / "seg").name == "images"
