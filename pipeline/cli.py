@@ -158,16 +158,16 @@ def _stdout_to_devnull() -> None:
 # ---- run ------------------------------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from edgepipe.pipeline.config import load_config
-    from edgepipe.pipeline.user_pipeline import load as load_user_pipeline, split_targets
+    from edgepipe.pipeline import user_pipeline
 
-    pipeline_ref, config_name = split_targets(args.config, args.pipeline_config)
-    config = load_config(config_name, args.overrides)
+    pipeline_ref, config_name = user_pipeline.split_targets(args.config, args.pipeline_config)
+    config = (user_pipeline.load_config if pipeline_ref else load_config)(config_name, args.overrides)
     if args.root:  # templates place per-root things (checkpoints, generated datasets) under pipeline.root
         config.pipeline.root = args.root
     _check_root(Path(args.root or config.pipeline.root))
     _check_output(args.output, Path(args.root or config.pipeline.root))
     if pipeline_ref:  # your pipeline (pipeline/user_pipeline.py): its function builds the DAG from the config
-        pipeline = load_user_pipeline(pipeline_ref).build(config)
+        pipeline = user_pipeline.load(pipeline_ref).build(config)
     else:
         from edgepipe.pipeline.templates import build_pipeline  # imports components (TF, Beam): after validation
 

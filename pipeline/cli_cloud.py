@@ -69,11 +69,12 @@ def _load(args: argparse.Namespace, check_image: bool = False):
     from edgepipe.pipeline.config import load_config
     from edgepipe.pipeline.errors import ConfigError
     from edgepipe.pipeline.user_pipeline import check_image_imports, load, split_targets
+    from edgepipe.pipeline.user_pipeline import load_config as load_user_config
 
     pipeline_ref, config_name = split_targets(args.config, args.pipeline_config)
-    config = load_config(config_name, args.overrides)
     if not pipeline_ref:
-        return config, _factory(args)
+        return load_config(config_name, args.overrides), _factory(args)
+    config = load_user_config(config_name, args.overrides)
     if args.pipeline_factory:
         raise ConfigError(f"give either a pipeline ({pipeline_ref}) or --pipeline-factory, not both")
     user = load(pipeline_ref)

@@ -4,7 +4,8 @@ Why: the built-in builder (``pipeline/templates``) is a fixed registry; a projec
 ``pipeline.py``, Kedro's ``create_pipeline``) wires edgepipe components and its own ``@component`` functions
 without editing edgepipe. The function takes the validated :class:`~edgepipe.pipeline.config.Config` (your
 ``config.yaml`` plus ``--set``) and returns a :class:`~edgepipe.pipeline.dag.Pipeline`; the local runner then
-caches, records lineage and resumes it like a built-in one.
+caches, records lineage and resumes it like a built-in one. Which config keys the function reads is recorded while
+it runs, so an explicitly set key it ignores is refused, as the built-in builder refuses one no stage reads.
 
 A file is imported under the module name it would have if installed, found the way pytest's ``prepend`` mode finds
 it: the folders above it that hold ``__init__.py`` form its package (``examples/taxi_tips/pipeline.py`` with an
@@ -66,9 +67,12 @@ class UserPipeline:
 
     def build(self, config: Any) -> Pipeline:
         """Call the function with the config; anything but a Pipeline, or an exception, is one line (exit 2) naming
-        the function and, for an exception, the line of your file it came from."""
+        the function and, for an exception, the line of your file it came from. A key given explicitly (YAML,
+        ``--set``) that the function never read is refused as the built-in builder refuses one no stage reads:
+        reads are recorded while the function runs (:class:`_RecordedConfig`)."""
+        reads: set[str] = set()
         try:
-            pipeline = self.function(config)
+            pipeline = self.function(_RecordedConfig(config, reads))
         except EdgepipeError:
             raise
         except Exception as err:
@@ -77,7 +81,70 @@ class UserPipeline:
         if not isinstance(pipeline, Pipeline):
             raise PipelineDefinitionError(f"{self.factory} returned {type(pipeline).__name__}, not a Pipeline "
                                           "(return Pipeline(name, [nodes...]))")
+        self._check_reads(config, reads)
         return pipeline
+
+    def _check_reads(self, config: Any, reads: set[str]) -> None:
+        from edgepipe.pipeline.config import explicit_keys
+
+        if "*" in reads:  # the whole config went somewhere (model_dump, a helper of its own): cannot tell
+            return
+        unused = [key for key in explicit_keys(config) if key.split(".")[0] not in ALWAYS_READ
+                  and key not in reads and f"{key.split('.')[0]}.*" not in reads]
+        if unused:
+            many = len(unused) > 1
+            raise ConfigError(f"{getattr(config, '_source', 'config')}: config key{'s' if many else ''} "
+                              f"{', '.join(map(repr, unused))} {'are' if many else 'is'} not read by {self.factory} "
+                              f"(remove {'them' if many else 'it'}, or read {'them' if many else 'it'} in "
+                              f"{self.factory.split(':')[1]})")
+
+
+ALWAYS_READ = {"pipeline"}  # name, root, beam_args, max_workers: the CLI and the runner read them
+
+
+class _RecordedConfig:
+    """The config as your function sees it: the same values, every field read recorded as ``section.key`` (a
+    section used whole, e.g. iterated or dumped, as ``section.*``; the config itself used whole as ``*``).
+    Assignments go to the real config."""
+
+    def __init__(self, config: Any, reads: set[str], prefix: str = ""):
+        object.__setattr__(self, "_target", config)
+        object.__setattr__(self, "_reads", reads)
+        object.__setattr__(self, "_prefix", prefix)
+
+    def __getattr__(self, name: str) -> Any:
+        target, reads, prefix = self._target, self._reads, self._prefix
+        value = getattr(target, name)
+        if name not in type(target).model_fields:
+            reads.add(f"{prefix}*")  # a method or attribute of the model: it may use every field
+            return value
+        if not prefix and hasattr(type(value), "model_fields"):  # a section: record its keys one by one
+            return _RecordedConfig(value, reads, f"{name}.")
+        reads.add(f"{prefix}{name}")
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._target, name, value)
+
+    def __iter__(self):
+        self._reads.add(f"{self._prefix}*")
+        return iter(self._target)
+
+    def __repr__(self) -> str:
+        return repr(self._target)
+
+
+def load_config(name: str | None, overrides: list[str] | None = None):
+    """Your pipeline's config: the YAML named (and ``--set``), or without one the defaults plus ``--set`` only
+    (not ``configs/default.yaml``, whose anomaly keys your function would not read)."""
+    from edgepipe.pipeline import config as configuration
+
+    if name is not None:
+        return configuration.load_config(name, overrides)
+    raw: dict[str, Any] = {}
+    for override in overrides or []:
+        configuration.apply_override(raw, override)
+    return configuration.validate(raw, source="--set")
 
 
 def load(ref: str) -> UserPipeline:

@@ -100,6 +100,24 @@ def test_a_pipeline_file_runs_caches_and_is_listed(tmp_path, capsys):
     assert metrics == {"make": {"value": 6}, "add": {"total": 7}}
 
 
+def test_an_explicit_key_the_function_never_reads_is_refused(tmp_path, capsys):
+    path = _tiny(tmp_path / "project", "strict_flow")
+    common = ["--root", str(tmp_path / "root"), "--output", str(tmp_path / "out"), "--set", "training.epochs=2"]
+    assert main(["run", str(path), *common, "--set", "training.batch_size=8", "--set", "window.size=64"]) == 2
+    err = capsys.readouterr().err
+    assert "'training.batch_size', 'window.size' are not read by strict_flow:create_pipeline" in err
+    assert err.count("\n") == 1 and not (tmp_path / "root" / "metadata.sqlite").exists()
+    assert main(["run", str(path), *common, "--set", "pipeline.max_workers=2"]) == 0  # the runner reads pipeline.*
+
+
+def test_a_section_used_whole_counts_as_read(tmp_path, capsys):
+    (tmp_path / "whole_flow.py").write_text(TINY.format(helpers="whole_flow_helpers", name="whole").replace(
+        "value=config.training.epochs", "value=len(dict(config.training))"))
+    (tmp_path / "whole_flow_helpers.py").write_text("def double(x):\n    return 2 * x\n")
+    assert main(["run", str(tmp_path / "whole_flow.py"), "--root", str(tmp_path / "root"), "--output",
+                 str(tmp_path / "out"), "--set", "training.batch_size=8"]) == 0
+
+
 def test_a_top_level_module_keys_its_sibling_modules_not_the_rest_of_its_folder(tmp_path):
     path = _tiny(tmp_path, "keyed_flow")
     before = code_digest(path, "keyed_flow")
