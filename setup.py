@@ -32,6 +32,7 @@ INSTALL_REQUIRES = RUNTIME_REQUIRES + [
     "tf-keras==2.21.*",
     "tensorflow-model-optimization==0.8.*",
     "tensorflow-datasets==4.9.*",
+    "importlib-resources>=6",  # tensorflow-datasets preparing a dataset (etils.epath); its metadata asks only < 3.9
     "apache-beam==2.77.*",
     "google-crc32c>=1.5",  # Beam's TFRecord writer needs a CRC32C implementation
     "pydantic>=2.6,<3",

@@ -2,6 +2,7 @@
 import pytest
 
 from edgepipe.components.data import ingest_tfds
+from edgepipe.pipeline.errors import DataError
 
 
 def test_tfds_through_the_real_loader_with_mock_data(tmp_path, run):
@@ -35,3 +36,20 @@ def test_split_fractions_cut_every_tfds_split_at_the_same_percents(tmp_path, run
     ex = out["examples"]
     assert ex.properties["tfds_splits"] == {"train": "train[0%:50%]", "test": "train[50%:100%]"}
     assert ex.splits == ["train", "test"] and ex.properties["source"] == "tfds:mnist:3.0.1"
+
+
+def test_a_prepared_dataset_in_data_dir_is_read_and_split_by_fractions(tmp_path, run):
+    """No mock: TFDS's own test builder (``DummyMnist``, 20 train + 20 test records generated locally) prepared in
+    ``data_dir``, then read by name from there; the fractions cut both TFDS splits, so the counts are exact."""
+    import tensorflow_datasets as tfds
+
+    tfds.testing.DummyMnist(data_dir=str(tmp_path / "tfds")).download_and_prepare()
+    metrics, out = run(ingest_tfds, tmp_path / "o", name="tfds:dummy_mnist:3.0.1", data_dir=str(tmp_path / "tfds"),
+                       split={"train": 0.5, "eval": 0.25, "test": 0.25})
+    assert metrics == {"examples_train": 20, "examples_eval": 10, "examples_test": 10}
+    ex = out["examples"]
+    assert ex.properties["tfds_splits"]["eval"] == "test[50%:75%]+train[50%:75%]"
+    data = ex.read_numpy("test")
+    assert data["x"].shape == (10, 28, 28, 1) and set(data["label"].tolist()) <= set(range(10))
+    with pytest.raises(DataError, match="TFDS dataset 'no_such_dataset' is not available"):
+        run(ingest_tfds, tmp_path / "o2", name="tfds:no_such_dataset", data_dir=str(tmp_path / "tfds"))
