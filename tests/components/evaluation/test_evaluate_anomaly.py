@@ -138,3 +138,12 @@ def test_later_values_outside_the_training_range_still_export_a_verified_int8_mo
     assert agreement["decisive"] >= 0.98 and agreement["all"] >= 0.98, agreement
     assert agreement["score_correlation"] > 0.95
     assert 0 <= agreement["near_threshold"] < report["counts"]["eval"]["windows"] + report["counts"]["test"]["windows"]
+    # the calibration (train windows plus those holding the extremes) makes the int8 input range the clip domain:
+    # nothing the model is fed saturates, and no int8 step is spent outside what it is fed
+    from edgepipe.runtime.litert import io_spec
+
+    q = io_spec(tflite_models.variant_path(gated.chosen).read_bytes())["input"]["quantization"]
+    low, high = (-128 - q["zero_point"]) * q["scale"], (127 - q["zero_point"]) * q["scale"]
+    clip = report["input_clip"]
+    assert low <= clip["min"] + q["scale"] and high >= clip["max"] - q["scale"]
+    assert low >= clip["min"] - 2 * q["scale"] and high <= clip["max"] + 2 * q["scale"]
