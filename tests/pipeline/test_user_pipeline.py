@@ -100,6 +100,24 @@ def test_a_pipeline_file_runs_caches_and_is_listed(tmp_path, capsys):
     assert metrics == {"make": {"value": 6}, "add": {"total": 7}}
 
 
+def test_a_failed_run_of_your_pipeline_resumes_at_the_failed_component(tmp_path, capsys, monkeypatch):
+    path = _tiny(tmp_path / "project", "resumed_flow")
+    path.write_text(path.read_text().replace(
+        '    total = examples.read_json("value.json")["value"] + step\n',
+        '    import os\n    if os.environ.get("RESUMED_FLOW_FAIL"):\n        raise RuntimeError("told to fail")\n'
+        '    total = examples.read_json("value.json")["value"] + step\n'))
+    run = ["run", str(path), "--root", str(tmp_path / "root"), "--output", str(tmp_path / "out")]
+    monkeypatch.setenv("RESUMED_FLOW_FAIL", "1")
+    assert main(run) == 1
+    assert "told to fail" in capsys.readouterr().err
+    monkeypatch.delenv("RESUMED_FLOW_FAIL")
+    assert main(run) == 0
+    assert "(1/2 cached)" in capsys.readouterr().out  # make completed in the failed run and is not repeated
+    assert main(["runs", "--root", str(tmp_path / "root")]) == 0
+    statuses = [line.split()[2] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert statuses == ["complete", "failed"]
+
+
 def test_an_explicit_key_the_function_never_reads_is_refused(tmp_path, capsys):
     path = _tiny(tmp_path / "project", "strict_flow")
     common = ["--root", str(tmp_path / "root"), "--output", str(tmp_path / "out"), "--set", "training.epochs=2"]
