@@ -22,6 +22,7 @@ from typing import Any, Iterator, Sequence
 from edgepipe.pipeline.errors import ConfigError, EdgepipeError, StorageError, describe, describe_os_error
 from edgepipe.pipeline.display import ProgressPrinter, leave_after_interrupt, stop_on_ctrl_c
 from edgepipe.pipeline.cli_cloud import add_cloud_commands, cmd_compile, cmd_execute_node, cmd_submit
+from edgepipe.pipeline.scaffold import add_command as add_init_command, cmd_init
 from edgepipe.runtime import cli as runtime_cli
 
 
@@ -83,9 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--root", default=".edgepipe")
     show.add_argument("--json", action="store_true", help="print the record as JSON")
     show.add_argument("--open", action="store_true", help="print the run's report.html path and open it")
-    init = sub.add_parser("init", help="scaffold a pipeline project of your own (pipeline.py, config, test)")
-    init.add_argument("directory", help="new or empty directory to create the project in")
-    init.add_argument("--name", help="its Python package name (default: the directory's name)")
+    add_init_command(sub)  # `edgepipe init DIR` (pipeline/scaffold.py)
     models = sub.add_parser("models", help="list the model families with one-line descriptions")
     models.add_argument("name", nargs="?", help="show one family's hyperparameters and defaults")
     add_cloud_commands(sub)
@@ -302,17 +301,6 @@ def _print_summary(bundle_dir: Path) -> None:
 def _num(value: Any) -> str:
     """A metric for the summary; None (no positives in a split, no labels) is 'n/a', never a format error."""
     return "n/a" if value is None else f"{value:.3f}"
-
-
-# ---- init ---------------------------------------------------------------------------------------------------------
-def cmd_init(args: argparse.Namespace) -> int:
-    from edgepipe.pipeline.scaffold import create_project
-
-    project = create_project(Path(args.directory), args.name)
-    print(f"created {project.package} in {project.directory}: {', '.join(project.files)}")
-    print(f"next: cd {project.directory} && edgepipe run {project.package}/pipeline.py config.yaml"
-          f" && python -m pytest tests")
-    return 0
 
 
 # ---- models -------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ installable, which a Kubeflow task image needs. The files are package data (``pi
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import keyword
@@ -16,8 +17,6 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from edgepipe.pipeline.errors import ConfigError
 
@@ -30,6 +29,20 @@ class Project:
     directory: Path
     package: str
     files: list[str] = field(default_factory=list)  # relative paths written
+
+
+def add_command(sub) -> None:
+    init = sub.add_parser("init", help="scaffold a pipeline project of your own (pipeline.py, config, test)")
+    init.add_argument("directory", help="new or empty directory to create the project in")
+    init.add_argument("--name", help="its Python package name (default: the directory's name)")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    project = create_project(Path(args.directory), args.name)
+    print(f"created {project.package} in {project.directory}: {', '.join(project.files)}")
+    print(f"next: cd {project.directory} && edgepipe run {project.package}/pipeline.py config.yaml"
+          " && python -m pytest tests")
+    return 0
 
 
 def create_project(directory: Path, name: str | None = None) -> Project:
@@ -67,6 +80,8 @@ def package_name(name: str) -> str:
 def sample_csv(rows: int = SAMPLE_ROWS, seed: int = 0) -> str:
     """Generated readings of a motor: a fault when the electrical power (voltage x current) runs high, with 3%
     of labels flipped (real labels are noisy). Deterministic, so the project's test is repeatable."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     voltage = rng.normal(230.0, 6.0, rows)
     current = rng.uniform(0.5, 10.0, rows)
