@@ -15,7 +15,7 @@ and on the Cortex-M4 target (weights in flash/SRAM): the estimated energy of eac
 evaluation's variant table. Prints one JSON line ``{"benchmark": "device_pruning", ...}``. Target (issue 16):
 energy-aware >= 25% below uniform at <= 1 point metric loss.
 
-Usage: python benchmarks/device.py [--epochs 2] [--examples 32] [--pruning [--sparsity 0.5]]
+Usage: python benchmarks/device.py [--epochs 2] [--examples 32] [--pruning [--sparsity 0.5] [--root DIR]]
 """
 from __future__ import annotations
 
@@ -95,9 +95,10 @@ def pruning_rows(config: str, root: str, epochs: int, overrides: list[str]) -> d
     return {r["variant"]: r for r in json.load(open(found[-1]))}
 
 
-def compare_pruning(config: str, epochs: int, sparsity: float, extra: list[str]) -> dict:
+def compare_pruning(config: str, epochs: int, sparsity: float, extra: list[str], keep: str | None = None) -> dict:
     out = {}
-    with tempfile.TemporaryDirectory() as root, contextlib.redirect_stdout(sys.stderr):
+    with (contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory()) as root, \
+            contextlib.redirect_stdout(sys.stderr):
         for label, target in (("weights_dram", []), ("cortex_m4", ["target.profile=cortex_m4"])):
             rows = pruning_rows(config, root, epochs, [f"prune.target_sparsity={sparsity}", *extra, *target])
             energy, uniform = rows["pruned_int8"], rows["pruned_uniform_int8"]
@@ -116,7 +117,8 @@ def main_pruning(args) -> None:
     for name in args.models:
         started = time.perf_counter()
         extra = EXTRA_PRUNING[name]
-        out[name] = {**compare_pruning(CONFIGS[name], args.epochs, args.sparsity, extra),
+        keep = os.path.join(args.root, name) if args.root else None  # a kept root: reruns reuse training
+        out[name] = {**compare_pruning(CONFIGS[name], args.epochs, args.sparsity, extra, keep),
                      "build_s": round(time.perf_counter() - started, 1)}
     # metric loss in points of a 0-1 metric (F1, accuracy)
     out["target_met"] = {f"{n}/{m}": out[n][m]["energy_reduction_vs_uniform"] >= 0.25
@@ -135,6 +137,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(CONFIGS))
     parser.add_argument("--pruning", action="store_true", help="energy-aware vs uniform pruning instead")
     parser.add_argument("--sparsity", type=float, default=0.5)
+    parser.add_argument("--root", help="--pruning: keep the pipeline roots here (a rerun reuses the training)")
     args = parser.parse_args()
     if args.pruning:
         return main_pruning(args)

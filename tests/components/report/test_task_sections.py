@@ -80,7 +80,9 @@ def test_classification_confusion_matrix_and_per_class_numbers_match_the_evaluat
     run, page, props = classification
     metrics = run["evaluation"].read_json("evaluation.json")["metrics"]
     assert props["task"] == "classification"
-    assert props["sections"] == ["data", "training", "evaluation", "lowest_confidence", "network", "models"]
+    assert props["sections"] == ["data", "training", "evaluation", "lowest_confidence", "network", "models",
+                                 "device_energy"]
+    assert set(images(section_html(page, "device_energy"))) == {"energy per op"}  # int8_ptq's energy per op
     evaluation = section_html(page, "evaluation")
     assert set(images(evaluation)) == {"confusion matrix"}
     rows = table_rows(evaluation)
@@ -256,7 +258,7 @@ def test_a_task_adds_and_replaces_sections_through_the_registry(classification, 
         return '<section id="training"><h2>Toy training</h2></section>'
 
     assert [s.name for s in sections_for("toy_task")] == ["data", "training", "evaluation", "toy", "network",
-                                                         "models"]
+                                                         "blessing", "models", "device_energy"]
     page, props = render(tmp_path, model=run["model"], evaluation=run["evaluation"], task="toy_task")
     metrics = run["evaluation"].read_json("evaluation.json")["metrics"]
     assert section_html(page, "toy") == f"<h2>Toy</h2>{metrics['accuracy']}"
@@ -286,7 +288,7 @@ def test_anomaly_report_without_examples_keeps_its_pictures(anomaly, tmp_path):
     assert set(images(section_html(page, "evaluation"))) == {"anomaly score timeline per series",
                                                              "score histogram normal vs anomalous"}
     assert set(images(page)) == {"training loss per epoch", "anomaly score timeline per series",
-                                 "score histogram normal vs anomalous"}
+                                 "score histogram normal vs anomalous", "energy per op"}
     assert "examples input" in section_html(page, "embedding") and "Activations not drawn" in page
     thresholds = anomaly["evaluation"].read_json("evaluation.json")["thresholds"]
     assert all(f"<td>{v:.4g}</td>" in section_html(page, "models") for v in thresholds.values())
