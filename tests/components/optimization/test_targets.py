@@ -70,3 +70,20 @@ def test_primary_is_the_best_metric_int8_variant_that_fits():
     # without a target nothing changes: the auto preference order
     plain = [{k: v for k, v in r.items() if k not in ("fits", "fit_reasons", "target")} for r in rows]
     assert gated_primary("auto", plain)[0] == "pqat"
+
+
+def test_target_section_is_validated_in_one_line():
+    from edgepipe.pipeline.config import load_config
+
+    cfg = load_config(None, ["target.profile=cortex_m7", "target.ram_kb=256",
+                             "target.energy_table={sram_read_32bit: 2.5}"])
+    assert cfg.target.resolved()["ram_kb"] == 256 and cfg.target.resolved()["op_set"] == "tflm"
+    assert load_config(None).target.resolved() is None
+    for override, expected in [("target.profile=cortex_m9", "config key 'target.profile': must be one of"),
+                               ("target.flash_kb=-1", "config key 'target.flash_kb'"),
+                               ("target.energy_table={sram_reed_32bit: 1}", "unknown key.*sram_reed_32bit"),
+                               ("target.memory={weights: flash}", "no flash_read_32bit"),
+                               ("target.flashkb=64", "unknown config key 'target.flashkb'")]:
+        with pytest.raises(ConfigError, match=expected) as info:
+            load_config(None, [override])
+        assert "\n" not in str(info.value)
