@@ -100,6 +100,19 @@ def test_a_pipeline_file_runs_caches_and_is_listed(tmp_path, capsys):
     assert metrics == {"make": {"value": 6}, "add": {"total": 7}}
 
 
+def test_a_module_function_reference_runs_from_the_project_folder(tmp_path, capsys, monkeypatch):
+    package = tmp_path / "refproj"
+    _tiny(package, "flow")
+    (package / "__init__.py").write_text("")
+    flow = package / "flow.py"
+    flow.write_text(flow.read_text().replace("from flow_helpers", "from refproj.flow_helpers"))
+    monkeypatch.chdir(tmp_path)  # like `python -m`: the project's folder is where its package is found
+    assert main(["run", "refproj.flow:create_pipeline", "--root", "root", "--output", "out"]) == 0
+    assert "(0/2 cached)" in capsys.readouterr().out
+    assert main(["show", "latest", "--root", "root", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["run"]["pipeline"] == "flow"
+
+
 def test_a_failed_run_of_your_pipeline_resumes_at_the_failed_component(tmp_path, capsys, monkeypatch):
     path = _tiny(tmp_path / "project", "resumed_flow")
     path.write_text(path.read_text().replace(
