@@ -81,11 +81,15 @@ def bless_model(evaluation: Input[ModelEvaluation], blessing: Output[ModelBlessi
     ``primary``/``min_agreement``/``max_metric_drop`` are the export's, to name the variant the gate will ship."""
     from edgepipe import tasks
     from edgepipe.components.evaluation.variants import gate
+    from edgepipe.pipeline.errors import VerificationError
     from edgepipe.tasks.variants import gated_primary
 
     declared = tasks.get(task or "")
     rows = gate(evaluation.read_json("variants.json"), min_agreement, max_metric_drop)
-    chosen, _ = gated_primary(primary, rows)
+    try:
+        chosen, _ = gated_primary(primary, rows)
+    except VerificationError:  # no variant can ship: the export refuses on its own; compare the named one, if any
+        chosen = None if primary == "auto" else primary
     row = next((r for r in rows if r["variant"] == chosen), {})
     metric = declared.metric
     doc: dict[str, Any] = {
@@ -118,7 +122,7 @@ def bless_model(evaluation: Input[ModelEvaluation], blessing: Output[ModelBlessi
 
 def refusal(doc: dict[str, Any], chosen: str) -> str | None:
     """The export gate's one line when the shipped variant ``chosen`` is not blessed, else None."""
-    candidate = (doc.get("candidate") or {}).get("per_variant", {}).get(chosen, doc["candidate"]["metric"])
+    candidate = doc["candidate"].get("per_variant", {}).get(chosen)
     base = doc.get("baseline") or {}
     blessed, regression, _ = verdict(candidate, base.get("metric"), doc["max_regression"], doc["higher_is_better"])
     if blessed:
@@ -128,14 +132,20 @@ def refusal(doc: dict[str, Any], chosen: str) -> str | None:
             f"{doc['max_regression']}; nothing exported")
 
 
-def summary(doc: dict[str, Any]) -> dict[str, Any]:
-    """What bundle.json and evaluation.json carry of the blessing (no per-variant detail)."""
+def summary(doc: dict[str, Any], chosen: str) -> dict[str, Any]:
+    """What bundle.json and evaluation.json carry of the blessing of the shipped variant ``chosen`` (the gate's
+    choice: the one the blessing named, unless the gate's rules choose another, which is then judged here)."""
     base = doc.get("baseline") or {}
-    return {"blessed": doc["blessed"], "metric_name": doc["metric_name"], "candidate_variant":
-            doc["candidate"]["variant"], "candidate_metric": doc["candidate"]["metric"],
-            "baseline_bundle": base.get("bundle"), "baseline_run": base.get("run"),
-            "baseline_metric": base.get("metric"), "regression": doc["regression"],
-            "max_regression": doc["max_regression"], "reason": doc["reason"]}
+    if chosen == doc["candidate"]["variant"]:
+        candidate, regression, reason = doc["candidate"]["metric"], doc["regression"], doc["reason"]
+    else:
+        candidate = doc["candidate"].get("per_variant", {}).get(chosen)
+        _, regression, reason = (True, None, doc["reason"]) if not base else verdict(
+            candidate, base.get("metric"), doc["max_regression"], doc["higher_is_better"])
+    return {"blessed": True, "metric_name": doc["metric_name"], "candidate_variant": chosen,
+            "candidate_metric": candidate, "baseline_bundle": base.get("bundle"), "baseline_run": base.get("run"),
+            "baseline_metric": base.get("metric"), "regression": regression,
+            "max_regression": doc["max_regression"], "reason": reason}
 
 
 # ---- baseline scorers ------------------------------------------------------------------------------------------

@@ -103,4 +103,4 @@ def check_blessing(blessing, chosen: str) -> dict[str, Any] | None:
     why = refusal(doc, chosen)
     if why:
         raise VerificationError(why)
-    return summary(doc)
+    return summary(doc, chosen)
