@@ -54,8 +54,12 @@ def detection_metrics(errors: np.ndarray, labels: np.ndarray, limit: float | Non
     fn = int((~flagged & labels).sum())
     tn = int((~flagged & ~labels).sum())
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    f1 = (2 * precision * recall / (precision + recall) if precision is not None and recall is not None
-          and (precision + recall) > 0 else (0.0 if tp == 0 and (fp or fn) else None))
+    if tp + fn == 0:  # no labelled anomaly (unlabelled data, or none in this split): recall, so F1, is undefined
+        f1 = None
+    elif precision is not None and recall is not None and precision + recall > 0:
+        f1 = 2 * precision * recall / (precision + recall)
+    else:  # anomalies labelled, none of them flagged
+        f1 = 0.0
     return {**result, "flagged": int(flagged.sum()), "tp": tp, "fp": fp, "fn": fn, "tn": tn,
             "precision": precision, "recall": recall, "f1": f1}
 

@@ -26,6 +26,11 @@ def test_detection_metrics_counts_and_undefined_values():
     assert nothing_flagged["precision"] is None and nothing_flagged["recall"] == 0.0 and nothing_flagged["f1"] == 0.0
     no_anomalies = detection_metrics(errors, np.zeros(5), 10.0)
     assert no_anomalies["recall"] is None and no_anomalies["f1"] is None and no_anomalies["auc"] is None
+    # unlabelled data with windows flagged: every flag is unconfirmed, F1 undefined (was 0.0, so the metric gate
+    # compared 0.0 with 0.0 instead of saying it could not apply)
+    flagged_unlabelled = detection_metrics(errors, np.zeros(5), 0.5)
+    assert flagged_unlabelled["precision"] == 0.0 and flagged_unlabelled["recall"] is None
+    assert flagged_unlabelled["f1"] is None
     assert detection_metrics(errors, labels, None)["f1"] is None
 
 
