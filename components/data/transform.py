@@ -54,7 +54,8 @@ def fit_transform(stats: dict, spec: dict, numeric: str, categorical: str, vocab
                   clip: float | None = None) -> dict:
     """``transform.json`` from one split's statistics (train): per numeric feature its scaling and the raw value
     a missing one becomes (``fill``: None when ``impute`` is none, so NaN stays NaN), per string feature its
-    vocabulary; ``outputs``: the model input columns, in order."""
+    vocabulary; ``outputs``: the model input columns it writes (a model stacks them in the transformed Examples'
+    feature-spec order, which the bundle records as ``preprocessing.features``)."""
     features, passthrough, outputs = {}, [], []
     for name, desc in spec.items():
         st = stats["features"].get(name, {})
