@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from edgepipe.pipeline.config import Config
+from edgepipe.pipeline.config import Config, explicit_keys
 from edgepipe.pipeline.errors import ConfigError
 from edgepipe.pipeline.templates.plan import Plan
 from edgepipe.pipeline.templates.sources import examples_ingest, series_source
@@ -95,6 +95,10 @@ def _examples(cfg: Config, plan: Plan, ctx: Context) -> None:
                                  max_missing_increase=sc.max_missing_increase, fail_on=list(sc.fail_on))
     ctx.nodes += [statistics, schema, validate]
     if ingest.component.name not in TABLE_INGESTS:
+        given = [k for k in explicit_keys(cfg) if k.startswith("transform.")]
+        if given:  # declared for the examples stage, but only a table reads them
+            raise ConfigError(f"config key '{given[0]}': the transform applies to tables (a CSV source); "
+                              f"data.source '{cfg.data.source}' is read by {ingest.component.name}")
         return
     transform = transform_features(examples=ctx.examples, statistics=statistics.outputs["statistics"],
                                    schema=schema.outputs["schema"], validation=validate.outputs["report"],

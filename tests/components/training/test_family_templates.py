@@ -73,3 +73,11 @@ def test_bad_family_settings_fail_when_the_pipeline_is_built(override, what, tmp
 def test_unknown_family_is_a_config_error_at_load(tmp_path):
     with pytest.raises(ConfigError, match="model.family"):
         load_config(CONFIGS / "cnn.yaml", ["model.family=transformer"])
+
+
+def test_transform_keys_are_refused_where_no_table_is_transformed(tmp_path):
+    with pytest.raises(ConfigError, match=r"'transform.numeric': the transform applies to tables .* ingest_npz"):
+        build_pipeline(load_config(CONFIGS / "cnn.yaml", [f"pipeline.root={tmp_path}", "transform.numeric=minmax"]))
+    mlp = build_pipeline(load_config(CONFIGS / "mlp.yaml", [f"pipeline.root={tmp_path}", "transform.numeric=minmax"]))
+    assert mlp.node("transform_features").params["numeric"] == "minmax"
+
