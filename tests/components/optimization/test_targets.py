@@ -87,3 +87,40 @@ def test_target_section_is_validated_in_one_line():
         with pytest.raises(ConfigError, match=expected) as info:
             load_config(None, [override])
         assert "\n" not in str(info.value)
+
+
+def test_convert_judges_each_variant_and_the_export_gate_ships_only_what_fits(trained_model, qat_model,
+                                                                             windows_examples, tmp_path):
+    """convert_tflite -> evaluation rows -> export gate, on the real tiny detector: every variant carries its
+    judgement, the primary is an int8 variant that fits, and a device nothing fits refuses the export (exit 4)."""
+    from edgepipe.components.evaluation.anomaly import evaluate_anomaly
+    from edgepipe.components.export.gate import gate_variants
+    from edgepipe.components.optimization import convert_tflite
+    from edgepipe.pipeline.artifacts import ModelEvaluation, TFLiteModels
+
+    def judged(name, target):
+        tflite = TFLiteModels(tmp_path / name)
+        convert_tflite.fn(examples=windows_examples, model=trained_model, qat_model=qat_model, tflite=tflite,
+                          representative_samples=16, variants=["float32", "int8_ptq", "int8_qat"], target=target)
+        tflite.finalize()
+        evaluation = ModelEvaluation(tmp_path / f"{name}-eval")
+        evaluate_anomaly(examples=windows_examples, model=trained_model, tflite=TFLiteModels.open(tflite.path),
+                         evaluation=evaluation, latency_runs=2)
+        evaluation.finalize()
+        evaluation = ModelEvaluation.open(evaluation.path)
+        return TFLiteModels.open(tflite.path), evaluation
+
+    tflite, evaluation = judged("m4", resolve("cortex_m4"))
+    index = tflite.read_json("variants.json")
+    assert {n: e["target"]["fits"] for n, e in index.items()} == {"float32": False, "int8_ptq": True, "int8_qat": True}
+    assert tflite.properties["target"]["name"] == "cortex_m4"
+    rows = {r["variant"]: r for r in evaluation.read_json("variants.json")}
+    assert rows["float32"]["fits"] is False and rows["float32"]["fit_reasons"][0].startswith("int8 only")
+    gated = gate_variants(tflite, evaluation, evaluation.read_json("evaluation.json"), 0.0, None, "auto")
+    assert gated.chosen in ("int8_ptq", "int8_qat") and "device target cortex_m4" in gated.reason
+
+    smallest = min(e["size_bytes"] for e in index.values())
+    tflite, evaluation = judged("tiny", resolve("cortex_m4", flash_kb=smallest / 1024 / 2))
+    with pytest.raises(VerificationError, match=r"no int8 variant fits cortex_m4 \(custom\): .*int8_ptq: flash: "
+                                                r"model [\d.]+ KB > [\d.]+ KB"):
+        gate_variants(tflite, evaluation, evaluation.read_json("evaluation.json"), 0.0, None, "auto")
