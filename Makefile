@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 
 $(STAMP): $(BIN)/python setup.py requirements.lock
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,serve,ui,micro]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,serve,ui,micro,search]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -54,6 +54,8 @@ UI_REQUIRES = ["fastapi>=0.110", "uvicorn>=0.29", "jinja2>=3.1", "python-multipa
 # The microcontroller check (components/export/micro.py): the int8 model run under TensorFlow Lite Micro's Python
 # interpreter, its arena recorded. Only dev builds are published (0.dev<date>), so the lock pins one.
 MICRO_REQUIRES = ["tflite-micro>=0.dev0"]
+# The budget search (pipeline/search.py, `search.trials`): Optuna's seeded TPE sampler over the declared space.
+SEARCH_REQUIRES = ["optuna>=4,<5"]
 
 setup(
     name="edgepipe",
@@ -78,6 +80,7 @@ setup(
         "serve": SERVE_REQUIRES,
         "ui": UI_REQUIRES,
         "micro": MICRO_REQUIRES,
+        "search": SEARCH_REQUIRES,
         "rl": RL_REQUIRES,  # + `pip install --no-deps tf-agents==0.19.0` (see RL_REQUIRES, `make rl`)
         # compile (kfp), submit (aiplatform) and run the Beam components on Dataflow (apache-beam[gcp])
         "kfp": ["kfp==2.17.*"],

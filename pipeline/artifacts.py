@@ -330,6 +330,14 @@ class ModelBlessing(Artifact):
     type_name = "ModelBlessing"
 
 
+class SearchResults(Artifact):
+    """A budget search's trials (``search.json``: params, metric, flash, arena, latency, energy, fits, Pareto flag,
+    the best trial under the budget; ``pipeline/search.py``)."""
+
+    type_name = "SearchResults"
+    filename = "search.json"
+
+
 class Report(Artifact):
     """A self-contained HTML report of a run (``report.html``: inline CSS, plots embedded as base64 PNG)."""
 
@@ -378,7 +386,7 @@ class Bundle(Artifact):
 ARTIFACT_TYPES: dict[str, type[Artifact]] = {
     cls.type_name: cls
     for cls in (Artifact, Examples, ExampleStatistics, Schema, ValidationReport, Rejects, TransformParams, Model,
-                TFLiteModels, ModelEvaluation, ModelBlessing, Report, Bundle)
+                TFLiteModels, ModelEvaluation, ModelBlessing, SearchResults, Report, Bundle)
 }
 
 

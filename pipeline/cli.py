@@ -167,13 +167,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_output(args.output, Path(args.root or config.pipeline.root))
     if pipeline_ref:  # your pipeline (pipeline/user_pipeline.py): its function builds the DAG from the config
         pipeline = user_pipeline.load(pipeline_ref).build(config)
-    else:
+    elif not config.search.trials:  # a budget search builds one pipeline per trial (pipeline/search.py)
         from edgepipe.pipeline.templates import build_pipeline  # imports components (TF, Beam): after validation
 
         pipeline = build_pipeline(config)
     root = Path(args.root or config.pipeline.root)
     log_file = None if args.verbose else root / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
     with _native_stderr_to(log_file):
+        if config.search.trials:
+            from edgepipe.pipeline.search import cmd_search
+
+            return cmd_search(args, config, pipeline_ref, log_file)
         return _run_pipeline(args, config, pipeline, root, log_file)
 
 

@@ -290,6 +290,29 @@ class TargetSection(Section):
         return self
 
 
+class SearchSection(Section):
+    """Budget search (pipeline/search.py): ``trials`` Optuna trials (0: off) over the declared ``space``
+    (dimension -> choices; dimensions in ``search.DIMENSIONS``), each a cached run of the normal pipeline; the best
+    trial whose variant fits ``target`` is exported."""
+    trials: int = Field(0, ge=0)
+    seed: int = 0
+    space: dict[str, list[Any]] = Field(default_factory=lambda: {
+        "width": [0.25, 0.5, 1.0], "depth": [1, 2], "window": [16, 32], "sparsity": [0.5, 0.8],
+        "quantization": ["int8_ptq", "int8_qat", "pruned_int8", "pqat"]})
+
+    @field_validator("space")
+    @classmethod
+    def _known_dimensions(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        from edgepipe.pipeline.search import DIMENSIONS  # data only: no TensorFlow, no Optuna
+
+        for name, choices in value.items():
+            if name not in DIMENSIONS:
+                raise ValueError(f"unknown dimension '{name}' (known: {', '.join(DIMENSIONS)})")
+            if not isinstance(choices, list) or not choices:
+                raise ValueError(f"'{name}' needs a non-empty list of choices")
+        return value
+
+
 class Config(Section):
     _source: str = PrivateAttr("config")  # the YAML file (or --config-json) it came from, for error lines
 
@@ -309,6 +332,7 @@ class Config(Section):
     export: ExportSection = Field(default_factory=ExportSection)
     target: TargetSection = Field(default_factory=TargetSection)
     retrain: RetrainSection = Field(default_factory=RetrainSection)
+    search: SearchSection = Field(default_factory=SearchSection)
 
     @model_validator(mode="after")
     def _window_fits_model(self) -> "Config":

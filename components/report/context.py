@@ -16,7 +16,7 @@ import numpy as np
 
 from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import (ExampleStatistics, Examples, Model, ModelBlessing, ModelEvaluation,
-                                         Rejects, TFLiteModels)
+                                         Rejects, SearchResults, TFLiteModels)
 from edgepipe.pipeline.errors import ConfigError
 
 ANOMALY = "anomaly"  # the windowed sensor detector: evaluate_anomaly's evaluation.json has no ``task`` key
@@ -61,6 +61,7 @@ class ReportContext:
     tflite: TFLiteModels | None = None
     examples: Examples | None = None
     blessing: ModelBlessing | None = None  # a retrain's comparison with the last exported bundle
+    search: SearchResults | None = None  # a budget search's trials (pipeline/search.py)
     params: dict[str, Any] = field(default_factory=dict)
 
     def param(self, name: str, default: Any = None) -> Any:

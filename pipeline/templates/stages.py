@@ -37,6 +37,7 @@ class Context:
     primary: str = "auto"
     evaluation: Any = None
     blessing: Any = None  # a retrain's comparison with the last exported bundle (retrain.py)
+    search: Any = None  # a budget search's trials (pipeline/search.py), drawn by the report
     report: Any = None
 
 

@@ -42,7 +42,7 @@ def _load() -> None:
     """Import the built-in section modules (explicit imports: the cache key follows them)."""
     from edgepipe.components.report.sections import (anomaly, blessing, classification, common,  # noqa: F401
                                                      control, device, generation, network, reconstruction,
-                                                     regression, segmentation)
+                                                     regression, search, segmentation)
 
 
 def sections_for(task: str | None) -> list[Section]:
