@@ -188,7 +188,9 @@ def run_search(config, runner, on_trial: Callable[[dict[str, Any]], None] = lamb
         return float(record.get("metric") or 0.0)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=s.seed, constraints_func=lambda t: t.user_attrs["constraint"])
+    # TPE's default 10 random start-up trials would be the whole of a small search: a third of them, 2 to 10
+    sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(2, min(10, s.trials // 3)),
+                                         multivariate=True, constraints_func=lambda t: t.user_attrs["constraint"])
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=s.trials, catch=())
     pareto(trials)
