@@ -5,16 +5,23 @@ configs/nab.yaml`` with one set of overrides for all series (:data:`CONFIG`: tra
 as a detector installed on a new machine would be; no labels used in training), then the whole series goes through
 the exported bundle with the runtime (``Bundle.predict`` on the raw series: causal likelihood and alert onsets,
 ``runtime/likelihood.py``). Per series and in total: exported or why not, labelled windows detected (an alert
-inside the window), delay from the window's start, false alerts outside windows, int8/Keras agreement; and, from
+inside the window), delay from the window's start, false alerts outside windows, int8/Keras agreement (decisions on
+all windows, on the windows clear of the threshold that the gate judges, score rank correlation); and, from
 the same series in the same run, a causal rolling z-score baseline (each value against its previous 288 samples,
 alert at |z| > 4, the same refractory period). Prints one JSON line with the totals; ``--table FILE`` writes the
 per-series Markdown table.
 
 Usage: python benchmarks/anomaly_corpus.py [--limit N] [--match TEXT] [--table docs/anomaly_corpus.md]
-                                           [--work DIR [--rescore]] [--full] [--set key=value ...]
+           [--work DIR [--rescore] [--label=-NAME]] [--jobs N] [--interleave] [--full] [--likelihood KEY=VALUE ...]
+           [--set key=value ...]
 
-``--work DIR`` keeps each series' pipeline root under DIR (default: a temporary folder per series), so a re-run after
-a change to the evaluation or the export re-uses the cached training steps.
+Only the variants ``convert.primary: auto`` can ship are converted (:data:`FAST`; ``--full``: the default list), which
+cannot change the shipped bundle. ``--work DIR`` keeps each series' pipeline root under DIR (default: a temporary
+folder per series), so a re-run after a change to the evaluation or the export re-uses the cached training steps;
+``--rescore`` then only streams the series again through the bundles a run left there (a change to the runtime's
+scoring, or ``--likelihood`` parameters: a sensitivity check, never a per-series setting); ``--label`` keeps another
+setting's bundle beside the first on the same cached root (e.g. ``--label=-noclip --set evaluate.input_clip=none``).
+``--interleave`` takes the groups in turn, so a run cut short still samples every group.
 """
 from __future__ import annotations
 

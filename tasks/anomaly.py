@@ -101,7 +101,7 @@ def series_summary(doc: dict[str, Any], report: dict[str, Any], table: str) -> s
                   + (f" (F1 bound {metrics['metric_gate']})" if "metric_gate" in metrics else "")
                   + f"; `model.tflite` is variant `{doc['primary_variant']}`."
               + (f" Why: {doc['primary_reason']}." if doc.get("primary_reason") else ""),
-              f"int8 input: scale {q.get('scale')}, zero point {q.get('zero_point')} "
+              f"int8 input: scale {fmt(q.get('scale'))}, zero point {fmt(q.get('zero_point'))} "
               f"(q = round(x / scale) + zero_point).", "",
               "## All variants (`variants.json`)", "", table,
               "Built with " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + ".", ""]

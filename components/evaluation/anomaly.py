@@ -59,6 +59,8 @@ def evaluate_anomaly(model: Model, evaluation: ModelEvaluation, examples: Exampl
         else:
             warnings.append(f"split '{split}' is missing")
     domain = _input_domain(examples, "train" in present, input_clip)
+    if input_clip == "train_range" and domain is None:
+        warnings.append("the normal train windows are constant: no input clip (nothing to clip to)")
     keras_model = model.load_keras()
     # one batch of BATCH windows per call: the same chunks Keras predict(batch_size=BATCH) and ModelRunner use
     predictors: dict[str, Any] = {REFERENCE: keras_model.predict_on_batch}
@@ -167,7 +169,8 @@ def _stream_errors(windows: Examples, splits: list[str], predictors: dict[str, A
 
 
 def _input_domain(windows: Examples, has_train: bool, input_clip: str) -> dict[str, float] | None:
-    """``{"min", "max"}`` of the normal train windows (normalized) for ``train_range``; None for ``none``."""
+    """``{"min", "max"}`` of the normal train windows (normalized) for ``train_range``; None for ``none`` or when
+    they are constant (min == max: bundle.json's input_clip needs max > min)."""
     from edgepipe.components.training.inputs import iter_windows
     from edgepipe.pipeline.errors import ConfigError
 
@@ -181,6 +184,8 @@ def _input_domain(windows: Examples, has_train: bool, input_clip: str) -> dict[s
             low, high = min(low, float(np.min(batch["window"]))), max(high, float(np.max(batch["window"])))
     if low > high:
         raise ConfigError("evaluate.input_clip=train_range needs normal training windows")
+    if low == high:  # constant training data (a flat line): no range to clip to; the model sees the raw window
+        return None
     return {"min": low, "max": high}
 
 

@@ -78,8 +78,9 @@ def decisive_agreement(errors: np.ndarray, limit: float | None, reference: np.nd
 
     Why: a window scored within a few percent of the threshold is a coin toss for any model -- int8 rounding moves
     scores by a few percent, so such windows flip without either decision being wrong. What a user needs from the
-    int8 file is that every *clear* decision (well above or well below the threshold) is the float model's. None
-    when undefined (no threshold, or every window in the band)."""
+    int8 file is that every *clear* decision (well above or well below the threshold) is the float model's. Where no
+    window is clear of the band (a flat series: every score 0, and so the threshold), decisions on all windows are
+    judged instead. None when undefined (no threshold or no window)."""
     if limit is None or reference_limit is None or len(errors) == 0:
         return None, 0
     reference = np.asarray(reference, dtype=np.float64)
@@ -87,7 +88,7 @@ def decisive_agreement(errors: np.ndarray, limit: float | None, reference: np.nd
     outside = (reference < low) | (reference > high)
     near = int((~outside).sum())
     if not outside.any():
-        return None, near
+        outside[:] = True
     same = (np.asarray(errors)[outside] > limit) == (reference[outside] > reference_limit)
     return float(same.mean()), near
 

@@ -147,3 +147,25 @@ def test_later_values_outside_the_training_range_still_export_a_verified_int8_mo
     clip = report["input_clip"]
     assert low <= clip["min"] + q["scale"] and high >= clip["max"] - q["scale"]
     assert low >= clip["min"] - 2 * q["scale"] and high <= clip["max"] + 2 * q["scale"]
+
+
+def test_a_flat_training_series_has_no_clip_range_and_is_still_gated(trained_model, tflite_models, tmp_path):
+    """NAB's art_flatline: constant training windows give no [min, max] to clip to (bundle.json needs max > min),
+    and with every window on the threshold none is clear of it, so the gate judges decisions on all windows."""
+    import tensorflow as tf
+
+    from tests.components.fixtures import STRIDE, _example, make_windows_examples
+
+    windows = make_windows_examples(tmp_path / "w")
+    for split, (n, _) in SPLITS.items():  # same layout, every window the same constant
+        path = windows.split_dir(split) / "data-00000-of-00001"
+        with tf.io.TFRecordWriter(str(path), options=tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+            for i in range(n):
+                writer.write(_example(np.full((16, 2), 0.5, np.float32), 0, f"m{i % 2}", STRIDE * i))
+    evaluation = ModelEvaluation(tmp_path / "e")
+    evaluate_anomaly(examples=windows, model=trained_model, tflite=tflite_models, evaluation=evaluation,
+                     latency_runs=3)
+    report = evaluation.read_json("evaluation.json")
+    assert report["input_clip"] is None and any("constant" in w for w in report["warnings"])
+    for variant, agreement in report["agreement"].items():
+        assert agreement["decisive"] == agreement["all"] is not None, variant

@@ -52,7 +52,10 @@ def test_decisive_agreement_leaves_out_only_the_band_around_the_reference_thresh
     assert decisive_agreement(flipped_clear, 1.0, reference, 1.0, band=0.1) == (pytest.approx(2 / 3), 2)
     assert decisive_agreement(flipped_near, 1.0, reference, 1.0, band=0.0)[0] == pytest.approx(0.6)
     assert decisive_agreement(reference, None, reference, 1.0, 0.1) == (None, 0)
-    assert decisive_agreement(np.array([1.0]), 1.0, np.array([1.01]), 1.0, 0.1) == (None, 1)  # all in the band
+    assert decisive_agreement(reference, 1.0, reference, 1.0, 0.1)[0] == 1.0
+    flat = np.zeros(4)  # a flat series: every score 0, threshold 0, no window clear of it: all windows judged
+    assert decisive_agreement(flat, 0.0, flat, 0.0, 0.1) == (1.0, 4)
+    assert decisive_agreement(np.array([1.2, 0.0]), 1.0, np.array([1.05, 1.01]), 1.0, 0.1) == (0.5, 2)
 
 
 def test_rank_correlation_is_spearman_and_undefined_for_constants():
