@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from edgepipe.pipeline.errors import ConfigError, VerificationError
+from edgepipe.pipeline.errors import ConfigError, EdgepipeError, VerificationError
 
 OBJECTIVES = (("metric", "max"), ("flash_bytes", "min"), ("arena_bytes", "min"), ("latency_ms", "min"),
               ("energy_uj", "min"))
@@ -106,6 +106,13 @@ def measure(config, pipeline, result) -> dict[str, Any]:
     rows = gate(result.artifact(evaluation, "evaluation").read_json("variants.json"), config.export.min_agreement,
                 config.export.max_metric_drop)
     variant = config.convert.primary
+    if variant == "auto":  # no quantization dimension: the variant the export gate picks among those produced
+        from edgepipe.tasks.variants import gated_primary
+
+        try:
+            variant = gated_primary(variant, rows)[0]
+        except EdgepipeError as err:  # nothing fits / no int8 variant: the export refused this trial
+            return {"error": str(err)}
     row = next((r for r in rows if r["variant"] == variant), None)
     if row is None:
         return {"error": f"variant {variant} not in the variant table"}

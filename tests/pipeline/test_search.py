@@ -93,3 +93,15 @@ def test_a_budget_nothing_fits_is_exit_4_with_each_trials_numbers(tmp_path, caps
     assert code == 4
     assert "none of 1 trials fits the target custom: trial 0 {" in err and "flash: model" in err and "> 1 KB" in err
     assert not (tmp_path / "bundle").exists()
+
+
+def test_without_a_quantization_dimension_the_gate_picks_the_trials_variant(tmp_path, capsys):
+    """No ``quantization`` in the space: convert.primary stays auto and the trial is judged on the variant the
+    export gate would ship among those produced (here the only int8 one), so a budget it misses is still exit 4."""
+    args = ["run", "--root", str(tmp_path / "root"), "--set", "training.epochs=1", "--set", "search.trials=1",
+            "--set", "search.space={width: [0.25]}", "--set", "convert.variants=[float32, int8_ptq]"]
+    assert cli.main([*args, "--output", str(tmp_path / "fits"), *BUDGET]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "fits" / "bundle.json").read_text())["primary_variant"] == "int8_ptq"
+    code = cli.main([*args, "--output", str(tmp_path / "none"), "--set", "target.ram_kb=1"])
+    err = capsys.readouterr().err
+    assert code == 4 and "none of 1 trials fits" in err and "int8_ptq" in err and "RAM: arena" in err
