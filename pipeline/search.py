@@ -172,6 +172,9 @@ def run_search(config, runner, on_trial: Callable[[dict[str, Any]], None] = lamb
     def objective(trial: "optuna.Trial") -> float:
         params = {name: trial.suggest_categorical(name, choices) for name, choices in space.items()}
         record: dict[str, Any] = {"number": trial.number, "params": params}
+        earlier = next((t["number"] for t in trials if t["params"] == params), None)
+        if earlier is not None:  # TPE may propose a combination again: its run is all cache hits
+            record["repeat_of"] = earlier
         try:
             trial_cfg = trial_config(base, params, source, root)
             pipeline = build_pipeline(trial_cfg)

@@ -19,8 +19,8 @@ PANELS = (("flash_bytes", "flash (KB)", 1 / 1024, "flash_kb"), ("arena_bytes", "
 
 
 def pareto_chart(record: dict[str, Any]) -> str | None:
-    """Metric (y) against each cost (x): feasible trials filled, infeasible hollow, the Pareto front joined in
-    cost order, the exported trial starred, the target's budget a dashed vertical line."""
+    """Metric (y) against each cost (x): feasible trials (fit the target, pass the export gate) filled, the others
+    hollow, the Pareto front joined in cost order, the exported trial starred, the budget a dashed vertical line."""
     from edgepipe.components.report.plots import _figure, _png
 
     trials = [t for t in record.get("trials") or [] if t.get("metric") is not None]
@@ -35,7 +35,7 @@ def pareto_chart(record: dict[str, Any]) -> str | None:
             chosen = [t for t in points if bool(t.get("feasible")) == feasible]
             if chosen:
                 ax.scatter([t[key] * scale for t in chosen], [t["metric"] for t in chosen], s=24,
-                           label="fits" if feasible else "does not fit", **style)
+                           label="feasible" if feasible else "over budget or refused by the gate", **style)
         front = sorted((t for t in points if t.get("pareto")), key=lambda t: t[key])
         if front:
             ax.plot([t[key] * scale for t in front], [t["metric"] for t in front], color="#55a868", lw=1,
@@ -72,9 +72,10 @@ def search(ctx: ReportContext) -> str | None:
              None if t.get("flash_bytes") is None else t["flash_bytes"] / 1024,
              None if t.get("arena_bytes") is None else t["arena_bytes"] / 1024, t.get("latency_ms"),
              t.get("energy_uj"), t.get("feasible"), t.get("pareto"),
-             "; ".join(t.get("reasons") or []) or t.get("error") or ""] for t in trials]
-    headers = ["trial", *names, "metric", "flash KB", "arena KB", "latency ms", "energy uJ", "fits", "Pareto",
-               "why not"]
+             "; ".join(t.get("reasons") or []) or t.get("error") or "",
+             "" if t.get("repeat_of") is None else f"trial {t['repeat_of']}"] for t in trials]
+    headers = ["trial", *names, "metric", "flash KB", "arena KB", "latency ms", "energy uJ", "feasible", "Pareto",
+               "why not", "repeat of"]
     best = {i for i, t in enumerate(trials) if t.get("best")}
     body = (note + html.figure(pareto_chart(record), "metric against flash, arena, latency and energy")
             + html.table(headers, rows, left=1, highlight=best))
