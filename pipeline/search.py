@@ -154,7 +154,7 @@ def best(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def run_search(config, runner, on_trial: Callable[[dict[str, Any]], None] = lambda t: None,
                progress_for: Callable[[Any], Any] | None = None):
-    """Run ``config.search.trials`` trials; returns (search record, the best trial's RunResult and pipeline).
+    """Run ``config.search.trials`` trials; returns (the search record, the best trial's Config).
     Raises VerificationError (exit 4) with the trials' numbers when no trial fits the target."""
     try:
         import optuna
@@ -167,7 +167,7 @@ def run_search(config, runner, on_trial: Callable[[dict[str, Any]], None] = lamb
     source, root = getattr(config, "_source", "config"), config.pipeline.root
     space = {name: list(choices) for name, choices in s.space.items()}
     trials: list[dict[str, Any]] = []
-    runs: dict[int, tuple[Any, Any]] = {}
+    runs: dict[int, Any] = {}  # trial number -> its Config
 
     def objective(trial: "optuna.Trial") -> float:
         params = {name: trial.suggest_categorical(name, choices) for name, choices in space.items()}
@@ -188,7 +188,7 @@ def run_search(config, runner, on_trial: Callable[[dict[str, Any]], None] = lamb
             if runner.stop_requested or code not in (0, 1, VerificationError.exit_code):
                 raise result.error or KeyboardInterrupt()  # bad data, storage, a stop: no other trial would do better
             record.update(run_id=result.run_id, **measure(trial_cfg, pipeline, result))
-            if code == 1:  # this combination failed in a component: recorded, the search goes on
+            if code:  # a component failed or the export refused: recorded, the search goes on
                 record.update(error=str(result.error), feasible=False)
             runs[trial.number] = trial_cfg
         record.setdefault("feasible", False)
