@@ -9,7 +9,8 @@ comparison and the export gate refuses (exit 4) a candidate worse by more than `
 ``retrain.baseline``: ``last`` is the newest bundle any run of this ``pipeline.name`` exported into this root,
 found through the metadata store (none yet: the first export is blessed as such); a path names an exported bundle
 directory (``bundle.json``); null (the default) adds nothing. The baseline directory is an ``InputPath``: its
-content joins the cache key, so a new export re-blesses, and an unchanged one is a cache hit.
+content joins the cache key. With ``last`` each export becomes the next run's baseline, so repeating a retrain
+re-blesses (and re-exports) against the bundle it just wrote; a fixed bundle path left unchanged is a cache hit.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ def blessing(ctx: ReportContext) -> str | None:
         return None
     doc = ctx.blessing.read_json("blessing.json")
     cand, base = doc["candidate"], doc.get("baseline") or {}
-    verdict = "blessed: exported" if doc["blessed"] else "not blessed: export refused"
+    verdict = "blessed" if doc["blessed"] else "not blessed: export refused"
     body = [html.kpis([("verdict", verdict), (f"candidate {doc['metric_name']}", cand["metric"]),
                        (f"baseline {doc['metric_name']}", base.get("metric")),
                        ("regression", doc["regression"]), ("max_regression", doc["max_regression"])]),
