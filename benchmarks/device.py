@@ -15,7 +15,17 @@ and on the Cortex-M4 target (weights in flash/SRAM): the estimated energy of eac
 evaluation's variant table. Prints one JSON line ``{"benchmark": "device_pruning", ...}``. Target (issue 16):
 energy-aware >= 25% below uniform at <= 1 point metric loss.
 
+``--families [NAME ...]``: every model family of the registry whose variant policy makes int8 models ("full":
+every int8 variant of the catalogue its shipped config enables; "distilled": int8_ptq and the distilled int8_qat;
+None: float32 only, skipped with its float_reason) is built from ``configs/<family>.yaml`` through the normal
+pipeline, cut after ``convert_tflite`` (1 epoch, optimization stages 1 epoch, the config's own architecture), and
+each int8 ``.tflite`` runs under :func:`micro_check`. Prints one JSON line ``{"benchmark": "device_families",
+"families": {family: {variant: {...}}}, "runs_on_tflm": "k of n", "blocked": {family/variant: op or error}}``
+(progress, one line per family, on stderr). Target (issue 16): every int8 variant of every quantizable family runs
+on TFLite Micro with outputs equal to LiteRT's, or is listed with the op that prevents it.
+
 Usage: python benchmarks/device.py [--epochs 2] [--examples 32] [--pruning [--sparsity 0.5] [--root DIR]]
+       python benchmarks/device.py --families [NAME ...] [--examples 16] [--root DIR]
 """
 from __future__ import annotations
 
@@ -129,6 +139,102 @@ def main_pruning(args) -> None:
 
 EXTRA_PRUNING = {"default": ["qat.enabled=false", "cluster.enabled=false"], "cnn": []}
 
+# --families: the cheapest run each config allows; a key is set only where the family's pipeline reads it
+CHEAP = {"training.epochs": 1, "training.fine_tune_epochs": 0, "prune.epochs": 1, "qat.epochs": 1,
+         "cluster.epochs": 1, "training.time_budget_s": 120}
+# model.hparams that size a training loop rather than the model (the DQN's), set only where the config has them
+CHEAP_HPARAMS = {"num_iterations": 300, "eval_interval": 150, "eval_episodes": 2, "epsilon_decay_steps": 150}
+
+
+def int8_variants(policy: str | None, enabled: dict[str, bool]) -> list[str]:
+    """The catalogue's int8 variants a family with variant ``policy`` can have under a config's ``enabled``."""
+    from edgepipe.tasks.variants import DISTILLED, VARIANTS, active_variants
+
+    if policy is None:
+        return []
+    names = [n for n, v in VARIANTS.items() if v.mode == "int8" and (policy == "full" or n in DISTILLED)]
+    return [n for n in active_variants(names, enabled) if n != "float32"]
+
+
+def family_config(name: str, root: str, overrides: list[str]):
+    """``configs/<name>.yaml`` made cheap (CHEAP / CHEAP_HPARAMS where read) with ``overrides``; its int8 variants."""
+    from edgepipe.models.registry import family
+    from edgepipe.pipeline.config import load_config
+    from edgepipe.pipeline.templates import uses
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", f"{name}.yaml")
+    base = [f"pipeline.root={root}", *overrides]
+    cfg = load_config(path, base)
+    read = uses(cfg)
+    cheap = [f"{k}={v}" for k, v in CHEAP.items() if k in read or f"{k.split('.')[0]}.*" in read]
+    if "model.hparams" in read:
+        cheap += [f"model.hparams.{k}={v}" for k, v in CHEAP_HPARAMS.items() if k in cfg.model.hparams]
+    variants = int8_variants(family(name).variants, cfg.enabled())
+    cfg = load_config(path, [*base, *cheap, f"convert.variants=[float32,{','.join(variants)}]"])
+    return cfg, variants
+
+
+def build_variants(name: str, root: str, overrides: list[str]) -> tuple[dict[str, bytes], list[str]]:
+    """``{variant: .tflite bytes}`` of family ``name``'s int8 variants: its pipeline run up to convert_tflite."""
+    from edgepipe.pipeline.dag import Pipeline
+    from edgepipe.pipeline.runner import LocalRunner
+    from edgepipe.pipeline.templates import build_pipeline
+
+    cfg, variants = family_config(name, root, overrides)
+    full = build_pipeline(cfg)
+    cut = next(i for i, node in enumerate(full.nodes) if node.name.startswith("convert_tflite"))
+    result = LocalRunner(root).run(Pipeline(full.name, full.nodes[:cut + 1]), cfg.model_dump(mode="json"))
+    found = {}
+    for variant in variants:
+        paths = sorted(glob.glob(os.path.join(root, "artifacts", "convert_tflite", "*", "tflite", f"{variant}.tflite")),
+                       key=os.path.getmtime)
+        if paths:
+            found[variant] = open(paths[-1], "rb").read()
+    if not found:
+        raise RuntimeError(f"{name}: no int8 .tflite ({getattr(result, 'error', None)!r})")
+    return found, variants
+
+
+def micro_row(content: bytes, examples: int) -> dict:
+    """micro_check of one int8 variant on random int8 inputs (every model input), trimmed to the table's columns."""
+    row = measure(content, examples)
+    keys = ("model_bytes", "ops", "tflm_ok", "tflm_max_abs_diff_lsb", "tflm_vs_litert_reference_lsb",
+            "arena_estimate_bytes", "arena_tflm_bytes", "arena_estimate_error", "missing_ops", "error")
+    return {k: row[k] for k in keys if k in row}
+
+
+def main_families(args) -> None:
+    from edgepipe.models.registry import families
+
+    out: dict = {"benchmark": "device_families", "examples": args.examples, "families": {}, "skipped": {}}
+    chosen = args.families or list(families())
+    for name, fam in families().items():
+        if name not in chosen:
+            continue
+        if fam.variants is None:
+            out["skipped"][name] = f"float32 only: {fam.float_reason}"
+            continue
+        started = time.perf_counter()
+        keep = os.path.join(args.root, name) if args.root else None
+        try:
+            with (contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory()) as root, \
+                    contextlib.redirect_stdout(sys.stderr):
+                built, variants = build_variants(name, root, args.set)
+            rows = {v: micro_row(built[v], args.examples) if v in built else {"tflm_ok": False,
+                                                                             "error": "not converted"}
+                    for v in variants}
+        except Exception as err:  # noqa: BLE001 -- a family that fails to build is a row, not the end of the run
+            rows = {"*": {"tflm_ok": False, "error": f"build: {type(err).__name__}: {str(err).splitlines()[0]}"}}
+        out["families"][name] = {"policy": fam.variants, "build_s": round(time.perf_counter() - started, 1),
+                                 "variants": rows}
+        print(json.dumps({name: out["families"][name]}), file=sys.stderr, flush=True)
+    cells = [(f, v, r) for f, fam in out["families"].items() for v, r in fam["variants"].items()]
+    out["runs_on_tflm"] = f"{sum(r['tflm_ok'] for _, _, r in cells)} of {len(cells)}"
+    out["blocked"] = {f"{f}/{v}": ", ".join(r.get("missing_ops") or []) or r.get("error")
+                      or f"outputs differ ({r.get('tflm_vs_litert_reference_lsb')} LSB vs reference kernels)"
+                      for f, v, r in cells if not r["tflm_ok"]}
+    print(json.dumps(out))
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -137,10 +243,14 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(CONFIGS))
     parser.add_argument("--pruning", action="store_true", help="energy-aware vs uniform pruning instead")
     parser.add_argument("--sparsity", type=float, default=0.5)
-    parser.add_argument("--root", help="--pruning: keep the pipeline roots here (a rerun reuses the training)")
+    parser.add_argument("--root", help="--pruning/--families: keep the pipeline roots here (a rerun reuses them)")
+    parser.add_argument("--families", nargs="*", help="every int8 variant of every quantizable family (or these)")
+    parser.add_argument("--set", nargs="*", default=[], help="--families: extra config overrides for every family")
     args = parser.parse_args()
     if args.pruning:
         return main_pruning(args)
+    if args.families is not None:
+        return main_families(args)
     out: dict = {"benchmark": "device", "epochs": args.epochs}
     for name in args.models:
         started = time.perf_counter()
