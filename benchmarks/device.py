@@ -72,9 +72,13 @@ def measure(content: bytes, examples: int) -> dict:
 
     cost = model_cost(content)
     rng = np.random.default_rng(0)
+    # quantized inputs: random over the whole int8 range; an integer input that is not quantized is an index (the
+    # cGAN's class label, >= 2 classes by the family's contract): 0 and 1 alternating; a float input: zeros
     inputs = [rng.integers(np.iinfo(s.dtype).min, np.iinfo(s.dtype).max + 1, size=(examples, *s.shape[1:]))
-              .astype(s.dtype) if s.quantized else np.zeros((examples, *s.shape[1:]), s.dtype)
-              for s in ModelRunner(content).inputs]
+              .astype(s.dtype) if s.quantized else
+              np.broadcast_to((np.arange(examples) % 2).reshape(-1, *[1] * (len(s.shape) - 1)),
+                              (examples, *s.shape[1:])).astype(s.dtype) if np.issubdtype(s.dtype, np.integer)
+              else np.zeros((examples, *s.shape[1:]), s.dtype) for s in ModelRunner(content).inputs]
     check = micro_check(content, inputs)
     return {"model_bytes": len(content), "ops": cost["ops"], "macs": cost["macs"],
             "weight_bytes": cost["weight_bytes"], "activation_peak_bytes": cost["activation_peak_bytes"],
@@ -86,6 +90,7 @@ def measure(content: bytes, examples: int) -> dict:
             "tflm_ok": check["ok"], "tflm_examples": check.get("examples"),
             "tflm_max_abs_diff_lsb": check.get("max_abs_diff_lsb"), "tflm_exact_fraction": check.get("exact"),
             "tflm_vs_litert_reference_lsb": check.get("reference_max_abs_diff_lsb"),
+            "tflm_first_divergence": check.get("first_divergence"),
             "missing_ops": check["missing_ops"], **({"error": check["error"]} if "error" in check else {})}
 
 
@@ -199,8 +204,21 @@ def micro_row(content: bytes, examples: int) -> dict:
     """micro_check of one int8 variant on random int8 inputs (every model input), trimmed to the table's columns."""
     row = measure(content, examples)
     keys = ("model_bytes", "ops", "tflm_ok", "tflm_max_abs_diff_lsb", "tflm_vs_litert_reference_lsb",
-            "arena_estimate_bytes", "arena_tflm_bytes", "arena_estimate_error", "missing_ops", "error")
-    return {k: row[k] for k in keys if k in row}
+            "arena_estimate_bytes", "arena_tflm_bytes", "arena_estimate_error", "missing_ops", "error",
+            "tflm_first_divergence")
+    return {k: row[k] for k in keys if row.get(k) is not None}
+
+
+def blocked_by(row: dict) -> str:
+    """Why a variant does not run on TFLM as LiteRT does: the missing op(s), the interpreter's error, or the first
+    op whose output differs from LiteRT's reference kernels."""
+    if row.get("missing_ops"):
+        return f"missing {', '.join(row['missing_ops'])}"
+    if row.get("error"):
+        return row["error"]
+    first = row.get("tflm_first_divergence") or {}
+    return (f"{first.get('op', 'an op')} rounds differently (first divergence, {first.get('max_abs_diff_lsb')} LSB "
+            f"there; {row.get('tflm_vs_litert_reference_lsb')} LSB at the output vs LiteRT's reference kernels)")
 
 
 def main_families(args) -> None:
@@ -230,9 +248,7 @@ def main_families(args) -> None:
         print(json.dumps({name: out["families"][name]}), file=sys.stderr, flush=True)
     cells = [(f, v, r) for f, fam in out["families"].items() for v, r in fam["variants"].items()]
     out["runs_on_tflm"] = f"{sum(r['tflm_ok'] for _, _, r in cells)} of {len(cells)}"
-    out["blocked"] = {f"{f}/{v}": ", ".join(r.get("missing_ops") or []) or r.get("error")
-                      or f"outputs differ ({r.get('tflm_vs_litert_reference_lsb')} LSB vs reference kernels)"
-                      for f, v, r in cells if not r["tflm_ok"]}
+    out["blocked"] = {f"{f}/{v}": blocked_by(r) for f, v, r in cells if not r["tflm_ok"]}
     print(json.dumps(out))
 
 
