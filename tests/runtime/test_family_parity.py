@@ -66,7 +66,8 @@ def run_family(name: str, root: Path) -> dict:
     assert result.status == "complete", result.error
     bundle = result.artifact("export_bundle", "bundle").path
     evaluation = result.artifact([n for n in result.nodes if n.startswith("evaluate")][0], "evaluation").path
-    raw = result.artifact(pipeline.nodes[0].name, "examples")  # the ingested rows, before any transform
+    first = result.nodes[pipeline.nodes[0].name].outputs  # the ingested rows, before any transform (an
+    raw = first["examples"].open() if "examples" in first else None  # environment's policy has none)
     return {"bundle": bundle, "evaluation": evaluation, "raw": raw}
 
 
