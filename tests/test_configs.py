@@ -4,12 +4,14 @@ metric clears the floor stated here. A config added to ``configs/`` without an e
 :func:`test_every_config_has_an_entry`.
 
 Floors are set below what the configs reach (closing note of issue 11 has the measured values), so they catch a
-broken family, not noise. The runs take about fourteen minutes on two cores (mobilenet_v2 five of them).
+broken family, not noise. The runs take about nine minutes on two cores; mobilenet_v2 (five more) runs as shipped only with
+``EDGEPIPE_SLOW_CONFIGS=1``.
 """
 from __future__ import annotations
 
 import json
 import operator
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +39,10 @@ EXPECTED = {
     "dqn": ("average_return", operator.ge, 150.0, 1200),
 }
 NEEDS_SHARED = {"nab", "autoencoder", "mlp"}
+# Run as shipped only with EDGEPIPE_SLOW_CONFIGS=1: mobilenet_v2's 20 epochs take five minutes on two cores, and CI
+# must stay under 40. The family is still run end to end in every CI run (tests/test_sources_end_to_end.py: an image
+# folder -> mobilenet_v2 -> int8 bundle -> predict on a PNG); this file then checks only that its config validates.
+SLOW = {"mobilenet_v2"}
 
 
 def test_every_config_has_an_entry():
@@ -60,6 +66,12 @@ def shipped_metric(doc: dict, name: str) -> float:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_shipped_config_runs_as_shipped(name, tmp_path):
     metric, better, bound, timeout = EXPECTED[name]
+    if name in SLOW and os.environ.get("EDGEPIPE_SLOW_CONFIGS") != "1":
+        from edgepipe.pipeline.config import load_config
+        from edgepipe.pipeline.templates import build_pipeline
+
+        build_pipeline(load_config(REPO / "configs" / f"{name}.yaml"))  # validates and plans, trains nothing
+        pytest.skip(f"configs/{name}.yaml validated and planned; run as shipped with EDGEPIPE_SLOW_CONFIGS=1")
     if name in NEEDS_SHARED and not SHARED.is_dir():
         pytest.skip(f"{SHARED} is missing (CI lays ../shared beside the clone)")
     root, out = tmp_path / "root", tmp_path / "bundle"
