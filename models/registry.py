@@ -26,6 +26,12 @@ TRAINERS = ("supervised", "autoencoder", "gan", "rl")
 # really sees plus QAT distilled from the float model (no training loss to fine-tune on: generators, Q-networks),
 # None = float32 only, ``float_reason`` saying why.
 VARIANT_POLICIES = ("full", "distilled", None)
+# Where each trainer's batch size lives in the config: (dotted key, default when the key is absent). A distilled
+# int8_qat fine-tunes with the batch the model was trained with; the RL trainer's is an agent hyperparameter
+# (``train_dqn``'s ``batch_size``), every other trainer's the training section's.
+TRAINER_BATCH_SIZE: dict[str, tuple[str, int | None]] = {
+    "supervised": ("training.batch_size", None), "autoencoder": ("training.batch_size", None),
+    "gan": ("training.batch_size", None), "rl": ("model.hparams.batch_size", 64)}
 
 
 @dataclass(frozen=True)

@@ -39,14 +39,27 @@ def _distilled(cfg: Config, plan: Plan, ctx: Context) -> None:
 
     args = {"variants": names, "representative_samples": cfg.convert.representative_samples,
             "qat_epochs": cfg.qat.epochs, "qat_learning_rate": cfg.qat.learning_rate,
-            "batch_size": int(cfg.model.hparams.get("batch_size", 64)) if plan.task.data == "environment"
-            else cfg.training.batch_size, "inference_type": cfg.convert.inference_type,
+            "batch_size": _trained_batch_size(cfg, plan), "inference_type": cfg.convert.inference_type,
             "allow_float_fallback": cfg.convert.allow_float_fallback, "seed": cfg.training.seed,
             "target": cfg.target.resolved()}
     convert = convert_tflite(model=ctx.model, task=plan.task.name, **args)
     ctx.nodes.append(convert)
     ctx.tflite = convert.outputs["tflite"]
     ctx.primary = cfg.convert.primary if cfg.convert.primary in names else "auto"
+
+
+def _trained_batch_size(cfg: Config, plan: Plan) -> int:
+    """The batch the model was trained with, from where its trainer declares it
+    (``models.registry.TRAINER_BATCH_SIZE``: a dotted config key and the default when the key is absent)."""
+    from edgepipe.models.registry import TRAINER_BATCH_SIZE
+
+    key, default = TRAINER_BATCH_SIZE[plan.family.trainer]
+    value: object = cfg
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
+        if value is None:
+            return int(default)
+    return int(value)
 
 
 VARIANTS = {"full": (_full, _FULL), "distilled": (_distilled, _DISTILLED), None: (None, set())}
