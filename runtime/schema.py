@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from edgepipe.runtime.errors import BundleError
 from edgepipe.runtime.likelihood import check_section as _likelihood_section
+from edgepipe.runtime.scores import KINDS as SCORE_KINDS, PARAMETRIZED as SCORE_PARAMETRIZED
 
 SUPPORTED_SCHEMA_VERSION = 1
 FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
@@ -223,6 +224,20 @@ def _feature_shape(c: Checker, doc: dict) -> list:
     return shapes[first][1:]
 
 
+def _score_section(c: Checker, doc: dict, size: int) -> None:
+    """Optional ``score`` (absent: ``reconstruction_mse``): a kind the runtime's score registry knows, and for
+    ``newest_mse`` a step count within the window."""
+    score = c.get(doc, "score", "", optional=True)
+    if score is None:
+        return
+    score = c.obj(score, "score")
+    kind = c.string(c.get(score, "kind", "score"), "score.kind", tuple(SCORE_KINDS))
+    if kind in SCORE_PARAMETRIZED:
+        steps = c.get(score, "steps", "score")
+        if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= size:
+            c.fail("score.steps", f"must be an integer in [1, window.size {size}], got {steps!r}")
+
+
 @task_check("anomaly_detection")
 def _anomaly(c: Checker, doc: dict) -> None:
     window = c.obj(c.get(doc, "window", ""), "window")
@@ -251,9 +266,7 @@ def _anomaly(c: Checker, doc: dict) -> None:
     if feature != [size, channels]:
         c.fail("window", f"says [size {size}, channels {channels}], but the models' input shape is [batch, "
                          f"{', '.join(map(str, feature))}]")
-    score = c.get(doc, "score", "", optional=True)
-    if score is not None:
-        c.string(c.get(c.obj(score, "score"), "kind", "score"), "score.kind", ("reconstruction_mse",))
+    _score_section(c, doc, size)
     _likelihood_section(c, doc)  # optional: streaming likelihood and alert parameters (runtime/likelihood.py)
     for name, model in doc["models"].items():
         c.number(c.get(model, "threshold", f"models.{name}"), f"models.{name}.threshold")

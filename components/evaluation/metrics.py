@@ -12,9 +12,10 @@ import numpy as np
 
 
 def reconstruction_error(x: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
-    """Per-window mean squared error over steps and channels (the anomaly score)."""
-    diff = np.asarray(x, dtype=np.float64) - np.asarray(reconstruction, dtype=np.float64)
-    return (diff ** 2).reshape(len(diff), -1).mean(axis=1)
+    """Per-window mean squared error over steps and channels (the runtime's ``reconstruction_mse`` score)."""
+    from edgepipe.runtime.scores import window_scores
+
+    return window_scores(x, reconstruction, "reconstruction_mse")
 
 
 def threshold(normal_errors: np.ndarray, quantile: float, margin: float = 1.0) -> float | None:

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from edgepipe.runtime import preprocess
+from edgepipe.runtime import preprocess, scores as window_score
 from edgepipe.runtime.errors import InputError, UsageError
 from edgepipe.runtime.likelihood import LikelihoodConfig, LikelihoodState
 from edgepipe.runtime.litert import MAX_BATCH
@@ -137,6 +137,7 @@ class AnomalyTask(Task):
         clip = doc.get("input_clip")  # the model's input domain: it is fed the window clipped to [min, max]
         self.clip = (float(clip["min"]), float(clip["max"])) if clip else None
         self.likelihood = LikelihoodConfig.from_doc(doc.get("likelihood"), self.size)
+        self.score_kind, self.score_steps = window_score.from_doc(doc.get("score"))
 
     def likelihood_config(self, overrides: dict[str, Any] | None) -> LikelihoodConfig:
         """The bundle's likelihood parameters with per-call ``overrides`` (e.g. threshold, refractory)."""
@@ -152,7 +153,8 @@ class AnomalyTask(Task):
             raise InputError(str(err)) from None
 
     def scores(self, normalized: np.ndarray) -> np.ndarray:
-        """Reconstruction MSE per normalized float32 window (float64, as the evaluation computes it).
+        """The bundle's window score (``bundle.json`` -> ``score``, ``runtime/scores.py``) per normalized float32
+        window (float64, as the evaluation computes it).
 
         ``SCORE_CHUNK`` windows at a time: a max-size request holds ~70k windows, and their reconstructions plus
         float64 differences at once were most of the server's per-request memory (issue 12). The chunk is a multiple
@@ -161,8 +163,8 @@ class AnomalyTask(Task):
         for lo in range(0, len(normalized), SCORE_CHUNK):
             part = normalized[lo:lo + SCORE_CHUNK]
             fed = part if self.clip is None else np.clip(part, *self.clip).astype(part.dtype)
-            diff = part.astype(np.float64) - self.runner.run(fed).astype(np.float64)
-            out[lo:lo + len(part)] = (diff ** 2).reshape(len(diff), -1).mean(axis=1)
+            out[lo:lo + len(part)] = window_score.window_scores(part, self.runner.run(fed), self.score_kind,
+                                                                self.score_steps)
         return out
 
     def predict(self, raw: Any, kind: str | None = None, **likelihood: Any) -> AnomalyResult:

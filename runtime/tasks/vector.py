@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgepipe.runtime.errors import InputError
+from edgepipe.runtime.scores import window_scores
 from edgepipe.runtime.skew import TableTransform
 from edgepipe.runtime.tasks.base import Task, register
 
@@ -181,8 +182,7 @@ class ReconstructionTask(VectorTask):
     def predict(self, raw: Any, kind: str | None = None) -> ReconstructionResult:
         x = self.batch(raw, kind)
         y = self.runner.run(x)
-        diff = x.astype(np.float64) - np.asarray(y, np.float64).reshape(x.shape)
         threshold = self.model.get("threshold")
         return ReconstructionResult(model=self.runner.name, reconstruction=np.asarray(y, np.float32),
-                                    score=(diff ** 2).reshape(len(x), -1).mean(axis=1),
+                                    score=window_scores(x, np.asarray(y).reshape(x.shape)),
                                     threshold=None if threshold is None else float(threshold))

@@ -176,7 +176,7 @@ def test_a_bundle_without_likelihood_loads_with_the_documented_defaults():
     assert "likelihood" not in bundle.doc
     config = bundle.impl.likelihood
     assert config == LikelihoodConfig(long_window=864, short_window=10, learning_period=288, initial_mean=None,
-                                      initial_std=None, threshold=1 - 1e-5, refractory=4 * 32, min_std_ratio=0.05)
+                                      initial_std=None, threshold=1 - 1e-3, refractory=4 * 32, min_std_ratio=0.05)
     result = bundle.predict(series)
     assert np.all(result.window_likelihood[:288] == 0.5)
     with_prior = make_bundle(series).impl.likelihood
@@ -204,8 +204,10 @@ def test_per_call_overrides_and_bad_values():
     series = daily(1500)
     series[1000:1010] += 15
     bundle = make_bundle(series)
-    default = bundle.predict(series)
-    assert len(default.alerts()) == 1
+    default = bundle.predict(series)  # threshold 0.999: the jump, and maybe a noise peak
+    assert any(1000 <= a["step"] < 1010 for a in default.alerts()) and default.likelihood.threshold == 1 - 1e-3
+    strict = bundle.predict(series, threshold=1 - 1e-5)
+    assert [a["step"] for a in strict.alerts()] == [a["step"] for a in default.alerts() if 1000 <= a["step"] < 1010]
     loose = bundle.predict(series, threshold=0.6, refractory=0)
     assert len(loose.alerts()) > 10 and loose.likelihood.threshold == 0.6 and loose.likelihood.refractory == 0
     np.testing.assert_array_equal(loose.window_likelihood, default.window_likelihood)  # only the alerting changes
@@ -219,7 +221,7 @@ def test_per_call_overrides_and_bad_values():
 def test_outputs_carry_likelihood_alert_columns_and_alert_rows():
     series = daily(1500)
     series[1000:1010] += 15
-    result = make_bundle(series).predict(series)
+    result = make_bundle(series).predict(series, threshold=1 - 1e-5)  # only the jump alerts
     stamps = [f"t{i}" for i in range(len(series))]
     steps = list(outputs.rows("s", result, "step", stamps))
     assert list(steps[0]) == ["series", "timestamp", "step", "score", "anomaly", "likelihood", "alert"]
