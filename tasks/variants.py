@@ -21,6 +21,13 @@ class Variant:
     mode: str  # tflite.convert mode
     description: str
 
+    @property
+    def calibrated(self) -> bool:
+        """Needs int8 calibration inputs: full-integer conversion fixes activation ranges from representative
+        inputs (and a distilled int8_qat trains on them); float32, float16 and dynamic (activations quantized at
+        run time) need none, so a conversion of only those gathers none."""
+        return self.mode == "int8"
+
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("float32", "float", "float32", "the Keras float model, converted as is"),

@@ -2,9 +2,11 @@
 
 Post-training int8 needs inputs that span what the deployed model will see; where they come from is the task's
 business: the anomaly detector's normal training windows, a supervised family's training examples, a generator's
-sampled latents (+ labels), a Q-network's visited observations. Each source also says whether QAT can be
+sampled latents (+ labels), a Q-network's visited observations. Each source also declares whether QAT can be
 *distilled* from those inputs when no QAT model was trained on a loss (generators and Q-networks: ``distill.py``),
 and whether input tensors are renamed after the Keras inputs (multi-input generators: one name for every file).
+Those two are facts of the source, known without gathering anything: a conversion whose variants need no
+calibration (``Variant.calibrated``: float32, float16, dynamic) asks them and gathers nothing.
 """
 from __future__ import annotations
 
@@ -22,16 +24,28 @@ class Calibration:
     representative: Callable[[], Iterable[list[np.ndarray]]]  # the converter's representative_dataset
     count: int
     distill: list[np.ndarray] | None = None  # inputs an int8_qat model is distilled on, when none was trained
-    name_inputs: bool = False
     properties: dict[str, Any] = field(default_factory=dict)
 
 
-SOURCES: dict[str, Callable[..., Calibration]] = {}
+@dataclass(frozen=True)
+class Source:
+    """A calibration source: ``gather(examples, model, net, samples=, seed=, ...) -> Calibration`` (calling the
+    source gathers), and what is known of it before gathering."""
+
+    gather: Callable[..., Calibration]
+    distills: bool = False  # an int8_qat can be distilled from its inputs when no QAT model was trained
+    name_inputs: bool = False  # every variant's input tensors are renamed after the Keras inputs
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Calibration:
+        return self.gather(*args, **kwargs)
 
 
-def source(name: str):
+SOURCES: dict[str, Source] = {}
+
+
+def source(name: str, distills: bool = False, name_inputs: bool = False):
     def register(fn: Callable[..., Calibration]) -> Callable[..., Calibration]:
-        SOURCES[name] = fn
+        SOURCES[name] = Source(fn, distills, name_inputs)
         return fn
 
     return register
@@ -96,16 +110,15 @@ def _windows(examples, model, net, samples: int, seed: int, batch_size: int = 40
                        properties={"window_size": card.window_size, "channels": card.channels})
 
 
-@source("latents")
+@source("latents", distills=True, name_inputs=True)
 def _latents(examples, model, net, samples: int, seed: int, qat_samples: int = 2048, **_) -> Calibration:
     from edgepipe.components.optimization.distill import latent_inputs
 
     arrays = latent_inputs(net, samples, seed + 2)
-    return Calibration(_batches(arrays), len(arrays[0]), distill=latent_inputs(net, qat_samples, seed + 1),
-                       name_inputs=True)
+    return Calibration(_batches(arrays), len(arrays[0]), distill=latent_inputs(net, qat_samples, seed + 1))
 
 
-@source("observations")
+@source("observations", distills=True, name_inputs=True)
 def _observations(examples, model, net, samples: int, seed: int, episodes: int = 10, epsilon: float = 0.2,
                   **_) -> Calibration:
     from edgepipe.components.optimization.distill import collect_observations
@@ -116,5 +129,4 @@ def _observations(examples, model, net, samples: int, seed: int, episodes: int =
     pick = np.random.default_rng(seed).choice(len(obs), size=min(len(obs), samples), replace=False)
     flat = obs.reshape(len(obs), -1)  # the observations holding each feature's extremes widen the input range
     pick = np.unique(np.concatenate([pick, flat.argmin(axis=0), flat.argmax(axis=0)]))
-    return Calibration(_batches([obs[pick]]), len(pick), distill=[obs], name_inputs=True,
-                       properties={"observations": int(len(obs))})
+    return Calibration(_batches([obs[pick]]), len(pick), distill=[obs], properties={"observations": int(len(obs))})

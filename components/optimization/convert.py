@@ -3,8 +3,9 @@
 Variants (``tasks/variants.py``) come from the float model or the fine-tuned ones the variant stage connected
 (QAT, pruned, PQAT, clustered, CQAT). Int8 variants are full-integer with ``inference_type`` input/output,
 calibrated on inputs from the source the task declares (``calibration.py``: windows, examples, latents,
-observations); ``int8_qat`` without a trained QAT model is distilled from the float model on that source's inputs
-(generators, Q-networks). An op with no int8 kernel fails the conversion naming the op unless
+observations), gathered only when a requested variant needs them (``Variant.calibrated``: float32/float16/dynamic
+alone read no data); ``int8_qat`` without a trained QAT model is distilled from the float model on that source's
+inputs (generators, Q-networks). An op with no int8 kernel fails the conversion naming the op unless
 ``allow_float_fallback``. ``variants.json`` records per variant its file, size, gzip size, SHA-256, sparsity,
 tensor dtypes, ops, any op left in float and the device cost of one inference (``cost.py``: MACs, weight bytes,
 arena, energy): what evaluation, the export gate and the reports read.
@@ -42,12 +43,11 @@ def convert_tflite(model: Input[Model], tflite: Output[TFLiteModels], examples: 
 
     declared = tasks.get(task or ModelCard.of(model).task or "")
     net = model.load_keras()
-    calibration = SOURCES[declared.calibration](examples, model, net, samples=representative_samples, seed=seed,
-                                                qat_samples=qat_samples)
+    source = SOURCES[declared.calibration]
     sources = {"float": model, "qat": qat_model, "pruned": pruned_model, "pqat": pqat_model,
                "clustered": clustered_model, "cqat": cqat_model,
                "pruned_uniform": pruned_uniform_model}
-    distillable = calibration.distill is not None and qat_model is None
+    distillable = source.distills and qat_model is None
     names = check_names(list(variants) if variants else [n for n, v in VARIANTS.items() if sources[v.source] or (
         v.source == "qat" and distillable)])
     missing = [n for n in names if sources[VARIANTS[n].source] is None
@@ -55,9 +55,11 @@ def convert_tflite(model: Input[Model], tflite: Output[TFLiteModels], examples: 
     if missing:
         raise ConfigError(f"convert_tflite: variant(s) {', '.join(missing)} need the "
                           f"{', '.join(sorted({VARIANTS[n].source for n in missing}))} model input(s)"
-                          + ("" if calibration.distill is None else " (a model without a training loss gets only "
+                          + ("" if not source.distills else " (a model without a training loss gets only "
                              "float32, int8_ptq and a distilled int8_qat)"))
-    if any(VARIANTS[n].mode == "int8" for n in names):  # NaN here fails later as "no int8 kernel": say why now
+    calibration = (source(examples, model, net, samples=representative_samples, seed=seed, qat_samples=qat_samples)
+                   if any(VARIANTS[n].calibrated for n in names) else None)
+    if calibration is not None:  # NaN here fails later as "no int8 kernel": say why now
         from edgepipe.components.optimization.nonfinite import check_finite
 
         spec = ModelCard.of(model).data_spec
@@ -70,21 +72,24 @@ def convert_tflite(model: Input[Model], tflite: Output[TFLiteModels], examples: 
         loaded["qat"], report = distill_qat(net, calibration.distill, qat_epochs, qat_learning_rate, batch_size, seed)
         tflite.write_json("quantization.json", report)
     index = _write_variants(tflite, names, sources, loaded, calibration, inference_type, allow_float_fallback,
-                            input_names=[t.name.split(":")[0] for t in net.inputs], target=target)
+                            input_names=[t.name.split(":")[0] for t in net.inputs] if source.name_inputs else None,
+                            target=target)
     tflite.write_json("variants.json", index)
     tflite.properties.update({"variants": names, "inference_type": inference_type, "task": declared.name,
-                              "calibration": declared.calibration, **calibration.properties,
+                              "calibration": declared.calibration if calibration else None,
+                              **(calibration.properties if calibration else {}),
                               **({"target": target} if target is not None else {})})
     int8 = [n for n in names if VARIANTS[n].mode == "int8"]
     return {"variants": len(names), "float32_bytes": index["float32"]["size_bytes"] if "float32" in index else None,
             "smallest_int8_gzip": min((index[n]["gzip_bytes"] for n in int8), default=None),
-            "representative_samples": calibration.count,
+            "representative_samples": calibration.count if calibration else 0,
             **({"not_quantized": len(report["not_quantized"])} if report else {})}
 
 
 def _write_variants(tflite: TFLiteModels, names: list[str], sources: dict, loaded: dict, calibration,
-                    inference_type: str, allow_float_fallback: bool, input_names: list[str],
+                    inference_type: str, allow_float_fallback: bool, input_names: list[str] | None,
                     target: dict | None = None) -> dict[str, Any]:
+    """``calibration``: None when no variant is full-integer; ``input_names``: rename the inputs after them."""
     from edgepipe.components.optimization.distill import name_inputs
     from edgepipe.components.optimization.pruning import measured_sparsity
     from edgepipe.components.optimization.tflite import convert, float_ops, gzip_size
@@ -99,9 +104,9 @@ def _write_variants(tflite: TFLiteModels, names: list[str], sources: dict, loade
         if variant.source not in loaded:
             loaded[variant.source] = sources[variant.source].load_keras()
         net = loaded[variant.source]
-        content = convert(net, variant.mode, representative=calibration.representative if variant.mode == "int8"
+        content = convert(net, variant.mode, representative=calibration.representative if variant.calibrated
                           else None, inference_type=inference_type, allow_float_fallback=allow_float_fallback)
-        if calibration.name_inputs:
+        if input_names:
             content = name_inputs(content, input_names)
         path = tflite.write_variant(name, content)
         runner = ModelRunner(content)
