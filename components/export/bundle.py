@@ -95,8 +95,8 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
         **parts.fields, **({"variants_file": "variants.json"} if rows is not None else {}),
         **({"blessing": blessed} if blessed is not None else {}), "versions": _versions()}
     micro_files = {}
-    if doc["quantization"]["int8"] and len(inputs) == 1:
-        doc["micro"], micro_files = _micro(content[chosen], parts.verification, io[chosen]["input"], seed)
+    if doc["quantization"]["int8"]:
+        doc["micro"], micro_files = _micro(content[chosen], parts.verification, doc, seed)
     _validate(doc)
     if rows is not None:
         for row in rows:
@@ -132,31 +132,29 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
             "max_abs_diff_vs_keras": diff, **({"blessed": True} if blessed is not None else {})}
 
 
-def _micro(content: bytes, verification: dict[str, np.ndarray], spec: dict[str, Any],
+def _micro(content: bytes, verification: dict[str, np.ndarray], doc: dict[str, Any],
            seed: int) -> tuple[dict[str, Any], dict[str, str]]:
     """The int8 model as C source for TensorFlow Lite Micro (``model_data.cc``/``.h``, the arena to allocate) and
-    the check of it under TFLM's own interpreter against LiteRT (``components/export/micro.py``): on the task's
-    verification inputs, else 8 standard-normal inputs (what the anomaly task's normalized windows look like).
-    Recorded, never a refusal: a device that is not a microcontroller does not need it, and the reason is kept."""
-    from edgepipe.components.export.micro import c_source, micro_check
-    from edgepipe.runtime.litert import ModelRunner, quantize
+    the check of it under TFLM's own interpreter against LiteRT (``components/export/micro.py``), every input fed
+    from the task's verification arrays as ``doc`` names them (``micro.verification_inputs``: a cGAN generator its
+    latents and labels), else 8 standard-normal inputs (what the anomaly task's normalized windows look like), and
+    every output compared. ``inputs`` records which array fed which tensor. Recorded, never a refusal: a device
+    that is not a microcontroller does not need it, and the reason is kept."""
+    from edgepipe.components.export.micro import c_source, micro_check, verification_inputs
 
-    x = verification.get("x")
-    if x is None or not len(x):
-        shape = [8, *[d or 1 for d in spec["shape"][1:]]]
-        x = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
-    tensor = ModelRunner(content, max_batch=1).input  # the model's own scale and zero point
+    fed: dict[str, str] = {}
     try:
-        check = micro_check(content, [quantize(np.asarray(x[:8], np.float32), tensor)])
+        xs, fed = verification_inputs(content, verification, doc, seed)
+        check = micro_check(content, xs)
         cc, header = c_source(content, "g_model", check.get("arena_bytes"))
     except Exception as err:  # the microcontroller path is optional: say why it is missing, ship the rest
         from edgepipe.pipeline.errors import describe
 
-        return {"error": f"{type(err).__name__}: {describe(err)}"}, {}
-    keys = ("ok", "error", "missing_ops", "examples", "max_abs_diff_lsb", "reference_max_abs_diff_lsb",
+        return {"error": f"{type(err).__name__}: {describe(err)}", **({"inputs": fed} if fed else {})}, {}
+    keys = ("ok", "error", "missing_ops", "examples", "outputs", "max_abs_diff_lsb", "reference_max_abs_diff_lsb",
             "arena_bytes", "arena_estimate_bytes")
     return ({"c_source": ["model_data.cc", "model_data.h"], "interpreter": "tflite_micro.runtime.Interpreter",
-             **{k: check.get(k) for k in keys}}, {"model_data.cc": cc, "model_data.h": header})
+             "inputs": fed, **{k: check.get(k) for k in keys}}, {"model_data.cc": cc, "model_data.h": header})
 
 
 def _window_contract(windows: Examples | None) -> dict[str, Any] | None:

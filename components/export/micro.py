@@ -5,9 +5,10 @@ LiteRT -- the model is compiled into the firmware as a byte array and run by TFL
 are a subset of LiteRT's. So :func:`c_source` writes ``model_data.cc``/``.h`` (a 16-byte aligned
 ``const unsigned char`` array -- TFLM reads the flatbuffer in place and its tensors need that alignment -- its
 length and ``kTensorArenaSize``), and :func:`micro_check` runs the same bytes under the TFLM Python interpreter
-(``tflite_micro.runtime.Interpreter``, the reference kernels) on int8 inputs, compares each output with LiteRT's
-(exactly with LiteRT's reference kernels, within 1 LSB with the optimized kernels a device runs) and records the
-arena TFLM actually allocated.
+(``tflite_micro.runtime.Interpreter``, the reference kernels) on int8 inputs -- every input tensor fed, from the
+task's verification arrays (:func:`verification_inputs`: a cGAN generator gets its latents and its labels) --
+compares every output with LiteRT's (exactly with LiteRT's reference kernels, within 1 LSB with the optimized
+kernels a device runs) and records the arena TFLM actually allocated.
 
 The arena: the Python interpreter is built with the RecordingMicroAllocator but exposes its totals only through
 ``print_allocations()``, which writes ``[RecordingMicroAllocator] Arena allocation total N bytes`` (and head/tail)
@@ -88,35 +89,65 @@ def _recorded_arena(interpreter) -> dict[str, int]:
     return {k: int(v) for k, v in _ARENA.findall(text)}
 
 
-def _litert_raw(content: bytes, xs: list[np.ndarray]) -> np.ndarray:
-    """LiteRT's raw (quantized) output for int8 inputs, through ModelRunner's one quantization rule: the inputs are
-    dequantized, ModelRunner re-quantizes them (recovering the same integers) and its output is re-quantized."""
-    from edgepipe.runtime.litert import ModelRunner, dequantize, quantize
-
-    runner = ModelRunner(content, max_batch=1)
-    named = {spec.name: dequantize(np.asarray(x), spec) if spec.quantized else np.asarray(x)
-             for spec, x in zip(runner.inputs, xs)}
-    out = runner.run_named(named)
-    return quantize(out, runner.output) if runner.output.quantized else out
-
-
-def _litert_reference_raw(content: bytes, xs: list[np.ndarray]) -> np.ndarray:
-    """LiteRT's raw output with its reference kernels (BUILTIN_REF, no XNNPACK), one example at a time: the same
-    integer arithmetic TFLM's reference kernels implement, so the two should agree exactly."""
+def _litert_raw(content: bytes, xs: list[np.ndarray], reference: bool = False) -> list[np.ndarray]:
+    """LiteRT's raw outputs, one ``[examples, -1]`` array per output tensor, for the raw inputs ``xs`` (one array
+    per input tensor), one example at a time. Default: the kernels LiteRT deploys (the default op resolver, as
+    ``runtime.litert.ModelRunner`` loads a model); ``reference``: its reference kernels (BUILTIN_REF, no XNNPACK),
+    the same integer arithmetic TFLM's reference kernels implement, so the two should agree exactly."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interpreter = Interpreter(model_content=content, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    kwargs = {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF} if reference else {}
+    interpreter = Interpreter(model_content=content, **kwargs)
     details = interpreter.get_input_details()
+    if len(xs) != len(details):
+        raise ValueError(f"the model has {len(details)} input(s), got {len(xs)} array(s)")
     for d, x in zip(details, xs):
         interpreter.resize_tensor_input(d["index"], [1, *x.shape[1:]], strict=False)
     interpreter.allocate_tensors()
-    out, outs = interpreter.get_output_details()[0]["index"], []
+    outputs = [d["index"] for d in interpreter.get_output_details()]
+    outs: list[list[np.ndarray]] = [[] for _ in outputs]
     for n in range(len(xs[0])):
         for d, x in zip(details, xs):
             interpreter.set_tensor(d["index"], x[n:n + 1].astype(d["dtype"]))
         interpreter.invoke()
-        outs.append(interpreter.get_tensor(out).reshape(1, -1).copy())
-    return np.concatenate(outs)
+        for got, index in zip(outs, outputs):
+            got.append(interpreter.get_tensor(index).reshape(1, -1).copy())
+    return [np.concatenate(got) for got in outs]
+
+
+def verification_inputs(content: bytes, verification: dict[str, np.ndarray], fields: dict[str, Any],
+                        seed: int = 0, limit: int = 8) -> tuple[list[np.ndarray], dict[str, str]]:
+    """The raw inputs to check a model on: one array per input tensor, in the model's order, first axis the
+    examples (at most ``limit``), quantized with the tensor's own scale and zero point (an unquantized integer input
+    such as a cGAN's label is cast), shaped like the tensor; and ``{tensor: the verification array it came from}``.
+
+    Each tensor takes the task's verification array (``Task.verification``, what ``verification.npz`` holds) that
+    the bundle names for it: the array named like the tensor (``label``, or ``serving_default_<name>:0``), else the
+    one a bundle field ``<array>_input`` names the tensor for (``generation.latent_input: noise`` -> ``latent``),
+    else, for a single-input model, ``x``. A single-input task without verification arrays (the anomaly detector)
+    gets ``limit`` standard-normal draws (what its normalized windows look like). A tensor nothing feeds is a
+    ValueError naming it."""
+    from edgepipe.runtime.litert import ModelRunner, quantize
+
+    specs = ModelRunner(content, max_batch=1).inputs
+    named = {str(v): k[:-len("_input")] for section in fields.values() if isinstance(section, dict)
+             for k, v in section.items() if k.endswith("_input") and isinstance(v, str)}
+    arrays, sources = [], {}
+    for spec in specs:
+        key = next((k for k in verification if spec.name in (k, f"serving_default_{k}:0")), None)
+        key = key or (named.get(spec.name) if named.get(spec.name) in verification else None)
+        key = key or ("x" if len(specs) == 1 and "x" in verification else None)
+        if key is not None:
+            x = np.asarray(verification[key])[:limit]
+        elif len(specs) == 1 and (spec.quantized or np.issubdtype(spec.dtype, np.floating)):
+            key, x = "standard_normal", np.random.default_rng(seed).normal(size=(limit, *spec.shape[1:]))
+        else:
+            raise ValueError(f"no verification input for tensor '{spec.name}' "
+                             f"(verification arrays: {', '.join(sorted(verification)) or 'none'})")
+        x = x.reshape(len(x), *[d if d and d > 0 else -1 for d in spec.shape[1:]])
+        arrays.append(quantize(x.astype(np.float32) if spec.quantized else x, spec))
+        sources[spec.name] = key
+    return arrays, sources
 
 
 def first_divergence(content: bytes, xs: list[np.ndarray]) -> dict[str, Any] | None:
@@ -156,9 +187,10 @@ def _lsb(micro: np.ndarray, other: np.ndarray) -> np.ndarray:
 
 def micro_check(content: bytes, inputs: list[np.ndarray], arena_size: int | None = None) -> dict[str, Any]:
     """Run ``content`` under TFLite Micro on ``inputs`` (one array per model input, int8 as the model takes them,
-    first axis the examples) and compare with LiteRT. Returns ``ok``, ``missing_ops``, ``examples``,
-    ``max_abs_diff_lsb``/``exact``/``within_1lsb`` against ModelRunner (LiteRT as deployed: optimized kernels,
-    XNNPACK), ``reference_max_abs_diff_lsb`` against LiteRT's reference kernels, ``arena_bytes`` /
+    first axis the examples) and compare every output with LiteRT's. Returns ``ok``, ``missing_ops``, ``examples``,
+    ``outputs`` (how many were compared), ``max_abs_diff_lsb``/``exact``/``within_1lsb`` against LiteRT as deployed
+    (optimized kernels, XNNPACK), ``reference_max_abs_diff_lsb`` against LiteRT's reference kernels (each the
+    largest over every output), ``arena_bytes`` /
     ``arena_head_bytes`` / ``arena_tail_bytes`` (recorded by TFLM), ``arena_estimate_bytes`` (the cost model's) and
     ``error`` when TFLM could not run it (tflite-micro missing, an op missing, an interpreter error), and
     ``first_divergence`` (:func:`first_divergence`) when TFLM and LiteRT's reference kernels disagree.
@@ -179,25 +211,34 @@ def micro_check(content: bytes, inputs: list[np.ndarray], arena_size: int | None
         return result
     xs = [np.asarray(x) for x in inputs]
     try:
+        lite, reference = _litert_raw(content, xs), _litert_raw(content, xs, reference=True)
+    except (RuntimeError, ValueError) as err:
+        result["error"] = f"LiteRT: {str(err).strip().splitlines()[0] if str(err).strip() else err!r}"
+        return result
+    try:
         frozen, skipped = freeze_shapes(content)
         if skipped:
             result["unfrozen_tensors"] = skipped
         interpreter = tflm.Interpreter.from_bytes(frozen, arena_size=arena_size or max(4 * estimate, 1 << 16))
         details = [interpreter.get_input_details(i) for i in range(len(xs))]
-        outs = []
+        outs: list[list[np.ndarray]] = [[] for _ in lite]
         for n in range(len(xs[0])):
             for i, (x, d) in enumerate(zip(xs, details)):
                 interpreter.set_input(x[n:n + 1].astype(d["dtype"]).reshape(d["shape"]), i)
             interpreter.invoke()
-            outs.append(np.array(interpreter.get_output(0)).reshape(1, -1))
+            for k, got in enumerate(outs):
+                got.append(np.array(interpreter.get_output(k)).reshape(1, -1))
         arena = _recorded_arena(interpreter)
     except (RuntimeError, ValueError) as err:
         result["error"] = f"TFLite Micro: {str(err).strip().splitlines()[0] if str(err).strip() else err!r}"
         return result
-    micro = np.concatenate(outs).astype(np.int64)
-    diff, ref = _lsb(micro, _litert_raw(content, xs)), _lsb(micro, _litert_reference_raw(content, xs))
+    micro = [np.concatenate(got).astype(np.int64) for got in outs]
+    # every output side by side: [examples, all output values]
+    diff = np.concatenate([_lsb(m, o) for m, o in zip(micro, lite)], axis=1)
+    ref = np.concatenate([_lsb(m, o) for m, o in zip(micro, reference)], axis=1)
     result.update({
-        "examples": int(len(micro)), "max_abs_diff_lsb": int(diff.max()) if diff.size else 0,
+        "examples": int(len(micro[0])), "outputs": len(micro),
+        "max_abs_diff_lsb": int(diff.max()) if diff.size else 0,
         "exact": float(np.mean(diff == 0)) if diff.size else 1.0,
         "within_1lsb": bool(diff.size == 0 or diff.max() <= 1),
         "reference_max_abs_diff_lsb": int(ref.max()) if ref.size else 0,

@@ -38,3 +38,45 @@ def test_two_inputs_match_litert(conditional_model):
     result = micro_check(conditional_model, [noise, labels])
     assert result["ok"] and result["reference_max_abs_diff_lsb"] == 0, result
     assert result["examples"] == 8 and result["arena_bytes"] > 0 and "error" not in result
+
+
+def test_every_input_is_fed_from_the_verification_arrays_the_bundle_names(conditional_model):
+    """A generator's verification.npz holds ``latent`` and ``label`` (the runtime's request), not tensor names:
+    the bundle's ``generation.latent_input`` says which tensor the latents feed; ``label`` feeds a tensor of its
+    name; ``seed`` and ``output`` feed nothing."""
+    from edgepipe.components.export.micro import verification_inputs
+    from edgepipe.runtime.litert import ModelRunner, quantize
+
+    noise, label = ModelRunner(conditional_model).inputs
+    rng = np.random.default_rng(2)
+    latent = rng.normal(size=(16, 8)).astype(np.float32)
+    labels = (np.arange(16) % 4).astype(np.int32)
+    verification = {"latent": latent, "label": labels, "seed": np.array(0), "output": np.zeros((16, 6))}
+    doc = {"generation": {"latent_input": noise.name, "label_input": label.name}}
+    xs, fed = verification_inputs(conditional_model, verification, doc)
+    assert fed == {noise.name: "latent", label.name: "label"}
+    np.testing.assert_array_equal(xs[0], quantize(latent[:8], noise))
+    assert xs[1].dtype == np.int32 and xs[1].tolist() == labels[:8].reshape(8, 1).tolist()
+    result = micro_check(conditional_model, xs)
+    assert result["ok"] and result["examples"] == 8 and result["outputs"] == 1, result
+    with pytest.raises(ValueError, match=noise.name):  # nothing names the latent tensor: refused, never guessed
+        verification_inputs(conditional_model, verification, {"generation": {"label_input": label.name}})
+
+
+def test_every_output_is_compared():
+    """A two-head model: both outputs are read from TFLM and compared with LiteRT's."""
+    from edgepipe.components.optimization.tflite import convert
+
+    keras = tf.keras
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8,), name="x")
+    hidden = keras.layers.Dense(8, activation="relu")(inp)
+    model = keras.Model(inp, [keras.layers.Dense(3, activation="softmax", name="cls")(hidden),
+                              keras.layers.Dense(2, name="value")(hidden)])
+    rep = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
+    content = convert(model, "int8", representative=rep)
+    x = np.random.default_rng(3).integers(-128, 128, size=(6, 8)).astype(np.int8)
+    result = micro_check(content, [x])
+    assert result["outputs"] == 2 and result["examples"] == 6 and result["ok"], result
+    wrong = micro_check(content, [x, x])  # an array per input, no more
+    assert wrong["ok"] is False and "1 input(s), got 2" in wrong["error"]

@@ -1,11 +1,13 @@
 """Int8 variants beyond the supervised variant stage: a nested base model (MobileNetV2) is quantized layer by layer;
 a cGAN generator gets int8 PTQ/QAT files verified against Keras and gated at export (int8, else float32 + reason)."""
+import importlib.util
 import json
 
 import numpy as np
 import pytest
 
 import edgepipe  # noqa: F401
+from edgepipe import tasks
 from edgepipe.components.training.arrays import write_examples
 from edgepipe.pipeline.artifacts import Examples
 from edgepipe.pipeline.executor import invoke
@@ -60,7 +62,7 @@ def test_generator_int8_is_verified_and_gated(cgan, tmp_path, min_agreement, exp
     index = conv["tflite"].read_json("variants.json")
     assert set(index) == {"float32", "int8_ptq", "int8_qat"} and index["int8_ptq"]["input_dtype"] == "int8"
     ev, metrics = invoke(evaluate, {"examples": images, "model": model, "tflite": conv["tflite"]}, {"evaluation": tmp_path / "e"},
-                         {"settings": {"samples": 32, "samples_per_class": 2, "latency_runs": 2}})
+                         {"settings": tasks.get("generation").evaluate(samples=32, samples_per_class=2, latency_runs=2)})
     rows = {r["variant"]: r for r in json.loads((tmp_path / "e" / "variants.json").read_text())}
     assert rows["float32"]["mean_abs_pixel_diff"] < 1e-5
     assert rows["int8_ptq"]["mean_abs_pixel_diff"] < 0.05 and metrics["int8_ptq_agreement"] > 0.95
@@ -75,6 +77,13 @@ def test_generator_int8_is_verified_and_gated(cgan, tmp_path, min_agreement, exp
         assert doc["primary_variant"] == "float32" and "fails the export bounds" in doc["quantization"]["reason"]
     names = {i["name"] for m in doc["models"].values() for i in m["inputs"]}
     assert names == {"noise", "label"}  # one name per input across float32 and int8 files
+    if not expect_int8:
+        assert "micro" not in doc  # TFLite Micro runs int8 models only
+    elif importlib.util.find_spec("tflite_micro"):  # both inputs fed from verification.npz, the output compared
+        micro = doc["micro"]
+        assert micro["inputs"] == {"noise": "latent", "label": "label"} and micro.get("error") is None, micro
+        assert micro["examples"] == 8 and micro["outputs"] == 1 and micro["arena_bytes"] > 0
+        assert isinstance(micro["max_abs_diff_lsb"], int) and (tmp_path / "b" / "model_data.cc").is_file()
 
 
 def test_a_judging_classifier_scores_the_samples_of_every_variant(cgan, tmp_path):
@@ -101,7 +110,7 @@ def test_a_judging_classifier_scores_the_samples_of_every_variant(cgan, tmp_path
                      {"variants": ["float32", "int8_ptq"], "representative_samples": 32})
     ev, metrics = invoke(evaluate, {"examples": images, "model": model, "tflite": conv["tflite"],
                                         "classifier": judge},
-                         {"evaluation": tmp_path / "e"}, {"settings": {"samples": 30, "samples_per_class": 2, "latency_runs": 2}})
+                         {"evaluation": tmp_path / "e"}, {"settings": tasks.get("generation").evaluate(samples=30, samples_per_class=2, latency_runs=2)})
     report = ev["evaluation"].read_json("evaluation.json")["metrics"]
     assert report["class_shares"] == {"a": 0.0, "b": 1.0, "c": 0.0} and report["min_class_share"] == 0.0
     assert report["classifier"]["family"] == "constant"
