@@ -152,7 +152,7 @@ def _micro(content: bytes, verification: dict[str, np.ndarray], doc: dict[str, A
 
         return {"error": f"{type(err).__name__}: {describe(err)}", **({"inputs": fed} if fed else {})}, {}
     keys = ("ok", "error", "missing_ops", "examples", "outputs", "max_abs_diff_lsb", "reference_max_abs_diff_lsb",
-            "arena_bytes", "arena_estimate_bytes")
+            "first_divergence", "arena_bytes", "arena_estimate_bytes")  # first_divergence: where TFLM rounds apart
     return ({"c_source": ["model_data.cc", "model_data.h"], "interpreter": "tflite_micro.runtime.Interpreter",
              "inputs": fed, **{k: check.get(k) for k in keys}}, {"model_data.cc": cc, "model_data.h": header})
 
