@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
+from edgepipe.pipeline.contracts import EvaluationReport, ExamplesInfo, VariantRow, rows_from_json
+
 ARTIFACT_META = "_artifact.json"
 
 
@@ -182,6 +184,10 @@ class Examples(Artifact):
     def feature_spec(self) -> dict[str, dict[str, Any]]:
         return dict(self.properties.get("feature_spec", {}))
 
+    def info(self) -> ExamplesInfo:
+        """The facts these examples state about themselves (kind, channels, counts, class names ...), typed."""
+        return ExamplesInfo.from_dict(self.properties, f"{self.path} properties")
+
     def tf_feature_spec(self) -> dict[str, Any]:
         """The feature spec as ``tf.io`` parsing features."""
         import tensorflow as tf
@@ -318,9 +324,19 @@ class TFLiteModels(Artifact):
 
 
 class ModelEvaluation(Artifact):
-    """Metrics, thresholds and verification results (``evaluation.json``)."""
+    """Metrics, thresholds and verification results (``evaluation.json``), the variant table (``variants.json``)."""
 
     type_name = "ModelEvaluation"
+
+    def report(self) -> EvaluationReport | None:
+        """``evaluation.json`` as an :class:`EvaluationReport`; None when there is none."""
+        path = self.path / "evaluation.json"
+        return EvaluationReport.from_dict(self.read_json(path.name), str(path)) if path.exists() else None
+
+    def variant_rows(self) -> list[VariantRow] | None:
+        """``variants.json`` (this evaluation's, or a bundle's) as :class:`VariantRow` s; None when there is none."""
+        path = self.path / "variants.json"
+        return rows_from_json(self.read_json(path.name), str(path)) if path.exists() else None
 
 
 class ModelBlessing(Artifact):

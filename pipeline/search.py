@@ -103,7 +103,7 @@ def measure(config, pipeline, result) -> dict[str, Any]:
     evaluation, convert = _node(pipeline, "evaluation"), _node(pipeline, "tflite")
     if evaluation not in result.nodes:
         return {"error": str(result.error or "no evaluation")}
-    rows = gate(result.artifact(evaluation, "evaluation").read_json("variants.json"), config.export.min_agreement,
+    rows = gate(result.artifact(evaluation, "evaluation").variant_rows() or [], config.export.min_agreement,
                 config.export.max_metric_drop)
     variant = config.convert.primary
     if variant == "auto":  # no quantization dimension: the variant the export gate picks among those produced
@@ -113,7 +113,7 @@ def measure(config, pipeline, result) -> dict[str, Any]:
             variant = gated_primary(variant, rows)[0]
         except EdgepipeError as err:  # nothing fits / no int8 variant: the export refused this trial
             return {"error": str(err)}
-    row = next((r for r in rows if r["variant"] == variant), None)
+    row = next((r for r in rows if r.variant == variant), None)
     if row is None:
         return {"error": f"variant {variant} not in the variant table"}
     index = result.artifact(convert, "tflite").read_json("variants.json") if convert in result.nodes else {}
@@ -122,13 +122,13 @@ def measure(config, pipeline, result) -> dict[str, Any]:
     latency = fit.get("latency_ms")
     if latency is None and cost.get("macs") is not None:  # no target: the custom target's default MAC rate
         latency = round(1000.0 * (cost["macs"] + (cost.get("elementwise_ops") or 0)) / 100e6, 6)
-    fits = row.get("fits") is not False
-    reasons = list(row.get("fit_reasons") or []) + ([row["reason"]] if row.get("reason") else [])
-    return {"variant": variant, "metric_name": row.get("metric_name"), "metric": row.get("metric"),
-            "keras_metric": next((r.get("metric") for r in rows if r["variant"] == "keras"), None),
-            "flash_bytes": row.get("size_bytes"), "arena_bytes": row.get("arena_bytes"), "latency_ms": latency,
-            "energy_uj": row.get("energy_uj"), "fits": fits, "exported": row.get("exported"),
-            "feasible": fits and bool(row.get("exported")) and row.get("metric") is not None,
+    fits = row.fits is not False
+    reasons = list(row.fit_reasons or []) + ([row.reason] if row.reason else [])
+    return {"variant": variant, "metric_name": row.metric_name, "metric": row.metric,
+            "keras_metric": next((r.metric for r in rows if r.reference), None),
+            "flash_bytes": row.size_bytes, "arena_bytes": row.arena_bytes, "latency_ms": latency,
+            "energy_uj": row.energy_uj, "fits": fits, "exported": row.exported,
+            "feasible": fits and bool(row.exported) and row.metric is not None,
             "reasons": reasons}
 
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgepipe.pipeline.contracts import EvaluationReport
+
 if TYPE_CHECKING:  # models.spec imports this package: the card is only an annotation here
     from edgepipe.models.card import ModelCard
 
@@ -26,7 +28,7 @@ class BundleContext:
     task: Any  # the Task
     card: ModelCard  # the trained model's card (family, data spec, environment ...)
     model_dir: Path  # the trained model artifact (an autoencoder's encoder.h5 lives there)
-    report: dict[str, Any]  # evaluation.json
+    report: dict[str, Any]  # evaluation.json as written (the bundle's copy); typed: :attr:`evaluation`
     evaluation_dir: Path  # the evaluation artifact (predictions.npz, errors.npz)
     chosen: str  # the variant shipped as model.tflite
     files: dict[str, str]  # variant -> file name
@@ -39,6 +41,11 @@ class BundleContext:
     verify_samples: int = 16
     transform: dict[str, Any] | None = None  # the fitted normalization (series) or table transform (+ schema)
     windows: dict[str, Any] | None = None  # window size, stride, channels, channel names (series)
+
+    @property
+    def evaluation(self) -> EvaluationReport:
+        """``report`` as the typed :class:`EvaluationReport` (fields instead of dict keys)."""
+        return EvaluationReport.of(self.report, "evaluation.json")
 
 
 @dataclass
@@ -95,18 +102,18 @@ def evaluated_examples(ctx: BundleContext) -> dict[str, np.ndarray]:
 
 def shipped_metrics(ctx: BundleContext) -> dict[str, Any]:
     """The variant metric and agreement each shipped model was gated on, and the evaluation's own metrics."""
-    report, keys = ctx.report, ctx.keys
-    name = report.get("metric_name")
-    per_model = report.get("variant_metrics") or {}
+    report, keys = ctx.evaluation, ctx.keys
+    name = report.metric_name
+    per_model = report.variant_metrics or {}
     gated = ctx.gate.get("min_agreement") is not None
-    return {"split": report.get("split"), "metric_name": name,
+    return {"split": report.split, "metric_name": name,
             "per_model": {keys.get(v, v): {"all": {name: m}} for v, m in per_model.items()
                           if v == "keras" or v in keys},
-            "agreement_with_keras": {keys.get(v, v): a.get("all") for v, a in (report.get("agreement") or {}).items()},
+            "agreement_with_keras": {keys.get(v, v): report.agreement_all(v) for v in report.agreement},
             "min_agreement": ctx.gate.get("min_agreement") if gated else None,
             "max_metric_drop": ctx.gate.get("max_metric_drop") if gated else None,
             **({"metric_gate": f"skipped: {ctx.gate['metric_gate']}"} if ctx.gate.get("metric_gate") else {}),
-            "evaluation": report.get("metrics")}
+            "evaluation": report.metrics if "metrics" in report.recorded else None}
 
 
 def standard_bundle(ctx: BundleContext) -> BundleParts:

@@ -10,7 +10,9 @@ export and reports all speak the same names. No TensorFlow here (config validati
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
+from edgepipe.pipeline.contracts import VariantRow
 from edgepipe.pipeline.errors import ConfigError
 
 
@@ -70,55 +72,56 @@ def active_variants(names: list[str], enabled: dict[str, bool]) -> list[str]:
     return chosen if "float32" in chosen else ["float32", *chosen]
 
 
-def gated_primary(primary: str, rows: list[dict]) -> tuple[str, str | None]:
+def gated_primary(primary: str, rows: Sequence[VariantRow | Mapping[str, Any]]) -> tuple[str, str | None]:
     """The variant shipped as ``model.tflite`` once the export gate has judged every row, and why, if it is not the
     first choice. A named ``primary`` is kept as it is (the gate then refuses it if it fails). ``auto`` means "the
     smallest int8 variant that is verified": the first of AUTO_PRIMARY that passes the bounds, so a pruned
     variant whose decisions move away from the float model's is replaced by one that agrees, and the bundle
-    says so; no bound is relaxed, and with none passing the first choice is returned for the gate to refuse."""
-    if any(r.get("fits") is not None for r in rows):
+    says so; no bound is relaxed, and with none passing the first choice is returned for the gate to refuse.
+    ``rows``: :class:`VariantRow` s (JSON objects as read are typed first)."""
+    rows = [VariantRow.of(r) for r in rows]
+    if any(r.fits is not None for r in rows):
         return _fitting_primary(primary, rows)
     if primary != "auto":
         return primary, None
-    produced = [r["variant"] for r in rows]
+    produced = [r.variant for r in rows]
     candidates = [n for n in AUTO_PRIMARY if n in produced]
     if not candidates:
         raise ConfigError(f"no int8 variant to ship as model.tflite (add one of {', '.join(AUTO_PRIMARY)})")
-    by_name = {r["variant"]: r for r in rows}
+    by_name = {r.variant: r for r in rows}
     for name in candidates:
-        if by_name[name].get("exported"):
-            failed = [f"'{c}' ({by_name[c].get('reason')})" for c in candidates[:candidates.index(name)]]
+        if by_name[name].exported:
+            failed = [f"'{c}' ({by_name[c].reason})" for c in candidates[:candidates.index(name)]]
             return name, (f"{', '.join(failed)} failed the export bounds; '{name}' is the first int8 variant "
                           "(auto: pqat > int8_qat > pruned_int8 > int8_ptq) that passes") if failed else None
     return candidates[0], None
 
 
-def _fitting_primary(primary: str, rows: list[dict]) -> tuple[str, str | None]:
+def _fitting_primary(primary: str, rows: list[VariantRow]) -> tuple[str, str | None]:
     """With a device target (rows carry ``fits``): a named primary must fit; ``auto`` ships the best-metric int8
     variant that fits and passes the bounds (ties: AUTO_PRIMARY order, then the catalogue's). No int8 variant
     fitting is a VerificationError (exit 4) with every variant's numbers."""
     from edgepipe.pipeline.errors import VerificationError
 
-    int8 = [r for r in rows if r["variant"] in VARIANTS and VARIANTS[r["variant"]].mode == "int8"]
-    fitting = [r for r in int8 if r.get("fits")]
-    why = "; ".join(f"{r['variant']}: {', '.join(r.get('fit_reasons') or [])}" for r in rows
-                    if r.get("fits") is False)
-    target = next((r.get("target") for r in rows if r.get("target")), "the target")
+    int8 = [r for r in rows if r.variant in VARIANTS and VARIANTS[r.variant].mode == "int8"]
+    fitting = [r for r in int8 if r.fits]
+    why = "; ".join(f"{r.variant}: {', '.join(r.fit_reasons or [])}" for r in rows if r.fits is False)
+    target = next((r.target for r in rows if r.target), "the target")
     if primary != "auto":
-        row = next((r for r in int8 if r["variant"] == primary), None)
-        if row is not None and row.get("fits") is False:
+        row = next((r for r in int8 if r.variant == primary), None)
+        if row is not None and row.fits is False:
             raise VerificationError(f"primary variant '{primary}' does not fit {target} "
-                                    f"({', '.join(row.get('fit_reasons') or [])}); nothing exported")
+                                    f"({', '.join(row.fit_reasons or [])}); nothing exported")
         return primary, None
     if not fitting:
         raise VerificationError(f"no int8 variant fits {target}: {why}; nothing exported")
     order = list(AUTO_PRIMARY) + [n for n in VARIANTS if n not in AUTO_PRIMARY]
-    passing = [r for r in fitting if r.get("exported")]
-    best = sorted(passing or fitting, key=lambda r: (r.get("metric_drop") if r.get("metric_drop") is not None
-                                                     else float("inf"), order.index(r["variant"])))[0]
-    return best["variant"], (f"device target {target}: '{best['variant']}' is the best-metric int8 variant that "
-                             f"fits and passes the bounds" + (f" (not fitting: {why})" if why else "")
-                             if passing else None)
+    passing = [r for r in fitting if r.exported]
+    best = sorted(passing or fitting, key=lambda r: (r.metric_drop if r.metric_drop is not None else float("inf"),
+                                                     order.index(r.variant)))[0]
+    return best.variant, (f"device target {target}: '{best.variant}' is the best-metric int8 variant that "
+                          f"fits and passes the bounds" + (f" (not fitting: {why})" if why else "")
+                          if passing else None)
 
 
 def primary_variant(primary: str, active: list[str]) -> str:

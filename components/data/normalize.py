@@ -87,13 +87,14 @@ def normalize(examples: Input[Examples], statistics: Input[ExampleStatistics], t
     statistics, write ``transform.json`` and the normalized Examples (same layout and properties)."""
     if method not in METHODS:
         raise ConfigError(f"normalize: unknown method '{method}' (choose from {', '.join(METHODS)})")
-    channels = list(examples.properties.get("channels") or [])
+    info = examples.info()
+    channels = info.channel_names
     center, scale = fit_channels(statistics, channels, method, fit_split)
     params.write_json("transform.json", {"method": method, "channels": channels, "center": center,
                                          "scale": scale})
     params.properties.update(method=method, channels=channels, fit_split=fit_split)
 
-    level = CHUNK_GZIP_LEVEL if examples.properties.get("kind") == "timeseries_chunks" else GZIP_LEVEL
+    level = CHUNK_GZIP_LEVEL if info.kind == "timeseries_chunks" else GZIP_LEVEL
     job = Job(beam_args, transformed.path / "_report")
     files = job.shards(examples, examples.splits)
     job.report(job.pipeline | "Files" >> beam.Create(files)

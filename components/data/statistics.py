@@ -355,8 +355,9 @@ def compute_statistics(examples: Input[Examples], statistics: Output[ExampleStat
     """Per split: per channel (time series) or per feature (rows) count, missing, mean, std, min, max, quantiles
     and a 20-bin histogram, or for strings count/missing/unique/top values; label positives for series; in one
     Beam pass, written to ``statistics.json``."""
-    kind = examples.properties.get("kind", "")
-    channels = list(examples.properties.get("channels") or [])
+    info = examples.info()
+    kind = info.kind or ""
+    channels = info.channel_names
     spec = examples.feature_spec
     splits = examples.splits
     if not splits or (kind in SERIES_KINDS and not channels) or (kind not in SERIES_KINDS and not spec):

@@ -31,6 +31,7 @@ from edgepipe.components.data.beam.tfrecord import read_records
 from edgepipe.components.data.series_stages import read_chunk_index
 from edgepipe.pipeline.artifacts import Examples
 from edgepipe.pipeline.component import Input, Output, component
+from edgepipe.pipeline.contracts import ExamplesInfo
 from edgepipe.pipeline.errors import ConfigError, DataError
 
 LABEL_MODES = ("any", "last")
@@ -221,10 +222,12 @@ def make_windows(examples: Input[Examples], windows: Output[Examples], size: int
         raise ConfigError(f"make_windows: size and stride must be >= 1, got size={size}, stride={stride}")
     if label_mode not in LABEL_MODES:
         raise ConfigError(f"make_windows: unknown label_mode '{label_mode}' (choose from {', '.join(LABEL_MODES)})")
-    if examples.properties.get("kind") != "timeseries_chunks":
-        raise DataError(f"{examples.path}: make_windows needs kind 'timeseries_chunks', "
-                        f"got '{examples.properties.get('kind')}'")
-    channels, splits = list(examples.properties["channels"]), examples.splits
+    info = examples.info()
+    if info.kind != "timeseries_chunks":
+        raise DataError(f"{examples.path}: make_windows needs kind 'timeseries_chunks', got '{info.kind}'")
+    channels, splits = info.channel_names, examples.splits
+    if not channels:
+        raise DataError(f"{examples.path}: timeseries_chunks examples record no 'channels'")
     chunk_steps = max(int(chunk_steps), size)
 
     job = Job(beam_args, windows.path / "_report")
@@ -249,10 +252,10 @@ def make_windows(examples: Input[Examples], windows: Output[Examples], size: int
     for series, split, segment, n in result.values.get("segment", []):
         seen[(series, split, segment)] = seen.get((series, split, segment), 0) + n
     carried = {k: v for k, v in examples.properties.items() if k not in ("feature_spec", "kind", "chunk_size")}
-    windows.properties.update({**carried, "splits": splits, "channels": channels, "window_size": size,
-                               "stride": stride, "label_mode": label_mode, "kind": "windows",
-                               "feature_spec": window_feature_spec(size, len(channels)),
-                               "counts": {s: result.get(f"windows_{s}") for s in splits}})
+    windows.properties.update(ExamplesInfo.from_dict({  # typed on write: a fact of the wrong type fails here
+        **carried, "splits": splits, "channels": channels, "window_size": size, "stride": stride,
+        "label_mode": label_mode, "kind": "windows", "feature_spec": window_feature_spec(size, len(channels)),
+        "counts": {s: result.get(f"windows_{s}") for s in splits}}, f"{windows.path} properties").to_dict())
     metrics = {}
     for split in splits:
         metrics[f"windows_{split}"] = result.get(f"windows_{split}")

@@ -85,18 +85,18 @@ def bless_model(evaluation: Input[ModelEvaluation], blessing: Output[ModelBlessi
     from edgepipe.tasks.variants import gated_primary
 
     declared = tasks.get(task or "")
-    rows = gate(evaluation.read_json("variants.json"), min_agreement, max_metric_drop)
+    rows = gate(evaluation.variant_rows() or [], min_agreement, max_metric_drop)
     try:
         chosen, _ = gated_primary(primary, rows)
     except VerificationError:  # no variant can ship: the export refuses on its own; compare the named one, if any
         chosen = None if primary == "auto" else primary
-    row = next((r for r in rows if r["variant"] == chosen), {})
+    row = next((r for r in rows if r.variant == chosen), None)
     metric = declared.metric
     doc: dict[str, Any] = {
         "schema_version": 1, "metric_name": metric.name, "higher_is_better": metric.higher_is_better,
         "max_regression": max_regression,
-        "candidate": {"variant": chosen, "metric": _number(row.get("metric")),
-                      "per_variant": {r["variant"]: _number(r.get("metric")) for r in rows}}}
+        "candidate": {"variant": chosen, "metric": _number(row.metric if row else None),
+                      "per_variant": {r.variant: _number(r.metric) for r in rows}}}
     if baseline is None:
         blessed, regression, reason = True, None, "no earlier exported bundle of this pipeline: the first export"
         doc["baseline"] = None
@@ -172,7 +172,8 @@ def _anomaly(bundle_path: Path, evaluation: ModelEvaluation, examples: Examples 
                         f"({bundle_path}): the models cannot be compared on the same windows")
     order = [channels.index(n) for n in names]
     center, scale = np.asarray(params["center"], np.float64), np.asarray(params["scale"], np.float64)
-    splits = list(evaluation.read_json("evaluation.json").get("splits") or [])
+    report = evaluation.report()
+    splits = list((report.splits if report else None) or [])
     scores, labels = [], []
     for split in splits:
         for batch in iter_windows(examples, split, batch_size=1024):
@@ -186,7 +187,7 @@ def _anomaly(bundle_path: Path, evaluation: ModelEvaluation, examples: Examples 
                "threshold": bundle.impl.threshold, "alarm_rate": _rate(found["flagged"], len(truth)),
                "drift": _drift(meta["normalization"], params, names)}
     if not found["anomalous"]:  # new normal data without labels (issue 14): F1 has no positives to find
-        pooled = ((evaluation.read_json("evaluation.json").get("metrics") or {}).get(variant) or {}).get("all") or {}
+        pooled = (report.model_metrics(variant) if report else {}).get("all") or {}
         details["candidate_alarm_rate"] = _rate(pooled.get("flagged"), pooled.get("windows"))
         return BaselineScore(None, int(len(truth)), details, undefined=(
             "no labelled anomalous window in the evaluation data: F1 is undefined for both models, not compared "

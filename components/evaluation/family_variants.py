@@ -37,8 +37,7 @@ def _table(tflite, evaluation, net, metric_name: str, values: dict, agreements: 
     reference = {"size_bytes": None, "gzip_bytes": None, "params": int(net.count_params()),
                  "sparsity": measured_sparsity(net)}
     rows = build_rows(index, metric_name, values, agreements, drops, latencies, reference)
-    for row in rows:
-        row.update(extra.get(row["variant"], {}) if row["variant"] != "keras" else (keras_extra or {}))
+    rows = [row.updated(**(extra.get(row.variant, {}) if not row.reference else (keras_extra or {}))) for row in rows]
     write_table(evaluation, rows)
     models = {"keras": {"kind": "keras", "source": "model"}}
     for name in index:

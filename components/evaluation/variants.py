@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from edgepipe.pipeline import progress
+from edgepipe.pipeline.contracts import VariantRow, rows_to_json
 
 LABELS = {"keras": "Keras float", "float32": "TFLite float32", "float16": "TFLite float16",
           "dynamic": "dynamic-range int8", "int8_ptq": "int8 PTQ", "int8_qat": "int8 QAT",
@@ -26,9 +27,10 @@ COLUMNS = ("variant", "label", "size_bytes", "gzip_bytes", "params", "sparsity",
 
 def build_rows(index: dict[str, dict[str, Any]], metric_name: str, metrics: dict[str, float | None],
                agreements: dict[str, float | None], drops: dict[str, float | None], latencies: dict[str, float],
-               reference: dict[str, Any]) -> list[dict[str, Any]]:
+               reference: dict[str, Any]) -> list[VariantRow]:
     """Rows in catalogue order: the Keras reference first (``reference`` = its size/params/sparsity), then each
-    TFLite variant of ``index`` (convert_tflite's ``variants.json``)."""
+    TFLite variant of ``index`` (convert_tflite's ``variants.json``). The keys are assembled in the order the
+    file has always had them, then typed (:class:`VariantRow` keeps that order)."""
     rows = [{"variant": "keras", "label": LABELS["keras"], "source": "float", "metric_name": metric_name,
              "metric": metrics.get("keras"), "metric_drop": 0.0, "agreement": 1.0, "latency_us": None,
              "exported": None, **reference}]
@@ -46,13 +48,16 @@ def build_rows(index: dict[str, dict[str, Any]], metric_name: str, metrics: dict
             # a device target's judgement (components/optimization/targets.py), None without a target
             "target": (entry.get("target") or {}).get("target"), "fits": (entry.get("target") or {}).get("fits"),
             "fit_reasons": (entry.get("target") or {}).get("reasons")})
-    float32 = next((r for r in rows if r["variant"] == "float32"), None)
-    for row in rows:  # ratios against the float32 TFLite model: what the size/latency targets are stated in
-        for key in ("size_bytes", "gzip_bytes", "latency_us"):
-            base = float32.get(key) if float32 else None
-            row[key.replace("_bytes", "").replace("_us", "") + "_vs_float32"] = (
-                round(row[key] / base, 4) if base and row.get(key) is not None else None)
-    return rows
+    typed = [VariantRow.from_dict(row, f"variant row '{row['variant']}'") for row in rows]
+    float32 = next((r for r in typed if r.variant == "float32"), None)
+
+    def ratio(row: VariantRow, key: str) -> float | None:
+        base, value = (getattr(float32, key) if float32 else None), getattr(row, key)
+        return round(value / base, 4) if base and value is not None else None
+
+    # ratios against the float32 TFLite model: what the size/latency targets are stated in
+    return [row.updated(size_vs_float32=ratio(row, "size_bytes"), gzip_vs_float32=ratio(row, "gzip_bytes"),
+                        latency_vs_float32=ratio(row, "latency_us")) for row in typed]
 
 
 def run_progress(model: str) -> Callable[[int, int], None]:
@@ -75,34 +80,34 @@ def run_progress(model: str) -> Callable[[int, int], None]:
     return each
 
 
-def metric_gate_skipped(rows: list[dict[str, Any]], max_metric_drop: float | None) -> str | None:
+def metric_gate_skipped(rows: Sequence[VariantRow | Mapping[str, Any]], max_metric_drop: float | None) -> str | None:
     """Why the metric bound cannot apply, or None when it does: the Keras reference's own metric is undefined
     (no labels, or no labelled anomaly in eval+test: F1 has no positives), so no variant's drop can be measured.
     Unlabelled normal data is how most detectors are trained; the agreement bound still guards the conversion."""
-    keras = next((r for r in rows if r["variant"] == "keras"), None)
-    if max_metric_drop is None or keras is None or keras.get("metric") is not None:
+    keras = next((r for r in map(VariantRow.of, rows) if r.reference), None)
+    if max_metric_drop is None or keras is None or keras.metric is not None:
         return None
-    return (f"{keras.get('metric_name') or 'metric'} is undefined for the Keras model (no labels, or no labelled "
+    return (f"{keras.metric_name or 'metric'} is undefined for the Keras model (no labels, or no labelled "
             "positives in the evaluated splits): max_metric_drop not applied, agreement still gated")
 
 
-def gate(rows: list[dict[str, Any]], min_agreement: float, max_metric_drop: float | None) -> list[dict[str, Any]]:
+def gate(rows: Sequence[VariantRow | Mapping[str, Any]], min_agreement: float,
+         max_metric_drop: float | None) -> list[VariantRow]:
     """Mark each TFLite row ``exported`` (True/False) with a ``reason`` when refused; the Keras row stays None.
-    The metric bound is skipped for every row when :func:`metric_gate_skipped` says it cannot apply."""
+    The metric bound is skipped for every row when :func:`metric_gate_skipped` says it cannot apply. Rows may be
+    given as JSON objects (a ``variants.json`` as read)."""
+    rows = [VariantRow.of(r) for r in rows]
     if metric_gate_skipped(rows, max_metric_drop):
         max_metric_drop = None
     out = []
     for row in rows:
-        row = dict(row)
-        if row["variant"] != "keras":
+        if not row.reference:
             reasons = []
-            agreement, drop = row.get("agreement"), row.get("metric_drop")
-            if agreement is None or agreement < min_agreement:
-                reasons.append(f"agreement {_fmt(agreement)} < {min_agreement}")
-            if max_metric_drop is not None and (drop is None or drop > max_metric_drop):
-                reasons.append(f"{row['metric_name']} drop {_fmt(drop)} > {max_metric_drop}")
-            row["exported"] = not reasons
-            row["reason"] = "; ".join(reasons) or None
+            if row.agreement is None or row.agreement < min_agreement:
+                reasons.append(f"agreement {_fmt(row.agreement)} < {min_agreement}")
+            if max_metric_drop is not None and (row.metric_drop is None or row.metric_drop > max_metric_drop):
+                reasons.append(f"{row.metric_name} drop {_fmt(row.metric_drop)} > {max_metric_drop}")
+            row = row.updated(exported=not reasons, reason="; ".join(reasons) or None)
         out.append(row)
     return out
 
@@ -117,32 +122,30 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _cells(row: dict[str, Any]) -> list[str]:
-    return [row["variant"], row["label"], _fmt(row.get("size_bytes")), _fmt(row.get("gzip_bytes")),
-            _fmt(row.get("params")), _fmt(row.get("sparsity"), 3), _fmt(row.get("latency_us"), 3),
-            _fmt(row.get("macs")), _fmt(row.get("arena_bytes")), _fmt(row.get("energy_uj"), 3),
-            "-" if row.get("fits") is None else ("yes" if row["fits"] else "no: " + "; ".join(row.get("fit_reasons")
-                                                                                            or [])),
-            _fmt(row.get("metric")), _fmt(row.get("metric_drop"), 3), _fmt(row.get("agreement")),
-            "-" if row.get("exported") is None else _fmt(row["exported"]), row.get("source") or "",
-            row.get("reason") or ""]
+def _cells(row: VariantRow) -> list[str]:
+    return [row.variant, row.label or "", _fmt(row.size_bytes), _fmt(row.gzip_bytes),
+            _fmt(row.params), _fmt(row.sparsity, 3), _fmt(row.latency_us, 3),
+            _fmt(row.macs), _fmt(row.arena_bytes), _fmt(row.energy_uj, 3),
+            "-" if row.fits is None else ("yes" if row.fits else "no: " + "; ".join(row.fit_reasons or [])),
+            _fmt(row.metric), _fmt(row.metric_drop, 3), _fmt(row.agreement),
+            "-" if row.exported is None else _fmt(row.exported), row.source or "", row.reason or ""]
 
 
-def _header(rows: list[dict[str, Any]]) -> list[str]:
-    metric = rows[0].get("metric_name", "metric") if rows else "metric"
+def _header(rows: list[VariantRow]) -> list[str]:
+    metric = (rows[0].metric_name if rows else None) or "metric"
     return ["variant", "model", "size (B)", "gzip (B)", "params", "sparsity", "latency (us)", "MACs", "arena (B)",
-            "energy (uJ)", "fits " + next((r["target"] for r in rows if r.get("target")), "target"), metric,
+            "energy (uJ)", "fits " + next((r.target for r in rows if r.target), "target"), metric,
             f"{metric} drop", "agreement", "exported", "source", "note"]
 
 
-def to_markdown(rows: list[dict[str, Any]]) -> str:
+def to_markdown(rows: list[VariantRow]) -> str:
     head = _header(rows)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(c.replace("|", "/") for c in _cells(r)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
-def to_html(rows: list[dict[str, Any]]) -> str:
+def to_html(rows: list[VariantRow]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in _header(rows))
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows)
     return ("<!doctype html><meta charset=\"utf-8\"><title>edgepipe variants</title>"
@@ -151,8 +154,8 @@ def to_html(rows: list[dict[str, Any]]) -> str:
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n")
 
 
-def write_table(artifact, rows: list[dict[str, Any]]) -> None:
+def write_table(artifact, rows: list[VariantRow]) -> None:
     """``variants.json`` (list of rows), ``variants.md`` and ``variants.html`` into ``artifact``."""
-    artifact.write_json("variants.json", rows)
+    artifact.write_json("variants.json", rows_to_json(rows))
     artifact.file("variants.md").write_text(to_markdown(rows))
     artifact.file("variants.html").write_text(to_html(rows))

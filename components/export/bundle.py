@@ -48,7 +48,9 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
 
     card = ModelCard.of(model)
     declared = tasks.get(task or card.task or "")
-    doc_eval = evaluation.read_json("evaluation.json")
+    doc_eval = evaluation.report()
+    if doc_eval is None:
+        raise VerificationError(f"{evaluation.path}: no evaluation.json to export from; nothing exported")
     diff = None
     if tflite is not None:
         from edgepipe.components.export.gate import gate_variants
@@ -68,11 +70,11 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
 
     blessed = check_blessing(blessing, chosen)
     if blessed is not None:
-        doc_eval = {**doc_eval, "blessing": blessed}
+        doc_eval = doc_eval.updated(blessing=blessed)
     files = {chosen: "model.tflite", **{v: f"model_{v}.tflite" for v in sorted(content) if v != chosen}}
     keys = {v: ("int8" if v == chosen and v != "float32" else v) for v in content}
     io = {v: io_spec(data) for v, data in content.items()}
-    ctx = BundleContext(task=declared, card=card, model_dir=model.path, report=doc_eval,
+    ctx = BundleContext(task=declared, card=card, model_dir=model.path, report=doc_eval.to_dict(),
                         evaluation_dir=evaluation.path, chosen=chosen, files=files, keys=keys, io=io, content=content,
                         gate=gate, seed=seed, tolerance=tolerance, verify_samples=verify_samples,
                         transform=transform.read_json("transform.json") if transform is not None else None,
@@ -99,10 +101,9 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
         doc["micro"], micro_files = _micro(content[chosen], parts.verification, doc, seed)
     _validate(doc)
     if rows is not None:
-        for row in rows:
-            row["file"] = files.get(row["variant"]) if row.get("exported") else None
-            row["primary"] = row["variant"] == chosen
-    summary = declared.summary(doc, doc_eval, to_markdown(rows) if rows is not None else "")
+        rows = [row.updated(file=files.get(row.variant) if row.exported else None, primary=row.variant == chosen)
+                for row in rows]
+    summary = declared.summary(doc, ctx.report, to_markdown(rows) if rows is not None else "")
     # Everything is computed and verified; only now does anything land in the bundle.
     written = [*files.values(), "bundle.json", "evaluation.json", "SUMMARY.md"]
     for variant, data in content.items():
@@ -111,7 +112,7 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
         bundle.file(name).write_bytes(data if isinstance(data, bytes) else data.encode())
         written.append(name)
     bundle.write_json("bundle.json", doc)
-    bundle.write_json("evaluation.json", doc_eval)
+    bundle.write_json("evaluation.json", ctx.report)
     bundle.file("SUMMARY.md").write_text(summary)
     if parts.verification:
         np.savez_compressed(bundle.file("verification.npz"), **parts.verification)
@@ -124,11 +125,11 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
         written.append(Report.filename)
     bundle.properties.update({"schema_version": SCHEMA_VERSION, "task": declared.runtime,
                               "family": card.family, "primary": chosen, "files": sorted(written)})
-    agreement = (doc_eval.get("agreement", {}).get(chosen) or {}).get("all")
+    agreement = doc_eval.agreement_all(chosen)
     return {"primary_variant": chosen, "primary_agreement": agreement, "tflite_bytes": len(content[chosen]),
             "float32_bytes": len(content["float32"]) if "float32" in content else None,
             "variants_exported": len(content),
-            "variants_refused": sum(r.get("exported") is False for r in rows) if rows else 0,
+            "variants_refused": sum(r.exported is False for r in rows) if rows else 0,
             "max_abs_diff_vs_keras": diff, **({"blessed": True} if blessed is not None else {})}
 
 
@@ -162,8 +163,9 @@ def _window_contract(windows: Examples | None) -> dict[str, Any] | None:
     if windows is None:
         return None
     size, channels = (int(v) for v in windows.feature_spec["window"]["shape"])
-    return {"size": size, "stride": windows.properties.get("stride"), "channels": channels,
-            "channel_names": windows.properties.get("channels")}
+    info = windows.info()
+    return {"size": size, "stride": info.stride, "channels": channels,
+            "channel_names": None if info.channels is None else info.channel_names}
 
 
 def _validate(doc: dict[str, Any]) -> None:

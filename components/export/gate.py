@@ -15,79 +15,73 @@ from typing import Any
 
 import numpy as np
 
+from edgepipe.pipeline.contracts import EvaluationReport, VariantRow
 from edgepipe.pipeline.errors import VerificationError
 
 
 @dataclass
 class Gated:
-    rows: list[dict[str, Any]]  # the variant table, each row marked exported (or not) and why
+    rows: list[VariantRow]  # the variant table, each row marked exported (or not) and why
     chosen: str  # the variant shipped as model.tflite
     reason: str | None  # why it is not the first choice
     content: dict[str, bytes]  # every passing variant's bytes
     skipped: str | None  # why the metric bound could not apply (metric undefined for the Keras model)
 
 
-def gated_agreement(report: dict[str, Any], variant: str) -> float | None:
-    """The agreement the gate judges: the one ``agreement_gate.on`` names (the anomaly evaluation: decisions away
-    from the threshold, ``decisive``), else decisions on all evaluated data (``all``)."""
-    key = (report.get("agreement_gate") or {}).get("on", "all")
-    return (report.get("agreement", {}).get(variant) or {}).get(key)
-
-
-def _table(evaluation, report: dict[str, Any]) -> list[dict[str, Any]]:
+def _table(evaluation, report: EvaluationReport) -> list[VariantRow]:
     """The evaluation's variant table, agreement re-read from evaluation.json (the numbers the gate trusts)."""
-    rows = evaluation.read_json("variants.json") if (evaluation.path / "variants.json").exists() else [
-        {"variant": v, "label": v, "metric_name": report.get("metric_name"), "metric": None, "metric_drop": None}
-        for v in ("keras", *[m for m in report.get("models", {}) if m != "keras"])]
-    for row in rows:
-        if row["variant"] != "keras":
-            row["agreement"] = gated_agreement(report, row["variant"])
-    return rows
+    rows = evaluation.variant_rows()
+    if rows is None:
+        rows = [VariantRow(variant=v, label=v, metric_name=report.metric_name, metric=None, metric_drop=None,
+                           recorded=("variant", "label", "metric_name", "metric", "metric_drop"))
+                for v in ("keras", *[m for m in report.models if m != "keras"])]
+    return [row if row.reference else row.updated(agreement=report.gated_agreement(row.variant)) for row in rows]
 
 
-def gate_variants(tflite, evaluation, report: dict[str, Any], min_agreement: float, max_metric_drop: float | None,
-                  primary: str, float_fallback: bool = False) -> Gated:
+def gate_variants(tflite, evaluation, report: EvaluationReport | dict[str, Any], min_agreement: float,
+                  max_metric_drop: float | None, primary: str, float_fallback: bool = False) -> Gated:
+    """``report``: the evaluation's :class:`EvaluationReport` (or evaluation.json as read)."""
     from edgepipe.components.evaluation.variants import gate, metric_gate_skipped
     from edgepipe.tasks.variants import AUTO_PRIMARY, gated_primary
 
+    report = EvaluationReport.of(report, "evaluation.json")
     table = _table(evaluation, report)
     skipped = metric_gate_skipped(table, max_metric_drop)
     rows = gate(table, min_agreement, max_metric_drop)
     chosen, reason = gated_primary(primary, rows)
-    row = next((r for r in rows if r["variant"] == chosen), None)
-    if (row is None or not row["exported"]) and float_fallback:
-        why = row["reason"] if row else "not evaluated"
-        passing = [r["variant"] for r in rows if r.get("exported") and r["variant"] in AUTO_PRIMARY]
+    row = next((r for r in rows if r.variant == chosen), None)
+    if (row is None or not row.exported) and float_fallback:
+        why = row.reason if row else "not evaluated"
+        passing = [r.variant for r in rows if r.exported and r.variant in AUTO_PRIMARY]
         fallback = sorted(passing, key=AUTO_PRIMARY.index)[0] if passing else "float32"
         reason = (f"int8 variant '{chosen}' fails the export bounds ({why}); "
                   + (f"'{fallback}' ships instead" if passing else "the float32 model is shipped"))
         chosen = fallback
-        row = next((r for r in rows if r["variant"] == chosen), None)
+        row = next((r for r in rows if r.variant == chosen), None)
     kind = "" if chosen == "float32" else "int8 "
-    measured = gated_agreement(report, chosen)
-    scope = (report.get("agreement_gate") or {}).get("definition") or "the evaluated data"
+    measured = report.gated_agreement(chosen)
+    scope = report.gate_scope
     if measured is None or not np.isfinite(measured):
         raise VerificationError(f"agreement of the primary variant '{chosen}' with the Keras model was not measured "
                                 "(no such variant, or nothing evaluated); nothing exported")
-    if measured < min_agreement and row is not None and not row["exported"]:
+    if measured < min_agreement and row is not None and not row.exported:
         raise VerificationError(f"primary {kind}variant '{chosen}' agrees with the Keras model on {measured:.4f} of "
                                 f"{scope}, below min_agreement {min_agreement:.4f}; nothing exported")
-    if row is None or not row["exported"]:
-        why = row["reason"] if row else "not evaluated"
+    if row is None or not row.exported:
+        why = row.reason if row else "not evaluated"
         raise VerificationError(f"primary {kind}variant '{chosen}' fails the export bounds ({why}); nothing exported")
     content = {}
     for r in rows:
-        variant = r["variant"]
-        if variant == "keras" or not r["exported"]:
+        if r.reference or not r.exported:
             continue
-        path = tflite.variant_path(variant)
+        path = tflite.variant_path(r.variant)
         if not path.exists():
-            raise VerificationError(f"TFLite variant '{variant}' is missing from {tflite.path}; nothing exported")
+            raise VerificationError(f"TFLite variant '{r.variant}' is missing from {tflite.path}; nothing exported")
         data = path.read_bytes()
-        if report.get("models", {}).get(variant, {}).get("sha256") != hashlib.sha256(data).hexdigest():
+        if report.sha256(r.variant) != hashlib.sha256(data).hexdigest():
             raise VerificationError(f"{path.name} differs from the model that was evaluated (sha256 mismatch); "
                                     "nothing exported")
-        content[variant] = data
+        content[r.variant] = data
     return Gated(rows, chosen, reason, content, skipped)
 
 

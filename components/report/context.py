@@ -17,6 +17,7 @@ import numpy as np
 from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import (ExampleStatistics, Examples, Model, ModelBlessing, ModelEvaluation,
                                          Rejects, SearchResults, TFLiteModels)
+from edgepipe.pipeline.contracts import EvaluationReport, VariantRow
 from edgepipe.pipeline.errors import ConfigError
 
 ANOMALY = "anomaly"  # the windowed sensor detector: evaluate_anomaly's evaluation.json has no ``task`` key
@@ -32,13 +33,13 @@ def resolve_task(task: str | None, evaluation: ModelEvaluation | None, model: Mo
         if task not in known:
             raise ConfigError(f"report parameter 'task': unknown task '{task}' (allowed: {', '.join(known)})")
         return task
-    if evaluation is not None and (evaluation.path / "evaluation.json").exists():
-        doc = evaluation.read_json("evaluation.json")
-        if doc.get("task"):
-            return doc["task"]
-        if doc.get("score") == "reconstruction_mse":
+    doc = evaluation.report() if evaluation is not None else None
+    if doc is not None:
+        if doc.task:
+            return doc.task
+        if doc.score == "reconstruction_mse":
             return ANOMALY
-    if evaluation is not None and evaluation.properties.get("task"):
+    if evaluation is not None and evaluation.properties.get("task"):  # the component's own summary property
         return evaluation.properties["task"]
     if model is not None:
         card = ModelCard.of(model)
@@ -70,34 +71,30 @@ class ReportContext:
 
     # ---- evaluation -----------------------------------------------------------------------------------------------
     @cached_property
-    def doc(self) -> dict[str, Any] | None:
-        """evaluation.json, or None without an evaluation."""
-        if self.evaluation is None or not (self.evaluation.path / "evaluation.json").exists():
-            return None
-        return self.evaluation.read_json("evaluation.json")
+    def doc(self) -> EvaluationReport | None:
+        """evaluation.json (typed), or None without an evaluation."""
+        return self.evaluation.report() if self.evaluation is not None else None
 
     @property
     def metrics(self) -> dict[str, Any]:
-        return (self.doc or {}).get("metrics") or {}
+        """The task's own evaluation report (``evaluation.json`` ``metrics``)."""
+        return (self.doc.metrics if self.doc is not None else None) or {}
 
     @cached_property
     def predictions(self) -> dict[str, np.ndarray] | None:
         """evaluate_model's per-example arrays (``x``, ``y``, ``keras``, one per variant), or None."""
         if self.evaluation is None:
             return None
-        path = self.evaluation.path / ((self.doc or {}).get("predictions_file") or "predictions.npz")
+        path = self.evaluation.path / ((self.doc.predictions_file if self.doc else None) or "predictions.npz")
         if not path.exists():
             return None
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
 
     @cached_property
-    def variant_rows(self) -> list[dict[str, Any]]:
+    def variant_rows(self) -> list[VariantRow]:
         """The evaluation's variant table (``variants.json`` rows), empty without one."""
-        if self.evaluation is None or not (self.evaluation.path / "variants.json").exists():
-            return []
-        rows = json.loads((self.evaluation.path / "variants.json").read_text())
-        return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+        return (self.evaluation.variant_rows() if self.evaluation is not None else None) or []
 
     # ---- model ------------------------------------------------------------------------------------------------------
     @cached_property
@@ -140,7 +137,7 @@ class ReportContext:
         return cache[limit]
 
     def _read_examples(self, limit: int):
-        split = (self.doc or {}).get("split") or next(
+        split = (self.doc.split if self.doc else None) or next(
             (s for s in (*EVAL_SPLITS, "train") if self.examples.split_files(s)), None)
         if split is None or not self.examples.split_files(split):
             return None, None, f"examples have no eval/test split ({', '.join(self.examples.splits)})"

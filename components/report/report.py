@@ -42,15 +42,15 @@ def render_report(report: Output[Report], statistics: Input[ExampleStatistics] |
     ``auto`` the report applies the export gate (``min_agreement``, ``max_metric_drop``) to the variant table the
     way the export will, so the plots show the model that ships."""
     resolved = resolve_task(task, evaluation, model, known_tasks())
-    if primary == "auto" and evaluation is not None and (evaluation.path / "variants.json").exists():
+    rows = evaluation.variant_rows() if evaluation is not None else None
+    if primary == "auto" and rows is not None:
         from edgepipe.components.evaluation.variants import gate
         from edgepipe.tasks.variants import gated_primary
 
         from edgepipe.pipeline.errors import VerificationError
 
         try:
-            primary, _ = gated_primary(primary, gate(evaluation.read_json("variants.json"), min_agreement,
-                                                     max_metric_drop))
+            primary, _ = gated_primary(primary, gate(rows, min_agreement, max_metric_drop))
         except VerificationError:  # no variant fits the device target: the export refuses, the report still shows
             primary = None
     ctx = ReportContext(task=resolved, statistics=statistics, rejects=rejects, model=model, evaluation=evaluation,
@@ -80,6 +80,6 @@ def _subtitle(ctx: ReportContext) -> str:
         channels = ctx.statistics.read_json("statistics.json").get("channels") or []
         if channels:
             return f"channels: {', '.join(channels)}"
-    family = (ctx.card.family if ctx.card is not None else None) or (ctx.doc or {}).get("family")
+    family = (ctx.card.family if ctx.card is not None else None) or (ctx.doc.family if ctx.doc else None)
     return " · ".join(x for x in (f"task: {ctx.task}" if ctx.task else None,
                                    f"family: {family}" if family else None) if x)

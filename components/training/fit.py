@@ -103,10 +103,11 @@ def data_spec(examples: Examples, task: str = "classification", x_key: str = "x"
     output_dim = 1
     if declared.label == "value" and spec[y_key].get("shape"):
         output_dim = int(np.prod(spec[y_key]["shape"]))
-    class_names = examples.properties.get("class_names")
+    info = examples.info()
+    class_names = list(info.class_names) if info.class_names is not None else None
     if declared.integer_labels and (declared.label_required or y_key in spec):
         if declared.label != "mask":  # class names name image classes; mask classes add a background
-            num_classes = num_classes or examples.properties.get("num_classes") or (
+            num_classes = num_classes or info.num_classes or (
                 len(class_names) if class_names else None)
         if num_classes is None:
             labels = _label_values(examples, "train", y_key)

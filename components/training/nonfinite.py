@@ -48,7 +48,7 @@ def describe_cause(examples: Examples, features: list[str], label: str | None,
                                "lower the learning rate (model.hparams.learning_rate) or scale the inputs "
                                "(transform.numeric)")
         worst = max(counts, key=lambda n: (counts[n], n))
-        impute = (examples.properties.get("transform") or {}).get("impute")
+        impute = examples.info().impute
         how = ("and no imputation (transform.impute is none)" if impute == "none" else
                "and no imputation" if impute is None else f"after imputation ({impute})")
         what = "label" if worst == label else "feature"

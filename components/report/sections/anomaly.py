@@ -16,6 +16,7 @@ from edgepipe.components.report import html, plots
 from edgepipe.components.report.context import ANOMALY, ReportContext
 from edgepipe.components.report.sections import section
 from edgepipe.pipeline.artifacts import ModelEvaluation, TFLiteModels
+from edgepipe.pipeline.contracts import EvaluationReport
 
 
 @section(ANOMALY, order=20, name="training")
@@ -37,26 +38,26 @@ def models(ctx: ReportContext) -> str:
 
 
 # ---- evaluation ------------------------------------------------------------------------------------------------------
-def _deployed(doc: dict[str, Any], primary: str | None) -> str:
+def _deployed(doc: EvaluationReport, primary: str | None) -> str:
     """The model the plots show: the shipped variant if evaluated, else any int8-input TFLite model, else
     another TFLite variant, else the reference (Keras)."""
-    models = doc.get("models") or {}
+    models = doc.models
     int8 = [m for m, e in models.items() if (e or {}).get("input_dtype") == "int8"]
-    others = [m for m in models if m != doc.get("reference")]
-    for name in (primary, *int8, *others, doc.get("reference")):
+    others = [m for m in models if m != doc.reference]
+    for name in (primary, *int8, *others, doc.reference):
         if name in models:
             return name
     return next(iter(models), "keras")
 
 
-def _evaluation_section(evaluation: ModelEvaluation | None, doc: dict[str, Any] | None, max_series: int,
+def _evaluation_section(evaluation: ModelEvaluation | None, doc: EvaluationReport | None, max_series: int,
                         primary: str | None) -> str:
     if evaluation is None or doc is None:
         return html.section("Evaluation", '<p class="note">Not available (no evaluation).</p>', "evaluation")
     chosen = _deployed(doc, primary)
-    threshold = (doc.get("thresholds") or {}).get(chosen)
-    splits = list(doc.get("splits") or [])
-    errors_file = evaluation.path / doc.get("errors_file", "errors.npz")
+    threshold = (doc.thresholds or {}).get(chosen)
+    splits = list(doc.splits or [])
+    errors_file = evaluation.path / (doc.errors_file or "errors.npz")
     timelines, histogram, note = None, None, ""
     if errors_file.exists():
         with np.load(errors_file, allow_pickle=False) as npz:
@@ -71,19 +72,18 @@ def _evaluation_section(evaluation: ModelEvaluation | None, doc: dict[str, Any] 
             labels = np.concatenate([lab for _, lab in scores])
             histogram = plots.score_histogram(pooled[~labels], pooled[labels], threshold, chosen)
     metric_rows = []
-    for name, per_split in (doc.get("metrics") or {}).items():
+    for name, per_split in doc.metrics.items():
         m = per_split.get("all") or {}
         metric_rows.append([name, m.get("windows"), m.get("anomalous"), m.get("flagged"), m.get("precision"),
                             m.get("recall"), m.get("f1"), m.get("auc"),
                             *((per_split.get(split) or {}).get("f1") for split in splits)])
-    warnings = "".join(f'<p class="warn">warning: {html.esc(w)}</p>' for w in doc.get("warnings") or [])
-    reference = doc.get("reference", "keras")
-    shown = ((doc.get("metrics") or {}).get(chosen) or {}).get("all") or {}
+    warnings = "".join(f'<p class="warn">warning: {html.esc(w)}</p>' for w in doc.warnings)
+    reference = doc.reference or "keras"
+    shown = doc.model_metrics(chosen).get("all") or {}
     body = [html.kpis([(f"{chosen} threshold", threshold),
-                       (f"{chosen} agreement with {reference}", ((doc.get("agreement") or {}).get(chosen) or {})
-                        .get("all")),
+                       (f"{chosen} agreement with {reference}", doc.agreement_all(chosen)),
                        (f"{chosen} F1", shown.get("f1")), (f"{chosen} AUC", shown.get("auc")),
-                       (f"{reference} threshold", (doc.get("thresholds") or {}).get(reference))]),
+                       (f"{reference} threshold", (doc.thresholds or {}).get(reference))]),
             warnings,
             f"<h3>Window scores over time ({html.esc(chosen)} model, {' + '.join(splits)} splits)</h3>",
             "<p class=note>Dashed line: threshold; shaded: windows labelled anomalous; red points: windows the "
@@ -122,7 +122,7 @@ def _timeline_rows(arrays: dict[str, np.ndarray], splits: list[str], model: str,
 
 
 # ---- models ----------------------------------------------------------------------------------------------------------
-def _models_section(doc: dict[str, Any] | None, tflite: TFLiteModels | None,
+def _models_section(doc: EvaluationReport | None, tflite: TFLiteModels | None,
                     evaluation: ModelEvaluation | None = None, primary: str | None = None) -> str:
     """Size, detection quality and agreement per model; TFLite details from ``variants.json`` when present (the
     TFLite artifact's for sizes/modes, the evaluation's for latency)."""
@@ -135,14 +135,11 @@ def _models_section(doc: dict[str, Any] | None, tflite: TFLiteModels | None,
             entry = variants.setdefault(name, {})
             entry.setdefault("size_bytes", tflite.variant_path(name).stat().st_size)
             entry.setdefault("file", f"{name}.tflite")
-    latency = {}
-    if evaluation is not None and (evaluation.path / "variants.json").exists():
-        table = json.loads((evaluation.path / "variants.json").read_text())
-        latency = {r.get("variant"): r.get("latency_us") for r in table if isinstance(r, dict)} \
-            if isinstance(table, list) else {}
-    doc = doc or {}
-    evaluated = doc.get("models") or {}
-    reference = [doc["reference"]] if doc.get("reference") in evaluated else []
+    rows_table = (evaluation.variant_rows() if evaluation is not None else None) or []
+    latency = {r.variant: r.latency_us for r in rows_table}
+    doc = doc or EvaluationReport()
+    evaluated = doc.models
+    reference = [doc.reference] if doc.reference in evaluated else []
     names = list(dict.fromkeys([*reference, *evaluated, *variants]))
     if not names:
         return html.section("Model comparison", '<p class="note">Not available (no models evaluated or '
@@ -151,18 +148,18 @@ def _models_section(doc: dict[str, Any] | None, tflite: TFLiteModels | None,
     rows = []
     for name in names:
         v, e = variants.get(name) or {}, evaluated.get(name) or {}
-        overall = ((doc.get("metrics") or {}).get(name) or {}).get("all") or {}
-        agreement = ((doc.get("agreement") or {}).get(name) or {}).get("all")
+        overall = doc.model_metrics(name).get("all") or {}
+        agreement = doc.agreement_all(name)
         kib = [b / 1024 if b else None for b in (v.get("size_bytes"), v.get("gzip_bytes"))]
         io = "/".join(d for d in (v.get("input_dtype"), v.get("output_dtype")) if d) or None
         rows.append([name, v.get("mode") or e.get("kind"), v.get("source"), io, *kib, v.get("sparsity"),
-                     latency.get(name), (doc.get("thresholds") or {}).get(name), overall.get("f1"),
-                     overall.get("auc"), 1.0 if name == doc.get("reference") else agreement,
+                     latency.get(name), (doc.thresholds or {}).get(name), overall.get("f1"),
+                     overall.get("auc"), 1.0 if name == doc.reference else agreement,
                      e.get("score_relative_difference")])
     highlight = {i for i, n in enumerate(names) if n == deployed}
     note = ("<p class=note>Highlighted: the model the plots show (the int8 variant the bundle ships). Agreement: "
             "fraction of eval+test windows where the model's decision equals the reference "
-            f"({html.esc(doc.get('reference', 'keras'))}) model's; score drift: median relative score "
+            f"({html.esc(doc.reference or 'keras')}) model's; score drift: median relative score "
             "difference to it; latency: per window, measured by the evaluation.</p>")
     source = "<p class=note>TFLite details from variants.json.</p>" if tflite and (
         tflite.path / "variants.json").exists() else ""

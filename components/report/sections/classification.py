@@ -17,7 +17,8 @@ WRONG, RIGHT = "#c44e52", "#2f6b2f"
 
 def variant_kpis(ctx: ReportContext) -> list[tuple[str, object]]:
     """Each TFLite variant's agreement with the Keras model on the same examples (what export gates on)."""
-    return [(f"{name} agreement", a.get("all")) for name, a in ((ctx.doc or {}).get("agreement") or {}).items()]
+    doc = ctx.doc
+    return [(f"{name} agreement", doc.agreement_all(name)) for name in (doc.agreement if doc else {})]
 
 
 @section("classification", order=30, name="evaluation")
@@ -27,7 +28,7 @@ def evaluation(ctx: ReportContext) -> str:
         return html.section("Classification", '<p class="note">Not available (no classification evaluation).</p>',
                             "evaluation")
     names = list(m.get("class_names") or range(len(m["confusion_matrix"])))
-    split = (ctx.doc or {}).get("split", "?")
+    split = ctx.doc.split or "?"
     rows = [[name, c.get("precision"), c.get("recall"), c.get("f1"), c.get("support")]
             for name, c in (m.get("per_class") or {}).items()]
     body = [html.kpis([("accuracy", m.get("accuracy")), (f"{split} examples", m.get("examples")),

@@ -69,10 +69,11 @@ def _statistics_section(stats: dict[str, Any], ctx: ReportContext) -> str:
 def _examples_section(ctx: ReportContext) -> str:
     """Without statistics (the family pipelines): the splits' sizes and the features, as the Examples record them."""
     examples = ctx.examples
-    counts = examples.properties.get("counts") or {}
+    info = examples.info()
+    counts = info.counts or {}
     rows = [[name, desc.get("dtype"), "x".join(map(str, desc.get("shape") or [])) or "scalar"]
             for name, desc in examples.feature_spec.items()]
-    names = ctx.class_names or examples.properties.get("class_names")
+    names = ctx.class_names or (list(info.class_names) if info.class_names else None)
     body = [html.kpis([*((f"{s} examples", counts.get(s)) for s in _ordered(dict.fromkeys(examples.splits))),
                        ("classes", len(names) if names else None)]),
             "<h3>Features</h3>", html.table(["feature", "dtype", "shape"], rows, left=1),
@@ -178,17 +179,16 @@ def models(ctx: ReportContext) -> str:
         return html.section("Model comparison", '<p class="note">Not available (no TFLite variants evaluated).</p>',
                             "models")
     rows = gate(rows, float(ctx.param("min_agreement", 0.98)), ctx.params.get("max_metric_drop"))
-    metric = next((r.get("metric_name") for r in rows if r.get("metric_name")), "metric")
+    metric = next((r.metric_name for r in rows if r.metric_name), "metric")
     primary = ctx.param("primary")
-    table = [[r.get("variant"), r.get("mode") or r.get("source"), r.get("input_dtype"),
-              r["size_bytes"] / 1024 if r.get("size_bytes") else None, r.get("sparsity"), r.get("latency_us"),
-              r.get("energy_uj"), None if r.get("fits") is None else (
-                  "yes" if r["fits"] else "no: " + "; ".join(r.get("fit_reasons") or [])),
-              r.get("metric"), r.get("metric_drop"), r.get("agreement"),
-              "reference" if r.get("exported") is None else ("passes" if r["exported"] else r.get("reason"))]
+    table = [[r.variant, r.mode or r.source, r.input_dtype,
+              r.size_bytes / 1024 if r.size_bytes else None, r.sparsity, r.latency_us,
+              r.energy_uj, None if r.fits is None else ("yes" if r.fits else "no: " + "; ".join(r.fit_reasons or [])),
+              r.metric, r.metric_drop, r.agreement,
+              "reference" if r.exported is None else ("passes" if r.exported else r.reason)]
              for r in rows]
-    target = next((r["target"] for r in rows if r.get("target")), None)
-    highlight = {i for i, r in enumerate(rows) if r.get("variant") == primary}
+    target = next((r.target for r in rows if r.target), None)
+    highlight = {i for i, r in enumerate(rows) if r.variant == primary}
     bounds = f"min agreement {html.fmt(ctx.param('min_agreement', 0.98))}, max metric drop " \
              f"{html.fmt(ctx.params.get('max_metric_drop'))}"
     note = (f"<p class=note>Metric: {html.esc(metric)} on the evaluated data; drop and agreement are against the "

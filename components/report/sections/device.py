@@ -45,7 +45,7 @@ def device_energy(ctx: ReportContext) -> str | None:
 
     if ctx.tflite is None:
         return None
-    produced = {r.get("variant") for r in ctx.variant_rows}
+    produced = {r.variant for r in ctx.variant_rows}
     primary = ctx.param("primary")
     primary = primary if primary in produced else next(
         (n for n in ("int8_ptq", "float32") if n in produced), None)

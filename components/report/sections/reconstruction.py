@@ -41,7 +41,7 @@ def evaluation(ctx: ReportContext) -> str:
                             "evaluation")
     q = m.get("quantiles") or {}
     body = [html.kpis([("mean error (MSE)", m.get("mean_error")), ("median", q.get("0.5")), ("p90", q.get("0.9")),
-                       ("p99", q.get("0.99")), (f"{ctx.doc.get('split', '?')} examples", m.get("examples"))])]
+                       ("p99", q.get("0.99")), (f"{ctx.doc.split or '?'} examples", m.get("examples"))])]
     p = ctx.predictions
     if p is not None and "x" in p and "keras" in p and len(p["x"]):
         errors = _errors(p["x"], p["keras"])

@@ -27,7 +27,7 @@ def evaluation(ctx: ReportContext) -> str:
         return html.section(ctx.task.capitalize(), f'<p class="note">Not available (no {ctx.task} evaluation).</p>',
                             "evaluation")
     body = [html.kpis([("MAE", m.get("mae")), ("RMSE", m.get("rmse")), ("R²", m.get("r2")),
-                       ("max |error|", m.get("max_abs_error")), (f"{ctx.doc.get('split', '?')} examples",
+                       ("max |error|", m.get("max_abs_error")), (f"{ctx.doc.split or '?'} examples",
                                                                 m.get("examples")), *variant_kpis(ctx)])]
     p = ctx.predictions
     if p is not None and "y" in p and "keras" in p:

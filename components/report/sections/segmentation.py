@@ -34,7 +34,7 @@ def evaluation(ctx: ReportContext) -> str:
                             "evaluation")
     names = list(m["iou"])
     body = [html.kpis([("mean IoU", m.get("mean_iou")), ("pixel accuracy", m.get("pixel_accuracy")),
-                       (f"{ctx.doc.get('split', '?')} examples", m.get("examples")), *variant_kpis(ctx)]),
+                       (f"{ctx.doc.split or '?'} examples", m.get("examples")), *variant_kpis(ctx)]),
             "<h3>IoU per class</h3>", html.table(["class", "IoU"], [[n, m["iou"][n]] for n in names], left=1),
             "<h3>Pixel confusion matrix</h3>",
             html.figure(figures.confusion_matrix(m.get("confusion_matrix") or [], names), "pixel confusion matrix")]

@@ -78,11 +78,11 @@ def test_metric_bound_is_skipped_only_when_the_reference_metric_is_undefined():
 
     unlabelled = [_row("keras", None, 0.0), _row("pqat", None, None), _row("int8_qat", None, None, agreement=0.9)]
     assert "undefined for the Keras model" in metric_gate_skipped(unlabelled, 0.1)
-    rows = {r["variant"]: r for r in gate(unlabelled, 0.98, 0.1)}
-    assert rows["pqat"]["exported"] is True
-    assert rows["int8_qat"]["exported"] is False and rows["int8_qat"]["reason"] == "agreement 0.9 < 0.98"
+    rows = {r.variant: r for r in gate(unlabelled, 0.98, 0.1)}
+    assert rows["pqat"].exported is True
+    assert rows["int8_qat"].exported is False and rows["int8_qat"].reason == "agreement 0.9 < 0.98"
     # a defined reference metric: a variant whose own metric is missing or dropped too far is still refused
     labelled = [_row("keras", 0.8, 0.0), _row("pqat", None, None), _row("int8_qat", 0.6, 0.2)]
     assert metric_gate_skipped(labelled, 0.1) is None and metric_gate_skipped(unlabelled, None) is None
-    rows = {r["variant"]: r for r in gate(labelled, 0.98, 0.1)}
-    assert rows["pqat"]["reason"] == "f1 drop n/a > 0.1" and rows["int8_qat"]["reason"] == "f1 drop 0.2 > 0.1"
+    rows = {r.variant: r for r in gate(labelled, 0.98, 0.1)}
+    assert rows["pqat"].reason == "f1 drop n/a > 0.1" and rows["int8_qat"].reason == "f1 drop 0.2 > 0.1"
