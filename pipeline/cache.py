@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edgepipe.pipeline.artifacts import Artifact
-from edgepipe.pipeline.component import Component
+from edgepipe.pipeline.component import Component, param_json
 
 # Files larger than this are fingerprinted by size and modification time instead of their bytes.
 FULL_HASH_LIMIT = 256 * 1024 * 1024
@@ -30,7 +30,7 @@ def cache_key(component: Component, params: Mapping[str, Any], input_fingerprint
     for name, value in sorted(params.items()):
         if name in component.execution_params:
             continue
-        keyed_params[name] = value
+        keyed_params[name] = param_json(value)  # a pydantic section: its class and sorted fields
         if name in component.path_params and value:
             keyed_params[f"{name}#content"] = path_fingerprint(value)
     payload = {

@@ -15,16 +15,24 @@ return a small dict of metrics that the metadata store records.
 
 Calling a component does not run it: it returns a :class:`Node` bound to upstream outputs and parameter values,
 validated immediately (unknown or missing parameters, wrong input types), which a :class:`Pipeline` wires into a DAG.
+
+A parameter may also be a pydantic model (a config section such as a task's ``evaluate`` options, passed whole
+instead of ten copied keyword arguments): :func:`param_json` writes it as its class and its fields, keys sorted,
+for the cache key, the metadata store and a compiled task's JSON spec, and :func:`param_value` rebuilds it in the
+task's container.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import inspect
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
+
+from pydantic import BaseModel
 
 from edgepipe.pipeline.artifacts import Artifact
 from edgepipe.pipeline.code_version import code_digest
@@ -146,7 +154,8 @@ class Component:
                         f"got {type(value).__name__}")
                 node.inputs[key] = value
             elif key in self.params:
-                node.params[key] = value
+                unwrap = getattr(type(value), "__param_value__", None)  # a stand-in (a recorded config section)
+                node.params[key] = unwrap(value) if unwrap else value
             elif key in self.outputs:
                 raise PipelineDefinitionError(f"node '{name}': '{key}' is an output; outputs are not passed in")
             else:
@@ -166,6 +175,44 @@ class Component:
 
     def __repr__(self) -> str:
         return f"Component({self.name})"
+
+
+SECTION_TAG = "$section"  # a pydantic parameter in JSON: {"$section": "module:Class", "values": {...}}
+
+
+def param_json(value: Any) -> Any:
+    """``value`` as JSON data: a pydantic model becomes its class and its ``model_dump(mode="json")`` (so equal
+    sections give equal keys whatever the order their fields were set in; the class is kept so two tasks' sections
+    with the same values do not collide, and so :func:`param_value` can rebuild it); lists and dicts are walked."""
+    if isinstance(value, BaseModel):
+        cls = type(value)
+        return {SECTION_TAG: f"{cls.__module__}:{cls.__qualname__}", "values": value.model_dump(mode="json")}
+    if isinstance(value, dict):
+        return {key: param_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [param_json(item) for item in value]
+    return value
+
+
+def param_value(value: Any) -> Any:
+    """The inverse of :func:`param_json`: a task's JSON parameter back to what the function takes (a section is
+    validated again by its class, so a hand-edited spec with a bad value fails with the key named)."""
+    if isinstance(value, dict) and set(value) == {SECTION_TAG, "values"}:
+        module, _, name = str(value[SECTION_TAG]).partition(":")
+        try:
+            cls: Any = importlib.import_module(module)
+            for part in name.split("."):
+                cls = getattr(cls, part)
+        except (ImportError, AttributeError):
+            raise PipelineDefinitionError(f"parameter section '{value[SECTION_TAG]}' cannot be imported here") from None
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+            raise PipelineDefinitionError(f"parameter section '{value[SECTION_TAG]}' is not a pydantic model")
+        return cls.model_validate(value["values"])
+    if isinstance(value, dict):
+        return {key: param_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [param_value(item) for item in value]
+    return value
 
 
 def _optional_input(hint: Any) -> type[Artifact] | None:

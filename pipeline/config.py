@@ -1,16 +1,21 @@
 """Typed configuration: YAML validated into pydantic models, with dotted ``--set`` overrides.
 
 Every section forbids unknown keys, so a typo fails at once with the key's dotted path and the allowed names,
-instead of being silently ignored while a default is used. Errors are one line and map to exit status 2.
+instead of being silently ignored while a default is used. Errors are one line and map to exit status 2. The
+``evaluate`` section is the class the config's task declares (``Task.evaluate``), so a key only another task reads
+is refused here too, naming the task.
 """
 from __future__ import annotations
 
+import typing
 import warnings
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (BaseModel, Field, PrivateAttr, SerializeAsAny, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
+from pydantic_core import PydanticCustomError
 
 from edgepipe.pipeline.errors import ConfigError
 from edgepipe.pipeline.config_sections import (ClusterSection, ConvertSection, DataSection, EvaluateSection,
@@ -39,11 +44,47 @@ class Config(Section):
     qat: QATSection = Field(default_factory=QATSection)
     cluster: ClusterSection = Field(default_factory=ClusterSection)
     convert: ConvertSection = Field(default_factory=ConvertSection)
-    evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    # the class of the config's task (Task.evaluate), picked by _evaluate_of_task; SerializeAsAny: dumps keep the
+    # task's keys (a dump is what --config-json and a compiled pipeline's parameters carry)
+    evaluate: SerializeAsAny[EvaluateSection] = Field(default_factory=dict, validate_default=True)
     export: ExportSection = Field(default_factory=ExportSection)
     target: TargetSection = Field(default_factory=TargetSection)
     retrain: RetrainSection = Field(default_factory=RetrainSection)
     search: SearchSection = Field(default_factory=SearchSection)
+
+    @field_validator("evaluate", mode="before")
+    @classmethod
+    def _evaluate_of_task(cls, value: Any, info: ValidationInfo) -> Any:
+        """Validate ``evaluate`` against the section of the task the config resolves to (``pipeline.template``,
+        ``model.family`` and ``model.task``: :func:`edgepipe.tasks.chosen`, as the builder resolves it), so a key
+        only another task reads is refused here, naming the key and the task. Field order matters: ``pipeline``
+        and ``model`` are validated before ``evaluate``; if either failed, its own error is the one reported."""
+        from edgepipe import tasks
+        from edgepipe.models.registry import families
+
+        pipeline, model = info.data.get("pipeline"), info.data.get("model")
+        if pipeline is None or model is None:
+            return value
+        family = families()[model.family]
+        task = tasks.get(tasks.chosen(tasks.templates().get(pipeline.template, ()), tuple(family.tasks), model.task))
+        if isinstance(value, task.evaluate):
+            return value
+        if isinstance(value, BaseModel):  # another task's section assigned: its keys set, checked for this task
+            value = value.model_dump(exclude_unset=True)
+        if not isinstance(value, dict):
+            return value  # not a mapping: the field's own error says so
+        try:
+            return task.evaluate.model_validate(value)
+        except ValidationError as err:
+            why, mismatch = f"template '{task.template}'", ""
+            if task.template != pipeline.template:  # a pipeline of your own, or a family the template cannot train
+                from edgepipe.pipeline.templates.plan import templates
+
+                why = f"model.family '{model.family}''s task"
+                mismatch = (f"; for the built-in pipeline, config key 'model.family': template '{pipeline.template}' "
+                            f"trains {', '.join(templates()[pipeline.template].families)}, not '{model.family}'")
+            line = _evaluate_error(err.errors()[0], task, why, mismatch)
+            raise PydanticCustomError("evaluate_section", "{line}", {"line": line}) from None
 
     @model_validator(mode="after")
     def _window_fits_model(self) -> "Config":
@@ -160,9 +201,9 @@ def validate(raw: dict[str, Any], source: str = "config", dumped: bool = False) 
         raise ConfigError(_describe(err.errors()[0], source)) from None
     config._source = source
     if dumped:
-        defaults = Config()
         for name in Config.model_fields:
-            section, default = getattr(config, name), getattr(defaults, name)
+            section = getattr(config, name)
+            default = type(section)()  # the section's own defaults (evaluate: its task's class)
             section.__pydantic_fields_set__ = {key for key in section.model_fields_set
                                                if getattr(section, key) != getattr(default, key)}
     return config
@@ -174,32 +215,56 @@ def explicit_keys(config: Config) -> list[str]:
     keys = []
     for section in sorted(Config.model_fields):  # a section built from its default has an empty fields set
         value = getattr(config, section)
-        if isinstance(value, Section):
+        if isinstance(value, BaseModel):  # every section, evaluate (tasks/sections.py) included
             keys += [f"{section}.{key}" for key in sorted(value.model_fields_set)]
     return keys
 
 
-def _describe(error: dict[str, Any], source: str) -> str:
+def _evaluate_error(error: dict[str, Any], task: Any, why: str, mismatch: str) -> str:
+    """A task section's first validation error as the line after ``source: `` (``evaluate.<key>`` named): a key
+    another task reads is "not read by task ..." (``why``: how the config chose that task; ``mismatch``: the family
+    the template cannot train, said last), any other error is described like every config key's."""
+    from edgepipe import tasks
+
+    loc = [str(part) for part in error["loc"]]
+    if error["type"] == "extra_forbidden" and len(loc) == 1:
+        readers = [n for n, t in tasks.registered().items() if loc[0] in t.evaluate.model_fields]
+        if readers:
+            return (f"config key 'evaluate.{loc[0]}': not read by task '{task.name}' ({why}; it reads: "
+                    f"{', '.join(task.evaluate.model_fields)}; task{'s' if len(readers) > 1 else ''} "
+                    f"{', '.join(readers)} read{'' if len(readers) > 1 else 's'} it){mismatch}")
+    line = _describe({**error, "loc": ("evaluate", *error["loc"])}, None, models={"evaluate": task.evaluate})
+    return line + (mismatch if error["type"] == "extra_forbidden" else "")
+
+
+def _describe(error: dict[str, Any], source: str | None, models: dict[str, type[BaseModel]] | None = None) -> str:
+    """One line for a validation error; ``source`` None: without the ``file: `` prefix (a nested section's error,
+    prefixed when it reaches the top); ``models``: section classes that replace Config's annotation (evaluate)."""
+    if error["type"] == "evaluate_section":
+        return f"{source}: {error['ctx']['line']}"
+    prefix = f"{source}: " if source is not None else ""
     loc = [str(part) for part in error["loc"]]
     key = ".".join(loc) or "<root>"
     if error["type"] == "extra_forbidden":
-        allowed = ", ".join(_allowed_keys(loc[:-1]))
-        return f"{source}: unknown config key '{key}' (allowed: {allowed})"
+        allowed = ", ".join(_allowed_keys(loc[:-1], models or {}))
+        return f"{prefix}unknown config key '{key}' (allowed: {allowed})"
     message = error["msg"].removeprefix("Value error, ")
     if not loc:  # a cross-section check: its message names the keys itself
-        return f"{source}: {message.removeprefix('Value error, ')}"
+        return f"{prefix}{message.removeprefix('Value error, ')}"
     if error["type"] == "literal_error":
         message = f"must be one of {error['ctx']['expected']}"
     got = error.get("input")
     shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{source}: config key '{key}': {message}{shown}"
+    return f"{prefix}config key '{key}': {message}{shown}"
 
 
-def _allowed_keys(loc: list[str]) -> list[str]:
+def _allowed_keys(loc: list[str], models: dict[str, type[BaseModel]]) -> list[str]:
     model: type[BaseModel] = Config
-    for part in loc:
+    for depth, part in enumerate(loc):
         field = model.model_fields.get(part)
-        annotation = field.annotation if field else None
+        annotation = models.get(part) if depth == 0 and part in models else field.annotation if field else None
+        args = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        annotation = args[0] if len(args) == 1 else annotation  # a section that may be null (evaluate.classifier)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation

@@ -15,6 +15,7 @@ from edgepipe import tasks
 from edgepipe.models.registry import families
 from edgepipe.pipeline.errors import ConfigError
 from edgepipe.tasks import variants as catalogue
+from edgepipe.tasks.sections import EvaluateSection  # noqa: F401 (re-exported)
 
 
 def registered(what: str, names: Callable[[], Iterable[str]]):
@@ -197,8 +198,6 @@ class ClusterSection(Section):
 
 VariantName = Literal[tuple(catalogue.VARIANTS)]  # the catalogue's (edgepipe.tasks.variants)
 PrimaryName = Literal[("auto", *(n for n, v in catalogue.VARIANTS.items() if v.mode == "int8"))]
-JudgeFamily = Literal[tuple(n for n, f in families().items()  # the registry's classifiers of images and tables
-                            if f.trainer == "supervised" and "classification" in f.tasks)]
 
 
 class ConvertSection(Section):
@@ -209,29 +208,8 @@ class ConvertSection(Section):
     allow_float_fallback: bool = False
 
 
-class JudgeSection(Section):
-    """gan template: a classifier trained on the same images judges the generated samples (class coverage, and a
-    cGAN's agreement with the label asked for). Null in YAML turns it off."""
-    family: JudgeFamily = "cnn"
-    hparams: dict[str, Any] = Field(default_factory=lambda: {"filters": [32, 64], "dense_units": 64})
-    epochs: PositiveInt = 20  # 99% test accuracy on the 8x8 digits
-
-
-class EvaluateSection(Section):
-    threshold_quantile: float = Field(0.995, gt=0.0, le=1.0)
-    threshold_margin: float = Field(1.0, gt=0.0)
-    # anomaly template: the model input domain. "train_range": every model (Keras reference, float and int8 files)
-    # sees the normalized window clipped to the train windows' [min, max] (what int8 input saturation does anyway),
-    # the score still compares the unclipped window, so values outside the trained range count as error.
-    input_clip: Literal["none", "train_range"] = "train_range"
-    # anomaly template: windows whose Keras score is within this relative band of its threshold are left out of the
-    # agreement the export gate judges (a near-threshold window is a coin toss int8 rounding may flip)
-    agreement_band: float = Field(0.1, ge=0.0)
-    split: str = "test"                        # family templates: the split metrics are reported on
-    episodes: PositiveInt = 100                # dqn: greedy-policy episodes for the average return
-    tolerance: float = Field(1e-3, gt=0.0)     # family templates: max |TFLite - Keras| allowed at export
-    latency_runs: PositiveInt = 100            # batch-1 invokes per variant (median, single thread, XNNPACK)
-    classifier: JudgeSection | None = Field(default_factory=JudgeSection)  # gan: judge of the generated samples
+# The ``evaluate`` section is the class of the config's task (``Task.evaluate``: tasks/sections.py and each task's
+# module), chosen when the config is validated (``Config._evaluate_of_task``); re-exported here with the others.
 
 
 class ExportSection(Section):

@@ -140,13 +140,15 @@ class MetadataStore:
     # ---- executions ----------------------------------------------------------------------------------------------
     def start_execution(self, run_id: str, node: str, component: str, code_version: str, cache_key: str,
                         params: dict[str, Any]) -> str:
+        from edgepipe.pipeline.component import param_json  # a section parameter: recorded as its fields
+
         execution_id = uuid.uuid4().hex
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO executions (id, run_id, node, component, code_version, cache_key, params, status, "
                 "started) VALUES (?,?,?,?,?,?,?,?,?)",
                 (execution_id, run_id, node, component, code_version, cache_key,
-                 json.dumps(params, sort_keys=True, default=str), "running", time.time()))
+                 json.dumps(param_json(params), sort_keys=True, default=str), "running", time.time()))
         return execution_id
 
     def complete_execution(self, execution_id: str, outputs: dict[str, tuple[str, str, str]],

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from edgepipe.pipeline.artifacts import _json_default
-from edgepipe.pipeline.component import Component, Node
+from edgepipe.pipeline.component import Component, Node, param_json, param_value
 from edgepipe.pipeline.config import Config, validate
 from edgepipe.pipeline.dag import Pipeline
 from edgepipe.pipeline.errors import ComponentError, ConfigError, PipelineDefinitionError
@@ -85,7 +85,7 @@ def pipeline_shape(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
 
 def node_spec(node: Node) -> dict[str, Any]:
     """Everything a task needs to run one node: component, code version and JSON parameters."""
-    params = node.component.resolved_params(node)
+    params = {name: param_json(value) for name, value in node.component.resolved_params(node).items()}
     for name, value in params.items():
         try:
             json.dumps(value, allow_nan=False)
@@ -148,7 +148,7 @@ def execute_spec(spec: Mapping[str, Any], input_paths: Mapping[str, str], output
                               f"declares {sorted(declared)}")
     inputs = {name: component.inputs[name].open(path) for name, path in input_paths.items()}
     inputs.update({name: None for name in optional - set(input_paths)})
-    params = {name: _fuse_path(value) if name in component.path_params else value
+    params = {name: _fuse_path(value) if name in component.path_params else param_value(value)
               for name, value in spec["params"].items()}
     scratch = None if is_chief() else tempfile.mkdtemp(prefix="edgepipe-replica-")
     if scratch:  # every replica of a multi-worker job runs the node; only the chief publishes its outputs

@@ -130,6 +130,11 @@ class _RecordedConfig:
         self._reads.add(f"{self._prefix}*")
         return iter(self._target)
 
+    def __param_value__(self) -> Any:
+        """Passed to a component whole (``settings=config.evaluate``): the real section, every key of it read."""
+        self._reads.add(f"{self._prefix}*")
+        return self._target
+
     def __repr__(self) -> str:
         return repr(self._target)
 

@@ -9,6 +9,6 @@ name the tasks they do; the pipeline builder (``edgepipe.pipeline.templates``) a
 
 No TensorFlow at import: config validation, ``edgepipe models`` and the KFP compiler read these declarations.
 """
-from edgepipe.tasks.base import Task, get, names, register, runtime_tasks, templates
+from edgepipe.tasks.base import Task, builtin, chosen, get, names, register, registered, runtime_tasks, templates
 
-__all__ = ["Task", "get", "names", "register", "runtime_tasks", "templates"]
+__all__ = ["Task", "builtin", "chosen", "get", "names", "register", "registered", "runtime_tasks", "templates"]

@@ -7,11 +7,39 @@ channel order, normalization), the score, and which threshold goes with which mo
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, PositiveInt
 
 from edgepipe.tasks.base import Task, register
 from edgepipe.tasks.bundle import fmt
 from edgepipe.tasks.metrics import TaskMetric
+from edgepipe.runtime.scores import describe
+from edgepipe.runtime.scores import KINDS as SCORE_KINDS
+from edgepipe.tasks.sections import EvaluateSection
+
+EVAL_SPLITS = ("eval", "test")  # the windows thresholds are judged on (fitted on the normal train windows)
+
+
+class AnomalyEvaluate(EvaluateSection):
+    """``evaluate`` of the anomaly detector: each model's threshold, its input domain, the gated agreement."""
+
+    threshold_quantile: float = Field(0.995, gt=0.0, le=1.0)
+    threshold_margin: float = Field(1.0, gt=0.0)
+    # the model input domain. "train_range": every model (Keras reference, float and int8 files) sees the normalized
+    # window clipped to the train windows' [min, max] (what int8 input saturation does anyway); the score still
+    # compares the unclipped window, so values outside the trained range count as error
+    input_clip: Literal["none", "train_range"] = "train_range"
+    # windows whose Keras score is within this relative band of its threshold are left out of the agreement the
+    # export gate judges (a near-threshold window is a coin toss int8 rounding may flip)
+    agreement_band: float = Field(0.1, ge=0.0)
+    # how a window's per-step errors become its score (runtime/scores.py: the device scores the same way, from
+    # bundle.json -> score); newest_mse scores the newest `score_steps` steps, the rest is context
+    score: Literal[tuple(SCORE_KINDS)] = "reconstruction_mse"  # the runtime's score registry; nab.yaml: newest_mse
+    score_steps: PositiveInt = 4
+
+    def splits(self) -> tuple[str, ...] | None:
+        return EVAL_SPLITS
 
 
 def series_bundle(ctx):
@@ -29,11 +57,8 @@ def series_bundle(ctx):
                    "layout": "[batch, window_size, channels], channels in channel_names order"},
         "normalization": ctx.transform,
         **({"input_clip": clip} if clip else {}),
-        "score": {"kind": "reconstruction_mse",
-                  "definition": "mean over steps and channels of (x - y)^2, x the normalized float window (before "
-                                "input quantization), y the model output (dequantized for int8)"
-                                + ("; the model is fed x clipped to [input_clip.min, input_clip.max]" if clip else ""),
-                  "anomaly_if": "score > threshold of the model file used"},
+        "score": report["score"] if isinstance(report.get("score"), dict) else describe(  # before: a name only
+            "reconstruction_mse", None, bool(clip)),
         "thresholds": {ctx.files[v]: report["thresholds"][v] for v in ctx.files},
         "metrics": {"threshold_quantile": report["threshold_quantile"],
                     "threshold_margin": report["threshold_margin"],
@@ -75,7 +100,8 @@ def series_summary(doc: dict[str, Any], report: dict[str, Any], table: str) -> s
         "# Anomaly detector bundle", "",
         f"Windows of {doc['window']['size']} steps x {doc['window']['channels']} channels "
         f"(stride {doc['window']['stride']}), normalized as in `bundle.json` -> `normalization`.",
-        "Score: reconstruction MSE; a window is anomalous when the score exceeds the model file's threshold.", "",
+        f"Score: {doc['score']['definition'] if doc.get('score') else 'reconstruction MSE'}; a window is anomalous "
+        "when the score exceeds the model file's threshold.", "",
         "| file | variant | size | threshold | F1 (eval+test) | AUC | decisions agree: all | clear decisions "
         "(gated) | score rank correlation |",
         "|---|---|---|---|---|---|---|---|---|"]
@@ -113,4 +139,4 @@ ANOMALY = register(Task(
     "threshold fitted on normal training windows", runtime="anomaly_detection",
     metric=TaskMetric("f1", True), label="none", loss="mse", data="windows", calibration="windows",
     template="anomaly_detection", evaluation="anomaly", configurable=False, bundle=series_bundle,
-    verification=lambda ctx: {}, summary=series_summary))
+    verification=lambda ctx: {}, summary=series_summary, evaluate=AnomalyEvaluate))

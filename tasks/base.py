@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from edgepipe.tasks.bundle import evaluated_examples, preprocessing, standard_bundle, standard_summary
 from edgepipe.tasks.metrics import TaskMetric
+from edgepipe.tasks.sections import EvaluateSection, ExamplesEvaluate
 
 # Modules that register the built-in tasks, imported on first lookup (cheap: no TensorFlow).
 BUILTIN = ("edgepipe.tasks.anomaly", "edgepipe.tasks.supervised", "edgepipe.tasks.generation",
@@ -64,6 +65,9 @@ class Task:
     calibration: str = "examples"
     template: str = "supervised"
     evaluation: str = "supervised"  # which evaluation component scores it: anomaly | supervised | generation | control
+    # the config's ``evaluate`` section for this task (``tasks/sections.py``): the keys its evaluation reads, nothing
+    # else; the evaluate component receives it whole
+    evaluate: type[EvaluateSection] = field(default=ExamplesEvaluate, compare=False)
     configurable: bool = True
     float_reason: str | None = None
     # The bundle (``tasks/bundle.py``): ``bundle(ctx) -> BundleParts`` is the task's whole part of bundle.json;
@@ -84,6 +88,8 @@ class Task:
                                      (self.calibration, CALIBRATION, "calibration")):
             if value not in allowed:
                 raise ValueError(f"task '{self.name}': {what} must be one of {allowed}, got {value!r}")
+        if not (isinstance(self.evaluate, type) and issubclass(self.evaluate, EvaluateSection)):
+            raise ValueError(f"task '{self.name}': evaluate must be an EvaluateSection subclass (tasks/sections.py)")
         if self.metric is None and not self.float_reason:
             raise ValueError(f"task '{self.name}': a task without a variant metric must say why (float_reason)")
 
@@ -125,6 +131,27 @@ def names(configurable: bool | None = None) -> tuple[str, ...]:
     """Registered task names in registration order (``configurable=True``: those ``model.task`` may name)."""
     _load()
     return tuple(n for n, t in _REGISTRY.items() if configurable is None or t.configurable == configurable)
+
+
+def registered() -> dict[str, Task]:
+    """``{name: task}`` for every registered task, in registration order."""
+    _load()
+    return dict(_REGISTRY)
+
+
+def builtin() -> dict[str, Task]:
+    """The tasks edgepipe itself declares (``BUILTIN``), without any registered from outside: what docs list."""
+    _load()
+    found = [v for module in BUILTIN for v in vars(importlib.import_module(module)).values() if isinstance(v, Task)]
+    return {task.name: task for task in found}
+
+
+def chosen(template_tasks: tuple[str, ...], family_tasks: tuple[str, ...], task: str) -> str:
+    """The task a config runs: the one task of its template the family does, else ``model.task`` (a family doing
+    several, e.g. an MLP classifies or regresses). Also where they do not meet (a pipeline of your own keeps the
+    default template): the family's one task, else ``model.task``; the builder refuses such a plan itself."""
+    possible = [t for t in family_tasks if t in template_tasks] or list(family_tasks)
+    return possible[0] if len(possible) == 1 else task
 
 
 def templates() -> dict[str, tuple[str, ...]]:

@@ -7,11 +7,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import PositiveInt
+
 from edgepipe.tasks.base import Task, register
 from edgepipe.tasks.metrics import TaskMetric
+from edgepipe.tasks.sections import VerifiedEvaluate
 
 if TYPE_CHECKING:  # models.spec imports edgepipe.tasks: the card is only an annotation here
     from edgepipe.models.card import ModelCard
+
+
+class ControlEvaluate(VerifiedEvaluate):
+    """``evaluate`` of a policy: no dataset split, episodes instead."""
+
+    episodes: PositiveInt = 100  # greedy-policy episodes for the average return (variants: min(episodes, 10))
 
 
 def _policy_fields(card: ModelCard, io: dict[str, Any]) -> dict[str, Any]:
@@ -37,4 +46,5 @@ CONTROL = register(Task(
     name="control", description="greedy actions of a Q-network in a Gym environment", runtime="policy",
     metric=TaskMetric("average_return", True), label="none", data="environment", calibration="observations",
     template="reinforcement", evaluation="control", configurable=False, bundle_fields=_policy_fields,
-    preprocessing=lambda ctx: {"kind": "observation", "transform": "none"}, verification=_observations))
+    preprocessing=lambda ctx: {"kind": "observation", "transform": "none"}, verification=_observations,
+    evaluate=ControlEvaluate))

@@ -5,13 +5,46 @@ judging classifier's verdict on their samples), calibrated on latents drawn with
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt
 
 from edgepipe.tasks.base import Task, register
 from edgepipe.tasks.metrics import TaskMetric
+from edgepipe.tasks.sections import ExamplesEvaluate
 
 if TYPE_CHECKING:  # models.spec imports edgepipe.tasks: the card is only an annotation here
     from edgepipe.models.card import ModelCard
+
+
+def _judge_family(value: str) -> str:
+    """The family registry's classifiers of images and tables, looked up when a config is validated (not at import:
+    the registry's families import this package)."""
+    from edgepipe.models.registry import families
+
+    allowed = tuple(n for n, f in families().items() if f.trainer == "supervised" and "classification" in f.tasks)
+    if value not in allowed:
+        raise ValueError(f"must be one of {', '.join(map(repr, allowed))} (classifier families)")
+    return value
+
+
+class JudgeSection(BaseModel):
+    """gan template: a classifier trained on the same images judges the generated samples (class coverage, and a
+    cGAN's agreement with the label asked for). Null in YAML turns it off."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    family: Annotated[str, AfterValidator(_judge_family)] = "cnn"
+    hparams: dict[str, Any] = Field(default_factory=lambda: {"filters": [32, 64], "dense_units": 64})
+    epochs: PositiveInt = 20  # 99% test accuracy on the 8x8 digits
+
+
+class GenerationEvaluate(ExamplesEvaluate):
+    """``evaluate`` of a generator: the judge of its samples, and how many samples are drawn."""
+
+    classifier: JudgeSection | None = Field(default_factory=JudgeSection)  # null: no judge
+    samples: PositiveInt = 2000         # generated samples the judge classifies (class coverage)
+    samples_per_class: PositiveInt = 8  # one row of the sample grid per class (a cGAN), or this many x 8 samples
 
 
 def _generation_fields(card: ModelCard, io: dict[str, Any]) -> dict[str, Any]:
@@ -56,4 +89,5 @@ GENERATION = register(Task(
     name="generation", description="images from latent vectors (and a class label for a conditional GAN)",
     runtime="generation", metric=TaskMetric("sample_score", True), label="class", label_required=False, data="examples",
     calibration="latents", template="gan", evaluation="generation", configurable=False, bundle_fields=_generation_fields,
-    preprocessing=lambda ctx: {"kind": "latent", "transform": "none"}, verification=_latents))
+    preprocessing=lambda ctx: {"kind": "latent", "transform": "none"}, verification=_latents,
+    evaluate=GenerationEvaluate))

@@ -12,8 +12,17 @@ import numpy as np
 if TYPE_CHECKING:  # models.spec imports edgepipe.tasks: the card is only an annotation here
     from edgepipe.models.card import ModelCard
 
+from pydantic import Field
+
 from edgepipe.tasks.base import Task, register
 from edgepipe.tasks.metrics import TaskMetric, accuracy, classes, close, mae, mean_iou
+from edgepipe.tasks.sections import ExamplesEvaluate
+
+
+class ClassificationEvaluate(ExamplesEvaluate):
+    """``evaluate`` of a classifier: the split's metrics plus its lowest-confidence examples."""
+
+    lowest_confidence: int = Field(10, ge=0)  # the examples the model is least sure of, listed in the report
 
 
 def _classification_fields(card: ModelCard, io: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +95,7 @@ CLASSIFICATION = register(Task(
     name="classification", description="one class per example (softmax probabilities)", runtime="classification",
     metric=TaskMetric("accuracy", True, accuracy, lambda r, p: classes(r) == classes(p)), label="class",
     loss="sparse_categorical_crossentropy", bundle_fields=_classification_fields,
-    evaluation_report=_classification_report))
+    evaluation_report=_classification_report, evaluate=ClassificationEvaluate))
 REGRESSION = register(Task(
     name="regression", description="one or more float targets per example", runtime="regression",
     metric=TaskMetric("mae", False, mae, close), label="value", loss="mse", bundle_fields=_regression_fields))

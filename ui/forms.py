@@ -97,8 +97,8 @@ def form_sections(config: Config, family: str | None = None) -> list[dict[str, A
 
     dumped = config.model_dump(mode="json")
     sections = []
-    for name, field in Config.model_fields.items():
-        model = field.annotation
+    for name in Config.model_fields:
+        model = type(getattr(config, name))  # evaluate: the class of the config's task, not the shared base
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             continue
         fields = []

@@ -19,13 +19,18 @@ import functools
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgepipe.components.evaluation.variants import build_rows, run_progress, write_table
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
 from edgepipe.components.evaluation.registry import evaluator
+from edgepipe.pipeline.errors import ConfigError
+from edgepipe.runtime.scores import KINDS as SCORES, describe, window_scores
+
+if TYPE_CHECKING:  # importing the task module here would register it before the registry's own order
+    from edgepipe.tasks.anomaly import AnomalyEvaluate
 
 log = logging.getLogger(__name__)
 REFERENCE = "keras"
@@ -34,11 +39,11 @@ BATCH = 256  # windows scored per call (and held in memory) at a time
 
 
 @evaluator("anomaly")
-def evaluate_anomaly(model: Model, evaluation: ModelEvaluation, examples: Examples, tflite: TFLiteModels,
-                     threshold_quantile: float = 0.995,
-                     threshold_margin: float = 1.0, latency_runs: int = 100, input_clip: str = "train_range",
-                     agreement_band: float = 0.1) -> dict:
-    """Write ``evaluation.json`` (thresholds, metrics per model per split, agreement), ``errors.npz`` and the
+def evaluate_anomaly(model: Model, evaluation: ModelEvaluation, examples: Examples, tflite: TFLiteModels, *,
+                     settings: AnomalyEvaluate) -> dict:
+    """``settings``: the task's ``evaluate`` section (``edgepipe.tasks.anomaly.AnomalyEvaluate``), read below.
+
+    Write ``evaluation.json`` (thresholds, metrics per model per split, agreement), ``errors.npz`` and the
     variant table; latency is the median of ``latency_runs`` batch-1 single-thread invokes after a warm-up.
 
     ``input_clip="train_range"`` (the default): every model is fed the window clipped to the normal train windows'
@@ -46,11 +51,16 @@ def evaluate_anomaly(model: Model, evaluation: ModelEvaluation, examples: Exampl
     the unclipped window, so the Keras reference and every variant share one input domain and out-of-range values
     score as error (on NAB's ec2_request_latency_system_failure, int8_qat's agreement went from 0.929 to 0.989).
     ``"none"`` feeds the raw window: where later values leave the trained range, int8 saturates and float does not.
-    ``agreement_band``: the relative band around the Keras threshold left out of the gated ``decisive`` agreement."""
+    ``agreement_band``: the relative band around the Keras threshold left out of the gated ``decisive`` agreement.
+    ``score``/``score_steps``: the window score (``runtime/scores.py``, the device's own), e.g. ``newest_mse`` over the
+    newest 4 steps; thresholds, metrics, agreement and the likelihood prior are all on it."""
     from edgepipe.components.evaluation.metrics import (agreement, decisive_agreement, detection_metrics,
                                                         rank_correlation, threshold)
     from edgepipe.runtime.litert import ModelRunner
 
+    s = settings
+    threshold_quantile, threshold_margin, latency_runs = s.threshold_quantile, s.threshold_margin, s.latency_runs
+    input_clip, agreement_band, score, score_steps = s.input_clip, s.agreement_band, s.score, s.score_steps
     warnings: list[str] = []
     present = []
     for split in ("train", *EVAL_SPLITS):
@@ -72,7 +82,12 @@ def evaluate_anomaly(model: Model, evaluation: ModelEvaluation, examples: Exampl
         models[name] = {"kind": "tflite", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                         "input_dtype": runner.input.dtype.name}
 
-    data, errors = _stream_errors(examples, present, predictors, domain)
+    if score not in SCORES:
+        raise ConfigError(f"evaluate.score must be one of {', '.join(SCORES)}, got '{score}'")
+    if score_steps > int(examples.feature_spec.get("window", {}).get("shape", [score_steps])[0]):
+        raise ConfigError(f"evaluate.score_steps {score_steps} exceeds the window size")
+    scoring = functools.partial(window_scores, kind=score, steps=score_steps)
+    data, errors = _stream_errors(examples, present, predictors, domain, scoring)
     thresholds = {m: threshold(errors[m].get("train", np.zeros(0)), threshold_quantile, threshold_margin)
                   for m in predictors}
     if thresholds[REFERENCE] is None:
@@ -100,7 +115,7 @@ def evaluate_anomaly(model: Model, evaluation: ModelEvaluation, examples: Exampl
     counts = {"train_normal": int(len(errors[REFERENCE]["train"])) if "train" in data else 0,
               **{s: {"windows": int(len(labels[s])), "anomalous": int(labels[s].sum())} for s in splits}}
     evaluation.write_json("evaluation.json", {
-        "schema_version": 1, "score": "reconstruction_mse", "reference": REFERENCE, "splits": splits,
+        "schema_version": 1, "task": "anomaly", "score": describe(score, score_steps, domain is not None), "reference": REFERENCE, "splits": splits,
         "threshold_quantile": threshold_quantile, "threshold_margin": threshold_margin, "models": models,
         "input_clip": domain, "thresholds": thresholds, "metrics": metrics, "agreement": agree,
         "agreement_gate": {"on": "decisive", "band": agreement_band,
@@ -141,7 +156,7 @@ def _variant_rows(tflite: TFLiteModels, float_model: Model, keras_model, metrics
 
 
 def _stream_errors(windows: Examples, splits: list[str], predictors: dict[str, Any],
-                   domain: dict[str, float] | None) -> tuple[dict[str, dict], dict[str, dict[str, np.ndarray]]]:
+                   domain: dict[str, float] | None, scoring) -> tuple[dict[str, dict], dict[str, dict[str, np.ndarray]]]:
     """``(columns, errors)``: per split the windows' identities (label, start, series ...; no window tensors) and
     per model per split the reconstruction errors, in one streamed pass over each split (every model scores each
     batch), so memory holds one batch of windows rather than every split (train: normal windows only)."""
@@ -155,7 +170,7 @@ def _stream_errors(windows: Examples, splits: list[str], predictors: dict[str, A
         for batch in iter_windows(windows, split, only_normal=(split == "train"), batch_size=BATCH):
             x = batch.pop("window")
             for m, predict in predictors.items():
-                scores[m].append(_errors(predict, x, domain))
+                scores[m].append(_errors(predict, x, domain, scoring))
             for key, value in batch.items():
                 if value.dtype == object:  # strings: fixed-width bytes, not one Python object per window
                     value = value.astype(bytes)
@@ -172,8 +187,6 @@ def _input_domain(windows: Examples, has_train: bool, input_clip: str) -> dict[s
     """``{"min", "max"}`` of the normal train windows (normalized) for ``train_range``; None for ``none`` or when
     they are constant (min == max: bundle.json's input_clip needs max > min)."""
     from edgepipe.components.training.inputs import iter_windows
-    from edgepipe.pipeline.errors import ConfigError
-
     if input_clip == "none":
         return None
     if input_clip != "train_range":
@@ -189,13 +202,11 @@ def _input_domain(windows: Examples, has_train: bool, input_clip: str) -> dict[s
     return {"min": low, "max": high}
 
 
-def _errors(predict, x: np.ndarray, domain: dict[str, float] | None = None) -> np.ndarray:
-    from edgepipe.components.evaluation.metrics import reconstruction_error
-
+def _errors(predict, x: np.ndarray, domain: dict[str, float] | None, scoring) -> np.ndarray:
     if len(x) == 0:
         return np.zeros(0)
     fed = x if domain is None else np.clip(x, domain["min"], domain["max"]).astype(np.float32)
-    return reconstruction_error(x, predict(fed))
+    return scoring(x, predict(fed))
 
 
 def _relative_difference(errors: np.ndarray, reference: np.ndarray) -> float | None:

@@ -2,22 +2,33 @@
 own return against the Keras Q-network's."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from edgepipe.components.evaluation.registry import evaluator
 from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Model, ModelEvaluation, TFLiteModels
 
+if TYPE_CHECKING:  # importing the task module here would register it before the registry's own order
+    from edgepipe.tasks.control import ControlEvaluate
+
+EPISODE_SEED = 12345  # fixed, not training.seed: the same episodes judge every trained policy
+VARIANT_EPISODES = 10  # at most this many episodes of each variant's own policy
+OBSERVATION_EPISODES = 5  # episodes whose observations compare each variant's greedy actions with Keras's
+
 
 @evaluator("control")
-def evaluate_policy(model: Model, evaluation: ModelEvaluation, tflite: TFLiteModels | None = None,
-                    episodes: int = 100, seed: int = 12345, variant_episodes: int = 5, observation_episodes: int = 5,
-                    latency_runs: int = 50) -> dict:
-    """Average return of the exported Q-network's greedy policy over ``episodes`` fresh episodes.
+def evaluate_policy(model: Model, evaluation: ModelEvaluation, tflite: TFLiteModels | None = None, *,
+                    settings: ControlEvaluate) -> dict:
+    """Average return of the exported Q-network's greedy policy over ``settings.episodes`` fresh episodes (the
+    task's ``evaluate`` section), seeded with :data:`EPISODE_SEED`.
 
     With ``tflite`` (convert_policy's variants) each variant's greedy actions are compared with Keras's on the
-    observations of ``observation_episodes`` episodes and its own policy is run for ``variant_episodes`` episodes
+    observations of ``OBSERVATION_EPISODES`` episodes and its own policy is run for min(episodes, 10) episodes
     (``family_variants.policy_variants``); ``variants.json/.md/.html`` are written for the export gate."""
     from edgepipe.models.dqn import evaluate_greedy
 
+    episodes, latency_runs, seed = settings.episodes, settings.latency_runs, EPISODE_SEED
+    variant_episodes, observation_episodes = min(episodes, VARIANT_EPISODES), OBSERVATION_EPISODES
     net = model.load_keras()
     card = ModelCard.of(model)
     frame_stack, env_name = int(card.frame_stack), card.required("env_name")

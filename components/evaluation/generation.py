@@ -2,7 +2,7 @@
 verdict on the samples, and every converted variant against the Keras generator on fixed latents."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,13 +12,17 @@ from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLite
 
 from edgepipe.components.evaluation.supervised import split_arrays
 
+if TYPE_CHECKING:  # importing the task module here would register it before the registry's own order
+    from edgepipe.tasks.generation import GenerationEvaluate
+
 
 @evaluator("generation")
 def evaluate_gan(model: Model, evaluation: ModelEvaluation, examples: Examples, tflite: TFLiteModels | None = None,
-                 classifier: Model | None = None,
-                 split: str = "test", samples_per_class: int = 8, samples: int = 2000, seed: int = 0,
-                 latency_runs: int = 50) -> dict:
-    """Sample grids (``samples_<class>.png``, one row of ``samples_per_class`` per class for a cGAN) and a
+                 classifier: Model | None = None, *, settings: GenerationEvaluate, seed: int = 0) -> dict:
+    """``settings``: the task's ``evaluate`` section (split, samples, samples_per_class, latency_runs); ``seed``
+    draws the latents (the pipeline's ``training.seed``).
+
+    Sample grids (``samples_<class>.png``, one row of ``samples_per_class`` per class for a cGAN) and a
     discriminator-based score: the mean probability the trained discriminator gives real test images and generated
     ones (a converged GAN drives both towards 0.5), plus the generator's mode coverage proxy (per-pixel std).
 
@@ -37,6 +41,8 @@ def evaluate_gan(model: Model, evaluation: ModelEvaluation, examples: Examples, 
     from edgepipe.components.evaluation.family_metrics import image_grid
     from edgepipe.models.custom_objects import custom_object_scope
 
+    split, samples, samples_per_class = settings.split, settings.samples, settings.samples_per_class
+    latency_runs = settings.latency_runs
     generator = model.load_keras()
     with custom_object_scope():
         discriminator = keras.models.load_model(str(model.path / "discriminator.h5"), compile=False)

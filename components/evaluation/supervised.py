@@ -13,6 +13,7 @@ import numpy as np
 
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
 from edgepipe.components.evaluation.registry import evaluator
+from edgepipe.tasks.sections import ExamplesEvaluate
 from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.errors import DataError
 
@@ -39,9 +40,8 @@ def split_arrays(examples: Examples, model: Model, split: str, with_labels: bool
 
 @evaluator("supervised")
 def evaluate_model(model: Model, evaluation: ModelEvaluation, examples: Examples,
-                   tflite: TFLiteModels | None = None, split: str = "test", lowest_confidence: int = 10,
-                   latency_runs: int = 50) -> dict:
-    """Metrics of a supervised model on ``split``: accuracy, per-class precision/recall, confusion matrix and the
+                   tflite: TFLiteModels | None = None, *, settings: ExamplesEvaluate) -> dict:
+    """Metrics of a supervised model on ``settings.split`` (the task's ``evaluate`` section): accuracy, per-class precision/recall, confusion matrix and the
     lowest-confidence examples (classification); MAE/RMSE (regression, forecasting); IoU (segmentation);
     reconstruction error (autoencoders).
 
@@ -53,6 +53,8 @@ def evaluate_model(model: Model, evaluation: ModelEvaluation, examples: Examples
     """
     from edgepipe import tasks
 
+    split, latency_runs = settings.split, settings.latency_runs
+    lowest_confidence = getattr(settings, "lowest_confidence", 0)  # ClassificationEvaluate; no other report lists any
     card = ModelCard.of(model)
     task = card.task or "classification"
     declared = tasks.get(task)

@@ -39,7 +39,7 @@ def create_pipeline(config: Config) -> Pipeline:
                              variants=list(config.convert.variants), seed=t.seed,
                              representative_samples=config.convert.representative_samples)
     evaluation = evaluate(model=train.outputs["model"], examples=examples, tflite=convert.outputs["tflite"], task=TASK,
-                          settings={"split": config.evaluate.split, "latency_runs": config.evaluate.latency_runs})
+                          settings=config.evaluate)  # the task's evaluate section, whole
     export = export_bundle(model=train.outputs["model"], evaluation=evaluation.outputs["evaluation"],
                            tflite=convert.outputs["tflite"], transform=transform.outputs["params"], task=TASK,
                            primary=config.convert.primary, min_agreement=config.export.min_agreement,

@@ -6,7 +6,8 @@ on (``stages.py``: data, train, judge; ``deploy.py``: variants, evaluate, report
 blessing against the last exported bundle, between evaluate and report, when ``retrain.baseline`` is set). Each
 stage declares the config keys it reads, so a key given explicitly (in the YAML or by ``--set``) that no active
 stage reads is refused when the pipeline is built (exit 2), as are splits the evaluation needs but ``data.split``
-does not make.
+does not make. The evaluate stage's keys are the fields of the task's ``evaluate`` section (``Task.evaluate``), the
+same class the config validated ``evaluate`` against, so the two refusals cannot disagree.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def plan_stages(plan: Plan) -> tuple[list, frozenset[str], object]:
     data, data_keys = early.DATA[plan.task.data]
     train, train_keys = early.train_stage(plan)
     variants, variant_keys = deploy.VARIANTS[plan.variants]
-    _, eval_keys, splits = deploy.EVALUATE[plan.task.evaluation]
+    eval_keys = {f"evaluate.{key}" for key in plan.task.evaluate.model_fields}  # the task's section: every key
     judge = [early._judge] if plan.task.evaluation == "generation" else []
 
     def train_stage(cfg, plan, ctx):
@@ -37,7 +38,12 @@ def plan_stages(plan: Plan) -> tuple[list, frozenset[str], object]:
     run = [s for s in (data, train_stage, *judge, variants, deploy.evaluate_stage, *bless, deploy.report_stage,
                        deploy.export_stage) if s is not None]
     return run, frozenset({*_ALWAYS, *data_keys, *train_keys, *variant_keys, *eval_keys,
-                           *retrain.keys(plan)}), splits
+                           *retrain.keys(plan)}), _evaluated_splits
+
+
+def _evaluated_splits(config: Config) -> tuple[str, ...] | None:
+    """The splits the task's evaluation scores (its evaluate section says; None: no dataset split)."""
+    return config.evaluate.splits()
 
 
 def uses(config: Config) -> frozenset[str]:
@@ -51,7 +57,7 @@ def build_pipeline(config: Config) -> Pipeline:
 
     plan = resolve(config)
     run, keys, splits = plan_stages(plan)
-    check_config(config, plan, keys, splits(config) if splits else None)
+    check_config(config, plan, keys, splits(config))
     if "model.hparams" in keys and plan.task.data != "environment":
         validate_hparams(plan.family.name, dict(config.model.hparams))
     ctx = Context()

@@ -65,44 +65,15 @@ def _trained_batch_size(cfg: Config, plan: Plan) -> int:
 VARIANTS = {"full": (_full, _FULL), "distilled": (_distilled, _DISTILLED), None: (None, set())}
 
 
-# ---- evaluate: task.evaluation -> (the evaluate settings it reads from the config, keys, splits it needs) ------
-def _anomaly(cfg: Config) -> dict:
-    e = cfg.evaluate
-    return {"threshold_quantile": e.threshold_quantile, "threshold_margin": e.threshold_margin,
-            "input_clip": e.input_clip, "agreement_band": e.agreement_band, "latency_runs": e.latency_runs}
-
-
-def _supervised(cfg: Config) -> dict:
-    return {"split": cfg.evaluate.split, "latency_runs": cfg.evaluate.latency_runs}
-
-
-def _generation(cfg: Config) -> dict:
-    return {"split": cfg.evaluate.split, "seed": cfg.training.seed, "latency_runs": cfg.evaluate.latency_runs}
-
-
-def _control(cfg: Config) -> dict:
-    e = cfg.evaluate
-    return {"episodes": e.episodes, "variant_episodes": min(e.episodes, 10), "latency_runs": e.latency_runs}
-
-
-EVALUATE = {
-    "anomaly": (_anomaly, {"evaluate.threshold_quantile", "evaluate.threshold_margin", "evaluate.input_clip",
-                           "evaluate.agreement_band", "evaluate.latency_runs"}, lambda c: ("eval", "test")),
-    "supervised": (_supervised, {"evaluate.split", "evaluate.tolerance", "evaluate.latency_runs"},
-                   lambda c: (c.evaluate.split,)),
-    "generation": (_generation, {"evaluate.split", "evaluate.tolerance", "evaluate.latency_runs",
-                                 "evaluate.classifier"}, lambda c: (c.evaluate.split,)),
-    "control": (_control, {"evaluate.episodes", "evaluate.tolerance", "evaluate.latency_runs"}, None),
-}
-
-
 def evaluate_stage(cfg: Config, plan: Plan, ctx: Context) -> None:
-    """The one evaluate component, given the artifacts the plan made and the settings its task's evaluation reads."""
+    """The one evaluate component, given the artifacts the plan made and the config's ``evaluate`` section whole: it
+    is already the task's own class (``Task.evaluate``, chosen when the config was validated), so its keys are
+    exactly what the task's evaluation reads; ``training.seed`` seeds what the evaluation samples (a GAN's latents)."""
     from edgepipe.components.evaluation import evaluate
 
     inputs = {k: v for k, v in {"examples": ctx.examples, "tflite": ctx.tflite,
                                 "classifier": ctx.classifier}.items() if v is not None}
-    node = evaluate(model=ctx.model, task=plan.task.name, settings=EVALUATE[plan.task.evaluation][0](cfg), **inputs)
+    node = evaluate(model=ctx.model, task=plan.task.name, settings=cfg.evaluate, seed=cfg.training.seed, **inputs)
     ctx.nodes.append(node)
     ctx.evaluation = node.outputs["evaluation"]
 
@@ -134,7 +105,7 @@ def export_stage(cfg: Config, plan: Plan, ctx: Context) -> None:
         params = {"min_agreement": cfg.export.min_agreement, "max_metric_drop": cfg.export.max_metric_drop,
                   "primary": ctx.primary, "float_fallback": plan.variants == "distilled"}
     else:
-        params = {"tolerance": cfg.evaluate.tolerance, "float_reason": plan.float_reason or (
+        params = {"tolerance": cfg.evaluate.tolerance, "float_reason": plan.float_reason or (  # VerifiedEvaluate
             f"convert.variants names no int8 variant a {plan.family.name} model can have (int8_ptq, int8_qat): "
             "the float32 model is shipped")}
     node = export_bundle(model=ctx.model, evaluation=ctx.evaluation, task=plan.task.name, seed=cfg.training.seed,

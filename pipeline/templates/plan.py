@@ -58,7 +58,7 @@ def resolve(cfg: Config) -> Plan:
                           f"{', '.join(template.families)}, not '{cfg.model.family}'")
     family = families()[cfg.model.family]
     possible = [t for t in family.tasks if t in template.tasks]
-    task_name = possible[0] if len(possible) == 1 else cfg.model.task
+    task_name = tasks.chosen(template.tasks, tuple(family.tasks), cfg.model.task)  # as the config's evaluate section
     if task_name not in possible:
         raise ConfigError(f"{source}: config key 'model.task': model family '{family.name}' does not do task "
                           f"'{task_name}' (supported: {', '.join(possible)})")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import edgepipe  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from edgepipe import tasks
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels, TransformParams
 
 WINDOW, CHANNELS, STRIDE = 16, 2, 4
@@ -110,7 +111,7 @@ def _evaluation(base: str) -> ModelEvaluation:
     chain = _chain(base)
     evaluation = ModelEvaluation(Path(base) / "evaluation")
     evaluate_anomaly(examples=chain["windows"], model=chain["model"], tflite=chain["tflite"], evaluation=evaluation,
-                     latency_runs=5)
+                     settings=tasks.get("anomaly").evaluate(latency_runs=5))
     evaluation.finalize()
     return ModelEvaluation.open(evaluation.path)
 

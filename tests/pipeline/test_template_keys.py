@@ -45,8 +45,8 @@ def test_explicit_keys_are_what_the_yaml_and_set_gave(tmp_path):
                                       "not 'cnn'"),
     ("default", ["training.patience=5"], "config key 'training.patience' is not used by template "
                                          "'anomaly_detection'"),  # the default value, but given: still refused
-    ("default", ["model.hparams={units: 3}", "evaluate.episodes=3"],
-     "config keys 'evaluate.episodes', 'model.hparams' are not used by template 'anomaly_detection'"),
+    ("default", ["model.hparams={units: 3}", "training.patience=3"],  # (evaluate keys: the config refuses them)
+     "config keys 'model.hparams', 'training.patience' are not used by template 'anomaly_detection'"),
     ("cnn", ["window.size=64"], "config key 'window.size' is not used by template 'supervised'"),
     ("dqn", ["data.source=x.csv"], "config key 'data.source' is not used by template 'reinforcement'"),
     ("dcgan", ["prune.target_sparsity=0.8"], "config key 'prune.target_sparsity' is not used by template 'gan'"),

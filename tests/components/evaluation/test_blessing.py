@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 
+from edgepipe import tasks
 from edgepipe.components.evaluation.blessing import bless_model, refusal, verdict
 from edgepipe.components.export import export_bundle
 from edgepipe.pipeline.artifacts import Bundle, ModelBlessing, ModelEvaluation, TransformParams
@@ -107,7 +108,7 @@ def test_new_normal_data_without_labels_is_not_compared_by_f1(chain, baseline, t
     normal = make_windows_examples(tmp_path / "windows", {"train": (48, 0), "eval": (32, 0), "test": (32, 0)}, seed=7)
     evaluation = ModelEvaluation(tmp_path / "evaluation")
     evaluate_anomaly(examples=normal, model=chain["model"], tflite=chain["tflite"], evaluation=evaluation,
-                     latency_runs=2)
+                     settings=tasks.get("anomaly").evaluate(latency_runs=2))
     evaluation.finalize()
     blessing = ModelBlessing(tmp_path / "blessing")
     bless_model.fn(evaluation=evaluation, blessing=blessing, examples=normal, transform=chain["transform"],

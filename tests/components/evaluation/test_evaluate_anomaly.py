@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from edgepipe import tasks
 from edgepipe.components.evaluation.anomaly import evaluate_anomaly
 from edgepipe.pipeline.artifacts import ModelEvaluation
 from tests.components.fixtures import SPLITS
@@ -40,7 +41,8 @@ def test_errors_file_backs_the_thresholds(evaluation):
 def test_huge_margin_flags_nothing_and_still_reports(windows_examples, trained_model, tflite_models, tmp_path):
     evaluation = ModelEvaluation(tmp_path / "e")
     summary = evaluate_anomaly(examples=windows_examples, model=trained_model, tflite=tflite_models,
-                                  evaluation=evaluation, threshold_quantile=0.5, threshold_margin=1e6, latency_runs=3)
+                                  evaluation=evaluation,
+                                  settings=tasks.get("anomaly").evaluate(threshold_quantile=0.5, threshold_margin=1e6, latency_runs=3))
     report = evaluation.read_json("evaluation.json")
     keras_all = report["metrics"]["keras"]["all"]
     assert keras_all["flagged"] == 0 and keras_all["precision"] is None and keras_all["recall"] == 0.0
@@ -55,7 +57,7 @@ def test_input_clip_feeds_every_model_the_train_range(windows_examples, trained_
 
     evaluation = ModelEvaluation(tmp_path / "e")
     evaluate_anomaly(examples=windows_examples, model=trained_model, tflite=tflite_models,
-                        evaluation=evaluation, latency_runs=3, input_clip="train_range")
+                        evaluation=evaluation, settings=tasks.get("anomaly").evaluate(latency_runs=3, input_clip="train_range"))
     report = evaluation.read_json("evaluation.json")
     train = load_windows(windows_examples, "train", only_normal=True)["window"]
     assert report["input_clip"] == {"min": pytest.approx(float(train.min())), "max": pytest.approx(float(train.max()))}
@@ -79,7 +81,7 @@ def test_streamed_scores_equal_the_whole_array_computation(trained_model, tflite
     windows = make_windows_examples(tmp_path / "w", {"train": (700, 40), "eval": (600, 30), "test": (260, 12)})
     evaluation = ModelEvaluation(tmp_path / "e")
     evaluate_anomaly(examples=windows, model=trained_model, tflite=tflite_models, evaluation=evaluation,
-                        latency_runs=3, input_clip="none")
+                        settings=tasks.get("anomaly").evaluate(latency_runs=3, input_clip="none"))
     errors = np.load(evaluation.path / "errors.npz")
     keras_model = trained_model.load_keras()
     for split in ("train", "eval", "test"):
@@ -128,7 +130,7 @@ def test_later_values_outside_the_training_range_still_export_a_verified_int8_mo
     assert late.max() > train.max() + 1.5  # the drift really leaves the training range
     evaluation = ModelEvaluation(tmp_path / "e")
     evaluate_anomaly(examples=windows, model=trained_model, tflite=tflite_models, evaluation=evaluation,
-                     latency_runs=3)
+                     settings=tasks.get("anomaly").evaluate(latency_runs=3))
     report = evaluation.read_json("evaluation.json")
     assert report["input_clip"]["max"] == pytest.approx(float(train.max()))
     assert report["agreement_gate"]["on"] == "decisive"
@@ -164,7 +166,7 @@ def test_a_flat_training_series_has_no_clip_range_and_is_still_gated(trained_mod
                 writer.write(_example(np.full((16, 2), 0.5, np.float32), 0, f"m{i % 2}", STRIDE * i))
     evaluation = ModelEvaluation(tmp_path / "e")
     evaluate_anomaly(examples=windows, model=trained_model, tflite=tflite_models, evaluation=evaluation,
-                     latency_runs=3)
+                     settings=tasks.get("anomaly").evaluate(latency_runs=3))
     report = evaluation.read_json("evaluation.json")
     assert report["input_clip"] is None and any("constant" in w for w in report["warnings"])
     for variant, agreement in report["agreement"].items():

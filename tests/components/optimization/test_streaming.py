@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from edgepipe import tasks
 from edgepipe.components.evaluation.anomaly import evaluate_anomaly
 from edgepipe.components.optimization import cluster_model, convert_tflite, prune_model, quantize_model
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
@@ -41,7 +42,7 @@ def test_optimizations_conversion_and_evaluation_stream_the_windows(windows_exam
     tflite = TFLiteModels.open(tflite.path)
     evaluation = ModelEvaluation(tmp_path / "evaluation")
     evaluate_anomaly(examples=windows_examples, model=trained_model, tflite=tflite, evaluation=evaluation,
-                        latency_runs=2, input_clip="train_range")
+                        settings=tasks.get("anomaly").evaluate(latency_runs=2, input_clip="train_range"))
     report = evaluation.read_json("evaluation.json")
     assert set(report["agreement"]) == {"float32", "int8_ptq", "int8_qat", "pruned_int8"}
     assert report["agreement"]["float32"]["all"] == 1.0

@@ -2,6 +2,7 @@
 with its numbers, and the primary chosen among the variants that fit (none fitting: exit 4)."""
 import pytest
 
+from edgepipe import tasks
 from edgepipe.components.optimization.targets import PROFILES, fit, resolve
 from edgepipe.pipeline.errors import ConfigError, VerificationError
 from edgepipe.tasks.variants import gated_primary
@@ -105,7 +106,7 @@ def test_convert_judges_each_variant_and_the_export_gate_ships_only_what_fits(tr
         tflite.finalize()
         evaluation = ModelEvaluation(tmp_path / f"{name}-eval")
         evaluate_anomaly(examples=windows_examples, model=trained_model, tflite=TFLiteModels.open(tflite.path),
-                         evaluation=evaluation, latency_runs=2)
+                         evaluation=evaluation, settings=tasks.get("anomaly").evaluate(latency_runs=2))
         evaluation.finalize()
         evaluation = ModelEvaluation.open(evaluation.path)
         return TFLiteModels.open(tflite.path), evaluation

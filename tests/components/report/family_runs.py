@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import edgepipe  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from edgepipe import tasks
 from edgepipe.pipeline.artifacts import Examples
 from edgepipe.pipeline.executor import invoke
 
@@ -44,8 +45,11 @@ def _train(examples, out: Path, **params):
 def _evaluate(examples, model, out: Path, **params):
     from edgepipe.components.evaluation import evaluate
 
+    from edgepipe.models.card import ModelCard
+
+    section = tasks.get(ModelCard.of(model).task).evaluate(**params)  # the model's task's evaluate section
     return invoke(evaluate, {"examples": examples, "model": model}, {"evaluation": out},
-                  {"settings": params})[0]["evaluation"]
+                  {"settings": section})[0]["evaluation"]
 
 
 def _fit(root: Path, splits: dict, **train) -> dict:
@@ -73,7 +77,7 @@ def classification(base: str) -> dict:
     from edgepipe.components.evaluation import evaluate
 
     evaluation = invoke(evaluate, {"examples": examples, "model": model, "tflite": tflite},
-                        {"evaluation": root / "evaluation"}, {"settings": {"lowest_confidence": 6, "latency_runs": 3}}
+                        {"evaluation": root / "evaluation"}, {"settings": tasks.get("classification").evaluate(lowest_confidence=6, latency_runs=3)}
                         )[0]["evaluation"]
     return {"examples": examples, "model": model, "evaluation": evaluation, "tflite": tflite}
 
@@ -144,7 +148,7 @@ def generation(base: str) -> dict:
     judge = _train(examples, root / "judge", family="cnn", epochs=2,
                    hparams={"filters": [4], "dense_units": 0, "dropout": 0.0, "learning_rate": 0.02})
     ev, _ = invoke(evaluate, {"examples": examples, "model": out["model"], "classifier": judge},
-                   {"evaluation": root / "evaluation"}, {"settings": {"samples": 60, "samples_per_class": 4}})
+                   {"evaluation": root / "evaluation"}, {"settings": tasks.get("generation").evaluate(samples=60, samples_per_class=4)})
     return {"examples": examples, "model": out["model"], "evaluation": ev["evaluation"]}
 
 
@@ -158,5 +162,5 @@ def control(base: str) -> dict:
                "eval_interval": 10, "eval_episodes": 2}
     out, _ = invoke(train_dqn, {}, {"model": root / "model"}, {"hparams": hparams})
     ev, _ = invoke(evaluate, {"model": out["model"]}, {"evaluation": root / "evaluation"},
-                   {"settings": {"episodes": 3}})
+                   {"settings": tasks.get("control").evaluate(episodes=3)})
     return {"model": out["model"], "evaluation": ev["evaluation"]}

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import edgepipe  # noqa: F401
+from edgepipe import tasks
 from edgepipe.components.training.arrays import write_examples
 from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Examples
@@ -31,7 +32,7 @@ def test_cgan_trains_evaluates_per_class_and_exports_the_generator(images, tmp_p
     assert model.properties["exported"] == "generator" and (model.path / "discriminator.h5").exists()
     assert ModelCard.of(model).to_properties() == model.properties  # the card stores what train_gan always did
     ev, ev_metrics = invoke(evaluate, {"examples": images, "model": model}, {"evaluation": tmp_path / "e"},
-                            {"settings": {"samples": 16, "samples_per_class": 4}})
+                            {"settings": tasks.get("generation").evaluate(samples=16, samples_per_class=4)})
     report = ev["evaluation"].read_json("evaluation.json")["metrics"]
     assert set(report["grids"]) == {"samples_a.png", "samples_b.png", "samples_c.png", "samples_by_class.png"}
     assert 0 <= ev_metrics["discriminator_fake_mean"] <= 1 and 0 <= ev_metrics["discriminator_real_mean"] <= 1
@@ -57,7 +58,7 @@ def test_dqn_component_trains_evaluates_and_exports_the_q_network(tmp_path):
                           {"hparams": hparams, "checkpoint_root": str(tmp_path / "ckpt")})
     assert metrics["iterations"] == 20 and not any((tmp_path / "ckpt").iterdir())
     ev, ev_metrics = invoke(evaluate, {"model": out["model"]}, {"evaluation": tmp_path / "e"},
-                            {"settings": {"episodes": 3}})
+                            {"settings": tasks.get("control").evaluate(episodes=3)})
     assert ev_metrics["episodes"] == 3 and ev_metrics["average_return"] >= 1
     invoke(export_bundle, {"model": out["model"], "evaluation": ev["evaluation"]}, {"bundle": tmp_path / "b"}, {})
     doc = json.loads((tmp_path / "b" / "bundle.json").read_text())

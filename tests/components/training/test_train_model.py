@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import edgepipe  # noqa: F401
+from edgepipe import tasks
 from edgepipe.components.training.arrays import write_examples
 from edgepipe.components.training.train_model import train_model
 from edgepipe.models.card import ModelCard
@@ -148,7 +149,7 @@ def test_evaluate_and_export_a_classifier(blobs, tmp_path):
     outputs, _ = _train(blobs, tmp_path / "m")
     model = outputs["model"]
     ev, metrics = invoke(evaluate, {"examples": blobs, "model": model}, {"evaluation": tmp_path / "e"},
-                         {"settings": {"lowest_confidence": 3}})
+                         {"settings": tasks.get("classification").evaluate(lowest_confidence=3)})
     report = ev["evaluation"].read_json("evaluation.json")["metrics"]
     assert report["examples"] == 30 and metrics["accuracy"] == report["accuracy"] > 0.8
     assert set(report["per_class"]) == {"a", "b", "c"} and np.array(report["confusion_matrix"]).sum() == 30
