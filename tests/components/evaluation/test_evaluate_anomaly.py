@@ -171,3 +171,34 @@ def test_a_flat_training_series_has_no_clip_range_and_is_still_gated(trained_mod
     assert report["input_clip"] is None and any("constant" in w for w in report["warnings"])
     for variant, agreement in report["agreement"].items():
         assert agreement["decisive"] == agreement["all"] is not None, variant
+
+
+def test_newest_mse_scores_the_newest_steps_and_says_so(windows_examples, trained_model, tflite_models, tmp_path):
+    """evaluate.score=newest_mse: every model's errors (so thresholds, metrics and the likelihood prior) are the
+    runtime's newest-steps score, and evaluation.json records the kind and steps the bundle ships."""
+    from edgepipe.components.training.inputs import load_windows
+    from edgepipe.runtime.scores import window_scores
+
+    evaluation = ModelEvaluation(tmp_path / "e")
+    evaluate_anomaly(examples=windows_examples, model=trained_model, tflite=tflite_models, evaluation=evaluation,
+                     settings=tasks.get("anomaly").evaluate(latency_runs=3, input_clip="none", score="newest_mse",
+                                                            score_steps=3))
+    report = evaluation.read_json("evaluation.json")
+    assert report["score"]["kind"] == "newest_mse" and report["score"]["steps"] == 3
+    x = load_windows(windows_examples, "test")["window"]
+    reconstruction = trained_model.load_keras().predict(x, batch_size=256, verbose=0)
+    errors = np.load(evaluation.path / "errors.npz")
+    np.testing.assert_allclose(errors["test__keras"], window_scores(x, reconstruction, "newest_mse", 3)
+                               .astype(np.float32), rtol=1e-5)
+    assert not np.allclose(errors["test__keras"], window_scores(x, reconstruction).astype(np.float32), rtol=1e-3)
+
+
+def test_score_steps_beyond_the_window_is_a_config_error(windows_examples, trained_model, tflite_models, tmp_path):
+    from edgepipe.pipeline.errors import ConfigError
+
+    size = windows_examples.feature_spec["window"]["shape"][0]
+    with pytest.raises(ConfigError, match=f"evaluate.score_steps {size + 1} exceeds the window size"):
+        evaluate_anomaly(examples=windows_examples, model=trained_model, tflite=tflite_models,
+                         evaluation=ModelEvaluation(tmp_path / "e"),
+                         settings=tasks.get("anomaly").evaluate(latency_runs=3, score="newest_mse",
+                                                                score_steps=size + 1))
