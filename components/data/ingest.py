@@ -39,6 +39,7 @@ from edgepipe.components.data.series_stages import (BUCKET_ROWS, plan_buckets, s
 from edgepipe.components.data.splits import parse_split
 from edgepipe.pipeline.artifacts import Examples, Rejects
 from edgepipe.pipeline.component import InputPath, Output, component
+from edgepipe.pipeline.contracts import ExamplesInfo
 from edgepipe.pipeline.errors import ConfigError, DataError
 
 DEFAULT_SPLIT = {"train": 0.6, "eval": 0.2, "test": 0.2}
@@ -249,11 +250,11 @@ def ingest_timeseries(examples: Output[Examples], rejects: Output[Rejects], sour
         raise DataError(f"{labels_json}: no entry matches a series of {source} (set labels_key)")
 
     rejects.properties.update(count=rejected, rows_read=rows_read)
-    examples.properties.update(
+    examples.properties.update(ExamplesInfo.from_dict(dict(  # typed on write: a fact of the wrong type fails here
         splits=names, channels=list(layout.feature_columns), kind="timeseries_chunks",
         feature_spec=CHUNK_FEATURE_SPEC, has_labels=bool(label_column or labels_json),
         chunk_size=chunk_size, series_count=len(totals["series_ids"]), resample=resample, gaps=gaps,
-        resample_seconds=interval, split={"method": "time", **split})
+        resample_seconds=interval, split={"method": "time", **split}), f"{examples.path} properties").to_dict())
     totals["rows_merged_by_resample"] = sorted_result.get("rows_merged_by_resample")
     extra = {k: totals[k] for k in ("gaps", "steps_interpolated", "rows_merged_by_resample") if totals[k]}
     return {"rows_read": rows_read, "rows_rejected": rejected, "series": len(totals["series_ids"]),

@@ -19,6 +19,7 @@ from edgepipe.components.data.beam.job import count
 from edgepipe.components.data.csv_rows import open_text
 from edgepipe.components.data.splits import SplitSpec, assign
 from edgepipe.pipeline.artifacts import Examples
+from edgepipe.pipeline.contracts import ExamplesInfo
 from edgepipe.pipeline.errors import DataError
 
 DEFAULT_SPLIT = {"train": 0.8, "eval": 0.1, "test": 0.1}
@@ -49,7 +50,8 @@ def finish(examples: Examples, spec: SplitSpec, result, **properties) -> dict:
         raise DataError(f"{properties.get('source', examples.path)}: no usable examples")
     for name in spec.names:
         examples.split_dir(name)
-    examples.properties.update(splits=list(spec.names), counts=counts, split=spec.to_json(), **properties)
+    facts = dict(splits=list(spec.names), counts=counts, split=spec.to_json(), **properties)
+    examples.properties.update(ExamplesInfo.from_dict(facts, f"{examples.path} properties").to_dict())  # typed
     return {f"examples_{k}": v for k, v in counts.items()}
 
 
