@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, PositiveInt
 
 from edgepipe.tasks.base import Task, register
+from edgepipe.pipeline.contracts import EvaluationReport
 from edgepipe.tasks.bundle import fmt
 from edgepipe.tasks.metrics import TaskMetric
 from edgepipe.runtime.scores import describe
@@ -47,29 +48,29 @@ def series_bundle(ctx):
     models were gated on, and SUMMARY.md."""
     from edgepipe.tasks.bundle import BundleParts
 
-    report, keys = ctx.report, ctx.keys
+    report, keys = ctx.evaluation, ctx.keys
     w = ctx.windows or {}
     names = w.get("channel_names")
-    clip = report.get("input_clip")
+    clip = report.input_clip
     fields = {
         "window": {"size": w.get("size"), "stride": w.get("stride"), "channels": w.get("channels"),
                    "channel_names": list(names) if isinstance(names, (list, tuple)) else None,
                    "layout": "[batch, window_size, channels], channels in channel_names order"},
         "normalization": ctx.transform,
         **({"input_clip": clip} if clip else {}),
-        "score": report["score"] if isinstance(report.get("score"), dict) else describe(  # before: a name only
+        "score": report.score if isinstance(report.score, dict) else describe(  # before: a name only
             "reconstruction_mse", None, bool(clip)),
-        "thresholds": {ctx.files[v]: report["thresholds"][v] for v in ctx.files},
-        "metrics": {"threshold_quantile": report["threshold_quantile"],
-                    "threshold_margin": report["threshold_margin"],
-                    "per_model": {"keras": report["metrics"]["keras"],
-                                  **{keys.get(v, v): report["metrics"][v] for v in ctx.files if v in report["metrics"]}},
-                    "agreement_with_keras": {keys.get(v, v): a for v, a in report["agreement"].items()},
-                    **({"agreement_gate": report["agreement_gate"]} if report.get("agreement_gate") else {}),
+        "thresholds": {ctx.files[v]: report.thresholds[v] for v in ctx.files},
+        "metrics": {"threshold_quantile": report.threshold_quantile,
+                    "threshold_margin": report.threshold_margin,
+                    "per_model": {"keras": report.metrics["keras"],
+                                  **{keys.get(v, v): report.metrics[v] for v in ctx.files if v in report.metrics}},
+                    "agreement_with_keras": {keys.get(v, v): a for v, a in report.agreement.items()},
+                    **({"agreement_gate": report.agreement_gate.to_dict()} if report.agreement_gate else {}),
                     "min_agreement": ctx.gate["min_agreement"], "max_metric_drop": ctx.gate["max_metric_drop"],
-                    "counts": report["counts"],
+                    "counts": report.counts,
                     **({"metric_gate": f"skipped: {ctx.gate['metric_gate']}"} if ctx.gate.get("metric_gate") else {})}}
-    model_fields = {keys[v]: {"threshold": report["thresholds"][v]} for v in ctx.files}
+    model_fields = {keys[v]: {"threshold": report.thresholds[v]} for v in ctx.files}
     prior = _likelihood_prior(ctx)
     if prior:
         fields["likelihood"] = prior
@@ -93,8 +94,9 @@ def _likelihood_prior(ctx) -> dict[str, float] | None:
     return {"initial_mean": float(scores.mean()), "initial_std": float(scores.std())}
 
 
-def series_summary(doc: dict[str, Any], report: dict[str, Any], table: str) -> str:
+def series_summary(doc: dict[str, Any], report: EvaluationReport | dict[str, Any], table: str) -> str:
     """SUMMARY.md of an anomaly bundle: the models, their thresholds and detection metrics, the gate."""
+    report = EvaluationReport.of(report, "evaluation.json")
     q = doc["input"]["quantization"] or {}
     lines = [
         "# Anomaly detector bundle", "",
@@ -107,18 +109,18 @@ def series_summary(doc: dict[str, Any], report: dict[str, Any], table: str) -> s
         "|---|---|---|---|---|---|---|---|---|"]
     for entry in doc["models"].values():
         variant = entry["variant"]
-        m = report["metrics"].get(variant, {}).get("all", {})
-        a = report["agreement"].get(variant, {})
+        m = report.model_metrics(variant).get("all", {})
+        a = report.agreement.get(variant, {})
         lines.append(f"| `{entry['file']}` | {variant} | {entry['size_bytes'] / 1024:.1f} KiB | "
                      f"{fmt(entry['threshold'])} | {fmt(m.get('f1'))} | {fmt(m.get('auc'))} | {fmt(a.get('all'))} | "
                      f"{fmt(a.get('decisive'))} | {fmt(a.get('score_correlation'))} |")
-    gate = report.get("agreement_gate")
+    gate = report.agreement_gate
     if gate:
         lines += ["", f"Agreement with Keras: decisions on all eval+test windows, and (what the export gate judges) "
-                      f"{gate['definition']}: windows within {gate['band']:.0%} of the threshold are a coin toss "
+                      f"{gate.definition}: windows within {gate.band:.0%} of the threshold are a coin toss "
                       "that int8 rounding may flip. Rank correlation: the order of the scores, which the streaming "
                       "likelihood uses."]
-    k = report["metrics"].get("keras", {}).get("all", {})
+    k = report.model_metrics("keras").get("all", {})
     metrics = doc["metrics"]
     lines += ["", f"Keras reference: F1 {fmt(k.get('f1'))}, AUC {fmt(k.get('auc'))}; "
                   f"export gate: agreement >= {metrics['min_agreement']}"
