@@ -2,7 +2,8 @@
 
 For each CSV under ``../shared/datasets/nab`` (labels from ``labels/combined_windows.json``), ``edgepipe run
 configs/nab.yaml`` with one set of overrides for all series (:data:`CONFIG`: trained on the first 15% of the series,
-as a detector installed on a new machine would be; no labels used in training), then the whole series goes through
+as a detector installed on a new machine would be; no labels used in training; the score is nab.yaml's, the newest
+4 steps of each window), then the whole series goes through
 the exported bundle with the runtime (``Bundle.predict`` on the raw series: causal likelihood and alert onsets,
 ``runtime/likelihood.py``). Per series and in total: exported or why not, labelled windows detected (an alert
 inside the window), delay from the window's start, false alerts outside windows, int8/Keras agreement (decisions on
