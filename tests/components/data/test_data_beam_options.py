@@ -9,7 +9,7 @@ from edgepipe.components.data.beam.files import to_beam_uri, worker_uri
 from edgepipe.components.data.beam.options import is_dataflow, pipeline_options, runs_locally
 
 DATA = Path(__file__).resolve().parents[3] / "components" / "data"
-KERNEL = {"artifacts", "component", "errors", "progress"}
+KERNEL = {"artifacts", "component", "contracts", "errors", "progress"}  # contracts: typed records, imports only errors
 
 
 def test_pipeline_options_default_to_the_direct_runner():
