@@ -9,8 +9,9 @@ the exported bundle with the runtime (``Bundle.predict`` on the raw series: caus
 inside the window), delay from the window's start, false alerts outside windows, int8/Keras agreement (decisions on
 all windows, on the windows clear of the threshold that the gate judges, score rank correlation); and, from
 the same series in the same run, a causal rolling z-score baseline (each value against its previous 288 samples,
-alert at |z| > 4, the same refractory period). Prints one JSON line with the totals; ``--table FILE`` writes the
-per-series Markdown table.
+alert at |z| > 4, the same refractory period; ``baseline_sweep``: the same at stricter limits, to compare detections
+at a matched false-alert count). Prints one JSON line with the totals; ``--table FILE`` writes the per-series
+Markdown table.
 
 Usage: python benchmarks/anomaly_corpus.py [--limit N] [--match TEXT] [--table docs/anomaly_corpus.md]
            [--work DIR [--rescore] [--label=-NAME]] [--jobs N] [--interleave] [--full] [--likelihood KEY=VALUE ...]
@@ -48,6 +49,7 @@ CONFIG = ["data.split={train: 0.15, eval: 0.425, test: 0.425}", "window.size=64"
 # which bundle ships, and leaving them out saves a third of each run on a shared machine.
 FAST = ["convert.variants=[float32, int8_ptq, int8_qat, pruned_int8, pqat]", "cluster.enabled=false"]
 Z_WINDOW, Z_LIMIT = 288, 4.0
+Z_SWEEP = (5.0, 6.0, 8.0)  # stricter z limits: the baseline's detections at fewer false alerts (matched comparison)
 
 
 def read_series(path: Path) -> tuple[list[datetime], np.ndarray]:
@@ -69,13 +71,13 @@ def label_steps(stamps: list[datetime], windows: list[list[str]]) -> list[tuple[
     return out
 
 
-def zscore_alerts(values: np.ndarray, refractory: int) -> list[int]:
+def zscore_alerts(values: np.ndarray, refractory: int, limit: float = Z_LIMIT) -> list[int]:
     """Causal: step t's value against the mean and std of the previous Z_WINDOW values; one alert per refractory."""
     alerts, last = [], -10 ** 9
     for t in range(Z_WINDOW, len(values)):
         past = values[t - Z_WINDOW:t]
         std = float(past.std())
-        if std > 0 and abs(float(values[t]) - float(past.mean())) / std > Z_LIMIT and t - last > refractory:
+        if std > 0 and abs(float(values[t]) - float(past.mean())) / std > limit and t - last > refractory:
             alerts.append(t)
             last = t
     return alerts
@@ -126,6 +128,7 @@ def run_series(path: Path, key: str, labels: dict, overrides: list[str], work: P
         row["score_correlation"] = agreement.get("score_correlation")
         row["primary"] = bundle.doc["primary_variant"]
     row["baseline"] = score(zscore_alerts(values, refractory), windows)
+    row["baseline_sweep"] = {str(z): score(zscore_alerts(values, refractory, z), windows) for z in Z_SWEEP}
     return row
 
 
@@ -149,6 +152,8 @@ def totals(rows: list[dict]) -> dict:
                                            if r.get("agreement_decisive") is not None), default=None),
             "min_score_correlation": min((r["score_correlation"] for r in exported
                                           if r.get("score_correlation") is not None), default=None),
+            "baseline_sweep": {str(z): {k: sum(r["baseline_sweep"][str(z)][k] for r in rows if "baseline_sweep" in r)
+                                        for k in ("detected", "false_alerts")} for z in Z_SWEEP},
             "primaries": {p: sum(r.get("primary") == p for r in exported)
                           for p in sorted({r["primary"] for r in exported})},
             "config": CONFIG}
