@@ -24,12 +24,13 @@ import numpy as np
 DEFAULT_STEPS = 4  # newest_mse: the newest 4 steps (docs/anomaly_corpus.md: 1, 2, 4 and 8 measured)
 
 
-def _mse(errors: np.ndarray, steps: int | None) -> np.ndarray:
-    return errors.mean(axis=1)
+def _mse(squared: np.ndarray, steps: int | None) -> np.ndarray:
+    return squared.reshape(len(squared), -1).mean(axis=1)  # one mean over everything: the scores bundles had
 
 
-def _newest(errors: np.ndarray, steps: int | None) -> np.ndarray:
-    return errors[:, -int(steps or DEFAULT_STEPS):].mean(axis=1)
+def _newest(squared: np.ndarray, steps: int | None) -> np.ndarray:
+    newest = squared[:, -int(steps or DEFAULT_STEPS):]
+    return newest.reshape(len(newest), -1).mean(axis=1)
 
 
 KINDS: dict[str, tuple[Callable[[np.ndarray, int | None], np.ndarray], str]] = {
@@ -45,8 +46,7 @@ def window_scores(x: np.ndarray, y: np.ndarray, kind: str = "reconstruction_mse"
     diff = np.asarray(x, dtype=np.float64) - np.asarray(y, dtype=np.float64)
     if len(diff) == 0:
         return np.zeros(0)
-    per_step = (diff ** 2).reshape(len(diff), diff.shape[1] if diff.ndim > 1 else 1, -1).mean(axis=2)
-    return KINDS[kind][0](per_step, steps)
+    return KINDS[kind][0](diff ** 2, steps)
 
 
 def describe(kind: str, steps: int | None, clipped: bool) -> dict[str, Any]:
