@@ -333,6 +333,10 @@ class ModelEvaluation(Artifact):
         path = self.path / "evaluation.json"
         return EvaluationReport.from_dict(self.read_json(path.name), str(path)) if path.exists() else None
 
+    def write_report(self, report: EvaluationReport) -> Path:
+        """Write ``evaluation.json`` from the typed record; a field of the wrong type is a DataError here."""
+        return self.write_json("evaluation.json", report.checked(str(self.path / "evaluation.json")).to_dict())
+
     def variant_rows(self) -> list[VariantRow] | None:
         """``variants.json`` (this evaluation's, or a bundle's) as :class:`VariantRow` s; None when there is none."""
         path = self.path / "variants.json"

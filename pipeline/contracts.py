@@ -11,9 +11,11 @@ written. Each record here names every key once, with its type and default (the h
 The files are unchanged: a record keeps the keys it was read or built with, in order, explicit nulls included
 (``recorded``), and any key this version does not know (``extra``), so ``from_dict(d).to_dict() == d`` for files
 written before these classes existed, and a newer writer's file round-trips too. A value of the wrong type is a
-:class:`DataError` naming the key and where it was read. This module sits in ``pipeline`` beside the artifacts
-that load them (``ModelEvaluation.report()``, ``.variant_rows()``, ``Examples.info()``), imports nothing else of
-edgepipe but the errors, and no TensorFlow, so components, tasks, the search driver and config may all import it.
+:class:`DataError` naming the key and where it was read. A writer builds its record with ``build`` (a misspelt
+field is a TypeError there) and checks it before writing (``checked``: ``ModelEvaluation.write_report``), so a
+mistake fails at the writer. This module sits in ``pipeline`` beside the artifacts that load them
+(``ModelEvaluation.report()``, ``.variant_rows()``, ``Examples.info()``), imports nothing else of edgepipe but the
+errors, and no TensorFlow, so components, tasks, the search driver and config may all import it.
 """
 from __future__ import annotations
 
@@ -62,6 +64,34 @@ class Record:
     def of(cls: type[R], value: R | Mapping[str, Any], where: str = "") -> R:
         """``value`` itself when it is already this record, else :meth:`from_dict`."""
         return value if isinstance(value, cls) else cls.from_dict(value, where)
+
+    @classmethod
+    def build(cls: type[R], extra: Mapping[str, Any] | None = None, **values: Any) -> R:
+        """A writer's record: ``values`` by field name (typed values: tuples, nested records), each recorded, so
+        ``to_dict`` writes exactly these keys (defaults and nulls included) plus ``extra``. A name that is no field
+        is a TypeError here, where it was misspelt; keys of no field go in ``extra``."""
+        known = _known(cls)
+        wrong = [k for k in values if k not in known] + [k for k in extra or {} if k in known]
+        if wrong:
+            raise TypeError(f"{cls.__name__}: '{wrong[0]}' " + ("is a field: pass it by name, not in extra"
+                            if wrong[0] in known else f"is no field (fields: {', '.join(known)}; others go in extra)"))
+        extra = dict(extra or {})
+        return cls(**values, extra=extra, recorded=(*values, *extra))
+
+    def checked(self: R, where: str = "") -> R:
+        """This record once every field holds its declared type (a nested record is checked too), else a DataError
+        naming the key: what a writer calls before writing, so a wrong type fails at the writer, not at a reader."""
+        for key in _known(type(self)):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            _check(type(self), key, value, where)
+            nested = _record_type(type(self), key)
+            if nested is not None and not isinstance(value, nested):
+                raise DataError(f"{where or type(self).__name__}: '{key}' must be {nested.__name__}, got {value!r}")
+            if isinstance(value, Record):
+                value.checked(f"{where or type(self).__name__} {key}")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object: the recorded keys in order, then any field set since that differs from its default,
@@ -120,6 +150,14 @@ def _check(cls: type, key: str, value: Any, where: str) -> None:
     if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
         wanted = " or ".join(dict.fromkeys(getattr(typing.get_origin(o) or o, "__name__", str(o)) for o in options))
         raise DataError(f"{where or cls.__name__}: '{key}' must be {wanted}, got {value!r}")
+
+
+def _record_type(cls: type, key: str) -> type | None:
+    """The nested record type a field declares (``AgreementGate | None``), or None."""
+    hint = _hints(cls)[key]
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
+        else (hint,)
+    return next((o for o in options if isinstance(o, type) and issubclass(o, Record)), None)
 
 
 @functools.cache

@@ -25,6 +25,7 @@ import numpy as np
 
 from edgepipe.components.evaluation.variants import build_rows, run_progress, write_table
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
+from edgepipe.pipeline.contracts import AgreementGate, EvaluationReport
 from edgepipe.components.evaluation.registry import evaluator
 from edgepipe.pipeline.errors import ConfigError
 from edgepipe.runtime.scores import KINDS as SCORES, describe, window_scores
@@ -114,14 +115,14 @@ def evaluate_anomaly(model: Model, evaluation: ModelEvaluation, examples: Exampl
     _save_errors(evaluation, data, errors, splits)
     counts = {"train_normal": int(len(errors[REFERENCE]["train"])) if "train" in data else 0,
               **{s: {"windows": int(len(labels[s])), "anomalous": int(labels[s].sum())} for s in splits}}
-    evaluation.write_json("evaluation.json", {
-        "schema_version": 1, "task": "anomaly", "score": describe(score, score_steps, domain is not None), "reference": REFERENCE, "splits": splits,
-        "threshold_quantile": threshold_quantile, "threshold_margin": threshold_margin, "models": models,
-        "input_clip": domain, "thresholds": thresholds, "metrics": metrics, "agreement": agree,
-        "agreement_gate": {"on": "decisive", "band": agreement_band,
-                           "definition": f"decisions on the eval+test windows whose Keras score is outside "
-                                         f"[t/{1 + agreement_band:g}, t*{1 + agreement_band:g}], t the Keras threshold"},
-        "counts": counts, "warnings": warnings, "errors_file": "errors.npz"})
+    band = f"[t/{1 + agreement_band:g}, t*{1 + agreement_band:g}]"
+    gate = AgreementGate.build(on="decisive", band=agreement_band, definition=f"decisions on the eval+test windows "
+                               f"whose Keras score is outside {band}, t the Keras threshold")
+    evaluation.write_report(EvaluationReport.build(
+        schema_version=1, task="anomaly", score=describe(score, score_steps, domain is not None), reference=REFERENCE,
+        splits=tuple(splits), threshold_quantile=threshold_quantile, threshold_margin=threshold_margin, models=models,
+        input_clip=domain, thresholds=thresholds, metrics=metrics, agreement=agree, agreement_gate=gate,
+        counts=counts, warnings=tuple(warnings), errors_file="errors.npz"))
     rows = _variant_rows(tflite, model, keras_model, metrics, {m: a["decisive"] for m, a in agree.items()},
                          latency_runs)
     write_table(evaluation, rows)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from edgepipe.components.evaluation.registry import evaluator
 from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Model, ModelEvaluation, TFLiteModels
+from edgepipe.pipeline.contracts import EvaluationReport
 
 if TYPE_CHECKING:  # importing the task module here would register it before the registry's own order
     from edgepipe.tasks.control import ControlEvaluate
@@ -33,13 +34,14 @@ def evaluate_policy(model: Model, evaluation: ModelEvaluation, tflite: TFLiteMod
     card = ModelCard.of(model)
     frame_stack, env_name = int(card.frame_stack), card.required("env_name")
     result = evaluate_greedy(net, env_name, episodes, frame_stack, seed=seed)
-    doc = {"schema_version": 1, "family": "dqn", "task": "control", "metrics": result}
+    variants = {}  # the report fields of the variants (family_variants._table)
     if tflite is not None:
         from edgepipe.components.evaluation.family_variants import policy_variants
 
-        doc.update(policy_variants(tflite, evaluation, net, env_name, frame_stack,
-                                   variant_episodes, observation_episodes, seed, latency_runs))
-    evaluation.write_json("evaluation.json", doc)
+        variants = policy_variants(tflite, evaluation, net, env_name, frame_stack,
+                                   variant_episodes, observation_episodes, seed, latency_runs)
+    evaluation.write_report(EvaluationReport.build(schema_version=1, family="dqn", task="control", metrics=result,
+                                                   **variants))
     evaluation.properties.update({"task": "control", "average_return": result["average_return"]})
     return {"average_return": result["average_return"], "episodes": episodes,
-            **{f"{v}_agreement": a["all"] for v, a in (doc.get("agreement") or {}).items()}}
+            **{f"{v}_agreement": a["all"] for v, a in (variants.get("agreement") or {}).items()}}

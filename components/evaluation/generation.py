@@ -9,6 +9,7 @@ import numpy as np
 from edgepipe.components.evaluation.registry import evaluator
 from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
+from edgepipe.pipeline.contracts import EvaluationReport
 
 from edgepipe.components.evaluation.supervised import split_arrays
 
@@ -95,16 +96,16 @@ def evaluate_gan(model: Model, evaluation: ModelEvaluation, examples: Examples, 
         tf.io.write_file(str(evaluation.file("samples.png")), tf.io.encode_png(image_grid(fake, side, side)))
         grids.append("samples.png")
     report["grids"] = grids
-    doc = {"schema_version": 1, "family": card.family, "task": "generation", "split": split,
-           "metrics": report}
+    variants: dict[str, Any] = {}  # the report fields of the variants (family_variants._table)
     if tflite is not None:
         from edgepipe.components.evaluation.family_variants import generator_variants
 
-        doc.update(generator_variants(tflite, evaluation, generator, d_prob, samples, seed, latency_runs, judge))
-    evaluation.write_json("evaluation.json", doc)
+        variants = generator_variants(tflite, evaluation, generator, d_prob, samples, seed, latency_runs, judge)
+    evaluation.write_report(EvaluationReport.build(schema_version=1, family=card.family, task="generation",
+                                                   split=split, metrics=report, **variants))
     summary = {k: report[k] for k in ("discriminator_real_mean", "discriminator_fake_mean", "generated_pixel_std",
                                       "min_class_share", "label_agreement") if k in report}
-    summary.update({f"{v}_agreement": a["all"] for v, a in (doc.get("agreement") or {}).items()})
+    summary.update({f"{v}_agreement": a["all"] for v, a in (variants.get("agreement") or {}).items()})
     evaluation.properties.update({"task": "generation", **summary})
     return summary
 

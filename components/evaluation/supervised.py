@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLiteModels
+from edgepipe.pipeline.contracts import EvaluationReport
 from edgepipe.components.evaluation.registry import evaluator
 from edgepipe.tasks.sections import ExamplesEvaluate
 from edgepipe.models.card import ModelCard
@@ -64,21 +65,22 @@ def evaluate_model(model: Model, evaluation: ModelEvaluation, examples: Examples
     names = list(spec.class_names) if spec.class_names else None
     report, summary = declared.evaluation_report(x, y, out, names, lowest_confidence)
     outputs = {"keras": out}
-    doc: dict[str, Any] = {"schema_version": 1, "family": card.family, "task": task,
-                           "split": split, "metrics": report, "predictions_file": "predictions.npz"}
+    variants: dict[str, Any] = {}
     if tflite is not None and declared.quantizable:
-        doc.update(_evaluate_variants(tflite, model, net, task, x, y, outputs, evaluation, latency_runs))
-        summary.update({f"{v}_agreement": a["all"] for v, a in doc["agreement"].items()})
+        variants = _evaluate_variants(tflite, model, net, task, x, y, outputs, evaluation, latency_runs)
+        summary.update({f"{v}_agreement": a["all"] for v, a in variants["agreement"].items()})
     np.savez_compressed(evaluation.file("predictions.npz"), x=x, **({"y": y} if y is not None else {}),
                         **{name: np.asarray(o) for name, o in outputs.items()})
-    evaluation.write_json("evaluation.json", doc)
+    evaluation.write_report(EvaluationReport.build(schema_version=1, family=card.family, task=task, split=split,
+                                                   metrics=report, predictions_file="predictions.npz", **variants))
     evaluation.properties.update({"task": task, "split": split, **summary})
     return summary
 
 
 def _evaluate_variants(tflite: TFLiteModels, model: Model, net, task: str, x, y, outputs: dict,
                        evaluation: ModelEvaluation, latency_runs: int) -> dict[str, Any]:
-    """Run each TFLite variant on ``x`` (adding to ``outputs``), score it with the task metric and write the table."""
+    """Run each TFLite variant on ``x`` (adding to ``outputs``), score it with the task metric and write the table;
+    the :class:`EvaluationReport` fields it fills (reference, models, agreement, metric_name, variant_metrics)."""
     import hashlib
     import json
 

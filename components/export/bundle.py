@@ -74,6 +74,7 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
     files = {chosen: "model.tflite", **{v: f"model_{v}.tflite" for v in sorted(content) if v != chosen}}
     keys = {v: ("int8" if v == chosen and v != "float32" else v) for v in content}
     io = {v: io_spec(data) for v, data in content.items()}
+    doc_eval = doc_eval.checked(str(evaluation.path / "evaluation.json"))  # the bundle's copy is written from it
     ctx = BundleContext(task=declared, card=card, model_dir=model.path, report=doc_eval.to_dict(),
                         evaluation_dir=evaluation.path, chosen=chosen, files=files, keys=keys, io=io, content=content,
                         gate=gate, seed=seed, tolerance=tolerance, verify_samples=verify_samples,
@@ -112,7 +113,7 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
         bundle.file(name).write_bytes(data if isinstance(data, bytes) else data.encode())
         written.append(name)
     bundle.write_json("bundle.json", doc)
-    bundle.write_json("evaluation.json", ctx.report)
+    bundle.write_json("evaluation.json", doc_eval.to_dict())
     bundle.file("SUMMARY.md").write_text(summary)
     if parts.verification:
         np.savez_compressed(bundle.file("verification.npz"), **parts.verification)

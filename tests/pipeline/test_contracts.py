@@ -119,3 +119,18 @@ def test_examples_info_reads_series_names_and_an_image_channel_count(tmp_path):
     assert info.extra == {"image_size": [32, 32]} and info.to_dict() == images.properties
     with pytest.raises(DataError, match=r"s properties: 'stride' must be int, got '2'"):
         Examples(tmp_path / "s", {"stride": "2"}).info()
+
+
+def test_a_built_record_writes_exactly_the_keys_it_was_given_defaults_and_nulls_included():
+    """``build`` (the evaluators' writer): a key equal to its default or null is still written, as before."""
+    report = EvaluationReport.build(schema_version=1, task="control", input_clip=None, warnings=(), extra={"note": "x"})
+    assert report.to_dict() == {"schema_version": 1, "task": "control", "input_clip": None, "warnings": [],
+                                "note": "x"}
+    assert EvaluationReport.from_dict(report.to_dict()).to_dict() == report.to_dict()
+    assert report.checked() is report
+
+
+def test_checked_names_a_wrong_type_inside_a_nested_record():
+    report = EvaluationReport.build(agreement_gate=AgreementGate.build(on="decisive", band="wide"))
+    with pytest.raises(DataError, match="agreement_gate: 'band' must be float"):
+        report.checked("evaluation.json")
