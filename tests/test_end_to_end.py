@@ -135,7 +135,10 @@ def test_nab_art_daily_jumpsup_labelled_window_is_found(tmp_path):
     eval_metrics = meta["metrics"]["per_model"]["int8"]["eval"]
     assert meta["metrics"]["counts"]["eval"]["anomalous"] > 0  # the labelled window lies in the eval split
     assert eval_metrics["tp"] > 0, "no window overlapping the labelled anomaly was flagged"
-    assert eval_metrics["recall"] >= 0.3
+    # nab.yaml scores a window by its newest 4 steps (evaluate.score: newest_mse) while a window is labelled when any
+    # of its 96 steps is: windows whose labelled steps are only in their context are not flagged, so window recall
+    # is low by design (0.27 when written; 0.3+ with the window-mean score) and what is flagged must be right
+    assert eval_metrics["precision"] >= 0.8
     # Ranking, independent of where the threshold falls (the count of test false positives moved from under 5 to
     # 35 with the training data order: the threshold sits within the spread of unseen normal windows' errors):
     # over the whole series, the shipped int8 model's highest scores are inside the labelled window.
@@ -156,6 +159,8 @@ def test_nab_art_daily_jumpsup_labelled_window_is_found(tmp_path):
     size = bundle.doc["window"]["size"]
     top = np.argsort(result.window_score)[-10:]
     assert all(inside[s:s + size].any() for s in result.window_start[top]), result.window_start[top]
+    # streamed, the jump raises one alert, inside the labelled window (step 2991 when written; the jump is at 2988)
+    assert [bool(inside[a["step"]]) for a in result.alerts()] == [True], result.alerts()
 
 
 @pytest.mark.skipif(not NAB.exists(), reason="../shared/datasets/nab not present")
