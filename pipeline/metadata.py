@@ -102,11 +102,19 @@ class MetadataStore:
 
     # ---- runs ----------------------------------------------------------------------------------------------------
     def start_run(self, pipeline: str, config: dict[str, Any] | None) -> str:
-        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        with self._transaction() as db:
-            db.execute("INSERT INTO runs (id, pipeline, status, pid, started, config) VALUES (?,?,?,?,?,?)",
-                       (run_id, pipeline, "running", os.getpid(), time.time(), json.dumps(config, default=str)))
-        return run_id
+        """A new run id: the start second plus 6 random hex digits (short enough to type). Runs started in the same
+        second (a search's trials, a script) can draw the same suffix, so a taken id is drawn again."""
+        for attempt in range(8):
+            run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6 if attempt < 4 else 12]
+            try:
+                with self._transaction() as db:
+                    db.execute("INSERT INTO runs (id, pipeline, status, pid, started, config) VALUES (?,?,?,?,?,?)",
+                               (run_id, pipeline, "running", os.getpid(), time.time(),
+                                json.dumps(config, default=str)))
+                return run_id
+            except sqlite3.IntegrityError:
+                continue
+        raise RuntimeError("could not draw an unused run id")  # 8 collisions in a row: not a chance event
 
     def end_run(self, run_id: str, status: str, error: str | None = None) -> None:
         with self._transaction() as db:
