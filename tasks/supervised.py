@@ -64,7 +64,9 @@ def _segmentation_report(x, y, out, names, lowest: int):
 
 
 def _reconstruction_report(x, y, out, names, lowest: int):
-    errors = ((x - out) ** 2).reshape(len(x), -1).mean(axis=1)
+    from edgepipe.runtime.scores import window_scores  # the runtime's reconstruction_mse, in float64
+
+    errors = window_scores(x, out)
     report = {"examples": int(len(x)), "mean_error": float(errors.mean()),
               "quantiles": {str(q): float(np.quantile(errors, q)) for q in (0.5, 0.9, 0.99)}}
     return report, {"mean_reconstruction_error": report["mean_error"]}

@@ -28,7 +28,7 @@ from edgepipe.pipeline.artifacts import Examples, Model, ModelEvaluation, TFLite
 from edgepipe.pipeline.contracts import AgreementGate, EvaluationReport
 from edgepipe.components.evaluation.registry import evaluator
 from edgepipe.pipeline.errors import ConfigError
-from edgepipe.runtime.scores import KINDS as SCORES, describe, window_scores
+from edgepipe.runtime.scores import describe, window_scores
 
 if TYPE_CHECKING:  # importing the task module here would register it before the registry's own order
     from edgepipe.tasks.anomaly import AnomalyEvaluate
@@ -62,6 +62,9 @@ def evaluate_anomaly(model: Model, evaluation: ModelEvaluation, examples: Exampl
     s = settings
     threshold_quantile, threshold_margin, latency_runs = s.threshold_quantile, s.threshold_margin, s.latency_runs
     input_clip, agreement_band, score, score_steps = s.input_clip, s.agreement_band, s.score, s.score_steps
+    size = examples.feature_spec.get("window", {}).get("shape", [None])[0]  # the section cannot know it
+    if size is not None and score_steps > int(size):  # before any model is loaded or scored
+        raise ConfigError(f"evaluate.score_steps {score_steps} exceeds the window size ({size} steps)")
     warnings: list[str] = []
     present = []
     for split in ("train", *EVAL_SPLITS):
@@ -83,10 +86,6 @@ def evaluate_anomaly(model: Model, evaluation: ModelEvaluation, examples: Exampl
         models[name] = {"kind": "tflite", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                         "input_dtype": runner.input.dtype.name}
 
-    if score not in SCORES:
-        raise ConfigError(f"evaluate.score must be one of {', '.join(SCORES)}, got '{score}'")
-    if score_steps > int(examples.feature_spec.get("window", {}).get("shape", [score_steps])[0]):
-        raise ConfigError(f"evaluate.score_steps {score_steps} exceeds the window size")
     scoring = functools.partial(window_scores, kind=score, steps=score_steps)
     data, errors = _stream_errors(examples, present, predictors, domain, scoring)
     thresholds = {m: threshold(errors[m].get("train", np.zeros(0)), threshold_quantile, threshold_margin)

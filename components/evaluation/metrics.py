@@ -1,4 +1,5 @@
-"""Anomaly-detection scoring in NumPy: reconstruction error, thresholds, detection metrics, agreement.
+"""Anomaly-detection scoring in NumPy: thresholds, detection metrics, agreement (the window score itself is
+``runtime/scores.py``'s, shared with the device).
 
 Kept free of TensorFlow so the same definitions can be reused on device-side logs. Undefined ratios (no flagged
 windows, no anomalies in a split) are ``None`` rather than 0, so a report never claims a precision it did not
@@ -9,13 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-
-def reconstruction_error(x: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
-    """Per-window mean squared error over steps and channels (the runtime's ``reconstruction_mse`` score)."""
-    from edgepipe.runtime.scores import window_scores
-
-    return window_scores(x, reconstruction, "reconstruction_mse")
 
 
 def threshold(normal_errors: np.ndarray, quantile: float, margin: float = 1.0) -> float | None:

@@ -12,6 +12,7 @@ import numpy as np
 from edgepipe.components.report import figures, html
 from edgepipe.components.report.context import ANOMALY, ReportContext
 from edgepipe.components.report.sections import section
+from edgepipe.runtime.scores import window_scores  # the score the runtime gives a reconstruction
 
 
 def pca_2d(features: np.ndarray) -> tuple[np.ndarray, list[float]]:
@@ -29,8 +30,6 @@ def pca_2d(features: np.ndarray) -> tuple[np.ndarray, list[float]]:
     return points, ratio
 
 
-def _errors(x: np.ndarray, out: np.ndarray) -> np.ndarray:
-    return ((np.asarray(x, np.float64) - np.asarray(out, np.float64)) ** 2).reshape(len(x), -1).mean(axis=1)
 
 
 @section("reconstruction", order=30, name="evaluation")
@@ -44,7 +43,7 @@ def evaluation(ctx: ReportContext) -> str:
                        ("p99", q.get("0.99")), (f"{ctx.doc.split or '?'} examples", m.get("examples"))])]
     p = ctx.predictions
     if p is not None and "x" in p and "keras" in p and len(p["x"]):
-        errors = _errors(p["x"], p["keras"])
+        errors = window_scores(p["x"], p["keras"])
         n = min(int(ctx.param("max_examples", 10)), 6, len(errors))
         ranked = np.argsort(errors, kind="stable")
         shown = ranked[np.linspace(0, len(ranked) - 1, n).round().astype(int)]
@@ -83,7 +82,7 @@ def embedding(ctx: ReportContext) -> str | None:
         out = ctx.predictions.get("keras") if ctx.predictions is not None else None
         out = out[:len(x)] if out is not None and out.shape == ctx.predictions["x"].shape else \
             ctx.keras.predict(x, batch_size=256, verbose=0)
-        color, what = np.log10(np.maximum(_errors(x, out), 1e-12)), "log10 reconstruction MSE"
+        color, what = np.log10(np.maximum(window_scores(x, out), 1e-12)), "log10 reconstruction MSE"
     picture = figures.embedding(points, color, what, labelled, explained)
     note = (f"<p class=note>Bottleneck <b>{html.esc(enc.output.name.split('/')[0])}</b> "
             f"({int(np.prod(codes.shape[1:]))} values per example) of {len(x)} inputs ({html.esc(source)}), "

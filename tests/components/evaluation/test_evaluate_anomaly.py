@@ -52,7 +52,7 @@ def test_huge_margin_flags_nothing_and_still_reports(windows_examples, trained_m
 def test_input_clip_feeds_every_model_the_train_range(windows_examples, trained_model, tflite_models, tmp_path):
     """evaluate.input_clip=train_range: every model (Keras included) scores x against its reconstruction of x clipped
     to the normal train windows' [min, max]; the domain is recorded for the bundle (and the runtime) to apply."""
-    from edgepipe.components.evaluation.metrics import reconstruction_error
+    from edgepipe.runtime.scores import window_scores
     from edgepipe.components.training.inputs import load_windows
 
     evaluation = ModelEvaluation(tmp_path / "e")
@@ -64,7 +64,7 @@ def test_input_clip_feeds_every_model_the_train_range(windows_examples, trained_
     x = load_windows(windows_examples, "test")["window"]
     fed = np.clip(x, report["input_clip"]["min"], report["input_clip"]["max"])
     assert not np.array_equal(fed, x)  # the fixture's anomalies leave the train range
-    expected = reconstruction_error(x, trained_model.load_keras().predict(fed, verbose=0))
+    expected = window_scores(x, trained_model.load_keras().predict(fed, verbose=0))
     errors = np.load(evaluation.path / "errors.npz")
     np.testing.assert_allclose(errors["test__keras"], expected.astype(np.float32), rtol=1e-5)
 
@@ -73,7 +73,7 @@ def test_streamed_scores_equal_the_whole_array_computation(trained_model, tflite
     """Evaluation streams windows a batch at a time (issue 12: memory bounded by a batch, not the data); the scores
     must be bit-for-bit those of loading every split and predicting in chunks of 256, across several batches and
     with the train split filtered to normal windows (batches re-filled after filtering)."""
-    from edgepipe.components.evaluation.metrics import reconstruction_error
+    from edgepipe.runtime.scores import window_scores
     from edgepipe.runtime.litert import ModelRunner
     from edgepipe.components.training.inputs import load_windows
     from tests.components.fixtures import make_windows_examples
@@ -91,7 +91,7 @@ def test_streamed_scores_equal_the_whole_array_computation(trained_model, tflite
                          for name in tflite_models.variants()})
         for model, reconstruction in expected.items():
             np.testing.assert_array_equal(errors[f"{split}__{model}"],
-                                          reconstruction_error(data["window"], reconstruction).astype(np.float32))
+                                          window_scores(data["window"], reconstruction).astype(np.float32))
         np.testing.assert_array_equal(errors[f"{split}__label"], data["label"])
         np.testing.assert_array_equal(errors[f"{split}__start"], data["start"])
     assert evaluation.read_json("evaluation.json")["counts"]["train_normal"] == 660

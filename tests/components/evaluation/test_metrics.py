@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
+from edgepipe.runtime.scores import window_scores
 from edgepipe.components.evaluation.metrics import (agreement, decisive_agreement, detection_metrics,
-                                                    rank_correlation, reconstruction_error, roc_auc, threshold)
+                                                    rank_correlation, roc_auc, threshold)
 
 
 def test_roc_auc_matches_pairwise_definition_with_ties():
@@ -38,7 +39,7 @@ def test_threshold_error_and_agreement():
     assert threshold(np.arange(101.0), 0.99, 2.0) == pytest.approx(198.0)
     assert threshold(np.zeros(0), 0.99) is None
     x = np.ones((2, 4, 3))
-    assert reconstruction_error(x, np.zeros_like(x)).tolist() == [1.0, 1.0]
+    assert window_scores(x, np.zeros_like(x)).tolist() == [1.0, 1.0]
     assert agreement(np.array([1.0, 3.0]), 2.0, np.array([10.0, 10.0]), 5.0) == 0.5
     assert agreement(np.array([1.0]), None, np.array([1.0]), 1.0) is None
 
