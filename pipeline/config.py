@@ -93,6 +93,9 @@ class Config(Section):
         factor = 2 ** len(self.model.filters)
         if self.window.size % factor:
             raise ValueError(f"window.size={self.window.size} must be divisible by 2**len(model.filters)={factor}")
+        steps = getattr(self.evaluate, "score_steps", None)  # the anomaly section's; refused before any training
+        if steps is not None and steps > self.window.size:
+            raise ValueError(f"evaluate.score_steps={steps} exceeds window.size={self.window.size}")
         return self
 
     @model_validator(mode="after")

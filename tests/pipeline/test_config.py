@@ -31,6 +31,8 @@ def test_dotted_overrides_are_parsed_as_yaml_values():
     ("training.strategy=gpu", "config key 'training.strategy': must be one of 'auto'"),
     ("data.split={train: 0.9, eval: 0.3}", "config key 'data.split': fractions must be positive"),
     ("window.size=30", "window.size=30 must be divisible by 2**len(model.filters)=4"),
+    ("evaluate.score_steps=33", "evaluate.score_steps=33 exceeds window.size=32"),
+    ("evaluate.score=max", "config key 'evaluate.score': must be one of 'reconstruction_mse' or 'newest_mse'"),
     ("window=5", "config key 'window': Input should be a valid dictionary"),
     ("noequals", "expected dotted.key=value"),
 ])
