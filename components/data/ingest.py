@@ -33,7 +33,8 @@ import re
 from apache_beam.io.filesystems import FileSystems
 
 from edgepipe.components.data.beam.files import remove_tree, worker_uri
-from edgepipe.components.data.csv_rows import SPLIT_BYTES, Layout, epoch, open_text
+from edgepipe.components.data.csv_rows import SPLIT_BYTES, Layout, open_text
+from edgepipe.components.data.csv_values import epoch
 from edgepipe.components.data.series_stages import (BUCKET_ROWS, plan_buckets, sort_buckets, stage_rows,
                                                     write_chunk_index, write_chunks)
 from edgepipe.components.data.splits import parse_split

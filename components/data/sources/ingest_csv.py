@@ -13,8 +13,8 @@ import numpy as np
 
 from edgepipe.components.data.beam.files import base_name, worker_uri
 from edgepipe.components.data.beam.job import Job, count, reject, value
-from edgepipe.components.data.csv_rows import (FLOAT32_MAX, SPLIT_BYTES, RangeParser, has_surrogates, open_text,
-                                               plan_ranges, split_fields)
+from edgepipe.components.data.csv_rows import SPLIT_BYTES, RangeParser, open_text, plan_ranges, split_fields
+from edgepipe.components.data.csv_values import FLOAT32_MAX, has_surrogates
 from edgepipe.components.data.ingest import check_rejects, read_header, resolve_files, resolve_lines, write_rejects
 from edgepipe.components.data.sources.registry import source
 from edgepipe.components.data.sources.shared import (DEFAULT_SPLIT, MISSING, SPEC_DTYPE, TYPES, finish,

@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from edgepipe.components.data.csv_rows import (TIMESTAMP_WIDTH, Layout, ParseRange, epoch, fixed_timestamps,
-                                               parse_timestamps, parse_timestamps_general)
+from edgepipe.components.data.csv_rows import TIMESTAMP_WIDTH, Layout, ParseRange
+from edgepipe.components.data.csv_values import epoch, fixed_timestamps, parse_timestamps, parse_timestamps_general
 
 SPECIAL = ["2024-02-29 00:00:00", "2000-02-29T12:34:56", "1600-02-29 23:59:59", "1970-01-01 00:00:00",
            "1969-12-31 23:59:59", "1999-12-31T23:59:59", "2000-01-01 00:00:00", "2100-02-28 23:59:59",
