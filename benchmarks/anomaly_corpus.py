@@ -71,14 +71,24 @@ def label_steps(stamps: list[datetime], windows: list[list[str]]) -> list[tuple[
     return out
 
 
-def zscore_alerts(values: np.ndarray, refractory: int, limit: float = Z_LIMIT) -> list[int]:
-    """Causal: step t's value against the mean and std of the previous Z_WINDOW values; one alert per refractory."""
-    alerts, last = [], -10 ** 9
+def rolling_z(values: np.ndarray) -> np.ndarray:
+    """Causal |z| of every step: its value against the mean and std of the previous Z_WINDOW values (0 before the
+    first Z_WINDOW steps and where the previous values are constant)."""
+    z = np.zeros(len(values))
     for t in range(Z_WINDOW, len(values)):
         past = values[t - Z_WINDOW:t]
         std = float(past.std())
-        if std > 0 and abs(float(values[t]) - float(past.mean())) / std > limit and t - last > refractory:
-            alerts.append(t)
+        if std > 0:
+            z[t] = abs(float(values[t]) - float(past.mean())) / std
+    return z
+
+
+def onsets(flags: np.ndarray, refractory: int) -> list[int]:
+    """Alert onsets: flagged steps with no onset in the previous ``refractory`` steps (the runtime's rule)."""
+    alerts, last = [], -10 ** 9
+    for t in np.flatnonzero(flags):
+        if t - last > refractory:
+            alerts.append(int(t))
             last = t
     return alerts
 
@@ -127,8 +137,9 @@ def run_series(path: Path, key: str, labels: dict, overrides: list[str], work: P
         row["agreement_decisive"] = agreement.get("decisive")  # what the gate judges (away from the threshold)
         row["score_correlation"] = agreement.get("score_correlation")
         row["primary"] = bundle.doc["primary_variant"]
-    row["baseline"] = score(zscore_alerts(values, refractory), windows)
-    row["baseline_sweep"] = {str(z): score(zscore_alerts(values, refractory, z), windows) for z in Z_SWEEP}
+    z = rolling_z(values)
+    row["baseline"] = score(onsets(z > Z_LIMIT, refractory), windows)
+    row["baseline_sweep"] = {str(limit): score(onsets(z > limit, refractory), windows) for limit in Z_SWEEP}
     return row
 
 
