@@ -11,7 +11,8 @@ with the same alert rule (onsets with the bundle's refractory period):
   threshold shared by all series can do better than this. ``either``: each series also picks the better detector.
 * ``union``: the model's alerts and the z-score's together (one refractory period for both).
 * ``quiet``: labelled windows in which nothing unusual happens to the values (every |z| < 3 against the previous
-  Z_WINDOW steps, every value inside the range of the previous QUIET_PAST steps). A detector of unusual values
+  Z_WINDOW steps, every value inside the range of the previous QUIET_PAST steps; windows that start before the
+  z-score's first Z_WINDOW steps are never counted). A detector of unusual values
   cannot find these; a detector that does must alert on ordinary values, and would do so outside windows too.
 * ``in_training``: windows that start inside the first 15% (the training split: learned as normal).
 * ``refractory``: both detectors at refractory periods other than the bundle's, each detector with the same period.
@@ -72,8 +73,12 @@ def knapsack(fronts: list[list[tuple[int, int]]], budget: int) -> int:
 
 
 def quiet(values: np.ndarray, z: np.ndarray, lo: int, hi: int) -> bool:
+    """Nothing unusual in the window (see the module docstring). A window starting before the z-score has a full
+    past (``Z_WINDOW`` steps) is never counted quiet: its z is not defined there."""
+    if lo < corpus.Z_WINDOW:
+        return False
     inside, past = values[lo:hi + 1], values[max(0, lo - QUIET_PAST):lo]
-    in_range = len(past) > 0 and past.min() <= inside.min() and inside.max() <= past.max()
+    in_range = past.min() <= inside.min() and inside.max() <= past.max()
     return bool(z[lo:hi + 1].max() < QUIET_Z and in_range)
 
 
