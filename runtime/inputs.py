@@ -17,9 +17,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgepipe.runtime import jsonsafe
+from edgepipe.runtime.checker import FLOAT32_MAX
 from edgepipe.runtime.errors import InputError, UsageError
 from edgepipe.runtime.jsonsafe import NestingError
-from edgepipe.runtime.schema import FLOAT32_MAX
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 Part = tuple[str, str, Any]  # (name, kind, values)

@@ -163,7 +163,7 @@ class LikelihoodState:
 
 
 def check_section(c: Any, doc: dict) -> None:
-    """The optional ``likelihood`` section of an anomaly bundle (``c``: schema.Checker); every field optional."""
+    """The optional ``likelihood`` section of an anomaly bundle (``c``: checker.Checker); every field optional."""
     value = c.get(doc, "likelihood", "", optional=True)
     if value is None:
         return

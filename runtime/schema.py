@@ -3,24 +3,23 @@
 Why by hand: the runtime ships with NumPy and LiteRT only (no pydantic, no jsonschema), and a device that meets a
 bundle it does not understand must refuse it with one clear line rather than mis-read a field. Validation covers
 types, ranges and cross-field consistency (channel counts, tensor shapes vs window size, thresholds vs models);
-the checks against the model files themselves live in :mod:`edgepipe.runtime.litert`.
+the checks against the model files themselves live in :mod:`edgepipe.runtime.litert`. The typed getters every
+check goes through (one line naming the key, numbers held to float32) are :mod:`edgepipe.runtime.checker`.
 
 A ``schema_version`` newer than :data:`SUPPORTED_SCHEMA_VERSION` is refused: a newer exporter may have changed a
 field's meaning, and guessing would silently produce wrong scores.
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Callable
 
+from edgepipe.runtime.checker import Checker, kind_of
 from edgepipe.runtime.errors import BundleError
 from edgepipe.runtime.likelihood import check_section as _likelihood_section
 from edgepipe.runtime.scores import KINDS as SCORE_KINDS, PARAMETRIZED as SCORE_PARAMETRIZED
 
 SUPPORTED_SCHEMA_VERSION = 1
-FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
-FLOAT32_TINY = 1.1754943508222875e-38  # numpy.finfo(numpy.float32).tiny: the smallest normal value
 DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32")
 INTEGER_DTYPES = ("int8", "uint8", "int16", "int32")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -39,86 +38,11 @@ def task_check(task: str) -> Callable[[TaskCheck], TaskCheck]:
     return register
 
 
-class Checker:
-    """Typed getters over a JSON document; every failure raises BundleError naming ``source`` and the dotted key."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, key: str, message: str) -> None:
-        raise BundleError(f"{self.source}: key '{key}' {message}")
-
-    def get(self, obj: dict, key: str, path: str, optional: bool = False) -> Any:
-        full = f"{path}.{key}" if path else key
-        if key not in obj:
-            if optional:
-                return None
-            raise BundleError(f"{self.source}: missing key '{full}'")
-        return obj[key]
-
-    def obj(self, value: Any, key: str) -> dict:
-        if not isinstance(value, dict):
-            self.fail(key, f"must be an object, got {_kind(value)}")
-        return value
-
-    def string(self, value: Any, key: str, choices: tuple[str, ...] | None = None) -> str:
-        if not isinstance(value, str) or not value:
-            self.fail(key, f"must be a non-empty string, got {_kind(value)}")
-        if choices is not None and value not in choices:
-            self.fail(key, f"must be one of {', '.join(choices)}, got '{value}'")
-        return value
-
-    def integer(self, value: Any, key: str, minimum: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(key, f"must be an integer, got {_kind(value)}")
-        if minimum is not None and value < minimum:
-            self.fail(key, f"must be >= {minimum}, got {value}")
-        return value
-
-    def number(self, value: Any, key: str, positive: bool = False) -> float:
-        """A number the runtime's float32 arithmetic can hold: 1e308 is finite in JSON but inf in float32 (and
-        then NaN scores and invalid JSON output), so it is refused here, naming the key."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.fail(key, f"must be a finite number, got {_kind(value)}")
-        if abs(value) > FLOAT32_MAX:
-            self.fail(key, f"must fit in float32 (|x| <= {FLOAT32_MAX:.4g}), got {value:g}")
-        if positive and value <= 0:
-            self.fail(key, f"must be > 0, got {value}")
-        if positive and value < FLOAT32_TINY:
-            self.fail(key, f"must be >= {FLOAT32_TINY:.4g} (smaller rounds to 0 in float32), got {value:g}")
-        return float(value)
-
-    def numbers(self, value: Any, key: str, length: int, positive: bool = False) -> list[float]:
-        if not isinstance(value, list):
-            self.fail(key, f"must be a list of {length} numbers, got {_kind(value)}")
-        if len(value) != length:
-            self.fail(key, f"has {len(value)} values, expected {length} (one per channel)")
-        return [self.number(v, f"{key}[{i}]", positive) for i, v in enumerate(value)]
-
-    def strings(self, value: Any, key: str, length: int | None = None) -> list[str]:
-        if not isinstance(value, list):
-            self.fail(key, f"must be a list of strings, got {_kind(value)}")
-        if length is not None and len(value) != length:
-            self.fail(key, f"has {len(value)} names, expected {length}")
-        names = [self.string(v, f"{key}[{i}]") for i, v in enumerate(value)]
-        if len(set(names)) != len(names):
-            self.fail(key, f"has duplicate names: {names}")
-        return names
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, (dict, list)):
-        return type(value).__name__
-    return f"{type(value).__name__} {value!r:.40}"
-
-
 def validate(doc: Any, source: str = "bundle.json") -> dict:
     """Check ``doc`` (parsed bundle.json) and return it; raise BundleError naming the first bad key."""
     c = Checker(source)
     if not isinstance(doc, dict):
-        raise BundleError(f"{source}: must hold a JSON object, got {_kind(doc)}")
+        raise BundleError(f"{source}: must hold a JSON object, got {kind_of(doc)}")
     version = c.get(doc, "schema_version", "")
     c.integer(version, "schema_version", minimum=1)
     if version > SUPPORTED_SCHEMA_VERSION:
@@ -170,7 +94,7 @@ def _check_model(c: Checker, entry: Any, key: str) -> str:
     inputs = c.get(entry, "inputs", key, optional=True)
     if inputs is not None:  # multi-input models (a conditional generator: latent + label)
         if not isinstance(inputs, list) or len(inputs) < 2:
-            c.fail(f"{key}.inputs", f"must list at least 2 tensors when present, got {_kind(inputs)}")
+            c.fail(f"{key}.inputs", f"must list at least 2 tensors when present, got {kind_of(inputs)}")
         names = [c.string(c.get(c.obj(t, f"{key}.inputs[{i}]"), "name", f"{key}.inputs[{i}]"), f"{key}.inputs[{i}].name")
                  for i, t in enumerate(inputs)]
         for i, t in enumerate(inputs):
@@ -184,7 +108,7 @@ def _digest(c: Checker, entry: dict, key: str) -> str:
     """``<key>.sha256`` is mandatory: without it a swapped or damaged model file would load and predict."""
     sha = c.get(entry, "sha256", key)
     if not isinstance(sha, str) or not _SHA256.match(sha):
-        c.fail(f"{key}.sha256", f"must be 64 lowercase hex digits, got {_kind(sha)}")
+        c.fail(f"{key}.sha256", f"must be 64 lowercase hex digits, got {kind_of(sha)}")
     return sha
 
 
@@ -193,7 +117,7 @@ def tensor_spec(c: Checker, value: Any, key: str) -> dict:
     spec = c.obj(value, key)
     shape = c.get(spec, "shape", key)
     if not isinstance(shape, list) or not shape:
-        c.fail(f"{key}.shape", f"must be a non-empty list, got {_kind(shape)}")
+        c.fail(f"{key}.shape", f"must be a non-empty list, got {kind_of(shape)}")
     for i, dim in enumerate(shape):
         if dim is not None:
             c.integer(dim, f"{key}.shape[{i}]", minimum=1)

@@ -124,7 +124,7 @@ class TableTransform:
 
 
 def check_transform(c: Any, pre: dict, names: list[str]) -> None:
-    """Bundle validation (``runtime/schema.py``'s Checker ``c``) of a transformed table: raw ``columns``, one rule each; ``transform.outputs`` are
+    """Bundle validation (``runtime/checker.py``'s Checker ``c``) of a transformed table: raw ``columns``, one rule each; ``transform.outputs`` are
     the model's ``features``; numeric rules scale by a positive number (``fill`` null: no imputation), string rules
     have a vocabulary with the OOV slot after it; ``schema`` (optional) is an object of per-column objects."""
     t = c.obj(pre["transform"], "preprocessing.transform")

@@ -7,9 +7,9 @@ import copy
 import numpy as np
 import pytest
 
+from edgepipe.runtime.checker import Checker
 from edgepipe.runtime.errors import BundleError, InputError
 from edgepipe.runtime.inputs import parse_body
-from edgepipe.runtime.schema import Checker
 from edgepipe.runtime.skew import MIN_DRIFT_ROWS, TableTransform, check_transform
 
 VOCAB = ["Cash", "Credit Card"]
