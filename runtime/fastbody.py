@@ -17,12 +17,13 @@ import warnings
 
 import numpy as np
 
+from edgepipe.runtime.checker import FLOAT32_MAX
+
 _ENVELOPE = re.compile(rb'\A\s*\{\s*"(series|windows|features|observations)"\s*:\s*(\[.*\])\s*\}\s*\Z', re.S)
 _ALLOWED = re.compile(rb'[^\[\]0-9eE+\-.,]')  # after whitespace is removed
 _WHITESPACE = b" \t\r\n"
 _NUMBER_CHARS = b"0123456789eE+-."
 MAX_DEPTH = 4
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 CHUNK = 1 << 20  # bytes checked at once: bounds the grammar check's temporaries
 
 

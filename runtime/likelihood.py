@@ -32,12 +32,13 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from edgepipe.runtime.checker import FLOAT32_MAX  # scores beyond (an overflowed reconstruction) count as this
+
 LONG_WINDOW = 864  # 3 days of 5-minute samples (the paper's 8640 / 10): see docs/runtime.md
 SHORT_WINDOW = 10  # the paper's W'
 LEARNING_NO_PRIOR = 288  # NAB's learning period: one day of 5-minute samples, a third of the long window
 THRESHOLD = 1.0 - 1e-3  # a Gaussian tail beyond z = 3.09; the paper used 1e-5 (z = 4.26): see docs/anomaly_corpus.md
 REFRACTORY_WINDOWS = 4  # default refractory: 4 x window.size steps (one anomalous sample raises `size` windows)
-FLOAT32_MAX = 3.4028234663852886e38  # scores beyond (an overflowed reconstruction) count as this
 MIN_STD_RATIO = 0.05  # sigma >= 5% of mu: a flat stretch of near-equal scores must not make every wiggle a tail event
 
 

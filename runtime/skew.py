@@ -124,9 +124,10 @@ class TableTransform:
 
 
 def check_transform(c: Any, pre: dict, names: list[str]) -> None:
-    """Bundle validation (``runtime/checker.py``'s Checker ``c``) of a transformed table: raw ``columns``, one rule each; ``transform.outputs`` are
-    the model's ``features``; numeric rules scale by a positive number (``fill`` null: no imputation), string rules
-    have a vocabulary with the OOV slot after it; ``schema`` (optional) is an object of per-column objects."""
+    """Bundle validation (``c``: a ``runtime/checker.py`` Checker) of a transformed table: raw ``columns``, one rule
+    each; ``transform.outputs`` are the model's ``features``; numeric rules scale by a positive number (``fill``
+    null: no imputation), string rules have a vocabulary with the OOV slot after it; ``schema`` (optional) is an
+    object of per-column objects."""
     t = c.obj(pre["transform"], "preprocessing.transform")
     columns = c.strings(c.get(pre, "columns", "preprocessing"), "preprocessing.columns")
     rules = c.obj(c.get(t, "features", "preprocessing.transform"), "preprocessing.transform.features")
