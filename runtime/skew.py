@@ -15,7 +15,8 @@ split's ``schema.json``), with the anomaly kinds of the pipeline's ``validate_ex
 
 * ``missing_column``: a column of the schema absent from the input (its values are imputed, or refused without
   imputation); ``type_change``: text in a numeric column (imputed as missing);
-* ``missing_values``: a missing share above train's + 5 points; ``out_of_range``: values outside the train
+* ``missing_values``: a missing share above train's + 5 points (only where the bundle has the train schema: without
+  it the train share is unknown, and the count is in ``columns`` only); ``out_of_range``: values outside the train
   [min, max]; ``new_category``: strings outside the train domain (they use the OOV slot);
 * ``mean_drift``: ``|mean - train mean| / train std > 1`` -- only for requests of at least ``MIN_DRIFT_ROWS`` rows
   (the mean of a handful of rows says little about the data's distribution); ``drift`` is always in ``columns``.
@@ -205,10 +206,13 @@ class Skew:
                                            f"e.g. {new[0]!r}: encoded as out-of-vocabulary")
 
     def _missing(self, name: str, missing: int, want: dict[str, Any]) -> None:
+        """Only against a known train share: a bundle without ``preprocessing.schema`` (a pipeline of your own
+        without ``infer_schema``) has none, and reading it as 0% flagged training's own blanks as skew."""
+        train = want.get("missing_fraction")
         share = missing / self.rows
-        if missing and share > (want.get("missing_fraction") or 0.0) + MAX_MISSING_INCREASE:
+        if missing and train is not None and share > train + MAX_MISSING_INCREASE:
             self.add(name, "missing_values", f"{missing} of {self.rows} value(s) missing ({share:.1%}; train "
-                                             f"{(want.get('missing_fraction') or 0.0):.1%}): imputed")
+                                             f"{train:.1%}): imputed")
 
     def done(self) -> dict[str, Any]:
         counts: dict[str, int] = {}

@@ -53,6 +53,19 @@ def test_raw_rows_become_the_pipelines_input_columns_in_bundle_order():
     assert ("miles", "missing_values") in kinds(report)
 
 
+def test_missing_values_are_judged_only_against_a_known_train_share():
+    """A bundle without the train schema (a pipeline of your own without infer_schema, e.g. examples/taxi_tips)
+    does not know how many blanks training had: its own training rows must not be reported as skew."""
+    rows = {"fare": ["", "", "3.0", "4.0"], "miles": ["1", "2", "3", "4"], "pay": ["", "", "Cash", "Cash"]}
+    schemaless = preprocessing()
+    del schemaless["schema"]
+    _, report = TableTransform(schemaless).prepare(rows)
+    assert not any(a["kind"] == "missing_values" for a in report["anomalies"])
+    assert report["columns"]["fare"]["missing"] == 2 and report["columns"]["pay"]["missing"] == 2
+    _, report = TableTransform(preprocessing()).prepare(rows)  # with the schema: train had 0% blanks in both
+    assert {("fare", "missing_values"), ("pay", "missing_values")} <= kinds(report)
+
+
 def test_float_columns_are_parsed_as_the_ingest_stores_them():
     x, _ = TableTransform(preprocessing(clip=None)).prepare({"fare": ["0.1"], "miles": ["3"], "pay": ["Cash"]})
     want = (np.float64(np.float32(0.1)) - 12.5) / 10.0  # float32 storage, float64 arithmetic, float32 result
