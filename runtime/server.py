@@ -10,8 +10,8 @@ Why bodies are parsed by hand (``inputs.parse_body``) rather than by pydantic mo
 element is wrong in the bundle's own terms (``series[3][1]: not a number``, ``2 channels, the bundle expects 3``),
 and the same validation serves the CLI. Bodies are bounded: a ``Content-Length`` over the limit is refused before
 reading, and a chunked body is counted while it streams (413 either way). Status codes: 400 malformed request
-(not JSON, wrong keys for the task), 413 too large, 422 well-formed but unusable data (wrong channel count,
-non-numbers, too short, empty), 503 + Retry-After busy (the memory budget for bodies in flight, ``--max-memory``,
+(not JSON, wrong keys for the task, an unknown or bad query parameter), 413 too large, 422 well-formed but
+unusable data (wrong channel count, non-numbers, too short, empty), 503 + Retry-After busy (the memory budget for bodies in flight, ``--max-memory``,
 stayed full for a few seconds, or 64 requests are already in progress; /healthz is never refused, see
 runtime/admission.py). Parsing and inference run in the threadpool on a pool of interpreters, so slow requests do
 not block the event loop; a numeric body is parsed straight to one array (runtime/fastbody.py).
@@ -100,20 +100,33 @@ def _parse(raw: bytes, task) -> tuple[str | None, Any]:
     return parse_body(body, task)
 
 
-def _likelihood_options(request: Request, task: str) -> dict[str, Any]:
-    """``threshold`` / ``refractory`` query parameters of an anomaly request (ValueError: a 400 naming the bad one)."""
+QUERY = {"threshold": float, "refractory": int}  # the query parameters /predict takes (anomaly bundles)
+
+
+def _likelihood_options(request: Request, bundle: Bundle) -> dict[str, Any]:
+    """``threshold`` / ``refractory`` query parameters of an anomaly request. Every way a parameter can be wrong
+    (unknown -- a misspelt ``?treshold=`` must not be ignored --, not a number, out of range) is a 400 naming it: the
+    request is at fault, not its data (422); the ranges are the likelihood's own checks."""
+    unknown = sorted(set(request.query_params) - set(QUERY))
+    if unknown:
+        raise ValueError(f"unknown query parameter(s) {', '.join(unknown)} (known: {', '.join(QUERY)})")
     options: dict[str, Any] = {}
-    for key, kind in (("threshold", float), ("refractory", int)):
+    for key, kind in QUERY.items():
         text = request.query_params.get(key)
         if text is None:
             continue
-        if task != "anomaly_detection":
+        if bundle.task != "anomaly_detection":
             raise ValueError(f"query parameter '{key}': only anomaly bundles take it")
         try:
             options[key] = kind(text)
         except ValueError:
             raise ValueError(f"query parameter '{key}': not {'a number' if kind is float else 'an integer'}: "
                              f"'{text[:20]}'") from None
+    if options:
+        try:
+            bundle.impl.likelihood_config(options)
+        except (InputError, UsageError) as err:
+            raise ValueError(f"query parameter(s) {', '.join(options)}: {err}") from None
     return options
 
 
@@ -145,7 +158,7 @@ def create_app(bundle: Bundle, max_body_bytes: int = DEFAULT_MAX_BODY, max_memor
     async def predict(request: Request) -> JSONResponse:
         try:
             declared = _declared_size(request, max_body_bytes)
-            options = _likelihood_options(request, bundle.task)
+            options = _likelihood_options(request, bundle)
         except _TooLarge:
             return _error(413, f"request body exceeds the limit of {max_body_bytes} bytes")
         except ValueError as err:

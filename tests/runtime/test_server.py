@@ -89,7 +89,12 @@ def test_predict_takes_alert_parameters_from_the_query(server, bundle):
     status, body = request(server, "POST", "/predict?threshold=high", {"series": series.tolist()})
     assert status == 400 and body["error"] == "query parameter 'threshold': not a number: 'high'"
     status, body = request(server, "POST", "/predict?threshold=2", {"series": series.tolist()})
-    assert status == 422 and "threshold must be in (0, 1], got 2.0" in body["error"]
+    assert status == 400 and body["error"] == ("query parameter(s) threshold: likelihood: threshold must be in "
+                                               "(0, 1], got 2.0")
+    status, body = request(server, "POST", "/predict?refractory=-1", {"series": series.tolist()})
+    assert status == 400 and "refractory must be >= 0, got -1" in body["error"]
+    status, body = request(server, "POST", "/predict?treshold=0.5", {"series": series.tolist()})  # misspelt
+    assert status == 400 and body["error"] == "unknown query parameter(s) treshold (known: threshold, refractory)"
 
 
 def test_predict_windows(server, bundle):
