@@ -11,10 +11,11 @@ element is wrong in the bundle's own terms (``series[3][1]: not a number``, ``2 
 and the same validation serves the CLI. Bodies are bounded: a ``Content-Length`` over the limit is refused before
 reading, and a chunked body is counted while it streams (413 either way). Status codes: 400 malformed request
 (not JSON, wrong keys for the task, an unknown or bad query parameter), 413 too large, 422 well-formed but
-unusable data (wrong channel count, non-numbers, too short, empty), 503 + Retry-After busy (the memory budget for bodies in flight, ``--max-memory``,
-stayed full for a few seconds, or 64 requests are already in progress; /healthz is never refused, see
-runtime/admission.py). Parsing and inference run in the threadpool on a pool of interpreters, so slow requests do
-not block the event loop; a numeric body is parsed straight to one array (runtime/fastbody.py).
+unusable data (wrong channel count, non-numbers, too short, empty), 503 + Retry-After busy (the memory budget for
+bodies in flight, ``--max-memory``, stayed full for a few seconds, or 64 requests are already in progress;
+/healthz is never refused, see runtime/admission.py). Parsing and inference run in the threadpool on a pool of
+interpreters, so slow requests do not block the event loop; a numeric body is parsed straight to one array
+(runtime/fastbody.py).
 """
 from __future__ import annotations
 
