@@ -37,7 +37,7 @@ class Bundle:
         path = Path(path)
         meta = path / BUNDLE_FILE
         if not path.is_dir():
-            raise BundleError(f"{path}: not a bundle directory")
+            raise BundleError(f"{path}: " + ("not a bundle directory (a file)" if path.exists() else "does not exist"))
         if not meta.is_file():
             raise BundleError(f"{path}: no {BUNDLE_FILE} (not an exported bundle)")
         try:  # bounded nesting: a deep document would break every later walk of it (deepcopy, validation)

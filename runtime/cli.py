@@ -79,7 +79,8 @@ def add_commands(sub) -> None:
                          help="anomaly bundles: steps after an alert in which no new alert is raised (default: "
                               "bundle.json's likelihood.refractory, else 4 x window size)")
     predict.add_argument("--model", help="model key or file in the bundle (default: bundle.json's default_model)")
-    predict.add_argument("--series-column", help="CSV column naming the series (default: 'series' if present)")
+    predict.add_argument("--series-column", help="CSV column naming the series (default: 'series' if present); "
+                                                 "the rows of each series must be together")
     predict.add_argument("--timestamp-column", help="CSV timestamp column echoed in the output "
                                                     "(default: 'timestamp' if present); rows must be in time order")
     predict.add_argument("--threads", type=positive_int, default=None, help="LiteRT interpreter threads")
@@ -112,6 +113,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     try:
         bundle = Bundle.load(args.bundle, model=args.model, num_threads=args.threads)
+        if args.output:
+            _check_output(args.output, args.input, args.bundle)
         parts = read_input(args.input, bundle.impl, args.series_column, args.timestamp_column)
         results = []
         options = {k: v for k, v in (("threshold", args.alert_threshold), ("refractory", args.refractory))
@@ -127,7 +130,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         skews = [(name, result.skew) for name, result, _ in results if getattr(result, "skew", None) is not None]
         if fmt == "jsonl":  # one more record per input: the skew report (runtime/skew.py)
             records = itertools.chain(records, ({"input": name, "skew": skew} for name, skew in skews))
-        written = _write(records, args.output, fmt)
+        written = _write(records, args.output, fmt) - (len(skews) if fmt == "jsonl" else 0)  # rows, not reports
     except RuntimeBundleError as err:
         return _fail(err)
     print(f"edgepipe: {_summary(results, written)}", file=sys.stderr)
@@ -139,15 +142,42 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_output(output: str, source: str, bundle: str) -> None:
+    """Refuse an ``--output`` that cannot be written or would destroy what the user has: a directory, a missing
+    folder, the input file itself, or a path inside the bundle (its bundle.json or a model file would be replaced).
+    Checked before anything is read or written, on resolved paths (a symlink or ``..`` does not hide the clash)."""
+    target = Path(output)
+    if target.is_dir():
+        raise UsageError(f"--output {output} is a directory")
+    if not target.parent.is_dir():
+        raise UsageError(f"--output {output}: folder {target.parent} does not exist")
+    given = Path(source)
+    try:
+        real = target.resolve()
+    except (OSError, RuntimeError) as err:  # a symlink loop
+        raise UsageError(f"--output {output}: cannot resolve the path ({err})") from None
+    home = Path(bundle).resolve()  # loaded already: resolvable
+    if real == _resolved(given) or (target.exists() and given.exists() and os.path.samefile(target, given)):
+        raise UsageError(f"--output {output} is the input file {source}: it would be overwritten")
+    if home == real or home in real.parents:
+        raise UsageError(f"--output {output} is inside the bundle directory {bundle}: write it elsewhere")
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # an input that is a symlink loop: read_input names it
+        return path.absolute()
+
+
 def _write(records, output: str | None, fmt: str) -> int:
-    """To stdout, or to ``output`` through a temporary file renamed at the end (never half a file)."""
+    """To stdout, or to ``output`` (see _check_output) through a temporary file renamed at the end (never half a
+    file)."""
     from edgepipe.runtime import outputs
 
     if not output:
         return outputs.write(records, sys.stdout, fmt)
     target = Path(output)
-    if target.parent and not target.parent.is_dir():
-        raise UsageError(f"--output {output}: folder {target.parent} does not exist")
     partial = target.with_name(target.name + ".partial")
     try:
         with partial.open("w", encoding="utf-8", newline="") as handle:

@@ -20,6 +20,7 @@ from edgepipe.runtime import jsonsafe
 from edgepipe.runtime.checker import FLOAT32_MAX
 from edgepipe.runtime.errors import InputError, UsageError
 from edgepipe.runtime.jsonsafe import NestingError
+from edgepipe.runtime.rejects import SeriesOrder, numeric_columns, table_value_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 Part = tuple[str, str, Any]  # (name, kind, values)
@@ -34,14 +35,19 @@ def read_input(path: str | Path, task, series_column: str | None = None,
     """``[(name, kind, values, timestamps or None)]`` from a file, by suffix."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such input file")
+        raise InputError(f"{path}: " + ("is a directory, not an input file" if path.is_dir() else
+                                        "not a regular file" if path.exists() else "no such input file"))
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return [(path.stem, "image", read_image(path, task), None)]
     if suffix == ".npz":
         return [(*part, None) for part in read_npz(path, task)]
     if suffix in (".json", ".jsonl"):
-        return [(path.stem, *parse_body(_load_json(path), task), None)]
+        body = _load_json(path)
+        try:
+            return [(path.stem, *parse_body(body, task), None)]
+        except InputError as err:  # a body's error names a key (it is the server's too): name the file here
+            raise type(err)(f"{path}: {err}") from None
     if suffix in (".csv", ".txt", ".gz"):
         return read_csv(path, task, series_column, timestamp_column)
     raise UsageError(f"{path}: unknown input type '{suffix}' (use .csv, .npz, .json or an image)")
@@ -89,14 +95,17 @@ def read_csv(path: Path, task, series_column: str | None, timestamp_column: str 
     sid = header.index(series_column) if series_column else None
     tid = header.index(timestamp_column) if timestamp_column else None
     groups: dict[str, tuple[list[list[float]], list[str]]] = {}
+    order = SeriesOrder(path, timestamp_column, series_column)  # scores are causal: refuse rows out of time order
     for row in reader:
         if not row:
             continue
         values = _parse_row(row, header, names, cols, path, reader.line_num)
         key = row[sid].strip() if sid is not None else path.stem
+        stamp = row[tid].strip() if tid is not None else None
+        order.add(key, stamp, reader.line_num)
         rows, stamps = groups.setdefault(key, ([], []))
         rows.append(values)
-        stamps.append(row[tid].strip() if tid is not None else "")
+        stamps.append(stamp or "")
     if not groups:
         raise InputError(f"{path}: no data rows after the header")
     return [(key, "series", np.asarray(rows, dtype=np.float64), stamps if tid is not None else None)
@@ -134,7 +143,7 @@ def read_table(path: Path, task):
     if not header:
         raise InputError(f"{path}: empty file (no header)")
     if getattr(task, "table", None) is not None:
-        return [(path.stem, "rows", _raw_columns(reader, header, names, path), None)]
+        return [(path.stem, "rows", _raw_columns(reader, header, names, path, numeric_columns(task.table)), None)]
     missing = [n for n in names if n not in header]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)} (bundle features: {', '.join(names)}; "
@@ -150,8 +159,10 @@ def read_table(path: Path, task):
     return [(path.stem, "features", np.asarray(rows, dtype=np.float64), None)]
 
 
-def _raw_columns(reader, header: list[str], names: list[str], path: Path) -> dict[str, list[str]]:
-    """The bundle's columns present in the header, as cell text per row (a row of the wrong width is an error)."""
+def _raw_columns(reader, header: list[str], names: list[str], path: Path,
+                 numeric: set[str]) -> dict[str, list[str]]:
+    """The bundle's columns present in the header, as cell text per row (a row of the wrong width, or a value
+    beyond float32 in a ``numeric`` column, is an error)."""
     cols = {n: header.index(n) for n in names if n in header}
     out: dict[str, list[str]] = {n: [] for n in cols}
     for row in reader:
@@ -160,6 +171,8 @@ def _raw_columns(reader, header: list[str], names: list[str], path: Path) -> dic
         if len(row) != len(header):
             raise InputError(f"{path}:{reader.line_num}: {len(row)} fields, the header has {len(header)}")
         for name, i in cols.items():
+            if name in numeric and (problem := table_value_problem(row[i])):
+                raise InputError(f"{path}:{reader.line_num}: column '{name}': {problem}")
             out[name].append(row[i])
     if not cols:
         raise InputError(f"{path}: none of the bundle's columns ({', '.join(names)}) in the header "
@@ -186,6 +199,11 @@ def read_npz(path: Path, task) -> list[Part]:
     """``series`` or ``windows`` or ``features`` (or ``x``, as in the pipeline's own .npz data) array; for a
     generator ``latent`` (or ``x``) and, for a conditional one, ``label``; otherwise every array is one part named
     by its key."""
+    with path.open("rb") as handle:
+        head = handle.read(6)
+    if head[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):  # else np.load tries pickle: a misleading 'pickled data'
+        what = "a single .npy array: save it with np.savez" if head == b"\x93NUMPY" else "no zip header"
+        raise InputError(f"{path}: not a NumPy .npz archive ({what})")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
@@ -221,14 +239,30 @@ def _numeric(array: np.ndarray, where: str) -> np.ndarray:
 
 def _check_kind(task, kind: str, where: Any) -> None:
     if kind not in task.input_kinds:
-        raise UsageError(f"{where}: task '{task.name}' takes {' or '.join(task.input_kinds)} input, not {kind}")
+        raise UsageError(f"{where}: task '{task.name}' takes {' or '.join(usable_kinds(task))} input, not {kind}")
+
+
+def _forms(task, kinds: list[str]) -> str:
+    """The files to give for ``kinds`` (a CSV only where read_csv takes one for this bundle)."""
+    table_csv = getattr(task, "feature_names", None) and getattr(task, "table", None) is None
+    forms = {"series": "a CSV, NPZ or JSON series", "windows": "NPZ or JSON windows",
+             "features": ("a CSV of its columns, or " if table_csv else "") + "NPZ or JSON features",
+             "rows": "a CSV of its columns or JSON rows", "latent": "NPZ or JSON latent vectors"}
+    return ", or ".join(forms.get(k, k) for k in kinds)
+
+
+def usable_kinds(task) -> list[str]:
+    """The input kinds a bundle can really use: a vector model that does not take images lists "image" among its
+    kinds (the family's), but refuses images; an error line must not suggest them."""
+    return [k for k in task.input_kinds if k != "image" or getattr(task, "takes_images", True)]
 
 
 def read_image(path: Path, task) -> np.ndarray:
     """An image as float64 [H, W, C] (0-255), resized to the model's input; only for image-model bundles."""
     if "image" not in task.input_kinds or not getattr(task, "takes_images", False):
-        raise UsageError(f"{path}: this bundle's task '{task.name}' takes "
-                         f"{' or '.join(task.input_kinds)} input, not images (give a CSV, NPZ or JSON series)")
+        kinds = [k for k in usable_kinds(task) if k != "image"]
+        raise UsageError(f"{path}: this bundle's task '{task.name}' takes {' or '.join(kinds)} input, not images "
+                         f"(give {_forms(task, kinds)})")
     try:
         from PIL import Image
     except ImportError:
@@ -259,7 +293,7 @@ def parse_body(body: Any, task) -> tuple[str | None, Any]:
     if "latent" in task.input_kinds:
         return None, _generation_request(body)
     if "rows" in task.input_kinds and "rows" in body:
-        return "rows", _rows(body, keys_allowed)
+        return "rows", _rows(body, keys_allowed, numeric_columns(getattr(task, "table", None)))
     keys = [k for k in keys_allowed if k in body]
     unknown = sorted(set(body) - set(keys_allowed))
     if unknown:
@@ -271,9 +305,10 @@ def parse_body(body: Any, task) -> tuple[str | None, Any]:
     return ("features" if key == "observations" else key), array
 
 
-def _rows(body: dict, keys_allowed: list[str]) -> dict[str, list[Any]]:
+def _rows(body: dict, keys_allowed: list[str], numeric: set[str]) -> dict[str, list[Any]]:
     """``{"rows": [{column: number | string | null, ...}, ...]}`` (a transformed table's raw rows) -> columns;
-    a column absent from every row stays absent (the skew report names it)."""
+    a column absent from every row stays absent (the skew report names it); a value beyond float32 in a ``numeric``
+    column is refused, as in a CSV."""
     if len(body) != 1:
         raise BodyError(f"body must have exactly one of: {', '.join(keys_allowed)}")
     rows = body["rows"]
@@ -286,6 +321,8 @@ def _rows(body: dict, keys_allowed: list[str]) -> dict[str, list[Any]]:
         for name, value in row.items():
             if value is not None and (isinstance(value, (bool, dict, list)) or not isinstance(value, (int, float, str))):
                 raise InputError(f"rows[{i}].{name}: must be a number, a string or null, got {_excerpt(value)}")
+            if name in numeric and (problem := table_value_problem(value)):
+                raise InputError(f"rows[{i}].{name}: {problem}")
             names.setdefault(name)
     return {name: [row.get(name) for row in rows] for name in names}
 

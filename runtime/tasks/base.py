@@ -35,5 +35,6 @@ class Task:
         return {"task": self.name, "input_kinds": list(self.input_kinds)}
 
     def check_kind(self, kind: str) -> None:
-        if kind not in self.input_kinds:
-            raise UsageError(f"task '{self.name}' takes {' or '.join(self.input_kinds)} input, not {kind}")
+        if kind not in self.input_kinds:  # listed: what it can use (a vector model without images refuses them)
+            usable = [k for k in self.input_kinds if k != "image" or getattr(self, "takes_images", True)]
+            raise UsageError(f"task '{self.name}' takes {' or '.join(usable)} input, not {kind}")

@@ -85,7 +85,7 @@ def test_verbose_flag_after_the_subcommand(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].endswith("trains autoencoder, not 'cnn'")
     one_line(cli("runs", "--root", tmp_path / "nowhere", "-v"), 2, r"no pipeline root")
-    one_line(cli("predict", "-v", tmp_path / "nowhere", SENSORS), 2, r"not a bundle directory")
+    one_line(cli("predict", "-v", tmp_path / "nowhere", SENSORS), 2, r"nowhere: does not exist")
 
 
 def test_duplicate_yaml_key_names_file_line_and_key(tmp_path):

@@ -144,7 +144,7 @@ def test_a_model_whose_shape_differs_from_bundle_json_is_refused(bundle_copy):
 
 
 def test_missing_pieces_are_refused(bundle_copy, tmp_path):
-    refused(tmp_path / "nowhere", r"not a bundle directory")
+    refused(tmp_path / "nowhere", r"nowhere: does not exist")  # not the old, misleading "not a bundle directory"
     (bundle_copy / "model_float32.tflite").unlink()
     refused(bundle_copy, r"models.float32.file 'model_float32.tflite' is missing from the bundle")
     (bundle_copy / "bundle.json").write_text("{not json")
