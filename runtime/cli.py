@@ -11,10 +11,12 @@ import itertools
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
-from edgepipe.runtime.errors import InputError, RuntimeBundleError, UsageError
+from edgepipe.runtime.errors import InputError, InputWarning, RuntimeBundleError, UsageError
+from edgepipe.runtime.likelihood import THRESHOLD
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 
@@ -74,7 +76,7 @@ def add_commands(sub) -> None:
                               "(rows carry the causal likelihood and alert flag; see docs/runtime.md)")
     predict.add_argument("--alert-threshold", type=likelihood_threshold, default=None,
                          help="anomaly bundles: alert when the likelihood reaches this (default: bundle.json's "
-                              "likelihood.threshold, else 1 - 1e-5)")
+                              f"likelihood.threshold, else {THRESHOLD:g})")
     predict.add_argument("--refractory", type=non_negative_int, default=None,
                          help="anomaly bundles: steps after an alert in which no new alert is raised (default: "
                               "bundle.json's likelihood.refractory, else 4 x window size)")
@@ -115,7 +117,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         bundle = Bundle.load(args.bundle, model=args.model, num_threads=args.threads)
         if args.output:
             _check_output(args.output, args.input, args.bundle)
-        parts = read_input(args.input, bundle.impl, args.series_column, args.timestamp_column)
+        with warnings.catch_warnings(record=True) as caught:  # input used, but not as ingest would: say so
+            warnings.simplefilter("always", InputWarning)
+            parts = read_input(args.input, bundle.impl, args.series_column, args.timestamp_column)
+        for warning in caught:
+            if issubclass(warning.category, InputWarning):
+                print(f"edgepipe: warning: {warning.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         results = []
         options = {k: v for k, v in (("threshold", args.alert_threshold), ("refractory", args.refractory))
                    if v is not None and bundle.task == "anomaly_detection"}

@@ -28,3 +28,8 @@ class InputError(RuntimeBundleError):
     """Input data that cannot be used: wrong channel count, non-numbers, too short, empty, unreadable (exit 3)."""
 
     exit_code = 3
+
+
+class InputWarning(UserWarning):
+    """Input the runtime uses, but not as the pipeline's ingest would (e.g. a repeated timestamp, scored in file
+    order where ingest drops the row): ``predict`` prints it as one ``edgepipe: warning:`` line, exit 0."""

@@ -95,7 +95,7 @@ def read_csv(path: Path, task, series_column: str | None, timestamp_column: str 
     sid = header.index(series_column) if series_column else None
     tid = header.index(timestamp_column) if timestamp_column else None
     groups: dict[str, tuple[list[list[float]], list[str]]] = {}
-    order = SeriesOrder(path, timestamp_column, series_column)  # scores are causal: refuse rows out of time order
+    order = SeriesOrder(path, timestamp_column, series_column)  # scores are causal: rows in time order
     for row in reader:
         if not row:
             continue
@@ -108,6 +108,7 @@ def read_csv(path: Path, task, series_column: str | None, timestamp_column: str 
         stamps.append(stamp or "")
     if not groups:
         raise InputError(f"{path}: no data rows after the header")
+    order.warn()
     return [(key, "series", np.asarray(rows, dtype=np.float64), stamps if tid is not None else None)
             for key, (rows, stamps) in groups.items()]
 

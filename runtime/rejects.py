@@ -5,11 +5,16 @@ Why here: the runtime must not import the pipeline (its image has no TensorFlow,
 re-implements the small part of ingest's checks that ``predict``/``serve`` need, with ingest's reasons, each an
 InputError naming file:line (or the JSON row) and column. Both checks run while the input is read (one pass).
 
-Time order (:class:`SeriesOrder`): each series' rows together, timestamps parsable and strictly increasing. Why
-refuse rather than sort: a bundle's scores, likelihoods and alerts are causal -- each window is judged against
-the windows before it -- so rows out of time order, a repeated timestamp, or a series that continues after another
-one give wrong alerts with exit 0. Ingest rejects the same rows (``components/data/csv_values.py``:
-"missing value", "unparsable timestamp"; ``series_stages.py``: "duplicate timestamp ... (first at line N)").
+Time order (:class:`SeriesOrder`): within each series, timestamps parsable and never going back. Why refuse rather
+than sort: a bundle's scores, likelihoods and alerts are causal -- each window is judged against the windows before
+it -- so rows out of time order give wrong alerts with exit 0. Ingest rejects the same rows
+(``components/data/csv_values.py``: "missing value", "unparsable timestamp"). Two cases are kept, not refused:
+* a timestamp equal to an earlier one of its series (ingest drops it: "duplicate timestamp ... (first at line N)")
+  is scored in file order, the order a device receives samples in, with one warning (:class:`InputWarning`) naming
+  the first such line and the count. 8 of NAB's 58 published series repeat a timestamp (a clock change, e.g.
+  ec2_network_in_5abac7.csv:2120): refusing them would refuse real sensor files that train without trouble;
+* the rows of several series interleaved (a long-format log, every series in time order): each series is read in
+  its own order.
 Timestamps are read as ingest reads them: ISO-8601 text as ``datetime.fromisoformat`` or NumPy reads it (a
 'YYYY-...' date of at least 10 characters), naive times as UTC, compared in whole seconds as ingest stores them.
 
@@ -29,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from edgepipe.runtime.checker import FLOAT32_MAX
-from edgepipe.runtime.errors import InputError
+from edgepipe.runtime.errors import InputError, InputWarning
 from edgepipe.runtime.skew import MISSING
 
 
@@ -58,31 +63,22 @@ def _numpy_seconds(text: str) -> int | None:
 
 
 class SeriesOrder:
-    """Feed it every data row (``add``); it raises on the first row that breaks the order of its series."""
+    """Feed it every data row (``add``); it raises on the first row that breaks the time order of its series and
+    keeps count of repeated timestamps (:meth:`warning`)."""
 
     def __init__(self, path: Path, timestamp_column: str | None, series_column: str | None):
         self.path, self.timestamp_column, self.series_column = path, timestamp_column, series_column
-        self.current: str | None = None
-        self.last_line: dict[str, int] = {}  # series -> the line of its latest row
         # per series, while its rows are read: the seconds and lines so far (increasing), the last timestamp's text
         self.seconds: dict[str, array] = {}
         self.lines: dict[str, array] = {}
         self.last_text: dict[str, str] = {}
+        self.repeats = 0
+        self.first_repeat: str | None = None
 
     def add(self, key: str, stamp: str | None, line: int) -> None:
         """Check one row of series ``key`` (``stamp``: its timestamp cell, None without a timestamp column)."""
-        if key != self.current:
-            if key in self.last_line:
-                raise InputError(f"{self.path}:{line}: series '{key}' reappears after series '{self.current}' "
-                                 f"(its rows so far end at line {self.last_line[key]}): the rows of each series "
-                                 "must be together, in time order")
-            self.current = key
-        self.last_line[key] = line
         if stamp is None:
             return
-        self._stamp(key, stamp, line)
-
-    def _stamp(self, key: str, stamp: str, line: int) -> None:
         where = f"{self.path}:{line}"
         seconds = epoch_seconds(stamp)
         if seconds is None:
@@ -90,16 +86,30 @@ class SeriesOrder:
             raise InputError(f"{where}: {what} in column '{self.timestamp_column}'"
                              + (f": {stamp[:40]!r}" if stamp else ""))
         past, lines = self.seconds.setdefault(key, array("q")), self.lines.setdefault(key, array("q"))
+        series = f" in series '{key}'" if self.series_column else ""
         if past and seconds <= past[-1]:
-            series = f" in series '{key}'" if self.series_column else ""
             i = bisect_left(past, seconds)
-            if past[i] == seconds:
-                raise InputError(f"{where}: duplicate timestamp {stamp[:40]!r}{series} (first at line {lines[i]})")
-            raise InputError(f"{where}: timestamp {stamp[:40]!r}{series} is earlier than "
-                             f"{self.last_text[key][:40]!r} at line {lines[-1]}: rows must be in time order")
+            if past[i] != seconds:
+                raise InputError(f"{where}: timestamp {stamp[:40]!r}{series} is earlier than "
+                                 f"{self.last_text[key][:40]!r} at line {lines[-1]}: rows must be in time order")
+            self.repeats += 1
+            if self.first_repeat is None:
+                self.first_repeat = f"{where}: timestamp {stamp[:40]!r}{series} repeats line {lines[i]}"
+            return
         past.append(seconds)
         lines.append(line)
         self.last_text[key] = stamp
+
+    def warning(self) -> str | None:
+        """One line about the repeated timestamps, or None."""
+        if not self.repeats:
+            return None
+        more = f" (and {self.repeats - 1} more row(s) repeat an earlier timestamp)" if self.repeats > 1 else ""
+        return (f"{self.first_repeat}{more}: scored in file order; the pipeline's ingest drops such rows")
+
+    def warn(self) -> None:
+        if (message := self.warning()) is not None:
+            warnings.warn(message, InputWarning, stacklevel=3)
 
 
 # ---- table values ------------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 code (QA findings F1, F2, F4, F10, F11), on real inputs: the embedded sensors CSV, NAB series and taxi rows.
 
 * F1/F4: ``--output`` that is the input, inside the bundle, or a directory: exit 2, nothing written;
-* F2: series rows out of time order, with a repeated or unparsable timestamp, or a series that reappears: exit 3
-  naming file:line, with ingest's reasons;
+* F2: series rows out of time order or with an unparsable timestamp: exit 3 naming file:line, with ingest's
+  reasons; a repeated timestamp (8 of NAB's series have one) is scored in file order with one warning line, and
+  interleaved series (each in time order) are read as such;
 * F10: the error names what is really wrong (a directory, a missing bundle, a file that is no .npz) and suggests
   only inputs the bundle takes;
 * F11: a table value beyond float32 is refused like other bad values; NaN stays missing, as a blank does;
@@ -116,10 +117,8 @@ def _modified(sensor_rows, change: str) -> tuple[list[str], list[list[str]]]:
 @pytest.mark.parametrize("change, message", [
     ("reversed", r"m1\.csv:3: timestamp '2024-01-02T00:40:00' in series 'm1' is earlier than "
                  r"'2024-01-02T00:50:00' at line 2: rows must be in time order"),
-    ("duplicate", r"m1\.csv:151: duplicate timestamp '2024-01-01T00:00:00' in series 'm1' \(first at line 2\)"),
     ("unparsable", r"m1\.csv:50: unparsable timestamp in column 'timestamp': 'notadate'"),
     ("blank", r"m1\.csv:12: missing value in column 'timestamp'"),
-    ("reappears", r"m1\.csv:252: series 'm1' reappears after series 'm2' \(its rows so far end at line 101\)"),
 ])
 def test_series_rows_out_of_time_order_are_refused_with_file_and_line(run, sensor_rows, tmp_path, capsys, change,
                                                                       message):
@@ -148,23 +147,51 @@ def test_a_given_timestamp_column_is_checked_and_a_sorted_one_passes(run, sensor
     assert json.loads(out.splitlines()[0])["timestamp"] == "2024-01-01T00:00:00+00:00"
 
 
-def test_real_nab_series_with_a_repeated_timestamp_is_refused_and_a_clean_one_passes():
+def test_a_repeated_timestamp_is_scored_in_file_order_with_one_warning(run, sensor_rows, tmp_path, capsys):
+    header, rows = _modified(sensor_rows, "duplicate")
+    source = write_csv(tmp_path / "m1.csv", header, rows)
+    code, out, err = predict(run.bundle, source, "--series-column", "machine", "--level", "step", capsys=capsys)
+    assert code == 0, err
+    warning = [line for line in err.splitlines() if line.startswith("edgepipe: warning: ")]
+    assert warning == [f"edgepipe: warning: {source}:151: timestamp '2024-01-01T00:00:00' in series 'm1' repeats "
+                       "line 2: scored in file order; the pipeline's ingest drops such rows"]
+    assert len(out.splitlines()) == len(rows)  # every row scored, the repeated one included
+
+
+def test_interleaved_series_each_in_time_order_are_read_as_series(run, sensor_rows, tmp_path, capsys):
+    header, m1, m2 = sensor_rows
+    mixed = [row for pair in zip(m1, m2) for row in pair]  # a long-format log: m1, m2, m1, m2 ...
+    code, out, err = predict(run.bundle, write_csv(tmp_path / "mixed.csv", header, mixed), "--series-column",
+                             "machine", "--level", "step", capsys=capsys)
+    assert code == 0 and "warning" not in err, err
+    split, _ = predict(run.bundle, write_csv(tmp_path / "split.csv", header, [*m1, *m2]), "--series-column",
+                       "machine", "--level", "step", capsys=capsys), None
+    assert split[0] == 0 and sorted(out.splitlines()) == sorted(split[1].splitlines())
+    header, rows = _modified(sensor_rows, "reappears")  # m1 continues after m2, its last 50 rows reversed: refused
+    rows = rows[:250] + rows[250:][::-1]
+    code, _, err = predict(run.bundle, write_csv(tmp_path / "m1.csv", header, rows), "--series-column", "machine",
+                           capsys=capsys)
+    assert code == 3 and "rows must be in time order" in one_error(err)
+
+
+def test_real_nab_series_with_a_repeated_timestamp_warns_and_a_clean_one_passes():
     if not NAB.is_dir():
         pytest.skip(f"NAB not found at {NAB}")
 
-    def check(path: Path) -> None:
+    def check(path: Path) -> str | None:
         order = SeriesOrder(path, "timestamp", None)
         with path.open(newline="") as f:
             reader = csv.reader(f)
             column = next(reader).index("timestamp")
             for row in reader:
                 order.add(path.stem, row[column], reader.line_num)
+        return order.warning()
 
-    check(NAB / "artificialNoAnomaly" / "art_daily_no_noise.csv")
-    # the file as published repeats 03:00 at the 2014 DST change; ingest rejects those rows as duplicates too
-    with pytest.raises(InputError, match=r"ec2_network_in_5abac7\.csv:2120: duplicate timestamp '2014-03-09 03:00:00' "
-                                         r"\(first at line 2119\)"):
-        check(NAB / "realAWSCloudwatch" / "ec2_network_in_5abac7.csv")
+    assert check(NAB / "artificialNoAnomaly" / "art_daily_no_noise.csv") is None
+    # the file as published repeats 03:00 at the 2014 DST change; ingest drops that row as a duplicate
+    path = NAB / "realAWSCloudwatch" / "ec2_network_in_5abac7.csv"
+    assert check(path) == (f"{path}:2120: timestamp '2014-03-09 03:00:00' repeats line 2119 (and 10 more row(s) "
+                           "repeat an earlier timestamp): scored in file order; the pipeline's ingest drops such rows")
 
 
 def test_timestamps_are_read_as_ingest_reads_them():
