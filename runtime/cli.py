@@ -10,6 +10,7 @@ import argparse
 import itertools
 import json
 import os
+import secrets
 import sys
 import warnings
 from pathlib import Path
@@ -131,8 +132,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for name, kind, values, stamps in parts:
             try:
                 results.append((name, bundle.predict(values, kind, **options), stamps))
-            except InputError as err:
-                raise InputError(f"{args.input}: {name}: {err}") from None
+            except InputError as err:  # name the part (a series of the CSV) unless it is just the file's name
+                part = "" if name == Path(args.input).stem else f"{name}: "
+                raise InputError(f"{args.input}: {part}{err}") from None
         fmt = args.format or ("csv" if args.output and args.output.lower().endswith(".csv") else "jsonl")
         records = (row for name, result, stamps in results
                    for row in outputs.rows(name, result, args.level, stamps))
@@ -187,9 +189,11 @@ def _write(records, output: str | None, fmt: str) -> int:
     if not output:
         return outputs.write(records, sys.stdout, fmt)
     target = Path(output)
-    partial = target.with_name(target.name + ".partial")
+    # a fresh name beside the target (same filesystem: the rename is atomic), created exclusively: never a file the
+    # user has (``x`` fails on an existing one), and the usual permissions (umask), unlike mkstemp's 0600
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     try:
-        with partial.open("w", encoding="utf-8", newline="") as handle:
+        with partial.open("x", encoding="utf-8", newline="") as handle:
             n = outputs.write(records, handle, fmt)
         partial.replace(target)
     except OSError as err:  # a write() on a full disk names no file: name the one being written

@@ -60,8 +60,12 @@ def test_csv_in_jsonl_out_per_window_per_series(run, sensors_head, capsys):
 
 def test_step_level_csv_output_file(run, sensors_head, tmp_path, capsys):
     out_file = tmp_path / "steps.csv"
+    mine = tmp_path / "steps.csv.partial"  # a file of the user's that happens to have the obvious temporary name
+    mine.write_text("keep me")
     code, out, err = predict(run.bundle, sensors_head, "--series-column", "machine", "--level", "step",
                              "--output", out_file, capsys=capsys)
+    assert mine.read_text() == "keep me"
+    mine.unlink()
     assert code == 0 and out == "", err
     rows = list(csv.DictReader(out_file.open()))
     assert len(rows) == 450 and list(rows[0]) == ["series", "timestamp", "step", "score", "anomaly", "likelihood",
@@ -70,7 +74,7 @@ def test_step_level_csv_output_file(run, sensors_head, tmp_path, capsys):
     expected = Bundle.load(run.bundle).predict(raw_series("m1")[:150])
     assert [float(r["score"]) if r["score"] else None for r in m1[:148]] == expected.step_score[:148].tolist()
     assert [r["score"] for r in m1[148:]] == ["", ""]  # 150 = 32 + 29*4 + 2: the last two steps are uncovered
-    assert not list(tmp_path.glob("*.partial"))
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob(".*"))
 
 
 def test_alert_level_lists_the_alert_events_with_timestamps(run, sensors_head, tmp_path, capsys):
@@ -113,7 +117,7 @@ def test_object_arrays_in_npz_are_refused_without_unpickling(run, tmp_path, caps
     ("machine,vibration,temperature\nm1,1,2\n", 3, r"missing column\(s\) current"),
     ("vibration,temperature,current\n1,2,3\n1,x,3\n", 3, r"bad\.csv:3: column 'temperature': not a number: 'x'"),
     ("vibration,temperature,current\n1,,3\n", 3, r"bad\.csv:2: column 'temperature': missing value"),
-    ("vibration,temperature,current\n" + "1,2,3\n" * 10, 3, r"bad: series: 10 steps, fewer than one window"),
+    ("vibration,temperature,current\n" + "1,2,3\n" * 10, 3, r"bad\.csv: series: 10 steps, fewer than one window"),
     ("vibration,temperature,current\n", 3, r"no data rows"),
 ])
 def test_bad_csv_is_one_line_with_exit_3(run, tmp_path, capsys, content, code, message):

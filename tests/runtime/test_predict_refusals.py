@@ -299,3 +299,13 @@ def test_rows_written_counts_rows_not_the_skew_report(table_task, taxi_rows, tmp
     assert "1 inputs (stub.tflite); 40 rows written" in err
     code, out, err = predict(tmp_path, source, "--format", "csv", capsys=capsys)
     assert code == 0 and len(out.splitlines()) == 41 and "40 rows written" in err
+
+
+def test_an_input_error_names_the_file_once(table_task, tmp_path, capsys, monkeypatch):
+    """A one-part input (a JSON body) is named by its file only; the part name (here the stem 'rows') was repeated."""
+    bundle = Bundle(tmp_path, vector_doc("regression"), "main", table_task)
+    monkeypatch.setattr(Bundle, "load", classmethod(lambda cls, *args, **kwargs: bundle))
+    source = tmp_path / "rows.json"
+    source.write_text(json.dumps({"rows": [{"not_a_column": 1}]}))
+    code, _, err = predict(tmp_path, source, capsys=capsys)
+    assert code == 3 and one_error(err).startswith(f"edgepipe: error: {source}: rows: none of the bundle's columns")
