@@ -188,6 +188,8 @@ def _check_output(output: str, root: Path) -> None:
     from edgepipe.pipeline.artifacts import Bundle
     from edgepipe.pipeline.errors import ConfigError
 
+    if not output.strip():  # Path("") is the current directory: never what an empty --output meant
+        raise ConfigError("--output is empty; give the directory to write the bundle to")
     out, base = Path(output).resolve(), root.resolve()
     if out == base or base in out.parents or out in base.parents:
         raise ConfigError(f"--output {output} and the pipeline root {root} overlap; they must be separate "
@@ -285,11 +287,12 @@ def _print_summary(bundle_dir: Path) -> None:
     primary = meta.get("primary_variant")
     for model, splits in (meta.get("metrics", {}).get("per_model") or {}).items():
         values = splits.get("all", {})
+        pooled = "+".join(s for s in splits if s != "all") or "eval+test"  # the splits "all" pooled: eval alone
         if model == "int8" and primary:
             model = f"int8 ({primary}, model.tflite)"
         if "f1" in values:
-            print(f"  {model:<8} precision {_num(values.get('precision'))}  recall {_num(values.get('recall'))}  "
-                  f"F1 {_num(values.get('f1'))}  (eval+test windows)")
+            print(f"  {model:<8} precision {_num(_precision(values))}  recall {_num(values.get('recall'))}  "
+                  f"F1 {_num(values.get('f1'))}  ({pooled} windows)")
     agreement = (meta.get("metrics", {}).get("agreement_with_keras") or {}).get("int8")
     if isinstance(agreement, dict) and "decisive" in agreement:  # the anomaly gate's three agreement numbers
         print(f"  int8 vs Keras: decisions agree {_num(agreement.get('all'))}, clear decisions "
@@ -300,6 +303,12 @@ def _print_summary(bundle_dir: Path) -> None:
     reason = meta.get("primary_reason") or (meta.get("quantization") or {}).get("reason")
     if reason:
         print(f"  model.tflite is '{primary}': {reason}")
+
+
+def _precision(values: dict[str, Any]) -> Any:
+    """Precision, None (n/a) where recall is: without a labelled anomaly (no labels) every flag counts as false, so
+    a precision of 0 would only restate that there was nothing to find."""
+    return None if values.get("recall") is None else values.get("precision")
 
 
 def _num(value: Any) -> str:

@@ -80,12 +80,19 @@ def _load(args: argparse.Namespace, check_image: bool = False):
     user = load(pipeline_ref)
     if check_image:
         check_image_imports(user.build(config), user.factory)
+    else:  # not built here: the window check load_user_config held back for build() is due now
+        from edgepipe.pipeline.config import raise_deferred
+
+        raise_deferred(config)
     return config, user.factory
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from edgepipe.pipeline.errors import ConfigError
     from edgepipe.pipeline.kfp_compiler import compile_pipeline
 
+    if not args.output.strip():  # Path("") is the current directory, which KFP refuses with a traceback
+        raise ConfigError("--output is empty; give the YAML file to write")
     config, factory = _load(args, check_image=True)
     compiled = compile_pipeline(config, args.output, image=args.image, factory=factory,
                                 pipeline_root=args.pipeline_root)

@@ -1,12 +1,14 @@
 """Typed configuration: YAML validated into pydantic models, with dotted ``--set`` overrides.
 
 Every section forbids unknown keys, so a typo fails at once with the key's dotted path and the allowed names,
-instead of being silently ignored while a default is used. Errors are one line and map to exit status 2. The
-``evaluate`` section is the class the config's task declares (``Task.evaluate``), so a key only another task reads
-is refused here too, naming the task.
+instead of being silently ignored while a default is used. Errors are one line and map to exit status 2; they
+start with where the mistake is: the ``--set KEY=VALUE`` it came from, else the YAML file. The ``evaluate`` section
+is the class the config's task declares (``Task.evaluate``), so a key only another task reads is refused here too,
+naming the task.
 """
 from __future__ import annotations
 
+import re
 import typing
 import warnings
 from pathlib import Path
@@ -31,6 +33,7 @@ warnings.filterwarnings("ignore", message='Field name "schema" in "Config" shado
 
 class Config(Section):
     _source: str = PrivateAttr("config")  # the YAML file (or --config-json) it came from, for error lines
+    _deferred: str | None = PrivateAttr(None)  # the window check's error line, held back for your own pipeline
 
     pipeline: PipelineSection = Field(default_factory=PipelineSection)
     data: DataSection = Field(default_factory=DataSection)
@@ -83,20 +86,35 @@ class Config(Section):
                 why = f"model.family '{model.family}''s task"
                 mismatch = (f"; for the built-in pipeline, config key 'model.family': template '{pipeline.template}' "
                             f"trains {', '.join(templates()[pipeline.template].families)}, not '{model.family}'")
-            line = _evaluate_error(err.errors()[0], task, why, mismatch)
-            raise PydanticCustomError("evaluate_section", "{line}", {"line": line}) from None
+            first = err.errors()[0]
+            line = _evaluate_error(first, task, why, mismatch)
+            key = ".".join(["evaluate", *map(str, first["loc"])])
+            raise PydanticCustomError("evaluate_section", "{line}", {"line": line, "key": key}) from None
 
     @model_validator(mode="after")
-    def _window_fits_model(self) -> "Config":
+    def _window_fits_model(self, info: ValidationInfo) -> "Config":
+        """The anomaly template's window/model check. For a pipeline of your own (``defer_window_check``), whose
+        ``pipeline.template`` is only the default, the problem is held back (``info.context``) and raised after the
+        check of the keys the pipeline reads (:func:`raise_deferred`): a key it never reads (``--set
+        window.size=3`` for an mlp) is then refused as such, not as a window its model would not have."""
+        problem = self._window_problem()
+        deferred = (info.context or {}).get("deferred")
+        if problem and deferred is not None:
+            deferred.append(problem)
+        elif problem:
+            raise ValueError(problem)
+        return self
+
+    def _window_problem(self) -> str | None:
         if self.pipeline.template != "anomaly_detection":
-            return self
+            return None
         factor = 2 ** len(self.model.filters)
         if self.window.size % factor:
-            raise ValueError(f"window.size={self.window.size} must be divisible by 2**len(model.filters)={factor}")
+            return f"window.size={self.window.size} must be divisible by 2**len(model.filters)={factor}"
         steps = getattr(self.evaluate, "score_steps", None)  # the anomaly section's; refused before any training
         if steps is not None and steps > self.window.size:
-            raise ValueError(f"evaluate.score_steps={steps} exceeds window.size={self.window.size}")
-        return self
+            return f"evaluate.score_steps={steps} exceeds window.size={self.window.size}"
+        return None
 
     @model_validator(mode="after")
     def _primary_variant_is_produced(self) -> "Config":
@@ -152,7 +170,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                defer_window_check: bool = False) -> Config:
+    """The YAML named (a bundled template's name, or the default) plus ``--set`` overrides, validated; an error
+    names the ``--set`` its key came from, else the file. ``defer_window_check``: see ``Config._window_fits_model``."""
     config_path = resolve_config_path(str(path) if path is not None else None)
     if config_path.is_dir():
         raise ConfigError(f"config {config_path} is a directory, not a YAML file")
@@ -171,7 +192,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(f"{config_path}: the top level must be a mapping of sections")
     for override in overrides or []:
         apply_override(raw, override)
-    return validate(raw, source=str(config_path))
+    return validate(raw, source=str(config_path), overrides=overrides, defer_window_check=defer_window_check)
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
@@ -195,14 +216,21 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     node[keys[-1]] = value
 
 
-def validate(raw: dict[str, Any], source: str = "config", dumped: bool = False) -> Config:
+def validate(raw: dict[str, Any], source: str = "config", dumped: bool = False, overrides: list[str] | None = None,
+             defer_window_check: bool = False) -> Config:
     """``raw`` -> Config. ``dumped``: ``raw`` is a whole ``model_dump`` (``--config-json``, a compiled pipeline's
-    parameters), where every key is present, so only values that differ from the defaults count as given."""
+    parameters), where every key is present, so only values that differ from the defaults count as given.
+    ``overrides``: the ``--set`` items applied to ``raw``, so an error in one of them names it, not ``source``."""
+    deferred: list[str] = []
     try:
-        config = Config.model_validate(raw)
+        config = Config.model_validate(raw, context={"deferred": deferred} if defer_window_check else None)
     except ValidationError as err:
-        raise ConfigError(_describe(err.errors()[0], source)) from None
+        error = err.errors()[0]
+        raise ConfigError(_describe(error, _origin(error, source, overrides or []))) from None
     config._source = source
+    if deferred:
+        error = {"type": "value_error", "loc": (), "msg": deferred[0]}
+        config._deferred = _describe(error, _origin(error, source, overrides or []))
     if dumped:
         for name in Config.model_fields:
             section = getattr(config, name)
@@ -210,6 +238,34 @@ def validate(raw: dict[str, Any], source: str = "config", dumped: bool = False) 
             section.__pydantic_fields_set__ = {key for key in section.model_fields_set
                                                if getattr(section, key) != getattr(default, key)}
     return config
+
+
+def raise_deferred(config: Config) -> None:
+    """Raise the window check ``validate(defer_window_check=True)`` held back, if it found a problem."""
+    if config._deferred:
+        raise ConfigError(config._deferred)
+
+
+def _origin(error: dict[str, Any], source: str, overrides: list[str]) -> str:
+    """Where the mistake is, for the error line's prefix: ``--set KEY=VALUE`` when the key in error is that
+    override's key or inside its value (``--set window.sizee=64``, ``--set "data.split={...}"``), or the override
+    created the unknown section, or a cross-key check names its key; else ``source`` (the YAML file). The last
+    ``--set`` of a key wins, as it did when it was applied."""
+    loc = tuple(str(part) for part in error["loc"])
+    if error["type"] == "evaluate_section":  # the task section's own key (evaluate.<key>), not just "evaluate"
+        loc = tuple(error["ctx"]["key"].split("."))
+    message = str(error.get("msg", ""))
+    for override in reversed(overrides):
+        dotted = override.split("=", 1)[0].strip()
+        keys = tuple(k for k in dotted.split(".") if k)
+        if not keys:
+            continue
+        inside = loc[:len(keys)] == keys
+        above = len(loc) < len(keys) and keys[:len(loc)] == loc and (
+            error["type"] == "extra_forbidden" or re.search(rf"(?<![\w.]){re.escape('.'.join(keys))}(?!\w)", message))
+        if inside or above:
+            return f"--set {override}"
+    return source
 
 
 def explicit_keys(config: Config) -> list[str]:

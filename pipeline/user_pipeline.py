@@ -70,18 +70,22 @@ class UserPipeline:
         the function and, for an exception, the line of your file it came from. A key given explicitly (YAML,
         ``--set``) that the function never read is refused as the built-in builder refuses one no stage reads:
         reads are recorded while the function runs (:class:`_RecordedConfig`)."""
+        from edgepipe.pipeline.config import raise_deferred
+
         reads: set[str] = set()
         try:
             pipeline = self.function(_RecordedConfig(config, reads))
         except EdgepipeError:
             raise
         except Exception as err:
+            raise_deferred(config)  # the config's held-back problem, which the function may have tripped over
             raise PipelineDefinitionError(f"{self.factory} failed{_where(err, self.source)}: "
                                           f"{type(err).__name__}: {_first_line(err)}") from None
         if not isinstance(pipeline, Pipeline):
             raise PipelineDefinitionError(f"{self.factory} returned {type(pipeline).__name__}, not a Pipeline "
                                           "(return Pipeline(name, [nodes...]))")
         self._check_reads(config, reads)
+        raise_deferred(config)  # held back by load_config below, so that a key never read is refused first
         return pipeline
 
     def _check_reads(self, config: Any, reads: set[str]) -> None:
@@ -141,15 +145,17 @@ class _RecordedConfig:
 
 def load_config(name: str | None, overrides: list[str] | None = None):
     """Your pipeline's config: the YAML named (and ``--set``), or without one the defaults plus ``--set`` only
-    (not ``configs/default.yaml``, whose anomaly keys your function would not read)."""
+    (not ``configs/default.yaml``, whose anomaly keys your function would not read). The anomaly template's
+    window check (``pipeline.template`` is only its default here) is held back until :meth:`UserPipeline.build`
+    has checked the keys your function reads; whoever does not build must call ``config.raise_deferred``."""
     from edgepipe.pipeline import config as configuration
 
     if name is not None:
-        return configuration.load_config(name, overrides)
+        return configuration.load_config(name, overrides, defer_window_check=True)
     raw: dict[str, Any] = {}
     for override in overrides or []:
         configuration.apply_override(raw, override)
-    return configuration.validate(raw, source="--set")
+    return configuration.validate(raw, source="--set", overrides=overrides, defer_window_check=True)
 
 
 def load(ref: str) -> UserPipeline:

@@ -35,7 +35,7 @@ def serve(root: str = ".edgepipe", host: str = "127.0.0.1", port: int = 8765, co
 def add_command(sub, port_number) -> None:
     """The ``ui`` subcommand's arguments (the CLI wires it with a few lines)."""
     ui = sub.add_parser("ui", help="browser UI: runs, DAG, live progress, launch queue, compare, try a bundle")
-    ui.add_argument("--root", default=".edgepipe", help="pipeline root to show (default: .edgepipe)")
+    ui.add_argument("--root", help="pipeline root to show (default: .edgepipe, created if missing)")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (not loopback: a token is required)")
     ui.add_argument("--port", type=port_number, default=8765)
     ui.add_argument("--configs", action="append", metavar="DIR",
@@ -44,12 +44,18 @@ def add_command(sub, port_number) -> None:
 
 
 def cmd_ui(args) -> int:
+    """A ``--root`` given explicitly must exist, as ``runs`` and ``show`` require: a misspelt root would otherwise
+    be created and shown empty. The default ``.edgepipe`` is created, so a new project can launch its first run
+    from the UI."""
+    from edgepipe.pipeline.errors import ConfigError
+
     for directory in args.configs or []:
         if not Path(directory).is_dir():
-            from edgepipe.pipeline.errors import ConfigError
-
             raise ConfigError(f"--configs {directory}: not a directory")
-    return serve(args.root, args.host, args.port, args.configs, args.max_upload_bytes)
+    if args.root is not None and not Path(args.root).exists():
+        raise ConfigError(f"no pipeline root at '{args.root}' (no such directory); run 'edgepipe run --root "
+                          f"{args.root}' first, or leave --root out to use .edgepipe")
+    return serve(args.root or ".edgepipe", args.host, args.port, args.configs, args.max_upload_bytes)
 
 
 if __name__ == "__main__":  # pragma: no cover

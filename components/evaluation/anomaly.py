@@ -115,8 +115,8 @@ def evaluate_anomaly(model: Model, evaluation: ModelEvaluation, examples: Exampl
     counts = {"train_normal": int(len(errors[REFERENCE]["train"])) if "train" in data else 0,
               **{s: {"windows": int(len(labels[s])), "anomalous": int(labels[s].sum())} for s in splits}}
     band = f"[t/{1 + agreement_band:g}, t*{1 + agreement_band:g}]"
-    gate = AgreementGate.build(on="decisive", band=agreement_band, definition=f"decisions on the eval+test windows "
-                               f"whose Keras score is outside {band}, t the Keras threshold")
+    gate = AgreementGate.build(on="decisive", band=agreement_band, definition=f"decisions on the {'+'.join(splits)} "
+                               f"windows whose Keras score is outside {band}, t the Keras threshold")
     evaluation.write_report(EvaluationReport.build(
         schema_version=1, task="anomaly", score=describe(score, score_steps, domain is not None), reference=REFERENCE,
         splits=tuple(splits), threshold_quantile=threshold_quantile, threshold_margin=threshold_margin, models=models,

@@ -103,3 +103,30 @@ def test_run_summary_prints_missing_metrics_as_na_and_why_the_primary_ships(tmp_
     assert "int8 (int8_qat, model.tflite) precision n/a  recall n/a  F1 n/a" in out
     assert "keras    precision 0.500  recall 1.000  F1 0.667" in out
     assert "model.tflite is 'int8_qat': 'pqat' (agreement 0.84 < 0.98) failed" in out
+
+
+def test_the_run_summary_names_the_splits_pooled_and_no_labels_leave_precision_na(tmp_path, capsys):
+    """Without a test split "all" pools eval alone (the summary said eval+test); without a labelled anomaly every
+    flag is false, so precision 0.000 said nothing: n/a like recall and F1."""
+    from edgepipe.pipeline.cli import _print_summary
+
+    unlabelled = {"precision": 0.0, "recall": None, "f1": None, "anomalous": 0, "flagged": 3}
+    (tmp_path / "bundle.json").write_text(json.dumps({"metrics": {"per_model": {
+        "keras": {"all": unlabelled, "eval": unlabelled},
+        "float32": {"all": {"precision": 0.25, "recall": 1.0, "f1": 0.4}, "eval": {}, "test": {}}}}}))
+    _print_summary(tmp_path)
+    out = capsys.readouterr().out
+    assert "keras    precision n/a  recall n/a  F1 n/a  (eval windows)" in out
+    assert "float32  precision 0.250  recall 1.000  F1 0.400  (eval+test windows)" in out
+
+
+@pytest.mark.parametrize("command, message", [
+    (["run", "--output", ""], "--output is empty; give the directory to write the bundle to"),
+    (["run", "--output", "  "], "--output is empty; give the directory to write the bundle to"),
+    (["compile", "--output", ""], "--output is empty; give the YAML file to write"),
+])
+def test_an_empty_output_is_refused_by_name(tmp_path, capsys, no_pipeline, command, message):
+    """Path("") is the current directory: run refused it as "--output  holds files ...", compile crashed (exit 1)."""
+    code = cli.main([*command, "--root", str(tmp_path / "root")] if command[0] == "run" else command)
+    assert code == 2 and capsys.readouterr().err == f"edgepipe: error: {message}\n"
+    assert not (tmp_path / "root").exists()

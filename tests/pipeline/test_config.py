@@ -77,3 +77,32 @@ def test_time_series_options_reach_the_ingest_node():
                                                                                                 "interpolate", 5000)
     with pytest.raises(ConfigError, match="data.gaps"):
         load_config(None, ["data.gaps=fill"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("window.sizee=64", "--set window.sizee=64: unknown config key 'window.sizee' (allowed: size, stride, label_mode)"),
+    ("windo.size=3", "--set windo.size=3: unknown config key 'windo' (allowed: pipeline, data"),
+    ("window.size=abc", "--set window.size=abc: config key 'window.size': Input should be a valid integer"),
+    ("data.split={train: 0.9, eval: 0.3}", "--set data.split={train: 0.9, eval: 0.3}: config key 'data.split'"),
+    ("window.size=30", "--set window.size=30: window.size=30 must be divisible by 2**len(model.filters)=4"),
+    ("evaluate.episodes=3", "--set evaluate.episodes=3: config key 'evaluate.episodes': not read by task 'anomaly'"),
+    ("evaluate.bogus=1", "--set evaluate.bogus=1: unknown config key 'evaluate.bogus'"),
+])
+def test_a_mistake_made_by_set_names_the_set_not_the_yaml_file(override, message):
+    """The key came from --set: naming configs/default.yaml sent the user to a file without the mistake."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["training.epochs=2", override])
+    assert str(err.value).startswith(message) and "default.yaml" not in str(err.value)
+
+
+@pytest.mark.parametrize("yaml_text, overrides, message", [
+    ("window:\n  sizee: 3\n", ["window.size=64"], "unknown config key 'window.sizee'"),
+    ("window:\n  size: 30\n", ["window.stride=2", "model.kernel_size=3"], "window.size=30 must be divisible"),
+    ("evaluate:\n  episodes: 3\n", ["evaluate.score_steps=4"], "config key 'evaluate.episodes': not read by task"),
+])
+def test_a_mistake_in_the_yaml_file_still_names_the_file(tmp_path, yaml_text, overrides, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, overrides)
+    assert str(err.value).startswith(f"{path}: {message}")

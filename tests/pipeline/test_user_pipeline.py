@@ -141,6 +141,42 @@ def test_an_explicit_key_the_function_never_reads_is_refused(tmp_path, capsys):
     assert main(["run", str(path), *common, "--set", "pipeline.max_workers=2"]) == 0  # the runner reads pipeline.*
 
 
+def test_a_key_never_read_is_refused_before_the_anomaly_templates_window_check(tmp_path, capsys):
+    """window.size=3 breaks the anomaly template's window check, which an mlp pipeline of your own never meets
+    (pipeline.template is only its default): the line says the key is not read, not that 3 is not divisible."""
+    path = _tiny(tmp_path / "project", "unread_flow")
+    (tmp_path / "config.yaml").write_text("training: {epochs: 2}\nwindow: {size: 3}\n")
+    common = ["--root", str(tmp_path / "root"), "--output", str(tmp_path / "out")]
+    for config in (["--set", "window.size=3"], [str(tmp_path / "config.yaml")]):
+        assert main(["run", str(path), *config, *common]) == 2
+        err = capsys.readouterr().err
+        assert "config key 'window.size' is not read by unread_flow:create_pipeline" in err and "divisible" not in err
+        assert err.count("\n") == 1
+
+
+def test_the_window_check_still_refuses_a_pipeline_that_reads_the_window(tmp_path, capsys):
+    (tmp_path / "window_flow.py").write_text(TINY.format(helpers="window_flow_helpers", name="window").replace(
+        "value=config.training.epochs", "value=config.window.size"))
+    (tmp_path / "window_flow_helpers.py").write_text("def double(x):\n    return 2 * x\n")
+    assert main(["run", str(tmp_path / "window_flow.py"), "--root", str(tmp_path / "root"), "--output",
+                 str(tmp_path / "out"), "--set", "window.size=3"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("edgepipe: error: --set window.size=3: window.size=3 must be divisible by "
+                   "2**len(model.filters)=4\n")
+    assert not (tmp_path / "root" / "metadata.sqlite").exists()
+
+
+def test_the_held_back_window_check_is_raised_by_whoever_does_not_build():
+    """compile/submit build the pipeline (UserPipeline.build raises it); execute-node with a config does not."""
+    from edgepipe.pipeline.config import raise_deferred
+    from edgepipe.pipeline.user_pipeline import load_config
+
+    config = load_config(None, ["window.size=3"])
+    with pytest.raises(ConfigError, match=r"^--set window.size=3: window.size=3 must be divisible"):
+        raise_deferred(config)
+    raise_deferred(load_config(None, ["window.size=64"]))  # nothing held back
+
+
 def test_a_section_used_whole_counts_as_read(tmp_path, capsys):
     (tmp_path / "whole_flow.py").write_text(TINY.format(helpers="whole_flow_helpers", name="whole").replace(
         "value=config.training.epochs", "value=len(dict(config.training))"))

@@ -111,3 +111,14 @@ def test_root_that_is_a_file_is_refused(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.strip() == \
         f"edgepipe: error: pipeline root {tmp_path / 'root'} is a file, not a directory (--root)"
+
+
+def test_a_missing_root_given_with_root_is_refused_not_created(tmp_path):
+    """runs/show refuse a root that is not there; ui created it and showed an empty UI for a misspelt path."""
+    missing = tmp_path / "no-such-root"
+    done = subprocess.run([sys.executable, "-m", "edgepipe", "ui", "--root", str(missing)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"edgepipe: error: no pipeline root at '{missing}' (no such directory); run 'edgepipe run --root {missing}' "
+        "first, or leave --root out to use .edgepipe")
+    assert not missing.exists()
