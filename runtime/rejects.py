@@ -72,11 +72,12 @@ class SeriesOrder:
         self.seconds: dict[str, array] = {}
         self.lines: dict[str, array] = {}
         self.last_text: dict[str, str] = {}
-        self.repeats = 0
+        self.rows = self.repeats = 0
         self.first_repeat: str | None = None
 
     def add(self, key: str, stamp: str | None, line: int) -> None:
         """Check one row of series ``key`` (``stamp``: its timestamp cell, None without a timestamp column)."""
+        self.rows += 1
         if stamp is None:
             return
         where = f"{self.path}:{line}"
@@ -105,7 +106,9 @@ class SeriesOrder:
         if not self.repeats:
             return None
         more = f" (and {self.repeats - 1} more row(s) repeat an earlier timestamp)" if self.repeats > 1 else ""
-        return (f"{self.first_repeat}{more}: scored in file order; the pipeline's ingest drops such rows")
+        many = self.series_column is None and self.repeats * 10 > self.rows  # a clock change repeats a few
+        hint = "; several series in one file? name their column with --series-column" if many else ""
+        return f"{self.first_repeat}{more}: scored in file order; the pipeline's ingest drops such rows{hint}"
 
     def warn(self) -> None:
         if (message := self.warning()) is not None:

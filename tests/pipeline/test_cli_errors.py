@@ -232,11 +232,11 @@ def test_bundle_copy_to_a_full_or_read_only_output(run, tmpfs, options, pattern)
 # ---- the runtime: predict / serve --------------------------------------------------------------------------------
 def test_predict_output_on_a_full_disk(run, tmpfs):
     disk = tmpfs("predictions", "16k")  # the whole embedded CSV's windows are ~1 MB of JSON Lines
-    one_line(cli("predict", run.bundle, SENSORS, "--output", disk / "out.jsonl"), 1,
+    one_line(cli("predict", run.bundle, SENSORS, "--series-column", "machine", "--output", disk / "out.jsonl"), 1,
              r"no space left on device writing .*out\.jsonl")
     runtime = subprocess.run([sys.executable, "-m", "edgepipe.runtime", "predict", str(run.bundle), str(SENSORS),
-                              "--output", str(disk / "out.jsonl")], cwd=REPO, capture_output=True, text=True,
-                             timeout=300)
+                              "--series-column", "machine", "--output", str(disk / "out.jsonl")], cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
     one_line(runtime, 1, r"no space left on device writing .*out\.jsonl")
     assert list(disk.iterdir()) == []  # no partial file left
 

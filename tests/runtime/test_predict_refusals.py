@@ -309,3 +309,14 @@ def test_an_input_error_names_the_file_once(table_task, tmp_path, capsys, monkey
     source.write_text(json.dumps({"rows": [{"not_a_column": 1}]}))
     code, _, err = predict(tmp_path, source, capsys=capsys)
     assert code == 3 and one_error(err).startswith(f"edgepipe: error: {source}: rows: none of the bundle's columns")
+
+
+def test_many_repeated_timestamps_without_a_series_column_hint_at_one():
+    """The embedded CSV holds three machines; read as one series, two thirds of its timestamps repeat."""
+    order = SeriesOrder(SENSORS, "timestamp", None)
+    with SENSORS.open(newline="") as f:
+        reader = csv.reader(f)
+        column = next(reader).index("timestamp")
+        for row in reader:
+            order.add(SENSORS.stem, row[column], reader.line_num)
+    assert order.warning().endswith("; several series in one file? name their column with --series-column")
