@@ -116,7 +116,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     try:
         bundle = Bundle.load(args.bundle, model=args.model, num_threads=args.threads)
-        if args.output:
+        if args.output is not None:
             _check_output(args.output, args.input, args.bundle)
         with warnings.catch_warnings(record=True) as caught:  # input used, but not as ingest would: say so
             warnings.simplefilter("always", InputWarning)
@@ -157,6 +157,8 @@ def _check_output(output: str, source: str, bundle: str) -> None:
     """Refuse an ``--output`` that cannot be written or would destroy what the user has: a directory, a missing
     folder, the input file itself, or a path inside the bundle (its bundle.json or a model file would be replaced).
     Checked before anything is read or written, on resolved paths (a symlink or ``..`` does not hide the clash)."""
+    if not output.strip():
+        raise UsageError("--output is empty: give the file to write (or leave --output out for stdout)")
     target = Path(output)
     if target.is_dir():
         raise UsageError(f"--output {output} is a directory")

@@ -88,6 +88,12 @@ def test_output_that_is_the_input_or_inside_the_bundle_is_refused_and_nothing_is
     assert Bundle.load(bundle).task == "anomaly_detection"  # still loads
 
 
+def test_empty_output_is_refused_not_read_as_stdout(run, sensor_rows, tmp_path, capsys):
+    header, m1, _ = sensor_rows
+    code, out, err = predict(run.bundle, write_csv(tmp_path / "m1.csv", header, m1), "--output", "", capsys=capsys)
+    assert code == 2 and out == "" and "--output is empty" in one_error(err)
+
+
 def test_output_that_is_a_directory_is_named_as_given(run, sensor_rows, tmp_path, capsys):
     header, m1, _ = sensor_rows
     source = write_csv(tmp_path / "m1.csv", header, m1)
