@@ -35,6 +35,13 @@ def wrap_for_clustering(model, number_of_clusters: int, skip_layers: list[str] |
               "preserve_sparsity": bool(preserve_sparsity)}
 
     def mark(layer, clone):
+        sizes = [int(np.prod(w.shape)) for w in layer.weights if _is_kernel(w)]
+        if clustering_registry.ClusteringRegistry.supports(layer) and sizes and min(sizes) < number_of_clusters:
+            # tfmot fails (k-means++ needs a weight per centroid); such a kernel already has few enough values
+            report["not_clustered"].append({"layer": layer.name, "class": type(layer).__name__,
+                                            "reason": f"{min(sizes)} kernel weights, fewer than number_of_clusters "
+                                                      f"{number_of_clusters}: already at most that many values"})
+            return clone
         if clustering_registry.ClusteringRegistry.supports(layer):  # the built layer: an unbuilt one has no weights
             report["clustered"].append(layer.name)
             return clone  # wrapped after the weights are copied (k-means needs the trained weights)
@@ -53,6 +60,11 @@ def wrap_for_clustering(model, number_of_clusters: int, skip_layers: list[str] |
         return layer
 
     return keras.models.clone_model(clone, clone_function=cluster), report
+
+
+def _is_kernel(weight) -> bool:
+    """A variable tfmot clusters: a layer's ``kernel`` (``depthwise_kernel`` too), not its bias."""
+    return weight.name.rsplit("/", 1)[-1].split(":")[0].endswith("kernel")
 
 
 def cluster_with_report(model, x_train: np.ndarray, number_of_clusters: int = 16, epochs: int = 1,

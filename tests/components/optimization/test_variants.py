@@ -167,6 +167,21 @@ def test_clustering_bounds_unique_values_in_keras_and_in_the_int8_file():
     assert len(codes) == 5 and all(len(np.unique(channel)) <= 6 for c in codes for channel in c)
 
 
+def test_a_kernel_smaller_than_the_cluster_count_keeps_its_weights_and_is_reported():
+    """model.filters=[1, 2, 3] on the default autoencoder made tfmot fail (16 clusters, a 14-weight kernel)."""
+    inputs = keras.Input((16, 2))
+    x = keras.layers.Conv1D(1, 7, padding="same", name="tiny")(inputs)  # 7 x 2 x 1 = 14 kernel weights
+    model = keras.Model(inputs, keras.layers.Conv1D(2, 7, padding="same", name="wide")(x))
+    x_train = RNG.normal(size=(32, 16, 2)).astype(np.float32)
+    model.compile("adam", "mse")
+    clustered, report = cluster_with_report(model, x_train, number_of_clusters=16, epochs=1, batch_size=16)
+    assert report["clustered"] == [] and [r["layer"] for r in report["not_clustered"]] == ["tiny", "wide"]
+    assert "14 kernel weights, fewer than number_of_clusters 16" in report["not_clustered"][0]["reason"]
+    clustered, report = cluster_with_report(model, x_train, number_of_clusters=12, epochs=1, batch_size=16)
+    assert report["clustered"] == ["tiny", "wide"] and report["not_clustered"] == []
+    assert all(n <= 12 for n in unique_kernel_values(clustered).values())
+
+
 @pytest.mark.parametrize("inference_type,dtype", [("int8", np.int8), ("uint8", np.uint8)])
 def test_int8_and_uint8_io_quantization_round_trip(trained_model, windows_examples, inference_type, dtype):
     net = trained_model.load_keras()
