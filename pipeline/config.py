@@ -34,6 +34,7 @@ warnings.filterwarnings("ignore", message='Field name "schema" in "Config" shado
 class Config(Section):
     _source: str = PrivateAttr("config")  # the YAML file (or --config-json) it came from, for error lines
     _deferred: str | None = PrivateAttr(None)  # the window check's error line, held back for your own pipeline
+    _overrides: list[str] = PrivateAttr(default_factory=list)  # the --set items applied, to name them in errors
 
     pipeline: PipelineSection = Field(default_factory=PipelineSection)
     data: DataSection = Field(default_factory=DataSection)
@@ -228,6 +229,7 @@ def validate(raw: dict[str, Any], source: str = "config", dumped: bool = False, 
         error = err.errors()[0]
         raise ConfigError(_describe(error, _origin(error, source, overrides or []))) from None
     config._source = source
+    config._overrides = list(overrides or [])
     if deferred:
         error = {"type": "value_error", "loc": (), "msg": deferred[0]}
         config._deferred = _describe(error, _origin(error, source, overrides or []))
@@ -266,6 +268,16 @@ def _origin(error: dict[str, Any], source: str, overrides: list[str]) -> str:
         if inside or above:
             return f"--set {override}"
     return source
+
+
+def key_origin(config: Config, key: str) -> str:
+    """Where an explicitly given dotted ``key`` came from: the last ``--set`` that set it (or a section holding it),
+    else the YAML file."""
+    for override in reversed(config._overrides):
+        dotted = override.split("=", 1)[0].strip()
+        if key == dotted or key.startswith(dotted + "."):
+            return f"--set {override}"
+    return config._source
 
 
 def explicit_keys(config: Config) -> list[str]:

@@ -89,7 +89,7 @@ class UserPipeline:
         return pipeline
 
     def _check_reads(self, config: Any, reads: set[str]) -> None:
-        from edgepipe.pipeline.config import explicit_keys
+        from edgepipe.pipeline.config import explicit_keys, key_origin
 
         if "*" in reads:  # the whole config went somewhere (model_dump, a helper of its own): cannot tell
             return
@@ -97,7 +97,7 @@ class UserPipeline:
                   and key not in reads and f"{key.split('.')[0]}.*" not in reads]
         if unused:
             many = len(unused) > 1
-            raise ConfigError(f"{getattr(config, '_source', 'config')}: config key{'s' if many else ''} "
+            raise ConfigError(f"{key_origin(config, unused[0])}: config key{'s' if many else ''} "
                               f"{', '.join(map(repr, unused))} {'are' if many else 'is'} not read by {self.factory} "
                               f"(remove {'them' if many else 'it'}, or read {'them' if many else 'it'} in "
                               f"{self.factory.split(':')[1]})")

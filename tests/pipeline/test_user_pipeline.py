@@ -137,6 +137,7 @@ def test_an_explicit_key_the_function_never_reads_is_refused(tmp_path, capsys):
     assert main(["run", str(path), *common, "--set", "training.batch_size=8", "--set", "window.size=64"]) == 2
     err = capsys.readouterr().err
     assert "'training.batch_size', 'window.size' are not read by strict_flow:create_pipeline" in err
+    assert err.startswith("edgepipe: error: --set training.batch_size=8: config keys")  # named where it was given
     assert err.count("\n") == 1 and not (tmp_path / "root" / "metadata.sqlite").exists()
     assert main(["run", str(path), *common, "--set", "pipeline.max_workers=2"]) == 0  # the runner reads pipeline.*
 
@@ -147,10 +148,12 @@ def test_a_key_never_read_is_refused_before_the_anomaly_templates_window_check(t
     path = _tiny(tmp_path / "project", "unread_flow")
     (tmp_path / "config.yaml").write_text("training: {epochs: 2}\nwindow: {size: 3}\n")
     common = ["--root", str(tmp_path / "root"), "--output", str(tmp_path / "out")]
-    for config in (["--set", "window.size=3"], [str(tmp_path / "config.yaml")]):
+    for config, origin in ((["--set", "window.size=3"], "--set window.size=3"),
+                           ([str(tmp_path / "config.yaml")], str(tmp_path / "config.yaml"))):
         assert main(["run", str(path), *config, *common]) == 2
         err = capsys.readouterr().err
         assert "config key 'window.size' is not read by unread_flow:create_pipeline" in err and "divisible" not in err
+        assert err.startswith(f"edgepipe: error: {origin}: config key"), err
         assert err.count("\n") == 1
 
 
