@@ -180,18 +180,21 @@ def test_interleaved_series_each_in_time_order_are_read_as_series(run, sensor_ro
     assert code == 3 and "rows must be in time order" in one_error(err)
 
 
+def order_warning(path: Path) -> str | None:
+    """Every row of ``path`` through SeriesOrder as one series (no series column); the warning it ends with."""
+    order = SeriesOrder(path, "timestamp", None)
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        column = next(reader).index("timestamp")
+        for row in reader:
+            order.add(path.stem, row[column], reader.line_num)
+    return order.warning()
+
+
 def test_real_nab_series_with_a_repeated_timestamp_warns_and_a_clean_one_passes():
     if not NAB.is_dir():
         pytest.skip(f"NAB not found at {NAB}")
-
-    def check(path: Path) -> str | None:
-        order = SeriesOrder(path, "timestamp", None)
-        with path.open(newline="") as f:
-            reader = csv.reader(f)
-            column = next(reader).index("timestamp")
-            for row in reader:
-                order.add(path.stem, row[column], reader.line_num)
-        return order.warning()
+    check = order_warning
 
     assert check(NAB / "artificialNoAnomaly" / "art_daily_no_noise.csv") is None
     # the file as published repeats 03:00 at the 2014 DST change; ingest drops that row as a duplicate
@@ -319,10 +322,4 @@ def test_an_input_error_names_the_file_once(table_task, tmp_path, capsys, monkey
 
 def test_many_repeated_timestamps_without_a_series_column_hint_at_one():
     """The embedded CSV holds three machines; read as one series, two thirds of its timestamps repeat."""
-    order = SeriesOrder(SENSORS, "timestamp", None)
-    with SENSORS.open(newline="") as f:
-        reader = csv.reader(f)
-        column = next(reader).index("timestamp")
-        for row in reader:
-            order.add(SENSORS.stem, row[column], reader.line_num)
-    assert order.warning().endswith("; several series in one file? name their column with --series-column")
+    assert order_warning(SENSORS).endswith("; several series in one file? name their column with --series-column")
