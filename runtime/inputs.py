@@ -21,6 +21,7 @@ from edgepipe.runtime.checker import FLOAT32_MAX
 from edgepipe.runtime.errors import InputError, UsageError
 from edgepipe.runtime.jsonsafe import NestingError
 from edgepipe.runtime.rejects import SeriesOrder, numeric_columns, table_value_problem
+from edgepipe.runtime.tasks.base import usable_kinds
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 Part = tuple[str, str, Any]  # (name, kind, values)
@@ -250,12 +251,6 @@ def _forms(task, kinds: list[str]) -> str:
              "features": ("a CSV of its columns, or " if table_csv else "") + "NPZ or JSON features",
              "rows": "a CSV of its columns or JSON rows", "latent": "NPZ or JSON latent vectors"}
     return ", or ".join(forms.get(k, k) for k in kinds)
-
-
-def usable_kinds(task) -> list[str]:
-    """The input kinds a bundle can really use: a vector model that does not take images lists "image" among its
-    kinds (the family's), but refuses images; an error line must not suggest them."""
-    return [k for k in task.input_kinds if k != "image" or getattr(task, "takes_images", True)]
 
 
 def read_image(path: Path, task) -> np.ndarray:

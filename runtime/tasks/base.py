@@ -35,6 +35,12 @@ class Task:
         return {"task": self.name, "input_kinds": list(self.input_kinds)}
 
     def check_kind(self, kind: str) -> None:
-        if kind not in self.input_kinds:  # listed: what it can use (a vector model without images refuses them)
-            usable = [k for k in self.input_kinds if k != "image" or getattr(self, "takes_images", True)]
-            raise UsageError(f"task '{self.name}' takes {' or '.join(usable)} input, not {kind}")
+        if kind not in self.input_kinds:
+            raise UsageError(f"task '{self.name}' takes {' or '.join(usable_kinds(self))} input, not {kind}")
+
+
+def usable_kinds(task: Any) -> list[str]:
+    """The input kinds a bundle can really use: a vector model that does not take images lists "image" among its
+    kinds (the family's), but refuses images; an error line must not suggest them. (Any object with ``input_kinds``
+    and, optionally, ``takes_images``.)"""
+    return [k for k in task.input_kinds if k != "image" or getattr(task, "takes_images", True)]
