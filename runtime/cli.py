@@ -83,7 +83,7 @@ def add_commands(sub) -> None:
                               "bundle.json's likelihood.refractory, else 4 x window size)")
     predict.add_argument("--model", help="model key or file in the bundle (default: bundle.json's default_model)")
     predict.add_argument("--series-column", help="CSV column naming the series (default: 'series' if present); "
-                                                 "the rows of each series must be together")
+                                                 "the series' rows may be interleaved")
     predict.add_argument("--timestamp-column", help="CSV timestamp column echoed in the output "
                                                     "(default: 'timestamp' if present); rows must be in time order")
     predict.add_argument("--threads", type=positive_int, default=None, help="LiteRT interpreter threads")
