@@ -280,6 +280,8 @@ def _print_rejects(result: Any) -> None:
 
 
 def _print_summary(bundle_dir: Path) -> None:
+    from edgepipe.components.evaluation.metrics import shown_precision
+
     meta_file = bundle_dir / "bundle.json"
     if not meta_file.exists():
         return
@@ -291,7 +293,7 @@ def _print_summary(bundle_dir: Path) -> None:
         if model == "int8" and primary:
             model = f"int8 ({primary}, model.tflite)"
         if "f1" in values:
-            print(f"  {model:<8} precision {_num(_precision(values))}  recall {_num(values.get('recall'))}  "
+            print(f"  {model:<8} precision {_num(shown_precision(values))}  recall {_num(values.get('recall'))}  "
                   f"F1 {_num(values.get('f1'))}  ({pooled} windows)")
     agreement = (meta.get("metrics", {}).get("agreement_with_keras") or {}).get("int8")
     if isinstance(agreement, dict) and "decisive" in agreement:  # the anomaly gate's three agreement numbers
@@ -303,12 +305,6 @@ def _print_summary(bundle_dir: Path) -> None:
     reason = meta.get("primary_reason") or (meta.get("quantization") or {}).get("reason")
     if reason:
         print(f"  model.tflite is '{primary}': {reason}")
-
-
-def _precision(values: dict[str, Any]) -> Any:
-    """Precision, None (n/a) where recall is: without a labelled anomaly (no labels) every flag counts as false, so
-    a precision of 0 would only restate that there was nothing to find."""
-    return None if values.get("recall") is None else values.get("precision")
 
 
 def _num(value: Any) -> str:

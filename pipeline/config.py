@@ -273,11 +273,7 @@ def _origin(error: dict[str, Any], source: str, overrides: list[str]) -> str:
 def key_origin(config: Config, key: str) -> str:
     """Where an explicitly given dotted ``key`` came from: the last ``--set`` that set it (or a section holding it),
     else the YAML file."""
-    for override in reversed(config._overrides):
-        dotted = override.split("=", 1)[0].strip()
-        if key == dotted or key.startswith(dotted + "."):
-            return f"--set {override}"
-    return config._source
+    return _origin({"type": "given", "loc": tuple(key.split(".")), "msg": ""}, config._source, config._overrides)
 
 
 def explicit_keys(config: Config) -> list[str]:

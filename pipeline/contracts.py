@@ -283,6 +283,12 @@ class EvaluationReport(Record):
                                "agreement_gate": (lambda v: AgreementGate.from_dict(v, "agreement_gate"),
                                                   AgreementGate.to_dict)}
 
+    @property
+    def pooled(self) -> str:
+        """The anomaly splits the ``all`` metrics pooled, as summaries name them ("eval+test", "eval" without a
+        test split); "eval+test" for a report that predates ``splits``."""
+        return "+".join(self.splits or ("eval", "test"))
+
     def gated_agreement(self, variant: str) -> float | None:
         """The agreement the export gate judges: the scope ``agreement_gate.on`` names, else ``all``."""
         scope = self.agreement_gate.on if self.agreement_gate is not None else "all"

@@ -98,14 +98,13 @@ def series_summary(doc: dict[str, Any], report: EvaluationReport | dict[str, Any
     """SUMMARY.md of an anomaly bundle: the models, their thresholds and detection metrics, the gate."""
     report = EvaluationReport.of(report, "evaluation.json")
     q = doc["input"]["quantization"] or {}
-    pooled = "+".join(report.splits or ()) or "eval+test"  # the splits the metrics pooled: eval alone without test
     lines = [
         "# Anomaly detector bundle", "",
         f"Windows of {doc['window']['size']} steps x {doc['window']['channels']} channels "
         f"(stride {doc['window']['stride']}), normalized as in `bundle.json` -> `normalization`.",
         f"Score: {doc['score']['definition'] if doc.get('score') else 'reconstruction MSE'}; a window is anomalous "
         "when the score exceeds the model file's threshold.", "",
-        f"| file | variant | size | threshold | F1 ({pooled}) | AUC | decisions agree: all | clear decisions "
+        f"| file | variant | size | threshold | F1 ({report.pooled}) | AUC | decisions agree: all | clear decisions "
         "(gated) | score rank correlation |",
         "|---|---|---|---|---|---|---|---|---|"]
     for entry in doc["models"].values():
@@ -117,8 +116,8 @@ def series_summary(doc: dict[str, Any], report: EvaluationReport | dict[str, Any
                      f"{fmt(a.get('decisive'))} | {fmt(a.get('score_correlation'))} |")
     gate = report.agreement_gate
     if gate:
-        lines += ["", f"Agreement with Keras: decisions on all {pooled} windows, and (what the export gate judges) "
-                      f"{gate.definition}: windows within {gate.band:.0%} of the threshold are a coin toss "
+        lines += ["", f"Agreement with Keras: decisions on all {report.pooled} windows, and (what the export gate "
+                      f"judges) {gate.definition}: windows within {gate.band:.0%} of the threshold are a coin toss "
                       "that int8 rounding may flip. Rank correlation: the order of the scores, which the streaming "
                       "likelihood uses."]
     k = report.model_metrics("keras").get("all", {})

@@ -33,6 +33,13 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def shown_precision(metrics: dict[str, Any]) -> float | None:
+    """Precision as summaries and reports show it: None (n/a) where recall is, i.e. without a labelled anomaly
+    (no labels): every flag then counts as false, so a precision of 0 would only restate that there was nothing to
+    find. ``evaluation.json`` keeps the computed value."""
+    return None if metrics.get("recall") is None else metrics.get("precision")
+
+
 def detection_metrics(errors: np.ndarray, labels: np.ndarray, limit: float | None) -> dict[str, Any]:
     """Precision/recall/F1 of ``errors > limit`` against ``labels`` (1 = anomalous), plus counts and AUC."""
     labels = np.asarray(labels).astype(bool)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from edgepipe.components.evaluation.metrics import shown_precision
 from edgepipe.components.report import html, plots
 from edgepipe.components.report.context import ANOMALY, ReportContext
 from edgepipe.components.report.sections import section
@@ -74,8 +75,7 @@ def _evaluation_section(evaluation: ModelEvaluation | None, doc: EvaluationRepor
     metric_rows = []
     for name, per_split in doc.metrics.items():
         m = per_split.get("all") or {}
-        precision = m.get("precision") if m.get("recall") is not None else None  # no labelled anomaly: n/a
-        metric_rows.append([name, m.get("windows"), m.get("anomalous"), m.get("flagged"), precision,
+        metric_rows.append([name, m.get("windows"), m.get("anomalous"), m.get("flagged"), shown_precision(m),
                             m.get("recall"), m.get("f1"), m.get("auc"),
                             *((per_split.get(split) or {}).get("f1") for split in splits)])
     warnings = "".join(f'<p class="warn">warning: {html.esc(w)}</p>' for w in doc.warnings)
@@ -159,7 +159,7 @@ def _models_section(doc: EvaluationReport | None, tflite: TFLiteModels | None,
                      e.get("score_relative_difference")])
     highlight = {i for i, n in enumerate(names) if n == deployed}
     note = ("<p class=note>Highlighted: the model the plots show (the int8 variant the bundle ships). Agreement: "
-            f"fraction of {html.esc('+'.join(doc.splits or ('eval', 'test')))} windows where the model's decision "
+            f"fraction of {html.esc(doc.pooled)} windows where the model's decision "
             f"equals the reference ({html.esc(doc.reference or 'keras')}) model's; score drift: median relative score "
             "difference to it; latency: per window, measured by the evaluation.</p>")
     source = "<p class=note>TFLite details from variants.json.</p>" if tflite and (
