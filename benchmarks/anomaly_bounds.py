@@ -95,16 +95,17 @@ def series_row(path: Path, key: str, labels: dict, work: Path, label: str) -> di
     threshold, refractory = result.likelihood.threshold, int(result.likelihood.refractory)
     z = corpus.rolling_z(values)
     model_flags, z_flags = np.nan_to_num(likelihood) >= threshold, z > corpus.Z_LIMIT
-    model = corpus.score(corpus.onsets(model_flags, refractory), windows)
+    model_alerts = corpus.onsets(model_flags, refractory)
+    model = corpus.score(model_alerts, windows)
     baseline = corpus.score(corpus.onsets(z_flags, refractory), windows)
-    misses = [{"series": key, "window": [lo, hi], "quiet": quiet(values, z, lo, hi),
+    quiet_windows = [quiet(values, z, lo, hi) for lo, hi in windows]
+    misses = [{"series": key, "window": [lo, hi], "quiet": calm,
                "max_likelihood": float(np.nanmax(likelihood[lo:hi + 1])), "max_z": float(z[lo:hi + 1].max())}
-              for (lo, hi) in windows
-              if not any(lo <= a <= hi for a in corpus.onsets(model_flags, refractory))]
+              for (lo, hi), calm in zip(windows, quiet_windows) if not any(lo <= a <= hi for a in model_alerts)]
     return {"series": key, "windows": len(windows), "model": model, "baseline": baseline,
             "union": corpus.score(corpus.onsets(model_flags | z_flags, refractory), windows),
             "front_model": frontier(likelihood, windows, refractory), "front_z": frontier(z, windows, refractory),
-            "quiet": sum(quiet(values, z, lo, hi) for lo, hi in windows),
+            "quiet": sum(quiet_windows),
             "in_training": sum(lo < 0.15 * len(values) for lo, _ in windows), "misses": misses,
             "refractory": {str(r): {"model": corpus.score(corpus.onsets(model_flags, r), windows),
                                     "baseline": corpus.score(corpus.onsets(z_flags, r), windows)}
