@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -76,12 +75,14 @@ def create_pipeline(config):
 '''
 
 
-def _tiny(folder: Path, stem: str) -> Path:
+def _tiny(folder: Path, stem: str, value: str = "config.training.epochs") -> Path:
+    """The TINY pipeline as ``folder/stem.py`` (with its helpers module); ``value``: what its step reads."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{stem}_helpers.py").write_text("def double(x):\n    return 2 * x\n")
     (folder / "unrelated.py").write_text("X = 1\n")
     path = folder / f"{stem}.py"
-    path.write_text(TINY.format(helpers=f"{stem}_helpers", name=stem.replace("_", "-")))
+    path.write_text(TINY.format(helpers=f"{stem}_helpers", name=stem.replace("_", "-")).replace(
+        "value=config.training.epochs", f"value={value}"))
     return path
 
 
@@ -158,10 +159,8 @@ def test_a_key_never_read_is_refused_before_the_anomaly_templates_window_check(t
 
 
 def test_the_window_check_still_refuses_a_pipeline_that_reads_the_window(tmp_path, capsys):
-    (tmp_path / "window_flow.py").write_text(TINY.format(helpers="window_flow_helpers", name="window").replace(
-        "value=config.training.epochs", "value=config.window.size"))
-    (tmp_path / "window_flow_helpers.py").write_text("def double(x):\n    return 2 * x\n")
-    assert main(["run", str(tmp_path / "window_flow.py"), "--root", str(tmp_path / "root"), "--output",
+    path = _tiny(tmp_path, "window_flow", value="config.window.size")
+    assert main(["run", str(path), "--root", str(tmp_path / "root"), "--output",
                  str(tmp_path / "out"), "--set", "window.size=3"]) == 2
     err = capsys.readouterr().err
     assert err == ("edgepipe: error: --set window.size=3: window.size=3 must be divisible by "
@@ -181,10 +180,8 @@ def test_the_held_back_window_check_is_raised_by_whoever_does_not_build():
 
 
 def test_a_section_used_whole_counts_as_read(tmp_path, capsys):
-    (tmp_path / "whole_flow.py").write_text(TINY.format(helpers="whole_flow_helpers", name="whole").replace(
-        "value=config.training.epochs", "value=len(dict(config.training))"))
-    (tmp_path / "whole_flow_helpers.py").write_text("def double(x):\n    return 2 * x\n")
-    assert main(["run", str(tmp_path / "whole_flow.py"), "--root", str(tmp_path / "root"), "--output",
+    path = _tiny(tmp_path, "whole_flow", value="len(dict(config.training))")
+    assert main(["run", str(path), "--root", str(tmp_path / "root"), "--output",
                  str(tmp_path / "out"), "--set", "training.batch_size=8"]) == 0
 
 
