@@ -30,8 +30,6 @@ def pca_2d(features: np.ndarray) -> tuple[np.ndarray, list[float]]:
     return points, ratio
 
 
-
-
 @section("reconstruction", order=30, name="evaluation")
 def evaluation(ctx: ReportContext) -> str:
     m = ctx.metrics
