@@ -16,6 +16,8 @@ with the same alert rule (onsets with the bundle's refractory period):
   cannot find these; a detector that does must alert on ordinary values, and would do so outside windows too.
 * ``in_training``: windows that start inside the first 15% (the training split: learned as normal).
 * ``refractory``: both detectors at refractory periods other than the bundle's, each detector with the same period.
+* ``shared``: the model with one likelihood threshold for all series (as the product ships), at each of
+  ``SHARED_THRESHOLDS``; ``shared_best`` is the one detecting most windows within the z-score's false alerts.
 
 Usage: python benchmarks/anomaly_bounds.py --work DIR [--label=-NAME] [--detail]
 (DIR and label as given to ``anomaly_corpus.py``; ``--detail`` prints every window the model misses to stderr.)
@@ -35,6 +37,7 @@ import anomaly_corpus as corpus  # noqa: E402  (a sibling script, not a package)
 
 QUIET_Z, QUIET_PAST = 3.0, 864  # "nothing unusual": |z| under 3, values within the last 3 days' range
 REFRACTORY_SWEEP = (64, 128, 256, 512)
+SHARED_THRESHOLDS = (0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999)
 CANDIDATES = 200  # thresholds tried per series and detector (quantiles of its scores, plus its top values)
 
 
@@ -72,6 +75,13 @@ def knapsack(fronts: list[list[tuple[int, int]]], budget: int) -> int:
     return int(best.max())
 
 
+def best_within(points: dict[str, dict], budget: int) -> str | None:
+    """The key of the point detecting most windows with at most ``budget`` false alerts (fewer false alerts break
+    ties); None if every point raises more."""
+    within = [(v["detected"], -v["false_alerts"], key) for key, v in points.items() if v["false_alerts"] <= budget]
+    return max(within)[2] if within else None
+
+
 def quiet(values: np.ndarray, z: np.ndarray, lo: int, hi: int) -> bool:
     """Nothing unusual in the window (see the module docstring). A window starting before the z-score has a full
     past (``Z_WINDOW`` steps) is never counted quiet: its z is not defined there."""
@@ -107,6 +117,8 @@ def series_row(path: Path, key: str, labels: dict, work: Path, label: str) -> di
             "front_model": frontier(likelihood, windows, refractory), "front_z": frontier(z, windows, refractory),
             "quiet": sum(quiet_windows),
             "in_training": sum(lo < 0.15 * len(values) for lo, _ in windows), "misses": misses,
+            "shared": {str(t): corpus.score(corpus.onsets(np.nan_to_num(likelihood) >= t, refractory), windows)
+                       for t in SHARED_THRESHOLDS},
             "refractory": {str(r): {"model": corpus.score(corpus.onsets(model_flags, r), windows),
                                     "baseline": corpus.score(corpus.onsets(z_flags, r), windows)}
                            for r in REFRACTORY_SWEEP}}
@@ -117,6 +129,8 @@ def totals(rows: list[dict]) -> dict:
         return sum(r[kind][key] for r in rows)
 
     budget = total("baseline", "false_alerts")
+    shared = {t: {k: sum(row["shared"][t][k] for row in rows) for k in ("detected", "false_alerts")}
+              for t in map(str, SHARED_THRESHOLDS)}
     return {"series": len(rows), "windows": sum(r["windows"] for r in rows),
             "model": {"detected": total("model", "detected"), "false_alerts": total("model", "false_alerts")},
             "baseline": {"detected": total("baseline", "detected"), "false_alerts": budget},
@@ -128,7 +142,8 @@ def totals(rows: list[dict]) -> dict:
             "quiet_windows": sum(r["quiet"] for r in rows), "in_training": sum(r["in_training"] for r in rows),
             "refractory": {r: {kind: {k: sum(row["refractory"][r][kind][k] for row in rows)
                                       for k in ("detected", "false_alerts")} for kind in ("model", "baseline")}
-                           for r in map(str, REFRACTORY_SWEEP)}}
+                           for r in map(str, REFRACTORY_SWEEP)},
+            "shared": shared, "shared_best": best_within(shared, budget)}
 
 
 def main() -> None:

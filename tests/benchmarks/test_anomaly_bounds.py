@@ -87,3 +87,11 @@ def test_quiet_windows_on_real_nab_series():
     values, z, found = windows("realAWSCloudwatch/iio_us-east-1_i-a2eb1cd9_NetworkIn.csv")
     assert found[0][0] < corpus.Z_WINDOW and z[found[0][0]:found[0][1] + 1].max() == 0.0
     assert not bounds.quiet(values, z, *found[0])
+
+
+def test_best_within_picks_most_detections_inside_the_budget():
+    points = {"0.9": {"detected": 85, "false_alerts": 578}, "0.95": {"detected": 85, "false_alerts": 499},
+              "0.99": {"detected": 85, "false_alerts": 376}, "0.999": {"detected": 82, "false_alerts": 215}}
+    assert bounds.best_within(points, 560) == "0.99"  # same detections, fewer false alerts
+    assert bounds.best_within(points, 300) == "0.999"
+    assert bounds.best_within(points, 100) is None
