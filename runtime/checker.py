@@ -19,6 +19,17 @@ FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
 FLOAT32_TINY = 1.1754943508222875e-38  # numpy.finfo(numpy.float32).tiny: the smallest normal value
 
 
+def float32_problem(value: float, shown: str) -> str | None:
+    """Why an input number cannot reach the float32 model, or None: the one wording for every input reader (CSV
+    cells, JSON numbers, table cells). ``shown`` is the value as the user wrote it. A value finite here but beyond
+    float32 becomes inf in the model: NaN scores, and invalid JSON out."""
+    if not math.isfinite(value):
+        return f"non-finite value {shown}"
+    if abs(value) > FLOAT32_MAX:
+        return f"{shown} is out of float32 range"
+    return None
+
+
 class Checker:
     """Typed getters over a JSON document; every failure raises BundleError naming ``source`` and the dotted key."""
 

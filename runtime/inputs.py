@@ -10,14 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from edgepipe.runtime import jsonsafe
-from edgepipe.runtime.checker import FLOAT32_MAX
+from edgepipe.runtime.checker import float32_problem
 from edgepipe.runtime.errors import InputError, UsageError
 from edgepipe.runtime.jsonsafe import NestingError
 from edgepipe.runtime.rejects import SeriesOrder, numeric_columns, table_value_problem
@@ -127,10 +126,9 @@ def _parse_row(row: list[str], header: list[str], names: list[str], cols: list[i
         except ValueError:
             what = "missing value" if not cell else f"not a number: {cell[:40]!r}"
             raise InputError(f"{path}:{line}: column '{name}': {what}") from None
-        if not math.isfinite(value):
-            raise InputError(f"{path}:{line}: column '{name}': non-finite value {cell!r}")
-        if abs(value) > FLOAT32_MAX:  # finite here, inf in the float32 model: NaN scores, invalid JSON
-            raise InputError(f"{path}:{line}: column '{name}': {cell!r} is out of float32 range")
+        problem = float32_problem(value, repr(cell))
+        if problem:
+            raise InputError(f"{path}:{line}: column '{name}': {problem}")
         values.append(value)
     return values
 
@@ -369,10 +367,9 @@ def _numbers(value: Any, where: str, depth: int = 0) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"{where}: not a number: {_excerpt(value)}")
-    if not math.isfinite(value):
-        raise InputError(f"{where}: non-finite number")
-    if abs(value) > FLOAT32_MAX:
-        raise InputError(f"{where}: {value:g} is out of float32 range")
+    problem = float32_problem(value, json.dumps(value))
+    if problem:
+        raise InputError(f"{where}: {problem}")
     return value
 
 

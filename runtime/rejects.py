@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.runtime.checker import FLOAT32_MAX
+from edgepipe.runtime.checker import float32_problem
 from edgepipe.runtime.errors import InputError, InputWarning
 from edgepipe.runtime.skew import MISSING
 
@@ -139,9 +139,6 @@ def table_value_problem(cell: Any) -> str | None:
         return None
     except OverflowError:  # a JSON integer beyond any float
         return f"an integer of {len(str(abs(cell)))} digits is out of float32 range"
-    shown = repr(text[:40]) if text is not None else json.dumps(cell)[:40]
-    if math.isinf(value):
-        return f"non-finite value {shown}"
-    if abs(value) > FLOAT32_MAX:  # NaN compares False: it stays missing
-        return f"{shown} is out of float32 range"
-    return None
+    if math.isnan(value):  # it stays missing
+        return None
+    return float32_problem(value, repr(text[:40]) if text is not None else json.dumps(cell)[:40])
