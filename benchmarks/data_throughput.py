@@ -105,7 +105,6 @@ def run_numpy(csv_path: Path, out: Path, size: int, stride: int) -> dict:
 # ---- the Beam pipeline -------------------------------------------------------------------------------------------
 def run_beam(csv_path: Path, out: Path, size: int, stride: int, beam_args: list[str]) -> dict:
     from edgepipe.components.data import compute_statistics, ingest_timeseries, make_windows, normalize
-    from edgepipe.pipeline.artifacts import Examples, ExampleStatistics, Rejects, TransformParams
 
     stages, peaks = {}, {}
 

@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 from edgepipe.pipeline.errors import ConfigError, EdgepipeError, StorageError, describe, describe_os_error
-from edgepipe.pipeline.display import ProgressPrinter, leave_after_interrupt, stop_on_ctrl_c
+from edgepipe.pipeline.display import (ProgressPrinter, leave_after_interrupt, print_rejects, print_summary,
+                                       stop_on_ctrl_c)
 from edgepipe.pipeline.cli_cloud import add_cloud_commands, cmd_compile, cmd_execute_node, cmd_submit
 from edgepipe.pipeline.scaffold import add_command as add_init_command, cmd_init
 from edgepipe.runtime import cli as runtime_cli
@@ -216,11 +217,11 @@ def _run_pipeline(args, config, pipeline, root: Path, log_file: Path | None) -> 
         raise result.error
     bundle_node = next((n for n in reversed(pipeline.nodes) if "bundle" in n.component.outputs), None)
     print(f"run {result.run_id} complete in {elapsed:.1f}s ({result.cache_hits}/{len(result.nodes)} cached)")
-    _print_rejects(result)
+    print_rejects(result)
     if bundle_node is None:
         return 0
     bundle = result.artifact(bundle_node.name, "bundle")
-    _print_summary(bundle.path)
+    print_summary(bundle.path)
     destination = _copy_bundle(bundle, args.output)
     print(f"bundle written to {destination.resolve()}")
     return 0
@@ -265,51 +266,6 @@ def _native_stderr_to(log_file: Path | None) -> Iterator[None]:
         sys.stderr = python_stderr
         os.dup2(terminal_fd, 2)
         os.close(terminal_fd)
-
-
-def _print_rejects(result: Any) -> None:
-    """Rejected input rows are part of the run summary, with where to read them."""
-    for node, node_result in result.nodes.items():
-        for record in node_result.outputs.values():
-            if record.type != "Rejects":
-                continue
-            props = record.open().properties
-            if "count" in props:
-                print(f"  {node}: {props['count']} of {props.get('rows_read', '?')} input rows rejected"
-                      + (f" (reasons in {record.uri}/rejects.jsonl)" if props["count"] else ""))
-
-
-def _print_summary(bundle_dir: Path) -> None:
-    from edgepipe.components.evaluation.metrics import shown_precision
-
-    meta_file = bundle_dir / "bundle.json"
-    if not meta_file.exists():
-        return
-    meta = json.loads(meta_file.read_text())
-    primary = meta.get("primary_variant")
-    for model, splits in (meta.get("metrics", {}).get("per_model") or {}).items():
-        values = splits.get("all", {})
-        pooled = "+".join(s for s in splits if s != "all") or "eval+test"  # the splits "all" pooled: eval alone
-        if model == "int8" and primary:
-            model = f"int8 ({primary}, model.tflite)"
-        if "f1" in values:
-            print(f"  {model:<8} precision {_num(shown_precision(values))}  recall {_num(values.get('recall'))}  "
-                  f"F1 {_num(values.get('f1'))}  ({pooled} windows)")
-    agreement = (meta.get("metrics", {}).get("agreement_with_keras") or {}).get("int8")
-    if isinstance(agreement, dict) and "decisive" in agreement:  # the anomaly gate's three agreement numbers
-        print(f"  int8 vs Keras: decisions agree {_num(agreement.get('all'))}, clear decisions "
-              f"{_num(agreement.get('decisive'))} (gated), score rank correlation "
-              f"{_num(agreement.get('score_correlation'))}")
-    if meta.get("metrics", {}).get("metric_gate"):
-        print(f"  metric gate {meta['metrics']['metric_gate']}")
-    reason = meta.get("primary_reason") or (meta.get("quantization") or {}).get("reason")
-    if reason:
-        print(f"  model.tflite is '{primary}': {reason}")
-
-
-def _num(value: Any) -> str:
-    """A metric for the summary; None (no positives in a split, no labels) is 'n/a', never a format error."""
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 # ---- models -------------------------------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ import importlib
 import inspect
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
 
 from pydantic import BaseModel

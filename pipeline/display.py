@@ -1,8 +1,10 @@
 """What ``edgepipe run`` shows while a pipeline runs, and how it stops: the progress printer the runner reports to,
-and the Ctrl-C handling (first Ctrl-C: stop after the current step; second: abort now; exit status 130 either way).
+and the Ctrl-C handling (first Ctrl-C: stop after the current step; second: abort now; exit status 130 either way),
+and the summary printed when it ends (rejected rows, the bundle's metrics and gates).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -10,6 +12,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 
@@ -136,3 +139,48 @@ def _describe(event: Any) -> str:
     values = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                       for k, v in event.values.items() if v is not None)
     return f"{step} {values}".strip()
+
+
+def print_rejects(result: Any) -> None:
+    """Rejected input rows are part of the run summary, with where to read them."""
+    for node, node_result in result.nodes.items():
+        for record in node_result.outputs.values():
+            if record.type != "Rejects":
+                continue
+            props = record.open().properties
+            if "count" in props:
+                print(f"  {node}: {props['count']} of {props.get('rows_read', '?')} input rows rejected"
+                      + (f" (reasons in {record.uri}/rejects.jsonl)" if props["count"] else ""))
+
+
+def print_summary(bundle_dir: Path) -> None:
+    from edgepipe.components.evaluation.metrics import shown_precision
+
+    meta_file = bundle_dir / "bundle.json"
+    if not meta_file.exists():
+        return
+    meta = json.loads(meta_file.read_text())
+    primary = meta.get("primary_variant")
+    for model, splits in (meta.get("metrics", {}).get("per_model") or {}).items():
+        values = splits.get("all", {})
+        pooled = "+".join(s for s in splits if s != "all") or "eval+test"  # the splits "all" pooled: eval alone
+        if model == "int8" and primary:
+            model = f"int8 ({primary}, model.tflite)"
+        if "f1" in values:
+            print(f"  {model:<8} precision {number(shown_precision(values))}  recall {number(values.get('recall'))}  "
+                  f"F1 {number(values.get('f1'))}  ({pooled} windows)")
+    agreement = (meta.get("metrics", {}).get("agreement_with_keras") or {}).get("int8")
+    if isinstance(agreement, dict) and "decisive" in agreement:  # the anomaly gate's three agreement numbers
+        print(f"  int8 vs Keras: decisions agree {number(agreement.get('all'))}, clear decisions "
+              f"{number(agreement.get('decisive'))} (gated), score rank correlation "
+              f"{number(agreement.get('score_correlation'))}")
+    if meta.get("metrics", {}).get("metric_gate"):
+        print(f"  metric gate {meta['metrics']['metric_gate']}")
+    reason = meta.get("primary_reason") or (meta.get("quantization") or {}).get("reason")
+    if reason:
+        print(f"  model.tflite is '{primary}': {reason}")
+
+
+def number(value: Any) -> str:
+    """A metric for the summary; None (no positives in a split, no labels) is 'n/a', never a format error."""
+    return "n/a" if value is None else f"{value:.3f}"

@@ -242,7 +242,7 @@ def cmd_search(args, config, pipeline_ref: str | None, log_file: Path | None) ->
     """``edgepipe run`` with ``search.trials`` > 0: the trials, then the best trial's run with the search recorded
     and its bundle copied to ``--output`` (the CLI's own summary and copy)."""
     from edgepipe.pipeline import cli
-    from edgepipe.pipeline.display import ProgressPrinter
+    from edgepipe.pipeline.display import ProgressPrinter, number
     from edgepipe.pipeline.runner import LocalRunner
 
     if pipeline_ref:
@@ -254,7 +254,7 @@ def cmd_search(args, config, pipeline_ref: str | None, log_file: Path | None) ->
           f"root {root}", flush=True)
 
     def each(t: dict[str, Any]) -> None:
-        cost = (f"{t.get('metric_name') or 'metric'} {cli._num(t.get('metric'))}, flash {t.get('flash_bytes')} B, "
+        cost = (f"{t.get('metric_name') or 'metric'} {number(t.get('metric'))}, flash {t.get('flash_bytes')} B, "
                 f"arena {t.get('arena_bytes')} B" if "metric" in t else t.get("error", ""))
         why = "" if t["feasible"] else f"  (not feasible: {'; '.join(t.get('reasons') or [t.get('error', '?')])})"
         print(f"search trial {t['number']} {t['params']}: {cost}{why}", flush=True)

@@ -42,7 +42,6 @@ def inline(value: Any) -> str:
 def _kind(annotation: Any) -> tuple[str, list[Any]]:
     origin = typing.get_origin(annotation)
     if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
         return "yaml", []  # optional values: null must stay expressible
     if origin is Literal:
         return "select", list(typing.get_args(annotation))

@@ -20,7 +20,6 @@ Histograms have 20 equal bins over [min, max]. Non-finite values count as ``miss
 """
 from __future__ import annotations
 
-import json
 
 from collections import Counter
 

@@ -8,13 +8,10 @@ of the same ``tf.distribute`` strategy name training uses (an execution paramete
 """
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from edgepipe.models.card import ModelCard
-from edgepipe.pipeline import progress
-from edgepipe.pipeline.artifacts import Examples, Model, TFLiteModels
+from edgepipe.pipeline.artifacts import Examples, Model
 from edgepipe.pipeline.component import Input, Output, component
 from edgepipe.pipeline.errors import DataError
 

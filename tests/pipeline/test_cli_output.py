@@ -5,7 +5,6 @@ metadata store and every artifact. Now only a missing or empty directory or an e
 output and the root may not overlap; otherwise exit 2 with one line, before the pipeline is even built.
 """
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -92,13 +91,13 @@ def test_run_summary_prints_missing_metrics_as_na_and_why_the_primary_ships(tmp_
     export, before the bundle reached --output."""
     import json
 
-    from edgepipe.pipeline.cli import _print_summary
+    from edgepipe.pipeline.display import print_summary
 
     (tmp_path / "bundle.json").write_text(json.dumps({
         "primary_variant": "int8_qat", "primary_reason": "'pqat' (agreement 0.84 < 0.98) failed the export bounds",
         "metrics": {"per_model": {"int8": {"all": {"precision": None, "recall": None, "f1": None}},
                                   "keras": {"all": {"precision": 0.5, "recall": 1.0, "f1": 0.6667}}}}}))
-    _print_summary(tmp_path)
+    print_summary(tmp_path)
     out = capsys.readouterr().out
     assert "int8 (int8_qat, model.tflite) precision n/a  recall n/a  F1 n/a" in out
     assert "keras    precision 0.500  recall 1.000  F1 0.667" in out
@@ -108,13 +107,13 @@ def test_run_summary_prints_missing_metrics_as_na_and_why_the_primary_ships(tmp_
 def test_the_run_summary_names_the_splits_pooled_and_no_labels_leave_precision_na(tmp_path, capsys):
     """Without a test split "all" pools eval alone (the summary said eval+test); without a labelled anomaly every
     flag is false, so precision 0.000 said nothing: n/a like recall and F1."""
-    from edgepipe.pipeline.cli import _print_summary
+    from edgepipe.pipeline.display import print_summary
 
     unlabelled = {"precision": 0.0, "recall": None, "f1": None, "anomalous": 0, "flagged": 3}
     (tmp_path / "bundle.json").write_text(json.dumps({"metrics": {"per_model": {
         "keras": {"all": unlabelled, "eval": unlabelled},
         "float32": {"all": {"precision": 0.25, "recall": 1.0, "f1": 0.4}, "eval": {}, "test": {}}}}}))
-    _print_summary(tmp_path)
+    print_summary(tmp_path)
     out = capsys.readouterr().out
     assert "keras    precision n/a  recall n/a  F1 n/a  (eval windows)" in out
     assert "float32  precision 0.250  recall 1.000  F1 0.400  (eval+test windows)" in out
