@@ -80,7 +80,7 @@ def compile_pipeline(config: Config, output: str | Path, *, image: str | None = 
     image = image or default_image()
     validate_beam_args(config.pipeline.beam_args)
     pipeline = build_from_config(config, factory)
-    check_portable(pipeline)
+    check_portable(pipeline, config)
     compiled = CompiledPipeline(Path(output), kfp_name(config.pipeline.name), image)
     source = generate_source(pipeline, config, factory, compiled)
     namespace, filename = _load_source(source, compiled.name)
@@ -104,7 +104,7 @@ def _compile(compiler, dsl, namespace: dict[str, Any], compiled: CompiledPipelin
 
 
 # ---- portability checks ---------------------------------------------------------------------------------------------
-def check_portable(pipeline: Pipeline) -> None:
+def check_portable(pipeline: Pipeline, config: Config | None = None) -> None:
     """Refuse file parameters a cloud worker cannot see, and components a task container cannot import."""
     pipeline_shape(pipeline)  # raises for components that are not importable by module path
     for node in pipeline.nodes:
@@ -114,9 +114,29 @@ def check_portable(pipeline: Pipeline) -> None:
             for value in values if isinstance(values, list) else [values]:
                 problem = local_path_problem(value)
                 if problem:
+                    key = config_key_of(config, name, value) if config is not None else None
+                    hint = f" (e.g. --set {key}=gs://...)" if key else ""
                     raise ConfigError(
                         f"node '{node.name}': parameter '{name}' is {problem} '{value}', which a cloud worker "
-                        "cannot read; copy it to a bucket and pass gs://BUCKET/... (e.g. --set data.source=gs://...)")
+                        f"cannot read; copy it to a bucket and pass gs://BUCKET/...{hint}")
+
+
+def config_key_of(config: Config, name: str, value: Any) -> str | None:
+    """The dotted config key a node parameter's ``value`` came from, so the hint names what the user sets.
+
+    Factories pass config values into parameters without recording where they came from, so the key is found by
+    value: among the keys holding it (or a list holding it), the one named like the parameter, else the first.
+    None when no key holds it (a factory's own constant): then no key is suggested rather than a wrong one.
+    """
+    holding = [dotted for dotted, held in _flat_config(config)
+               if held == value or (isinstance(held, list) and value in held)]
+    named = [dotted for dotted in holding if dotted.rsplit(".", 1)[-1] == name]
+    return (named or holding or [None])[0]
+
+
+def _flat_config(config: Config) -> list[tuple[str, Any]]:
+    return [(f"{section}.{key}", value) for section, values in config.model_dump(mode="json").items()
+            if isinstance(values, dict) for key, value in values.items()]
 
 
 def local_path_problem(value: Any) -> str | None:

@@ -141,6 +141,17 @@ def test_local_file_parameter_is_refused_naming_node_and_parameter(config_file, 
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "node 'source': parameter 'path' is " + problem in err
+    assert "(e.g. --set data.source=gs://...)" in err  # the key the user sets, not the parameter's name
+    assert not target.exists()
+
+
+def test_local_path_hint_names_the_config_key_the_parameter_comes_from(tmp_path, capsys):
+    """nab's labels file is relative in the shipped config: the hint names data.labels_json, not data.source."""
+    target = tmp_path / "nab.yaml"
+    assert main(["compile", "nab", "--target", "kfp", "--output", str(target), "--image", IMAGE]) == 2
+    err = capsys.readouterr().err
+    assert "parameter 'labels_json' is a relative path" in err
+    assert err.rstrip().endswith("(e.g. --set data.labels_json=gs://...)")
     assert not target.exists()
 
 
