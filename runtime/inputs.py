@@ -348,7 +348,7 @@ def _generation_request(body: dict) -> dict[str, Any]:
         request.update({key: body[key] for key in ("n", "seed") if key in body})
     if "label" in body:
         label = body["label"]
-        request["label"] = _numbers(label if isinstance(label, list) else [label], "label")
+        request["label"] = _numbers(label, "label") if isinstance(label, list) else _numbers([label], "label")[0]
     return request
 
 

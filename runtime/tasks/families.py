@@ -75,7 +75,7 @@ class GenerationTask(Task):
 
     def predict(self, raw: Any, kind: str | None = None) -> GenerationResult:
         """``raw``: latents [n, latent_dim]; or ``{"latent": ..., "label": [...]}``; or ``{"n": 8, "seed": 0,
-        "label": [...]}`` to sample latents. Conditional generators need one label per sample."""
+        "label": [...]}`` to sample latents. Conditional generators need one label per sample, or one for all."""
         if kind is not None:
             self.check_kind(kind)
         request = raw if isinstance(raw, dict) else {"latent": raw}
@@ -105,16 +105,31 @@ class GenerationTask(Task):
             if request.get("label") is None:
                 raise InputError(f"generation: this conditional generator needs 'label' (one class per sample, "
                                  f"0..{self.num_classes - 1})")
-            labels = np.asarray(request["label"]).reshape(-1)
-            if len(labels) != len(z) or not np.issubdtype(labels.dtype, np.number) or \
-                    np.any(labels != np.round(labels)) or labels.min() < 0 or labels.max() >= self.num_classes:
-                raise InputError(f"label: need {len(z)} integers in 0..{self.num_classes - 1}")
-            labels = labels.astype(np.int64)
+            labels = self._labels(request["label"], len(z))
             arrays[self.label_input] = labels.reshape(-1, 1)
         elif request.get("label") is not None:
             raise InputError("label: this generator is not conditional")
         samples = self.runner.run_named(arrays) if len(self.runner.inputs) > 1 else self.runner.run(z)
         return GenerationResult(model=self.runner.name, latent=z, labels=labels, samples=samples)
+
+    def _labels(self, label: Any, n: int) -> np.ndarray:
+        """One class per sample: a list of ``n``, or one integer meaning that class for all ``n`` samples (what
+        ``{"n": 8, "label": 3}`` asks for)."""
+        top = self.num_classes - 1
+        forms = f"label: give one integer in 0..{top} (used for all {n} samples) or a list of {n}, one per sample"
+        try:
+            labels = np.asarray(label)
+        except ValueError:  # ragged nesting
+            raise InputError(forms) from None
+        if labels.ndim == 0:
+            labels = np.full(n, labels)
+        labels = labels.reshape(-1)
+        if len(labels) != n:
+            raise InputError(f"{forms}; got {len(labels)} labels")
+        if not np.issubdtype(labels.dtype, np.number) or np.any(labels != np.round(labels)) \
+                or labels.min() < 0 or labels.max() > top:
+            raise InputError(forms)
+        return labels.astype(np.int64)
 
     def metadata(self) -> dict[str, Any]:
         return {**super().metadata(), "generation": self.doc["generation"], "labels": self.doc.get("labels")}
