@@ -56,9 +56,22 @@ CHUNK_FEATURE_SPEC = {
 
 
 # ---- launcher-side checks (cheap, before Beam starts) ----------------------------------------------------------------
-def resolve_files(source: str) -> list[str]:
-    """Expand a path or glob (local, or any Beam filesystem URL) to existing files, or raise DataError naming it."""
+def refuse_builtin(source: str, reader: str, wants: str) -> None:
+    """Refuse a ``builtin:`` dataset name (ConfigError) where ``reader`` only reads ``wants``.
+
+    Why: the built-in templates resolve ``builtin:`` names before any component runs (``pipeline/templates/
+    sources.py``); one that reaches a reader comes from a pipeline of the user's own passing ``data.source``'s
+    default (no CONFIG given), and "input file not found: builtin:sensors" would hide that."""
+    if str(source).startswith("builtin:"):
+        raise ConfigError(f"data.source '{source}' is a built-in dataset, which {reader} cannot read: give {wants} "
+                          f"(--set data.source=...) or a CONFIG")
+
+
+def resolve_files(source: str, reader: str, wants: str) -> list[str]:
+    """Expand a path or glob (local, or any Beam filesystem URL) to existing files, or raise DataError naming it
+    (``reader``, ``wants``: the component and what it reads, for :func:`refuse_builtin`)."""
     source = str(source)
+    refuse_builtin(source, reader, wants)
     if "://" in source:
         try:
             files = sorted(m.path for m in FileSystems.match([source])[0].metadata_list)
@@ -207,7 +220,7 @@ def ingest_timeseries(examples: Output[Examples], rejects: Output[Rejects], sour
     """Read CSV time series (a file or glob; one series per file unless ``series_column``), reject bad rows, label
     from a column or NAB windows, [resample, handle gaps], split each series by time and write chunk Examples plus
     a rejects list."""
-    files = resolve_files(worker_uri(source, beam_args))
+    files = resolve_files(worker_uri(source, beam_args), "ingest_timeseries", "a CSV path")
     layout = build_layout(files, timestamp_column, series_column, feature_columns, label_column)
     split = check_split(split)
     if chunk_size < 1:

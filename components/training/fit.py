@@ -58,6 +58,11 @@ def _scalar_numeric(desc: dict[str, Any]) -> bool:
     return desc.get("shape") in ([], (), [1]) and desc.get("dtype") in ("float32", "float64", "int64")
 
 
+def _origin(examples: Examples) -> str:
+    """The data file the user named (the ingest's ``source``) when recorded: the column to fix is there."""
+    return str(examples.properties.get("source") or examples.path)
+
+
 def input_features(examples: Examples, x_key: str, y_key: str, feature_columns: Sequence[str] | None = None
                    ) -> list[str]:
     """The feature(s) that form the model input: ``x_key`` when present, else the scalar numeric columns (tabular
@@ -67,6 +72,11 @@ def input_features(examples: Examples, x_key: str, y_key: str, feature_columns: 
         missing = [c for c in feature_columns if c not in spec]
         if missing:
             raise DataError(f"{examples.path}: no feature(s) {missing} (features: {', '.join(spec)})")
+        strings = [c for c in feature_columns if spec[c].get("dtype") == "string"]
+        if strings:  # else TensorFlow fails mid-graph with a bare "Graph execution error"
+            raise DataError(f"{_origin(examples)}: feature column '{strings[0]}' holds strings and a model takes "
+                            f"numbers: leave it out of the feature columns, or encode it with transform_features "
+                            f"(a vocabulary, as one-hot or index columns) and train on its output")
         return list(feature_columns)
     if x_key in spec:
         return [x_key]
@@ -100,6 +110,10 @@ def data_spec(examples: Examples, task: str = "classification", x_key: str = "x"
         input_shape = (len(features),)
     if declared.label != "none" and declared.label_required and y_key not in spec:
         raise DataError(f"{examples.path}: no label feature '{y_key}' (features: {', '.join(spec)})")
+    if declared.label != "none" and spec.get(y_key, {}).get("dtype") == "string":
+        column = examples.properties.get("label_column") or y_key
+        raise DataError(f"{_origin(examples)}: label column '{column}' holds strings: write its classes as integers "
+                        f"0..k-1 (transform_features encodes features, not the label)")
     output_dim = 1
     if declared.label == "value" and spec[y_key].get("shape"):
         output_dim = int(np.prod(spec[y_key]["shape"]))

@@ -126,7 +126,7 @@ def ingest_csv(examples: Output[Examples], rejects: Output[Rejects], source: Inp
     """CSV files (a path or glob, with header) -> one Example per row: numeric columns float32 (missing -> NaN,
     counted) or int64, categorical columns string, ``label`` (int64 if the label column is integer, else float32);
     bad rows to ``rejects``."""
-    files = resolve_files(worker_uri(source, beam_args))
+    files = resolve_files(worker_uri(source, beam_args), "ingest_csv", "a CSV path")
     headers = {path: read_header(path) if delimiter == "," else _header(path, delimiter) for path in files}
     first = headers[files[0]]
     features = list(feature_columns) if feature_columns else [c for c in first if c != label_column]
@@ -149,8 +149,9 @@ def ingest_csv(examples: Output[Examples], rejects: Output[Rejects], source: Inp
     label_type = None
     if label_column:
         label_type = types[label_column]
-        if label_type == "string":
-            raise ConfigError(f"ingest_csv: label column '{label_column}' is not numeric; encode classes as 0..k-1")
+        if label_type == "string":  # the file's cells decide it, not the config: unusable data (exit 3)
+            raise DataError(f"{files[0]}: label column '{label_column}' holds strings: write its classes as integers "
+                            f"0..k-1 (transform_features encodes features, not the label)")
 
     job = Job(beam_args, examples.path / "_report")
     job.report(job.pipeline | "Ranges" >> beam.Create(plan_ranges(files, split_bytes))

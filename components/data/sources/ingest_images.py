@@ -12,7 +12,7 @@ import numpy as np
 
 from edgepipe.components.data.beam.files import open_input
 from edgepipe.components.data.beam.job import Job, count, reject
-from edgepipe.components.data.ingest import check_rejects, write_rejects
+from edgepipe.components.data.ingest import check_rejects, refuse_builtin, write_rejects
 from edgepipe.components.data.sources.registry import source
 from edgepipe.components.data.sources.shared import DEFAULT_SPLIT, finish, write_batch
 from edgepipe.components.data.splits import SplitSpec, hash_values, parse_split
@@ -74,6 +74,7 @@ def ingest_images(examples: Output[Examples], rejects: Output[Rejects], source: 
                   beam_args: list[str] | None = None) -> dict:
     """An image folder ``root/<label>/*.png|jpg|jpeg`` -> ``x`` float32 [H, W, C] in 0..1 and ``label`` int64 (class
     = index of the sorted sub-folder names, hidden ones skipped, in ``class_names``); undecodable images -> rejects."""
+    refuse_builtin(source, "ingest_images", "an image folder")
     root = Path(str(source))
     if not root.is_dir():
         raise DataError(f"image folder not found: {source}")

@@ -85,7 +85,7 @@ def ingest_npz(examples: Output[Examples], source: InputPath, x_key: str = "x", 
     per-example shape and ``label`` with the target's per-example shape (a class: []; a mask: [h, w]; int64, or
     float32 if ``y`` is not integer); rows with non-finite ``x`` are dropped and counted. Rows are read in ranges by
     seeking inside the archive, so no worker loads the whole array."""
-    files = resolve_files(worker_uri(source, beam_args))
+    files = resolve_files(worker_uri(source, beam_args), "ingest_npz", "an .npz path")
     path = files[0]
     try:
         with _zip(path) as archive:

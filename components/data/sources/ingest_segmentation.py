@@ -17,7 +17,7 @@ import numpy as np
 
 from edgepipe.components.data.beam.files import open_input
 from edgepipe.components.data.beam.job import Job, count, reject, value
-from edgepipe.components.data.ingest import check_rejects, write_rejects
+from edgepipe.components.data.ingest import check_rejects, refuse_builtin, write_rejects
 from edgepipe.components.data.sources.ingest_images import IMAGE_SUFFIXES, decode_problem, read_image
 from edgepipe.components.data.sources.registry import source
 from edgepipe.components.data.sources.shared import DEFAULT_SPLIT, finish, write_batch
@@ -88,6 +88,7 @@ def ingest_segmentation(examples: Output[Examples], rejects: Output[Rejects], so
                         beam_args: list[str] | None = None) -> dict:
     """``root/images/*`` and ``root/masks/*`` paired by name -> ``x`` float32 [H, W, C] in 0..1 and ``label`` int64
     [H, W] (class per pixel, 0 usually background); unpaired files and undecodable images or masks -> rejects."""
+    refuse_builtin(source, "ingest_segmentation", "a segmentation folder")
     root = Path(str(source))
     if not root.is_dir() or not (root / "images").is_dir() or not (root / "masks").is_dir():
         raise DataError(f"segmentation folder {source}: expected <root>/images/ and <root>/masks/ sub-folders")

@@ -171,7 +171,7 @@ def ingest_tfrecord(examples: Output[Examples], rejects: Output[Rejects], source
     None) -> the same records re-sharded into splits; records not matching ``feature_spec`` (inferred from the first
     100 records of the first file if absent) are rejected with their record number. ``label_column``: the feature
     that is the label, renamed ``label`` in every record and in the feature spec."""
-    files = resolve_files(worker_uri(source, beam_args))
+    files = resolve_files(worker_uri(source, beam_args), "ingest_tfrecord", "a TFRecord path")
     if compression is not None and compression.upper() not in ("GZIP", "ZLIB", "NONE", ""):
         raise ConfigError(f"ingest_tfrecord: unknown compression '{compression}' (GZIP, ZLIB or none)")
     try:

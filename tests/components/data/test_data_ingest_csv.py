@@ -147,3 +147,19 @@ def test_byte_ranges_give_the_same_rows_and_global_line_numbers(tmp_path, run):
         results.append((metrics["rows_read"], rejects, by_split))
     assert results[0] == results[1]
     assert json.loads(results[0][1])["line"] == 2502  # header + 2501 rows before it
+
+
+@needs_data
+def test_a_string_label_is_unusable_data_naming_file_and_column(tmp_path, run):
+    """QA 23 N4: the file's cells make the label unusable, whatever the config: exit 3, not 2."""
+    with pytest.raises(DataError, match=r"data.csv: label column 'payment_type' holds strings: write its classes as "
+                                        r"integers 0..k-1") as err:
+        run(ingest_csv, tmp_path / "o", source=str(TAXI), label_column="payment_type")
+    assert err.value.exit_code == 3
+
+
+def test_a_builtin_dataset_name_is_not_taken_for_a_missing_file(tmp_path, run):
+    """QA 23 N2: an init project run without CONFIG passes data.source's default, builtin:sensors, to ingest_csv."""
+    with pytest.raises(ConfigError, match=r"^data.source 'builtin:sensors' is a built-in dataset, which ingest_csv "
+                                          r"cannot read: give a CSV path \(--set data.source=...\) or a CONFIG$"):
+        run(ingest_csv, tmp_path / "o", source="builtin:sensors", label_column="fault")
