@@ -196,16 +196,25 @@ def resolve_lines(records: list[dict], line_counts: dict[str, list]) -> list[dic
     return sorted(out, key=lambda r: (r["file"], r["line"]))
 
 
-def write_rejects(rejects: Rejects, records: list[dict]) -> None:
+def record_rejects(rejects: Rejects, records: list[dict], read: int, max_reject_fraction: float, unit: str) -> None:
+    """Write ``rejects.jsonl``, refuse the input (DataError) when more than ``max_reject_fraction`` of the ``read``
+    items were rejected, and state ``count``, ``rows_read`` and ``unit`` on the artifact.
+
+    ``unit`` is what a source reads one at a time (rows, records, images, examples): the refusal and the run summary
+    count in it. ``rows_read`` keeps its name for the readers that predate images and records (the CLI, the UI)."""
     rejects.file("rejects.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-
-
-def check_rejects(records: list[dict], rows_read: int, max_reject_fraction: float) -> None:
-    fraction = len(records) / max(rows_read, 1)
+    fraction = len(records) / max(read, 1)
     if records and fraction > max_reject_fraction:
         first = records[0]
-        raise DataError(f"{len(records)} of {rows_read} rows rejected ({fraction:.2%} > max_reject_fraction "
-                        f"{max_reject_fraction:.2%}); first: {first['file']}:{first['line']}: {first['reason']}")
+        raise DataError(f"{len(records)} of {read} {unit} rejected ({fraction:.2%} > max_reject_fraction "
+                        f"{max_reject_fraction:.2%}); first: {reject_place(first)}: {first['reason']}")
+    rejects.properties.update(count=len(records), rows_read=read, unit=unit)
+
+
+def reject_place(record: dict) -> str:
+    """``file:line``, or the file alone when the whole file was rejected (``line`` 0: an undecodable image, an
+    unreadable TFRecord file)."""
+    return f"{record['file']}:{record['line']}" if record.get("line") else str(record["file"])
 
 
 @component(version="2")
@@ -243,15 +252,12 @@ def ingest_timeseries(examples: Output[Examples], rejects: Output[Rejects], sour
                                                  delimiter, staging, bucket_rows)
         rows_read = result.get("rows_read")
         if not blocks:
-            records = resolve_lines(result.rejects, line_counts)
-            write_rejects(rejects, records)
-            check_rejects(records, rows_read, max_reject_fraction)
+            record_rejects(rejects, resolve_lines(result.rejects, line_counts), rows_read, max_reject_fraction, "rows")
             raise DataError(f"{source}: no valid rows")
         sorted_result = sort_buckets(beam_args, report_dir, plan_buckets(blocks, bucket_rows, interval), staging,
                                      windows, interval)
         records = resolve_lines(result.rejects + sorted_result.rejects, line_counts)
-        write_rejects(rejects, records)
-        check_rejects(records, rows_read, max_reject_fraction)
+        record_rejects(rejects, records, rows_read, max_reject_fraction, "rows")
         totals = write_chunks(beam_args, report_dir, worker_uri(examples.path, beam_args),
                               sorted_result.values.get("bucket", []), split, chunk_size, interval, gaps)
     finally:
@@ -263,7 +269,6 @@ def ingest_timeseries(examples: Output[Examples], rejects: Output[Rejects], sour
     if windows and labelled == 0:
         raise DataError(f"{labels_json}: no entry matches a series of {source} (set labels_key)")
 
-    rejects.properties.update(count=rejected, rows_read=rows_read)
     examples.properties.update(ExamplesInfo.from_dict(dict(  # typed on write: a fact of the wrong type fails here
         splits=names, channels=list(layout.feature_columns), kind="timeseries_chunks",
         feature_spec=CHUNK_FEATURE_SPEC, has_labels=bool(label_column or labels_json),

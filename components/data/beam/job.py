@@ -25,7 +25,8 @@ def count(name: str, value: int = 1) -> tuple:
 
 
 def reject(path: str, line: int, reason: str, **extra: Any) -> tuple:
-    """A report record for one unusable input row/record/file: ``{"file", "line", "reason"}``."""
+    """A report record for one unusable input row/record/file: ``{"file", "line", "reason"}`` (``line`` 0: the
+    whole file, as an undecodable image; messages then name the file alone)."""
     return ("report", ("reject", {"file": str(path), "line": int(line), "reason": reason, **extra}))
 
 

@@ -15,7 +15,7 @@ from edgepipe.components.data.beam.files import base_name, worker_uri
 from edgepipe.components.data.beam.job import Job, count, reject, value
 from edgepipe.components.data.csv_rows import SPLIT_BYTES, RangeParser, open_text, plan_ranges, split_fields
 from edgepipe.components.data.csv_values import FLOAT32_MAX, has_surrogates
-from edgepipe.components.data.ingest import check_rejects, read_header, resolve_files, resolve_lines, write_rejects
+from edgepipe.components.data.ingest import read_header, record_rejects, resolve_files, resolve_lines
 from edgepipe.components.data.sources.registry import source
 from edgepipe.components.data.sources.shared import (DEFAULT_SPLIT, MISSING, SPEC_DTYPE, TYPES, finish,
                                                      infer_column_types, write_batch)
@@ -159,9 +159,8 @@ def ingest_csv(examples: Output[Examples], rejects: Output[Rejects], source: Inp
                                                   label_type, delimiter, missing_values)))
     result = job.run()
     records = resolve_lines(result.rejects, {k: v for k, v in result.values.items() if k.startswith("lines/")})
-    write_rejects(rejects, records)
     rows_read = result.get("rows_read")
-    check_rejects(records, rows_read, max_reject_fraction)
+    record_rejects(rejects, records, rows_read, max_reject_fraction, "rows")
     feature_spec = {c: {"dtype": SPEC_DTYPE[types[c]], "shape": []} for c in features}
     props: dict[str, Any] = {}
     if label_column:
@@ -170,7 +169,6 @@ def ingest_csv(examples: Output[Examples], rejects: Output[Rejects], source: Inp
             values = sorted({v for part in result.values.get("label_values", []) for v in part})
             props.update(label_values=values, num_classes=(max(values) + 1) if values else 0)
     missing = {c: result.get(f"missing/{c}") for c in features if result.get(f"missing/{c}")}
-    rejects.properties.update(count=len(records), rows_read=rows_read)
     metrics = finish(examples, spec, result, kind="table", source=str(source), feature_spec=feature_spec,
                      feature_columns=features, label_column=label_column,
                      column_types={c: types[c] for c in features}, missing_counts=missing, **props)

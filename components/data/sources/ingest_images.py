@@ -12,7 +12,7 @@ import numpy as np
 
 from edgepipe.components.data.beam.files import open_input
 from edgepipe.components.data.beam.job import Job, count, reject
-from edgepipe.components.data.ingest import check_rejects, refuse_builtin, write_rejects
+from edgepipe.components.data.ingest import record_rejects, refuse_builtin
 from edgepipe.components.data.sources.registry import source
 from edgepipe.components.data.sources.shared import DEFAULT_SPLIT, finish, write_batch
 from edgepipe.components.data.splits import SplitSpec, hash_values, parse_split
@@ -97,9 +97,7 @@ def ingest_images(examples: Output[Examples], rejects: Output[Rejects], source: 
                                                      channels, classes)))
     result = job.run()
     records = sorted(result.rejects, key=lambda r: r["file"])
-    write_rejects(rejects, records)
-    check_rejects(records, len(files), max_reject_fraction)
-    rejects.properties.update(count=len(records), rows_read=len(files))
+    record_rejects(rejects, records, len(files), max_reject_fraction, "images")
     feature_spec = {"x": {"dtype": "float32", "shape": [*image_size, channels]},
                     "label": {"dtype": "int64", "shape": []}}
     metrics = finish(examples, spec, result, kind="images", source=str(source), feature_spec=feature_spec,

@@ -68,7 +68,7 @@ class ReadNpz(beam.DoFn):
             hashes = identity_hash(base_name(path), 0, np.arange(lo, hi))
         bad = ~np.isfinite(columns["x"].reshape(hi - lo, -1)).all(axis=1)
         for i in np.flatnonzero(bad):
-            yield reject(path, lo + i, f"non-finite value in '{self.x_key}' row {lo + i}")
+            yield reject(path, lo + i, f"non-finite value in '{self.x_key}' example {lo + i}")
         if bad.any():
             keep = np.flatnonzero(~bad)
             columns = {k: v[keep] for k, v in columns.items()}
@@ -102,8 +102,9 @@ def ingest_npz(examples: Output[Examples], source: InputPath, x_key: str = "x", 
     y_float, y_shape = False, (n,)
     if y_key:
         y_shape, y_dtype, _, _ = npz_member(path, y_key)
-        if y_shape[:1] != (n,):
-            raise DataError(f"'{path}': '{y_key}' has {y_shape[:1]} rows, '{x_key}' has {n}")
+        if y_shape[:1] != (n,):  # one target per example: both arrays' first axis counts examples
+            has = f"{y_shape[0]} examples" if y_shape else "one value (a scalar)"
+            raise DataError(f"'{path}': '{y_key}' has {has}, '{x_key}' has {n}")
         y_float = y_dtype.kind == "f"
     spec = parse_split(split, DEFAULT_SPLIT, where="ingest_npz split")
     if spec.method == "hash" and spec.key not in names:

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgepipe.components.data.beam.files import open_input
 from edgepipe.components.data.beam.job import Job, count, reject, value
-from edgepipe.components.data.ingest import check_rejects, refuse_builtin, write_rejects
+from edgepipe.components.data.ingest import record_rejects, refuse_builtin
 from edgepipe.components.data.sources.ingest_images import IMAGE_SUFFIXES, decode_problem, read_image
 from edgepipe.components.data.sources.registry import source
 from edgepipe.components.data.sources.shared import DEFAULT_SPLIT, finish, write_batch
@@ -113,10 +113,8 @@ def ingest_segmentation(examples: Output[Examples], rejects: Output[Rejects], so
                | "Decode" >> beam.ParDo(DecodePairs(job.uri(examples.path), spec, tuple(image_size), channels)))
     result = job.run()
     records = sorted([*unpaired, *result.rejects], key=lambda r: r["file"])
-    write_rejects(rejects, records)
-    total = len(pairs) + len(unpaired)
-    check_rejects(records, total, max_reject_fraction)
-    rejects.properties.update(count=len(records), rows_read=total)
+    # an unpaired image or mask counts as one example that could not be made, a pair as one
+    record_rejects(rejects, records, len(pairs) + len(unpaired), max_reject_fraction, "examples")
     feature_spec = {"x": {"dtype": "float32", "shape": [*image_size, channels]},
                     "label": {"dtype": "int64", "shape": list(image_size)}}
     top = max(result.values.get("mask_max", [0]))

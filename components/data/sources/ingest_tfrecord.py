@@ -16,7 +16,7 @@ from edgepipe.components.data.beam.example_decode import parse_example
 from edgepipe.components.data.beam.files import base_name, read_file_bytes, shard_name, worker_uri, write_shard
 from edgepipe.components.data.beam.job import Job, count, reject
 from edgepipe.components.data.beam.tfrecord import frame, inflate, read_records, tfrecord_payloads
-from edgepipe.components.data.ingest import check_rejects, resolve_files, write_rejects
+from edgepipe.components.data.ingest import record_rejects, resolve_files
 from edgepipe.components.data.sources.registry import source
 from edgepipe.components.data.sources.shared import DEFAULT_SPLIT, finish
 from edgepipe.components.data.splits import SplitSpec, assign, hash_values, identity_hash, parse_split
@@ -192,10 +192,8 @@ def ingest_tfrecord(examples: Output[Examples], rejects: Output[Rejects], source
                                                   label_column if label_column != "label" else None)))
     result = job.run()
     records = sorted(result.rejects, key=lambda r: (r["file"], r["line"]))
-    write_rejects(rejects, records)
     read = result.get("records_read")
-    check_rejects(records, read, max_reject_fraction)
-    rejects.properties.update(count=len(records), rows_read=read)
+    record_rejects(rejects, records, read, max_reject_fraction, "records")
     props = {}
     if label_column:
         spec_in = {("label" if k == label_column else k): v for k, v in spec_in.items()}

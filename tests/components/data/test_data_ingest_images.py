@@ -52,3 +52,22 @@ def test_hidden_folders_are_not_classes(tmp_path, run):
     metrics, out = run(ingest_images, tmp_path / "o", source=str(root), image_size=[4, 4], channels=1,
                        split={"train": 1.0})
     assert out["examples"].properties["class_names"] == ["a", "b"] and metrics["images"] == 6
+
+
+def test_rejected_images_are_counted_as_images_and_named_without_a_line(tmp_path, run):
+    """QA 23 N7: '1 of 61 rows rejected ... bad.png:0: cannot decode image' -- images are not rows, a file no line."""
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    (root / "a").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((4, 4), 40 * i, np.uint8), "L").save(root / "a" / f"{i}.png")
+    (root / "a" / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"^1 of 5 images rejected \(20.00% > max_reject_fraction 1.00%\); first: "
+                                        r"\S+/a/bad\.png: cannot decode image") as err:
+        run(ingest_images, tmp_path / "o", source=str(root), image_size=[4, 4], channels=1)
+    assert "bad.png:0" not in str(err.value)
+    _, out = run(ingest_images, tmp_path / "o2", source=str(root), image_size=[4, 4], channels=1,
+                 max_reject_fraction=0.5)
+    assert {k: out["rejects"].properties[k] for k in ("count", "rows_read", "unit")} == {
+        "count": 1, "rows_read": 5, "unit": "images"}

@@ -48,3 +48,10 @@ def test_npz_per_example_target_keeps_its_shape(tmp_path, run):
     np.testing.assert_array_equal(masks, mask[order])
     batch = next(iter(ex.dataset("train", batch_size=4)))
     assert tuple(batch["label"].shape) == (4, 6, 5)
+
+
+def test_a_target_of_another_length_is_counted_in_examples(tmp_path, run):
+    """QA 23 N7: "'y' has (9,) rows, 'x' has 10" printed a tuple and called examples rows."""
+    np.savez(tmp_path / "d.npz", x=np.zeros((10, 2), np.float32), y=np.zeros(9, np.int64))
+    with pytest.raises(DataError, match=r"d\.npz': 'y' has 9 examples, 'x' has 10$"):
+        run(ingest_npz, tmp_path / "o", source=str(tmp_path / "d.npz"))

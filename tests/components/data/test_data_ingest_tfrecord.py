@@ -43,6 +43,9 @@ def test_tfrecord_infers_spec_keeps_records_and_rejects_nonconforming(tmp_path, 
                                                            (52, "not a tf.train.Example")]
     assert metrics["records_read"] == 52 and metrics["examples_train"] + metrics["examples_eval"] == n
     assert next(iter(ex.dataset("train", batch_size=8)))["f"].shape == (8, 2)
+    assert out["rejects"].properties["unit"] == "records"  # QA 23 N7: counted as what was read, not "rows"
+    with pytest.raises(DataError, match=r"^2 of 52 records rejected .*; first: \S+a\.tfrecord:51: feature 'f'"):
+        run(ingest_tfrecord, tmp_path / "o2", source=str(tmp_path / "*.tfrecord"))
 
 
 def test_label_column_is_renamed_label_and_other_features_keep_their_bytes(tmp_path, run):
