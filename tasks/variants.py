@@ -77,7 +77,8 @@ def gated_primary(primary: str, rows: Sequence[VariantRow | Mapping[str, Any]]) 
     first choice. A named ``primary`` is kept as it is (the gate then refuses it if it fails). ``auto`` means "the
     smallest int8 variant that is verified": the first of AUTO_PRIMARY that passes the bounds, so a pruned
     variant whose decisions move away from the float model's is replaced by one that agrees, and the bundle
-    says so; no bound is relaxed, and with none passing the first choice is returned for the gate to refuse.
+    says so (the ranking shown lists only the variants this run built); no bound is relaxed, and with none passing
+    the first choice is returned for the gate to refuse, naming every one (``components/export/gate.py``).
     ``rows``: :class:`VariantRow` s (JSON objects as read are typed first)."""
     rows = [VariantRow.of(r) for r in rows]
     if any(r.fits is not None for r in rows):
@@ -93,7 +94,7 @@ def gated_primary(primary: str, rows: Sequence[VariantRow | Mapping[str, Any]]) 
         if by_name[name].exported:
             failed = [f"'{c}' ({by_name[c].reason})" for c in candidates[:candidates.index(name)]]
             return name, (f"{', '.join(failed)} failed the export bounds; '{name}' is the first int8 variant "
-                          "(auto: pqat > int8_qat > pruned_int8 > int8_ptq) that passes") if failed else None
+                          f"(auto: {' > '.join(candidates)}) that passes") if failed else None
     return candidates[0], None
 
 

@@ -99,7 +99,7 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
         **({"blessing": blessed} if blessed is not None else {}), "versions": _versions()}
     micro_files = {}
     if doc["quantization"]["int8"]:
-        doc["micro"], micro_files = _micro(content[chosen], parts.verification, doc, seed)
+        doc["micro"], micro_files = _micro(content[chosen], parts.verification, doc, seed, windows)
     _validate(doc)
     if rows is not None:
         rows = [row.updated(file=files.get(row.variant) if row.exported else None, primary=row.variant == chosen)
@@ -135,18 +135,19 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
 
 
 def _micro(content: bytes, verification: dict[str, np.ndarray], doc: dict[str, Any],
-           seed: int) -> tuple[dict[str, Any], dict[str, str]]:
+           seed: int, windows: Examples | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """The int8 model as C source for TensorFlow Lite Micro (``model_data.cc``/``.h``, the arena to allocate) and
     the check of it under TFLM's own interpreter against LiteRT (``components/export/micro.py``), every input fed
     from the task's verification arrays as ``doc`` names them (``micro.verification_inputs``: a cGAN generator its
-    latents and labels), else 8 standard-normal inputs (what the anomaly task's normalized windows look like), and
-    every output compared. ``inputs`` records which array fed which tensor. Recorded, never a refusal: a device
-    that is not a microcontroller does not need it, and the reason is kept."""
-    from edgepipe.components.export.micro import c_source, micro_check, verification_inputs
+    latents and labels; an anomaly detector, which has none, the eval windows evaluation scored, clipped as it fed
+    them: ``micro.evaluated_windows``), and every output compared. ``inputs`` records which array fed which tensor.
+    Recorded, never a refusal: a device that is not a microcontroller does not need it, and the reason is kept."""
+    from edgepipe.components.export.micro import c_source, evaluated_windows, micro_check, verification_inputs
 
     fed: dict[str, str] = {}
     try:
-        xs, fed = verification_inputs(content, verification, doc, seed)
+        feed = verification or evaluated_windows(windows, doc.get("input_clip"))
+        xs, fed = verification_inputs(content, feed, doc, seed)
         check = micro_check(content, xs)
         cc, header = c_source(content, "g_model", check.get("arena_bytes"))
     except Exception as err:  # the microcontroller path is optional: say why it is missing, ship the rest

@@ -3,7 +3,7 @@
 One gate for every task. Each variant row of the evaluation is judged against the bounds (agreement of decisions
 with the Keras model >= ``min_agreement``; task metric no worse than ``max_metric_drop``); ``primary: auto`` takes
 the first int8 variant that passes (``variants.gated_primary``). A primary that fails refuses the export
-(VerificationError, exit 4) -- unless ``float_fallback`` (generators, Q-networks, which have no training loss to
+(VerificationError, exit 4; under ``auto`` naming every int8 variant tried and why) -- unless ``float_fallback`` (generators, Q-networks, which have no training loss to
 recover with), where the next passing int8 variant or float32 ships and the bundle says why. Every shipped file must
 be the one evaluated (SHA-256).
 """
@@ -49,18 +49,23 @@ def gate_variants(tflite, evaluation, report: EvaluationReport | dict[str, Any],
     skipped = metric_gate_skipped(table, max_metric_drop)
     rows = gate(table, min_agreement, max_metric_drop)
     chosen, reason = gated_primary(primary, rows)
+    failures = all_int8_failed(rows) if primary == "auto" else None
     row = next((r for r in rows if r.variant == chosen), None)
     if (row is None or not row.exported) and float_fallback:
         why = row.reason if row else "not evaluated"
         passing = [r.variant for r in rows if r.exported and r.variant in AUTO_PRIMARY]
         fallback = sorted(passing, key=AUTO_PRIMARY.index)[0] if passing else "float32"
-        reason = (f"int8 variant '{chosen}' fails the export bounds ({why}); "
+        reason = ((f"no int8 variant passed verification ({failures}); " if failures else
+                   f"int8 variant '{chosen}' fails the export bounds ({why}); ")
                   + (f"'{fallback}' ships instead" if passing else "the float32 model is shipped"))
         chosen = fallback
         row = next((r for r in rows if r.variant == chosen), None)
     kind = "" if chosen == "float32" else "int8 "
     measured = report.gated_agreement(chosen)
     scope = report.gate_scope
+    if failures and chosen != "float32":  # auto tried them all: name each and why, not only the first
+        raise VerificationError(f"no int8 variant passed verification: {failures} (agreement with the Keras model "
+                                f"on {scope}); nothing exported")
     if measured is None or not np.isfinite(measured):
         raise VerificationError(f"agreement of the primary variant '{chosen}' with the Keras model was not measured "
                                 "(no such variant, or nothing evaluated); nothing exported")
@@ -83,6 +88,18 @@ def gate_variants(tflite, evaluation, report: EvaluationReport | dict[str, Any],
                                     "nothing exported")
         content[r.variant] = data
     return Gated(rows, chosen, reason, content, skipped)
+
+
+def all_int8_failed(rows: list[VariantRow]) -> str | None:
+    """``pqat agreement 0.3333 < 0.98; int8_ptq agreement 0.8 < 0.98`` when none of the int8 variants this run
+    built that ``primary: auto`` ranks passes the bounds (in its order), else None. A row's own reasons are joined
+    with ', ' so that '; ' separates variants."""
+    from edgepipe.tasks.variants import AUTO_PRIMARY
+
+    tried = sorted((r for r in rows if r.variant in AUTO_PRIMARY), key=lambda r: AUTO_PRIMARY.index(r.variant))
+    if not tried or any(r.exported for r in tried):
+        return None
+    return "; ".join(f"{r.variant} {(r.reason or 'not judged').replace('; ', ', ')}" for r in tried)
 
 
 def check_blessing(blessing, chosen: str) -> dict[str, Any] | None:

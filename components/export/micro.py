@@ -6,7 +6,8 @@ are a subset of LiteRT's. So :func:`c_source` writes ``model_data.cc``/``.h`` (a
 ``const unsigned char`` array -- TFLM reads the flatbuffer in place and its tensors need that alignment -- its
 length and ``kTensorArenaSize``), and :func:`micro_check` runs the same bytes under the TFLM Python interpreter
 (``tflite_micro.runtime.Interpreter``, the reference kernels) on int8 inputs -- every input tensor fed, from the
-task's verification arrays (:func:`verification_inputs`: a cGAN generator gets its latents and its labels) --
+task's verification arrays (:func:`verification_inputs`: a cGAN generator gets its latents and its labels, an
+anomaly detector its evaluated windows) --
 compares every output with LiteRT's (exactly with LiteRT's reference kernels, within 1 LSB with the optimized
 kernels a device runs) and records the arena TFLM actually allocated.
 
@@ -124,9 +125,9 @@ def verification_inputs(content: bytes, verification: dict[str, np.ndarray], fie
     Each tensor takes the task's verification array (``Task.verification``, what ``verification.npz`` holds) that
     the bundle names for it: the array named like the tensor (``label``, or ``serving_default_<name>:0``), else the
     one a bundle field ``<array>_input`` names the tensor for (``generation.latent_input: noise`` -> ``latent``),
-    else, for a single-input model, ``x``. A single-input task without verification arrays (the anomaly detector)
-    gets ``limit`` standard-normal draws (what its normalized windows look like). A tensor nothing feeds is a
-    ValueError naming it."""
+    else, for a single-input model, ``x`` or the only array given (an anomaly detector's evaluated windows,
+    :func:`evaluated_windows`). A single-input model given no arrays at all gets ``limit`` standard-normal draws
+    (recorded as ``standard_normal``). A tensor nothing feeds is a ValueError naming it."""
     from edgepipe.runtime.litert import ModelRunner, quantize
 
     specs = ModelRunner(content, max_batch=1).inputs
@@ -137,6 +138,7 @@ def verification_inputs(content: bytes, verification: dict[str, np.ndarray], fie
         key = next((k for k in verification if spec.name in (k, f"serving_default_{k}:0")), None)
         key = key or (named.get(spec.name) if named.get(spec.name) in verification else None)
         key = key or ("x" if len(specs) == 1 and "x" in verification else None)
+        key = key or (next(iter(verification)) if len(specs) == 1 and len(verification) == 1 else None)
         if key is not None:
             x = np.asarray(verification[key])[:limit]
         elif len(specs) == 1 and (spec.quantized or np.issubdtype(spec.dtype, np.floating)):
@@ -148,6 +150,28 @@ def verification_inputs(content: bytes, verification: dict[str, np.ndarray], fie
         arrays.append(quantize(x.astype(np.float32) if spec.quantized else x, spec))
         sources[spec.name] = key
     return arrays, sources
+
+
+def evaluated_windows(windows, clip: dict[str, float] | None, limit: int = 8) -> dict[str, np.ndarray]:
+    """An anomaly detector's verification inputs: the first ``limit`` windows of the eval split (else test), the
+    normalized windows ``evaluate_anomaly`` scored every TFLite variant on, clipped to ``input_clip`` as evaluation
+    and the runtime feed them: ``{"eval_windows": [n, size, channels]}``. The task writes no verification.npz (a
+    window's verdict needs its threshold and score, not one output), so these come from the windowed examples the
+    exporter is given; ``{}`` without them."""
+    if windows is None:
+        return {}
+    from edgepipe.components.training.inputs import iter_windows
+
+    for split in ("eval", "test"):
+        if not windows.split_files(split):
+            continue
+        batch = next(iter(iter_windows(windows, split, batch_size=limit)), None)
+        if batch is not None and len(batch["window"]):
+            x = batch["window"][:limit]
+            if clip:
+                x = np.clip(x, clip["min"], clip["max"])
+            return {f"{split}_windows": x.astype(np.float32)}
+    return {}
 
 
 def first_divergence(content: bytes, xs: list[np.ndarray]) -> dict[str, Any] | None:

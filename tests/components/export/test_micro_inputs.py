@@ -80,3 +80,23 @@ def test_every_output_is_compared():
     assert result["outputs"] == 2 and result["examples"] == 6 and result["ok"], result
     wrong = micro_check(content, [x, x])  # an array per input, no more
     assert wrong["ok"] is False and "1 input(s), got 2" in wrong["error"]
+
+
+def test_an_anomaly_detector_is_fed_the_evaluated_windows_clipped(chain, evaluation):
+    """QA 23 N6: the anomaly task writes no verification arrays; the micro check takes the first eval windows
+    (what evaluate_anomaly scored every variant on), clipped to the input clip as evaluation fed them."""
+    from edgepipe.components.export.micro import evaluated_windows, verification_inputs
+    from edgepipe.runtime.litert import ModelRunner, quantize
+
+    clip = evaluation.read_json("evaluation.json")["input_clip"]
+    windows = chain["windows"].read_numpy("eval")["window"].reshape(-1, *chain["windows"].feature_spec["window"]
+                                                                    ["shape"])[:8]
+    fed = evaluated_windows(chain["windows"], clip)
+    assert list(fed) == ["eval_windows"]
+    np.testing.assert_array_equal(fed["eval_windows"], np.clip(windows, clip["min"], clip["max"]))
+    content = chain["tflite"].variant_path("int8_qat").read_bytes()
+    spec = ModelRunner(content).input
+    xs, sources = verification_inputs(content, fed, {})
+    assert sources == {spec.name: "eval_windows"}
+    np.testing.assert_array_equal(xs[0], quantize(fed["eval_windows"], spec))
+    assert evaluated_windows(None, clip) == {}
