@@ -62,8 +62,9 @@ _ITEMSIZE = {"FLOAT32": 4, "FLOAT16": 2, "INT32": 4, "UINT8": 1, "INT64": 8, "BO
              "FLOAT64": 8, "UINT32": 4, "UINT16": 2, "COMPLEX64": 8, "INT4": 0.5}
 # TFLM host (64-bit) bookkeeping, bytes: what RecordingMicroAllocator's persistent tail holds besides buffers
 # (allocator and interpreter state, a TfLiteEvalTensor and metadata per tensor, NodeAndRegistration + op data per
-# op, an int32 output multiplier and shift per output channel of conv/fully-connected ops). Least-squares fit to the
-# tails TFLM recorded for 17 int8 models of this project (2 to 34 ops; residuals within 160 bytes) -- docs/device.md.
+# op, an int32 output multiplier and shift per output channel of conv ops and per-channel fully-connected ones).
+# Least-squares fit to the tails TFLM recorded for 17 int8 models of this project (2 to 34 ops; residuals within
+# 160 bytes) -- docs/device.md.
 _TAIL = {"fixed": 820, "per_op": 92.6, "per_tensor": 42.0, "per_output_channel": 8.0}
 _CHANNEL_OPS = {"CONV_2D": 0, "TRANSPOSE_CONV": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": -1}  # filter axis
 
@@ -134,8 +135,11 @@ class Graph:
         self.subgraphs = model.SubgraphsLength()
         self.shapes, self.dtypes, self.const, self.names = [], [], [], []
         self.density: dict[int, float] = {}  # constant tensor -> fraction of elements that are not zero
+        self.scales: list[int] = []  # quantization scales per tensor: 1 per tensor, > 1 per channel, 0 none
         for t in range(sg.TensorsLength()):
             tensor = sg.Tensors(t)
+            quantization = tensor.Quantization()
+            self.scales.append(int(quantization.ScaleLength()) if quantization is not None else 0)
             buf = model.Buffers(tensor.Buffer()) if tensor.Buffer() < model.BuffersLength() else None
             self.shapes.append(_vector(tensor.ShapeAsNumpy))
             self.dtypes.append(_TYPE_NAMES.get(tensor.Type(), "FLOAT32"))
@@ -293,9 +297,15 @@ def tflm_tail_bytes(g: Graph) -> int:
     """An estimate of TFLM's persistent arena tail for this graph (64-bit host build): fixed allocator state, one
     TfLiteEvalTensor per tensor, one NodeAndRegistration + op data per op, output multipliers/shifts per output
     channel. Calibrated against RecordingMicroAllocator (docs/device.md).
-    An estimate for comparing and sizing, not TFLM's exact bookkeeping: op data differs by kernel."""
+    An estimate for comparing and sizing, not TFLM's exact bookkeeping: op data differs by kernel.
+
+    TFLM's conv, depthwise and transpose-conv kernels allocate a multiplier and shift per output channel whatever
+    the filter's quantization; its FULLY_CONNECTED only for per-channel weights (more than one scale). A QAT or
+    distilled Dense layer is quantized per tensor: counting its channels put 1,216 B too many in the dqn's estimate
+    (2,912 B vs TFLM's 1,648; QA 23 N9)."""
     channels = sum(g.shapes[ins[1]][_CHANNEL_OPS[name]] for name, ins, _ in g.ops
-                   if name in _CHANNEL_OPS and len(ins) > 1 and g.shapes[ins[1]])
+                   if name in _CHANNEL_OPS and len(ins) > 1 and g.shapes[ins[1]]
+                   and (name != "FULLY_CONNECTED" or g.scales[ins[1]] > 1))
     tail = (_TAIL["fixed"] + _TAIL["per_op"] * len(g.ops) + _TAIL["per_tensor"] * len(g.shapes)
             + _TAIL["per_output_channel"] * channels)
     return _aligned(tail)
