@@ -4,6 +4,10 @@ Loading refuses anything it cannot trust, each time with one line naming the fil
 unparsable ``bundle.json``, a schema version newer than this runtime, inconsistent fields (see ``schema``), a
 missing model file, or a model whose content hash, tensor shapes, dtypes or quantization differ from what
 ``bundle.json`` says (see ``litert``). After that, ``predict`` and ``stream`` never re-check the bundle.
+
+Only the model that will run must be present and is checked in full; the bundle's other model files are
+digest-checked where present, so a board can be given just ``bundle.json`` and the one ``.tflite`` it runs. Every
+digest is checked before LiteRT parses the file: a damaged model is named as such, not as a parse error.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any
 
 from edgepipe.runtime import jsonsafe, schema
 from edgepipe.runtime.errors import BundleError, UsageError
-from edgepipe.runtime.litert import ModelRunner
+from edgepipe.runtime.litert import ModelRunner, check_digest
 from edgepipe.runtime.tasks import TASKS, Task
 
 BUNDLE_FILE = "bundle.json"
@@ -50,16 +54,18 @@ class Bundle:
         if doc["task"] not in TASKS:
             raise BundleError(f"{meta}: task '{doc['task']}' has no decoder in this runtime")
         key = _model_key(doc, model, meta)
-        runners = {}
-        for name, entry in doc["models"].items():
-            file = path / entry["file"]
-            if not file.is_file():
-                raise BundleError(f"{meta}: models.{name}.file '{entry['file']}' is missing from the bundle")
-            runner = ModelRunner(file.read_bytes(), name=entry["file"], num_threads=num_threads,
-                                 pool_size=concurrency if name == key else 1)
-            runner.check_against(entry, f"models.{name}")
-            runners[name] = runner
-        task = TASKS[doc["task"]](doc, doc["models"][key], runners[key])
+        entry = doc["models"][key]
+        file = path / entry["file"]
+        if not file.is_file():
+            raise BundleError(f"{meta}: models.{key}.file '{entry['file']}' is missing from the bundle")
+        content = file.read_bytes()
+        check_digest(content, entry, f"models.{key}", entry["file"])  # before LiteRT parses a damaged file
+        runner = ModelRunner(content, name=entry["file"], num_threads=num_threads, pool_size=concurrency)
+        runner.check_against(entry, f"models.{key}")
+        for name, other in doc["models"].items():  # the others: digest only, and only those present
+            if name != key and (path / other["file"]).is_file():
+                check_digest((path / other["file"]).read_bytes(), other, f"models.{name}", other["file"])
+        task = TASKS[doc["task"]](doc, entry, runner)
         return cls(path, doc, key, task)
 
     # ---- what callers use ----------------------------------------------------------------------------------------

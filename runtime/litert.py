@@ -277,11 +277,7 @@ class ModelRunner:
 
     def check_against(self, entry: dict[str, Any], key: str) -> None:
         """Refuse a bundle whose description of this model (``models.<name>``) disagrees with the model itself."""
-        sha = entry.get("sha256")
-        if sha is None:  # schema.validate requires it too; a caller that skipped validation still gets no pass
-            raise BundleError(f"{self.name}: missing key '{key}.sha256' (the model's digest is required)")
-        if hashlib.sha256(self._content).hexdigest() != sha:
-            raise BundleError(f"{self.name}: file content does not match {key}.sha256 (modified or swapped model)")
+        check_digest(self._content, entry, key, self.name)
         sides = [("input", entry["input"], self.input), ("output", entry["output"], self.output)]
         claimed_inputs = entry.get("inputs") or [entry["input"]]
         if len(claimed_inputs) != len(self.inputs):
@@ -314,6 +310,15 @@ class ModelRunner:
                 raise BundleError(f"{self.name}: {where}.quantization (scale {quant['scale']}, zero point "
                                   f"{quant['zero_point']}) differs from the model's (scale {actual.scale}, zero "
                                   f"point {actual.zero_point})")
+
+
+def check_digest(content: bytes, entry: dict[str, Any], key: str, name: str) -> None:
+    """Refuse model bytes whose SHA-256 is not ``entry['sha256']`` (the digest ``bundle.json`` records)."""
+    sha = entry.get("sha256")
+    if sha is None:  # schema.validate requires it too; a caller that skipped validation still gets no pass
+        raise BundleError(f"{name}: missing key '{key}.sha256' (the model's digest is required)")
+    if hashlib.sha256(content).hexdigest() != sha:
+        raise BundleError(f"{name}: file content does not match {key}.sha256 (modified or swapped model)")
 
 
 def io_spec(content: bytes) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgepipe.runtime import Bundle, BundleError, SUPPORTED_SCHEMA_VERSION, TASKS, UsageError
@@ -112,6 +113,28 @@ def test_a_swapped_model_file_is_refused(bundle_copy):
     refused(bundle_copy, r"model.tflite: file content does not match models.int8.sha256")
 
 
+def test_a_damaged_model_is_named_by_its_digest_not_as_a_parse_error(bundle_copy):
+    """A truncated copy broke LiteRT's flatbuffer parse first ("not a valid Flatbuffer"), which hid what happened;
+    the digest is checked before LiteRT reads the file."""
+    model = bundle_copy / "model.tflite"
+    model.write_bytes(model.read_bytes()[:-100])
+    refused(bundle_copy, r"^model.tflite: file content does not match models.int8.sha256")
+
+
+def test_a_board_needs_only_bundle_json_and_the_model_it_runs(run, bundle_copy):
+    """The other variants' files may be left off a device; the one that runs is verified in full and predicts the
+    same; a variant that is present is still digest-checked, and asking for an absent one names it."""
+    for extra in bundle_copy.glob("model_*.tflite"):
+        extra.unlink()
+    series = np.random.default_rng(0).normal(size=(200, 3))
+    alone, full = Bundle.load(bundle_copy), Bundle.load(run.bundle)
+    np.testing.assert_array_equal(alone.predict(series).window_score, full.predict(series).window_score)
+    with pytest.raises(BundleError, match=r"models.float32.file 'model_float32.tflite' is missing from the bundle"):
+        Bundle.load(bundle_copy, model="float32")
+    shutil.copyfile(bundle_copy / "model.tflite", bundle_copy / "model_float32.tflite")  # present, but not float32
+    refused(bundle_copy, r"^model_float32.tflite: file content does not match models.float32.sha256")
+
+
 @pytest.mark.parametrize("key", ["int8", "float32"])
 def test_a_deleted_digest_is_refused_naming_the_key(bundle_copy, key):
     """Without ``sha256`` a swapped model would load and predict; the digest is mandatory, not best-effort."""
@@ -145,8 +168,8 @@ def test_a_model_whose_shape_differs_from_bundle_json_is_refused(bundle_copy):
 
 def test_missing_pieces_are_refused(bundle_copy, tmp_path):
     refused(tmp_path / "nowhere", r"nowhere: does not exist")  # not the old, misleading "not a bundle directory"
-    (bundle_copy / "model_float32.tflite").unlink()
-    refused(bundle_copy, r"models.float32.file 'model_float32.tflite' is missing from the bundle")
+    (bundle_copy / "model.tflite").unlink()
+    refused(bundle_copy, r"models.int8.file 'model.tflite' is missing from the bundle")
     (bundle_copy / "bundle.json").write_text("{not json")
     refused(bundle_copy, r"bundle.json: not valid JSON")
     (bundle_copy / "bundle.json").unlink()
