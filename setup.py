@@ -26,7 +26,7 @@ def _packages():
 PACKAGES, PACKAGE_DIR = _packages()
 
 # Versions follow the stack the project is checked on; requirements.lock pins the whole tree for CI and Docker.
-RUNTIME_REQUIRES = ["numpy>=1.26", "ai-edge-litert>=2.0"]
+RUNTIME_REQUIRES = ["numpy>=1.26,<3", "ai-edge-litert>=2.0,<3"]
 INSTALL_REQUIRES = RUNTIME_REQUIRES + [
     "tensorflow==2.21.*",
     "tf-keras==2.21.*",

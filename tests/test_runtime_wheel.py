@@ -74,3 +74,28 @@ def test_bundle_runs_in_the_fresh_env_without_tensorflow(runtime_env, run, tmp_p
     info = subprocess.run([str(script), "info", str(run.bundle)], capture_output=True, text=True, timeout=60,
                           cwd=tmp_path)
     assert info.returncode == 0 and '"task": "anomaly_detection"' in info.stdout.replace(": ", ": "), info.stderr
+
+
+def test_the_readme_build_command_ignores_a_stale_build_folder(tmp_path):
+    """``python setup_runtime.py bdist_wheel -d dist`` as the README gives it: setuptools packs everything under
+    ``build/lib``, so a ``build/`` the full distribution left behind used to ship the pipeline in the device wheel,
+    and the command wrote ``build/`` and ``edgepipe_runtime.egg-info`` into the checkout. It now builds in a
+    temporary folder: the stale file stays out and the checkout is left as it was."""
+    import shutil
+    import zipfile
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO / "edgepipe", checkout / "edgepipe", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "runtime", checkout / "runtime", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "setup_runtime.py", checkout)
+    stale = checkout / "build" / "lib" / "edgepipe" / "pipeline" / "runner.py"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("# left by `python setup.py bdist_wheel`\n")
+    before = sorted(p.relative_to(checkout) for p in checkout.rglob("*"))
+    build = subprocess.run([sys.executable, "setup_runtime.py", "-q", "bdist_wheel", "-d", str(tmp_path / "dist")],
+                           cwd=checkout, capture_output=True, text=True, timeout=120)
+    assert build.returncode == 0, build.stderr[-2000:]
+    names = zipfile.ZipFile(next((tmp_path / "dist").glob("edgepipe_runtime-*.whl"))).namelist()
+    assert "edgepipe/runtime/bundle.py" in names
+    assert not [n for n in names if n.startswith("edgepipe/pipeline")], names
+    assert sorted(p.relative_to(checkout) for p in checkout.rglob("*") if "__pycache__" not in p.parts) == before
