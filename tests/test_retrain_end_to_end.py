@@ -127,10 +127,38 @@ def test_a_retrain_on_drifted_data_is_refused_with_the_comparison(retrains):
 def test_a_baseline_that_is_not_a_bundle_is_a_config_error(tmp_path):
     result = run(tmp_path / "root", tmp_path / "out", f"retrain.baseline={tmp_path}")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert result.stderr.strip().endswith(f"default.yaml: config key 'retrain.baseline': '{tmp_path}' is not an "
-                                          "exported bundle directory (no bundle.json with schema_version and task); "
-                                          "use last, a bundle path or null")
+    # the value came from --set, so the line names that --set, not default.yaml (QA 23 F7)
+    assert result.stderr.strip() == (f"edgepipe: error: --set retrain.baseline={tmp_path}: config key "
+                                     f"'retrain.baseline': '{tmp_path}' is not an exported bundle directory (no "
+                                     "bundle.json with schema_version and task); use last, a bundle path or null")
     assert not (tmp_path / "root").exists()  # refused while building, before anything ran
+
+
+def test_what_the_last_bundle_says_up_front_is_checked_before_anything_runs(retrains, tmp_path):
+    """QA 23 N10: ``last`` resolved at build, its bundle.json read: another window size is refused at once (exit 2),
+    naming the --set, the bundle and its run, and no run is recorded."""
+    base, root, store, (_, second, _), _ = retrains
+    result = run(root, tmp_path / "out", "window.size=16")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    last = next(a for a in node(store, second, "export_bundle")["artifacts"] if a["name"] == "bundle")
+    assert result.stderr.strip() == (
+        "edgepipe: error: --set window.size=16: config key 'window.size': 16 differs from the baseline bundle's 32: "
+        f"the models cannot be compared on the same windows (baseline bundle {Path(last['uri']).resolve()}, run "
+        f"{second})")
+    assert len(MetadataStore(root / "metadata.sqlite").runs(10)) == 3 and not (tmp_path / "out").exists()
+
+
+def test_a_bundle_of_another_task_is_refused_before_anything_trains(retrains, tmp_path):
+    """QA 23 F5: the digits cnn against the sensors' anomaly bundle (and the reverse is the same check)."""
+    base = retrains[0]
+    result = edgepipe("run", "cnn", "--root", str(tmp_path / "root"), "--output", str(tmp_path / "out"),
+                      "--set", f"retrain.baseline={base / 'first'}")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.strip() == (
+        f"edgepipe: error: --set retrain.baseline={base / 'first'}: config key 'retrain.baseline': the baseline "
+        "bundle's task is anomaly_detection (autoencoder), this pipeline's is classification: not comparable "
+        f"(baseline bundle {(base / 'first').resolve()})")
+    assert not (tmp_path / "root" / "metadata.sqlite").exists()
 
 
 def test_a_template_without_a_baseline_scorer_refuses_the_retrain_keys(tmp_path):

@@ -16,6 +16,18 @@ normalizes them with *its* parameters and applies *its* threshold) and supervise
 retrain stage declares its keys only for the kinds registered here, so ``retrain.baseline`` is refused at build.
 The anomaly scorer also records how the new train split moved against the baseline's normalization (a schema
 check of the series: same channels, centre shift in baseline scale units, scale ratio).
+
+What ``bundle.json`` alone says is checked when the pipeline is built (:func:`incomparable`, called by the retrain
+stage), so a baseline of another task, window size, channel set or input shape is refused (exit 2) before anything
+trains; the scorers keep the checks only the data can answer (a channel missing from the new CSV: exit 3).
+
+Not comparable, blessed with the reason recorded (as for a metric undefined on the data): a baseline that cannot
+judge the new data says nothing about the candidate. TFX blesses a candidate against a baseline that *ran on the
+same kind of data*; when the new train split sits far outside the baseline's normalization (any channel's centre
+moved by more than ``MAX_CENTER_SHIFT`` baseline scales, or its scale changed by more than ``MAX_SCALE_RATIO``x
+either way), or the baseline raises an alarm on at least ``MAX_ALARM_RATE`` of the evaluation windows (an
+always-alarm detector, whose F1 is just the labelled share's), its F1 would block every candidate below that share.
+Within the bounds the F1s are compared, and a refusal line says the drift and the baseline's alarm rate.
 """
 from __future__ import annotations
 
@@ -43,6 +55,11 @@ class BaselineScore:
 
 Scorer = Callable[..., BaselineScore]
 SCORERS: dict[str, Scorer] = {}
+Check = Callable[[dict[str, Any], dict[str, Any]], "tuple[str, str] | None"]
+CHECKS: dict[str, Check] = {}
+MAX_CENTER_SHIFT = 10.0  # baseline scales a channel's centre may move before the baseline cannot judge the data
+MAX_SCALE_RATIO = 10.0  # x (or 1/x) a channel's scale may change
+MAX_ALARM_RATE = 0.9  # share of evaluation windows the baseline may flag before it is an always-alarm detector
 
 
 def baseline_scorer(kind: str) -> Callable[[Scorer], Scorer]:
@@ -52,6 +69,27 @@ def baseline_scorer(kind: str) -> Callable[[Scorer], Scorer]:
         SCORERS[kind] = fn
         return fn
     return register
+
+
+def baseline_check(kind: str) -> Callable[[Check], Check]:
+    """Register ``fn(bundle_doc, given) -> (config key, why) | None`` for an evaluation kind: what the baseline's
+    ``bundle.json`` says up front that the config (``given``: dotted key -> value, None where only the data will
+    tell) contradicts."""
+    def register(fn: Check) -> Check:
+        CHECKS[kind] = fn
+        return fn
+    return register
+
+
+def incomparable(doc: dict[str, Any], task: Any, given: dict[str, Any]) -> tuple[str, str] | None:
+    """``(config key, why)`` when the baseline bundle's ``doc`` alone shows that a candidate of ``task`` (the Task)
+    configured as ``given`` cannot be compared with it, else None: another task first, then the kind's check."""
+    if doc.get("task") != task.runtime:
+        ours = task.runtime if task.runtime == task.name else f"{task.runtime} (task {task.name})"
+        return "retrain.baseline", (f"the baseline bundle's task is {doc.get('task')} ({doc.get('family') or 'model'}"
+                                    f"), this pipeline's is {ours}: not comparable")
+    check = CHECKS.get(task.evaluation)
+    return check(doc, given) if check else None
 
 
 def verdict(candidate: float | None, baseline: float | None, max_regression: float,
@@ -110,6 +148,8 @@ def bless_model(evaluation: Input[ModelEvaluation], blessing: Output[ModelBlessi
         meta = _bundle_doc(Path(baseline))
         doc["baseline"] = {"bundle": str(baseline), "run": baseline_run, "variant": meta.get("primary_variant"),
                            "metric": _number(score.metric), "examples": score.examples, **score.details}
+        if score.undefined:
+            doc["not_compared"] = score.undefined  # refusal/summary: no verdict from the two metrics
         blessed, regression, reason = (True, None, score.undefined) if score.undefined else verdict(
             doc["candidate"]["metric"], score.metric, max_regression, metric.higher_is_better)
     doc.update(blessed=blessed, regression=regression, reason=reason)
@@ -124,12 +164,28 @@ def refusal(doc: dict[str, Any], chosen: str) -> str | None:
     """The export gate's one line when the shipped variant ``chosen`` is not blessed, else None."""
     candidate = doc["candidate"].get("per_variant", {}).get(chosen)
     base = doc.get("baseline") or {}
+    if doc.get("not_compared"):
+        return None
     blessed, regression, _ = verdict(candidate, base.get("metric"), doc["max_regression"], doc["higher_is_better"])
     if blessed:
         return None
     return (f"retrain: candidate '{chosen}' {doc['metric_name']} {candidate:.4f} is worse than the baseline bundle's "
-            f"{base['metric']:.4f} ({base.get('bundle')}) by {regression:.4f} > retrain.max_regression "
-            f"{doc['max_regression']}; nothing exported")
+            f"{base['metric']:.4f} ({base.get('bundle')}{_context(base)}) by {regression:.4f} > "
+            f"retrain.max_regression {doc['max_regression']}; nothing exported")
+
+
+def _context(base: dict[str, Any]) -> str:
+    """What else the comparison measured, for the refusal line: the baseline's alarm rate and the largest drift."""
+    parts = []
+    if base.get("alarm_rate") is not None:
+        parts.append(f"baseline alarm rate {base['alarm_rate']:.3f}")
+    drift = base.get("drift") or {}
+    worst = drift.get("largest_shift_channel")
+    if drift.get("comparable") and worst is not None:
+        moved = drift["channels"][worst]
+        parts.append(f"new train data vs its normalization: '{worst}' centre moved {moved['center_shift']:.2f} "
+                     f"baseline scales, scale x{moved['scale_ratio']:.3g}")
+    return "".join(f"; {p}" for p in parts)
 
 
 def summary(doc: dict[str, Any], chosen: str) -> dict[str, Any]:
@@ -140,7 +196,7 @@ def summary(doc: dict[str, Any], chosen: str) -> dict[str, Any]:
         candidate, regression, reason = doc["candidate"]["metric"], doc["regression"], doc["reason"]
     else:
         candidate = doc["candidate"].get("per_variant", {}).get(chosen)
-        _, regression, reason = (True, None, doc["reason"]) if not base else verdict(
+        _, regression, reason = (True, None, doc["reason"]) if not base or doc.get("not_compared") else verdict(
             candidate, base.get("metric"), doc["max_regression"], doc["higher_is_better"])
     return {"blessed": True, "metric_name": doc["metric_name"], "candidate_variant": chosen,
             "candidate_metric": candidate, "baseline_bundle": base.get("bundle"), "baseline_run": base.get("run"),
@@ -160,16 +216,15 @@ def _anomaly(bundle_path: Path, evaluation: ModelEvaluation, examples: Examples 
         raise DataError("retrain: an anomaly candidate is compared on its windows and fitted transform, not given")
     bundle = _load(bundle_path)
     meta, params = bundle.doc, transform.read_json("transform.json")
-    names = list(meta["window"].get("channel_names") or meta["normalization"]["channels"])
+    names = _channel_names(meta)
     channels = list(params["channels"])
     missing = [n for n in names if n not in channels]
     if missing:
         raise DataError(f"retrain: the new data has no channel {', '.join(map(repr, missing))} that the baseline "
                         f"bundle {bundle_path} reads (new channels: {', '.join(channels)})")
-    size = int(examples.feature_spec["window"]["shape"][0])
-    if size != int(meta["window"]["size"]):
-        raise DataError(f"retrain: window.size {size} differs from the baseline bundle's {meta['window']['size']} "
-                        f"({bundle_path}): the models cannot be compared on the same windows")
+    wrong = _anomaly_fits(meta, {"window.size": int(examples.feature_spec["window"]["shape"][0])})
+    if wrong:  # checked at build (a config key); here only for windows made otherwise
+        raise DataError(f"retrain: {wrong[0]} {wrong[1]} ({bundle_path})")
     order = [channels.index(n) for n in names]
     center, scale = np.asarray(params["center"], np.float64), np.asarray(params["scale"], np.float64)
     report = evaluation.report()
@@ -192,7 +247,43 @@ def _anomaly(bundle_path: Path, evaluation: ModelEvaluation, examples: Examples 
         return BaselineScore(None, int(len(truth)), details, undefined=(
             "no labelled anomalous window in the evaluation data: F1 is undefined for both models, not compared "
             "(alarm rates on these presumably normal windows are recorded)"))
-    return BaselineScore(found["f1"], int(len(truth)), details)
+    return BaselineScore(found["f1"], int(len(truth)), details, undefined=_cannot_judge(details))
+
+
+def _cannot_judge(details: dict[str, Any]) -> str | None:
+    """Why the baseline cannot judge the new data (module docstring: the bounds), or None."""
+    drift, rate = details.get("drift") or {}, details.get("alarm_rate")
+    for name, moved in (drift.get("channels") or {}).items() if drift.get("comparable") else ():
+        ratio = moved["scale_ratio"]
+        if abs(moved["center_shift"]) > MAX_CENTER_SHIFT or not 1 / MAX_SCALE_RATIO <= ratio <= MAX_SCALE_RATIO:
+            return (f"the new train data moved far from the baseline's normalization ('{name}' centre "
+                    f"{moved['center_shift']:.1f} baseline scales, scale x{ratio:.3g}; bounds {MAX_CENTER_SHIFT:g} "
+                    f"scales, {MAX_SCALE_RATIO:g}x): the baseline cannot judge this data, not compared")
+    if rate is not None and rate >= MAX_ALARM_RATE:
+        return (f"the baseline flags {rate:.3f} of the evaluation windows (>= {MAX_ALARM_RATE:g}: an always-alarm "
+                "detector, whose F1 is the labelled share's): the baseline cannot judge this data, not compared")
+    return None
+
+
+@baseline_check("anomaly")
+def _anomaly_fits(doc: dict[str, Any], given: dict[str, Any]) -> tuple[str, str] | None:
+    """A series baseline: the same window size (its model's input length) and, where the config names the
+    channels (``data.feature_columns``), every channel the baseline reads among them."""
+    size, ours = (doc.get("window") or {}).get("size"), given.get("window.size")
+    if size is not None and ours is not None and int(ours) != int(size):
+        return "window.size", (f"{ours} differs from the baseline bundle's {size}: the models cannot be compared on "
+                               "the same windows")
+    columns = given.get("data.feature_columns")
+    missing = [n for n in _channel_names(doc) if n not in columns] if columns else []
+    if missing:
+        return "data.feature_columns", (f"{list(columns)} lacks channel {', '.join(map(repr, missing))} that the "
+                                        "baseline bundle reads: the models cannot be compared on the same windows")
+    return None
+
+
+def _channel_names(doc: dict[str, Any]) -> list[str]:
+    return list((doc.get("window") or {}).get("channel_names") or (doc.get("normalization") or {}).get("channels")
+                or [])
 
 
 def _drift(old: dict[str, Any], new: dict[str, Any], names: list[str]) -> dict[str, Any]:
@@ -245,6 +336,29 @@ def _supervised(bundle_path: Path, evaluation: ModelEvaluation, examples: Exampl
     return BaselineScore(_number(value), int(len(x)), {"model_file": file.name})
 
 
+@baseline_check("supervised")
+def _supervised_fits(doc: dict[str, Any], given: dict[str, Any]) -> tuple[str, str] | None:
+    """Examples: a table baseline reads the raw columns the config names (``data.feature_columns``, in that
+    order: the candidate's inputs are fed to it as they are); an image baseline takes the images the config's
+    image folder makes (``data.image``: [height, width, channels])."""
+    pre = doc.get("preprocessing") or {}
+    columns = given.get("data.feature_columns")
+    if columns and pre.get("kind") == "table":
+        reads = list(pre.get("columns") or pre.get("features") or [])
+        if list(columns) != reads:
+            return "data.feature_columns", (f"{list(columns)} are not the columns the baseline bundle reads "
+                                            f"({reads}, in that order): not comparable on the same inputs")
+    image = given.get("data.image")
+    if image:
+        takes = [(pre.get("image") or {}).get(k) for k in ("height", "width", "channels")]
+        if pre.get("kind") != "image" or list(image) != takes:
+            shape = "x".join(map(str, takes)) + " images" if pre.get("kind") == "image" else \
+                f"{pre.get('kind') or 'unknown'} inputs {(doc.get('input') or {}).get('shape')}"
+            return "data.image", (f"{'x'.join(map(str, image))} images, but the baseline bundle's model takes "
+                                  f"{shape}: not comparable on the same inputs")
+    return None
+
+
 def _load(path: Path):
     """The baseline bundle, verified by the runtime; a bundle it refuses is unusable input (exit 3), named."""
     from edgepipe.runtime import Bundle
@@ -274,4 +388,5 @@ def _number(value: Any) -> float | None:
     return float(value) if _finite(value) else None
 
 
-__all__ = ["BaselineScore", "SCORERS", "baseline_scorer", "bless_model", "refusal", "summary", "verdict"]
+__all__ = ["BaselineScore", "CHECKS", "SCORERS", "baseline_check", "baseline_scorer", "bless_model", "incomparable",
+           "refusal", "summary", "verdict"]

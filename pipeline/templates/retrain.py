@@ -11,12 +11,17 @@ found through the metadata store (none yet: the first export is blessed as such)
 directory (``bundle.json``); null (the default) adds nothing. The baseline directory is an ``InputPath``: its
 content joins the cache key. With ``last`` each export becomes the next run's baseline, so repeating a retrain
 re-blesses (and re-exports) against the bundle it just wrote; a fixed bundle path left unchanged is a cache hit.
+
+The baseline (``last`` resolved through the metadata store, a cheap query) is checked here, while the pipeline is
+built: what its ``bundle.json`` says that the config contradicts (another task, window size, channels, table
+columns, image shape: ``blessing.incomparable``) is refused (exit 2), naming the config key, where it was given
+(the ``--set`` or the YAML file), and the bundle, before anything trains.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from edgepipe.pipeline.config import Config
+from edgepipe.pipeline.config import Config, key_origin
 from edgepipe.pipeline.errors import ConfigError
 from edgepipe.pipeline.templates.plan import Plan
 from edgepipe.pipeline.templates.stages import Context
@@ -38,7 +43,7 @@ def keys(plan: Plan) -> set[str]:
 
 def baseline_bundle(cfg: Config) -> tuple[str | None, str | None]:
     """``(bundle directory, run id)`` the candidate is compared with; ``(None, None)`` when ``last`` finds none."""
-    source = getattr(cfg, "_source", "config")
+    source = key_origin(cfg, "retrain.baseline")  # the --set that gave it, else the YAML file
     wanted = cfg.retrain.baseline
     if wanted == "last":
         db = Path(cfg.pipeline.root) / "metadata.sqlite"
@@ -75,9 +80,33 @@ def retrain_stage(cfg: Config, plan: Plan, ctx: Context) -> None:
     from edgepipe.components.evaluation.blessing import bless_model
 
     bundle, run = baseline_bundle(cfg)
+    if bundle is not None:
+        check_baseline(cfg, plan, ctx, bundle, run)
     inputs = {k: v for k, v in {"examples": ctx.examples, "transform": ctx.transform}.items() if v is not None}
     node = bless_model(evaluation=ctx.evaluation, baseline=bundle, baseline_run=run, task=plan.task.name,
                        max_regression=cfg.retrain.max_regression, primary=ctx.primary,
                        min_agreement=cfg.export.min_agreement, max_metric_drop=cfg.export.max_metric_drop, **inputs)
     ctx.nodes.append(node)
     ctx.blessing = node.outputs["blessing"]
+
+
+def check_baseline(cfg: Config, plan: Plan, ctx: Context, bundle: str, run: str | None) -> None:
+    """Refuse a baseline whose ``bundle.json`` alone shows it cannot be compared with this pipeline's candidate
+    (exit 2, one line naming the key, the bundle and what differs). ``data.image`` is known only where the data
+    stage's ingest reads images (its resolved parameters); the rest only the data can tell, at run time."""
+    import json
+
+    from edgepipe.components.evaluation.blessing import incomparable
+
+    doc = json.loads((Path(bundle) / "bundle.json").read_text(encoding="utf-8"))
+    image = next((n.component.resolved_params(n) for n in ctx.nodes if "image_size" in n.component.params), None)
+    given = {"window.size": cfg.window.size, "data.feature_columns": cfg.data.feature_columns,
+             "data.image": [*image["image_size"], image["channels"]] if image else None}
+    found = incomparable(doc, plan.task, given)
+    if found is None:
+        return
+    key, why = found
+    origin = key_origin(cfg, key)
+    if not origin.startswith("--set"):  # not given by a --set: the baseline's own --set, if that is where it came from
+        origin = key_origin(cfg, "retrain.baseline")
+    raise ConfigError(f"{origin}: config key '{key}': {why} (baseline bundle {bundle}{f', run {run}' if run else ''})")

@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from edgepipe import tasks
-from edgepipe.components.evaluation.blessing import bless_model, refusal, verdict
+from edgepipe.components.evaluation.blessing import bless_model, incomparable, refusal, verdict
 from edgepipe.components.export import export_bundle
 from edgepipe.pipeline.artifacts import Bundle, ModelBlessing, ModelEvaluation, TransformParams
 from edgepipe.pipeline.errors import DataError, VerificationError
@@ -143,3 +143,68 @@ def test_verdict(candidate, base, bound, higher, blessed, regression):
 def test_an_undefined_metric_is_not_compared(candidate, base):
     ok, regression, reason = verdict(candidate, base, 0.01, True)
     assert ok and regression is None and "not compared" in reason
+
+
+def test_a_refusal_says_the_baselines_alarm_rate_and_drift(chain, evaluation, baseline, tmp_path):
+    """QA 23 F6: the refusal line says what else was measured, so an always-alarm baseline or drifted data shows."""
+    worse = ModelEvaluation(tmp_path / "evaluation")
+    shutil.copytree(evaluation.path, worse.path)
+    worse.write_json("variants.json", [{**r, "metric": r["metric"] - 0.2} for r in worse.read_json("variants.json")])
+    _, doc = _bless(chain, worse, tmp_path, baseline, max_regression=0.01)
+    line = refusal(doc, doc["candidate"]["variant"])
+    rate = doc["baseline"]["alarm_rate"]
+    assert 0.0 < rate < 0.9 and not doc["blessed"]
+    assert f"; baseline alarm rate {rate:.3f}; new train data vs its normalization: 'vibration' centre moved " \
+           "0.00 baseline scales, scale x1) by 0.2000 > " in line
+
+
+@pytest.mark.parametrize("center, scale, why", [
+    ([2.1, 45.0 + 20 * 3.2], [0.4, 3.2], "'temperature' centre 20.0 baseline scales, scale x1"),
+    ([2.1, 45.0], [0.4, 3.2 * 12], "'temperature' centre 0.0 baseline scales, scale x12"),
+    ([2.1, 45.0], [0.4 / 20, 3.2], "'vibration' centre 0.0 baseline scales, scale x0.05"),
+])
+def test_data_far_from_the_baselines_normalization_is_not_compared(chain, evaluation, baseline, tmp_path, center,
+                                                                    scale, why):
+    """QA 23 F6: beyond the bounds (10 baseline scales of centre shift, 10x scale either way) the baseline cannot
+    judge the new data: blessed, not compared, the reason recorded, and the export gate ships a worse candidate."""
+    worse = ModelEvaluation(tmp_path / "evaluation")
+    shutil.copytree(evaluation.path, worse.path)
+    worse.write_json("variants.json", [{**r, "metric": r["metric"] - 0.2} for r in worse.read_json("variants.json")])
+    far = _transform(tmp_path, center=center, scale=scale)
+    metrics, doc = _bless(chain, worse, tmp_path, baseline, transform=far, max_regression=0.01)
+    assert doc["blessed"] and metrics["blessed"] and doc["regression"] is None
+    assert doc["reason"] == doc["not_compared"] == (
+        f"the new train data moved far from the baseline's normalization ({why}; bounds 10 scales, 10x): the "
+        "baseline cannot judge this data, not compared")
+    assert doc["baseline"]["metric"] is not None  # measured and kept, only not compared
+    out = Bundle(tmp_path / "bundle")
+    export_bundle.fn(model=chain["model"], tflite=chain["tflite"], evaluation=worse, transform=chain["transform"],
+                     windows=chain["windows"], bundle=out, min_agreement=0.9,
+                     blessing=ModelBlessing.open(tmp_path / "blessing"))
+    shipped = json.loads((out.path / "bundle.json").read_text())["blessing"]
+    assert shipped["blessed"] and shipped["regression"] is None and shipped["reason"] == doc["reason"]
+
+
+def test_an_always_alarm_baseline_is_not_compared(chain, evaluation, baseline, tmp_path):
+    """QA 23 F6: a baseline flagging >= 90% of the windows (here the new data sit 8 scales above its normal, within
+    the drift bounds) is an always-alarm detector: its F1 is the labelled share's, not a bar for the candidate."""
+    high = _transform(tmp_path, center=[2.1 + 8 * 0.4, 45.0 + 8 * 3.2])
+    _, doc = _bless(chain, evaluation, tmp_path, baseline, transform=high, max_regression=0.0)
+    rate = doc["baseline"]["alarm_rate"]
+    assert rate >= 0.9 and doc["blessed"] and doc["regression"] is None
+    assert doc["reason"] == (f"the baseline flags {rate:.3f} of the evaluation windows (>= 0.9: an always-alarm "
+                             "detector, whose F1 is the labelled share's): the baseline cannot judge this data, not "
+                             "compared")
+
+
+def test_what_the_baseline_bundle_json_says_up_front(baseline):
+    """QA 23 F5/N10: the build-time check on a real exported bundle (the pipeline side: test_template_retrain.py)."""
+    doc = json.loads((baseline / "bundle.json").read_text())
+    size = doc["window"]["size"]
+    assert incomparable(doc, tasks.get("anomaly"), {"window.size": size, "data.feature_columns": None}) is None
+    assert incomparable(doc, tasks.get("anomaly"), {"window.size": size + 8})[0] == "window.size"
+    key, why = incomparable(doc, tasks.get("anomaly"), {"window.size": size, "data.feature_columns": ["vibration"]})
+    assert key == "data.feature_columns" and "lacks channel 'temperature' that the baseline bundle reads" in why
+    key, why = incomparable(doc, tasks.get("classification"), {"window.size": size})
+    assert key == "retrain.baseline" and why.startswith("the baseline bundle's task is anomaly_detection (")
+    assert why.endswith("this pipeline's is classification: not comparable")
