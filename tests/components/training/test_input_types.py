@@ -2,34 +2,25 @@
 of TensorFlow's bare "Graph execution error:" (QA 23 F4, on the taxi sample's 'company' column)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgepipe.components.data import ingest_csv
 from edgepipe.components.training.arrays import write_examples
 from edgepipe.components.training.fit import data_spec
 from edgepipe.components.training.train_model import train_model
 from edgepipe.pipeline.artifacts import Examples
 from edgepipe.pipeline.errors import DataError
 from tests.components.data.conftest import run_component
+from tests.components.training.conftest import taxi_head_examples
 
-TAXI = Path(__file__).resolve().parents[3] / ".." / "shared" / "datasets" / "taxi" / "data.csv"
 FEATURES = ["fare", "trip_miles", "trip_seconds", "company"]
 
 
 @pytest.fixture(scope="module")
 def taxi_examples(tmp_path_factory):
-    if not TAXI.is_file():
-        pytest.skip(f"taxi data not found at {TAXI} (shared datasets folder absent)")
-    tmp = tmp_path_factory.mktemp("taxi")
-    with TAXI.open() as f:
-        rows = [next(f) for _ in range(301)]
-    (tmp / "taxi.csv").write_text("".join(rows))
-    _, out = run_component(ingest_csv, tmp / "ing", source=str(tmp / "taxi.csv"), label_column="trip_start_day",
-                           feature_columns=FEATURES)
-    return out["examples"]
+    return taxi_head_examples(tmp_path_factory.mktemp("taxi"), label_column="trip_start_day",
+                              feature_columns=FEATURES)
 
 
 def test_train_model_names_the_string_feature(taxi_examples, tmp_path):

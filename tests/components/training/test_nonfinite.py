@@ -2,31 +2,22 @@
 with missing values (DataError) or, on finite data, divergence (ConfigError)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgepipe.components.data import ingest_csv
 from edgepipe.components.data.beam.example_decode import iter_examples
 from edgepipe.components.training.fit import fit
 from edgepipe.components.training.nonfinite import describe_cause, non_finite_counts
 from edgepipe.pipeline.errors import ConfigError, DataError
 from tests.components.data.conftest import run_component
+from tests.components.training.conftest import taxi_head_examples
 
-TAXI = Path(__file__).resolve().parents[3] / ".." / "shared" / "datasets" / "taxi" / "data.csv"
 
 
 @pytest.fixture(scope="module")
 def taxi_examples(tmp_path_factory):
-    if not TAXI.is_file():
-        pytest.skip(f"taxi data not found at {TAXI} (shared datasets folder absent)")
-    tmp = tmp_path_factory.mktemp("taxi")
-    with TAXI.open() as f:
-        rows = [next(f) for _ in range(301)]
-    (tmp / "taxi.csv").write_text("".join(rows))
-    _, out = run_component(ingest_csv, tmp / "ing", source=str(tmp / "taxi.csv"), label_column="tips")
-    return out["examples"]
+    return taxi_head_examples(tmp_path_factory.mktemp("taxi"), label_column="tips")
 
 
 def _numeric(examples):
