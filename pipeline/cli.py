@@ -2,7 +2,7 @@
 
 Exit status: 0 success, 1 a component failed unexpectedly, 2 bad config/arguments/pipeline definition, 3 unusable
 input data, 4 a converted model failed verification (nothing exported), 5 a cloud SDK, credentials or service is
-missing or refused (``compile``/``submit``), 130 interrupted.
+missing or refused (``compile``/``submit``), 130 interrupted (Ctrl-C), 143 stopped by SIGTERM (see display.py).
 """
 from __future__ import annotations
 
@@ -20,15 +20,20 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 from edgepipe.pipeline.errors import ConfigError, EdgepipeError, StorageError, describe, describe_os_error
-from edgepipe.pipeline.display import (ProgressPrinter, leave_after_interrupt, print_rejects, print_summary,
-                                       stop_on_ctrl_c)
+from edgepipe.pipeline.display import (ProgressPrinter, interrupt_exit_code, interrupt_name, leave_after_interrupt,
+                                       print_rejects, print_summary, stop_on_ctrl_c)
 from edgepipe.pipeline.cli_cloud import add_cloud_commands, cmd_compile, cmd_execute_node, cmd_submit
 from edgepipe.pipeline.scaffold import add_command as add_init_command, cmd_init
 from edgepipe.runtime import cli as runtime_cli
 
 
 def _quiet_frameworks(verbose: bool) -> None:
-    """Hide TensorFlow/absl/Beam log noise unless -v; must run before TensorFlow is imported."""
+    """Hide TensorFlow/absl/Beam log noise unless -v; must run before TensorFlow is imported.
+
+    Warnings are dropped where they would be shown, not only filtered: Gym resets the filters when imported
+    (``simplefilter("once", DeprecationWarning)``), which brought back its own and tfmot's DeprecationWarnings. Gym
+    also prints an "unmaintained" notice on import from the ``gym_notices`` table, emptied here (a dict, no import of
+    Gym itself)."""
     if verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return
@@ -37,6 +42,13 @@ def _quiet_frameworks(verbose: bool) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
+    warnings.showwarning = lambda *args, **kwargs: None
+    try:
+        import gym_notices.notices as gym_notices
+
+        gym_notices.notices.clear()
+    except Exception:  # not installed (no dqn), or a layout of its own: the notice is harmless noise
+        pass
     # A log handler whose stream fails (file descriptor 2 goes to ROOT/logs, which may be on a full disk) must not
     # print "--- Logging error ---" and a traceback on the terminal.
     logging.raiseExceptions = False
@@ -113,10 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgepipeError as err:
         return _error(str(err), err.exit_code)
     except KeyboardInterrupt:
-        print("edgepipe: interrupted; completed components stay cached, the next run resumes", file=sys.stderr,
-              flush=True)
-        leave_after_interrupt(130, program=argv is None)
-        return 130
+        code, by = interrupt_exit_code(), interrupt_name()
+        print(f"edgepipe: interrupted{'' if by == 'SIGINT' else f' by {by}'}; completed components stay cached, "
+              "the next run resumes", file=sys.stderr, flush=True)
+        leave_after_interrupt(code, program=argv is None)
+        return code
     except BrokenPipeError:  # `edgepipe runs | head -1`: the reader has all it wanted
         _stdout_to_devnull()
         return 0
@@ -212,7 +225,8 @@ def _run_pipeline(args, config, pipeline, root: Path, log_file: Path | None) -> 
         result = runner.run(pipeline, config.model_dump(mode="json"))
     elapsed = time.perf_counter() - started
     if result.error:
-        where = f"; framework logs in {log_file}" if log_file else ""
+        _log_traceback(result.error)
+        where = f"; framework logs and the traceback in {log_file}" if log_file else ""
         print(f"run {result.run_id} failed after {elapsed:.1f}s{where}", flush=True)
         raise result.error
     bundle_node = next((n for n in reversed(pipeline.nodes) if "bundle" in n.component.outputs), None)
@@ -225,6 +239,18 @@ def _run_pipeline(args, config, pipeline, root: Path, log_file: Path | None) -> 
     destination = _copy_bundle(bundle, args.output)
     print(f"bundle written to {destination.resolve()}")
     return 0
+
+
+def _log_traceback(error: Any) -> None:
+    """The traceback of a component's unexpected exception, for whoever fixes it, to file descriptor 2: the run's
+    log file (named on the terminal) without -v, the terminal with -v; the error line itself stays one line."""
+    cause = getattr(error, "cause", None)
+    if cause is None or isinstance(cause, EdgepipeError):
+        return
+    try:
+        os.write(2, "".join(traceback.format_exception(cause)).encode(errors="replace"))
+    except OSError:  # the log's disk is full: the one-line error still follows
+        pass
 
 
 def _copy_bundle(bundle: Any, output: str) -> Path:
@@ -304,8 +330,19 @@ def _store(root: str):
     return MetadataStore(path)
 
 
+def _mark_abandoned(store: Any) -> None:
+    """Listing shows a run whose process died (kill -9, a crash) as ``abandoned``, not ``running``, recording it as
+    the next run would; a store that cannot be written now (read-only, locked) is listed as it is."""
+    try:
+        store.mark_abandoned()
+    except (sqlite3.Error, EdgepipeError):
+        pass
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    rows = _store(args.root).runs(args.limit)
+    store = _store(args.root)
+    _mark_abandoned(store)
+    rows = store.runs(args.limit)
     print(f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<11} {'STARTED':<20} {'DURATION':>9} {'CACHED':>8}")
     for row in rows:
         duration = f"{row['ended'] - row['started']:.1f}s" if row["ended"] else "-"
@@ -319,6 +356,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from edgepipe.pipeline.errors import ConfigError
 
     store = _store(args.root)
+    _mark_abandoned(store)
     run_id = args.run_id
     if run_id == "latest":
         runs = store.runs(1)

@@ -1,6 +1,10 @@
 """What ``edgepipe run`` shows while a pipeline runs, and how it stops: the progress printer the runner reports to,
-and the Ctrl-C handling (first Ctrl-C: stop after the current step; second: abort now; exit status 130 either way),
-and the summary printed when it ends (rejected rows, the bundle's metrics and gates).
+and the Ctrl-C and SIGTERM handling (first signal: stop after the current step; second: abort now), and the summary
+printed when it ends (rejected rows, the bundle's metrics and gates).
+
+Exit status of a stopped run: 130 (128 + SIGINT) after Ctrl-C, 143 (128 + SIGTERM) after SIGTERM, the codes a shell,
+``docker stop``, systemd or a CI runner expect of a process that honoured the signal; the run ends ``interrupted``
+either way and the next run resumes it.
 """
 from __future__ import annotations
 
@@ -16,26 +20,47 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_received: list[int] = []  # the stop signals this process received, in order (the exit status names the first)
+
+
+def interrupt_exit_code() -> int:
+    """128 + the first stop signal received (SIGTERM: 143); 130 when the stop was a plain KeyboardInterrupt."""
+    return 128 + (_received[0] if _received else signal.SIGINT)
+
+
+def interrupt_name() -> str:
+    return signal.Signals(_received[0]).name if _received else "SIGINT"
+
+
 @contextmanager
 def stop_on_ctrl_c(runner: Any, printer: "ProgressPrinter") -> Iterator[None]:
-    """First Ctrl-C: the runner stops after the current step (training: the current batch) and the run ends
-    ``interrupted``; second Ctrl-C: ``KeyboardInterrupt`` at once. Signals reach only the main thread, while
-    components run in the runner's worker threads, so the handler lives here and they only see the stop flag."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        yield  # not the main thread (no signals here), or started with SIGINT ignored (nohup): leave it so
+    """First Ctrl-C or SIGTERM: the runner stops after the current step (training: the current batch) and the run
+    ends ``interrupted``; a second one: ``KeyboardInterrupt`` at once. ``timeout``, ``docker stop``, systemd and CI
+    cancellation send SIGTERM, and a run they stop must end recorded as a Ctrl-C'd one, not stay ``running``.
+    Signals reach only the main thread, while components run in the runner's worker threads, so the handler lives
+    here and they only see the stop flag. A signal the process was started ignoring (``nohup``) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # not the main thread: no signals here
         return
 
-    def on_sigint(signum, frame):
+    def on_signal(signum, frame):
+        _received.append(signum)
         if runner.stop_requested:
             raise KeyboardInterrupt
         runner.request_stop()
-        printer.notice("edgepipe: stopping after the current step ... (Ctrl-C again to abort now)")
+        name = signal.Signals(signum).name
+        said = ("", "Ctrl-C") if signum == signal.SIGINT else (f"{name}: ", name)
+        printer.notice(f"edgepipe: {said[0]}stopping after the current step ... ({said[1]} again to abort now)")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    _received.clear()
+    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS
+                if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def leave_after_interrupt(code: int, program: bool) -> None:

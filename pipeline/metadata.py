@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS progress (
     step INTEGER NOT NULL, total INTEGER, payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS progress_by_execution ON progress(execution_id, time);
+CREATE TABLE IF NOT EXISTS run_hosts (run_id TEXT PRIMARY KEY REFERENCES runs(id), host TEXT NOT NULL);
 """
 
 
@@ -111,6 +113,7 @@ class MetadataStore:
                     db.execute("INSERT INTO runs (id, pipeline, status, pid, started, config) VALUES (?,?,?,?,?,?)",
                                (run_id, pipeline, "running", os.getpid(), time.time(),
                                 json.dumps(config, default=str)))
+                    db.execute("INSERT INTO run_hosts VALUES (?,?)", (run_id, socket.gethostname()))
                 return run_id
             except sqlite3.IntegrityError:
                 continue
@@ -124,9 +127,16 @@ class MetadataStore:
                            (time.time(), run_id))
 
     def mark_abandoned(self) -> int:
-        """Mark runs whose process is gone (killed, crashed) and their running executions as abandoned."""
-        stale = [row["id"] for row in self._query("SELECT id, pid FROM runs WHERE status='running'")
-                 if not process_alive(row["pid"])]
+        """Mark runs whose process is gone (killed, crashed) and their running executions as abandoned.
+
+        Only runs started on this host: a root on a shared disk may hold a live run of another machine, whose pid
+        means nothing here (runs recorded before hosts were, in ``run_hosts``, count as this host's, as before)."""
+        here = socket.gethostname()
+        stale = [row["id"] for row in self._query(
+                 "SELECT r.id, r.pid, h.host FROM runs r LEFT JOIN run_hosts h ON h.run_id = r.id "
+                 "WHERE r.status='running'") if row["host"] in (None, here) and not process_alive(row["pid"])]
+        if not stale:
+            return 0
         with self._transaction() as db:
             for run_id in stale:
                 db.execute("UPDATE runs SET status='abandoned', ended=COALESCE(ended, ?) WHERE id=?",

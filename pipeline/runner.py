@@ -12,8 +12,8 @@ reused unless both happened. A run killed at any point (``kill -9`` included) th
 artifact that a later run would pick up, and the next run resumes at the first component without a complete
 execution, because every earlier one is a cache hit. Independent nodes may run concurrently (``max_workers``).
 
-Stopping: :meth:`LocalRunner.request_stop` (the CLI's first Ctrl-C) starts no further component and lets running
-ones stop at their next step boundary (``progress.check_stop``: training between batches); the run ends
+Stopping: :meth:`LocalRunner.request_stop` (the CLI's first Ctrl-C or SIGTERM) starts no further component and
+lets running ones stop at their next step boundary (``progress.check_stop``: training between batches); the run ends
 ``interrupted`` and :class:`~edgepipe.pipeline.progress.StopRequested` propagates. A ``KeyboardInterrupt`` in the
 calling thread (the second Ctrl-C) ends the run ``interrupted`` at once without waiting for running components.
 Progress events components report are recorded in the store and passed to the ``progress`` callback as
@@ -195,13 +195,15 @@ class LocalRunner:
                 shutil.rmtree(staging, ignore_errors=True)
             self._keep_for_inspection(staging, node.name, execution_id)
             interrupted = isinstance(err, KeyboardInterrupt)
-            self.store.fail_execution(execution_id, "".join(traceback.format_exception_only(type(err), err)).strip(),
-                                      status="interrupted" if interrupted else "failed")
-            if not isinstance(err, Exception):
+            wrapped = ComponentError(node.name, err, writing=staging) if isinstance(err, Exception) else None
+            # the store records the line the user saw (where and what), so `edgepipe show` says the same
+            self.store.fail_execution(execution_id, str(wrapped) if wrapped else "".join(
+                traceback.format_exception_only(type(err), err)).strip(),
+                status="interrupted" if interrupted else "failed")
+            if wrapped is None:
                 if interrupted:
                     self.progress("interrupted", node, {"seconds": time.perf_counter() - started})
                 raise
-            wrapped = ComponentError(node.name, err, writing=staging)
             self.progress("failed", node, {"error": str(wrapped), "seconds": time.perf_counter() - started})
             raise wrapped from err
 

@@ -22,13 +22,13 @@ import importlib.metadata
 import inspect
 import re
 import sys
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from edgepipe.pipeline.dag import Pipeline
-from edgepipe.pipeline.errors import ConfigError, EdgepipeError, PipelineDefinitionError
+from edgepipe.pipeline.errors import (ConfigError, EdgepipeError, PipelineDefinitionError, defined_at,
+                                     raised_at)
 
 DEFAULT_FUNCTION = "create_pipeline"
 _MODULE_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
@@ -82,8 +82,10 @@ class UserPipeline:
             raise PipelineDefinitionError(f"{self.factory} failed{_where(err, self.source)}: "
                                           f"{type(err).__name__}: {_first_line(err)}") from None
         if not isinstance(pipeline, Pipeline):
-            raise PipelineDefinitionError(f"{self.factory} returned {type(pipeline).__name__}, not a Pipeline "
-                                          "(return Pipeline(name, [nodes...]))")
+            where = defined_at(self.function)  # the return is in there
+            raise PipelineDefinitionError(f"{self.factory} failed{f' at {where}' if where else ''}: returned "
+                                          f"{type(pipeline).__name__}, not a Pipeline (return Pipeline(name, "
+                                          "[nodes...]))")
         self._check_reads(config, reads)
         raise_deferred(config)  # held back by load_config below, so that a key never read is refused first
         return pipeline
@@ -278,11 +280,8 @@ def _import(module_name: str, shown: str):
 
 def _where(err: BaseException, source: Path) -> str:
     """`` at FILE:LINE``: the deepest frame in the user's own folder, where the mistake most likely is."""
-    folder, own = source.resolve().parent, Path(__file__).resolve().parent  # never a frame of edgepipe's loader
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.startswith("<")
-              and Path(f.filename).resolve().is_relative_to(folder)
-              and not Path(f.filename).resolve().is_relative_to(own)]
-    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    where = raised_at(err, within=source.resolve().parent)
+    return f" at {where}" if where else ""
 
 
 def _first_line(err: BaseException) -> str:

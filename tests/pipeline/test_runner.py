@@ -73,7 +73,8 @@ def test_failed_component_registers_nothing_and_next_run_resumes(tmp_path):
     fx.SWITCHES["fail"] = {"increment"}
     failed = runner.run(chain())
     assert failed.status == "failed"
-    assert "component 'increment' failed: increment was told to fail" in str(failed.error)
+    assert "component 'increment' failed at " in str(failed.error)
+    assert str(failed.error).endswith("fixture_components.py:29: RuntimeError: increment was told to fail")
     assert "combine" not in failed.nodes
     assert not (tmp_path / "artifacts" / "increment").exists()
     assert not any((tmp_path / "tmp").iterdir())
