@@ -167,14 +167,16 @@ def _describe(event: Any) -> str:
 
 
 def print_rejects(result: Any) -> None:
-    """Rejected input rows are part of the run summary, with where to read them."""
+    """Rejected input rows (records, images: the source's ``unit``) are part of the run summary, with where to read
+    them."""
     for node, node_result in result.nodes.items():
         for record in node_result.outputs.values():
             if record.type != "Rejects":
                 continue
             props = record.open().properties
             if "count" in props:
-                print(f"  {node}: {props['count']} of {props.get('rows_read', '?')} input rows rejected"
+                print(f"  {node}: {props['count']} of {props.get('rows_read', '?')} input {props.get('unit', 'rows')} "
+                      "rejected"
                       + (f" (reasons in {record.uri}/rejects.jsonl)" if props["count"] else ""))
 
 
@@ -204,6 +206,11 @@ def print_summary(bundle_dir: Path) -> None:
     reason = meta.get("primary_reason") or (meta.get("quantization") or {}).get("reason")
     if reason:
         print(f"  model.tflite is '{primary}': {reason}")
+    blessing = meta.get("blessing")
+    if blessing:  # a retrain: against what it was judged, or why it was not (a "not compared" ships unjudged)
+        versus = (f"{blessing.get('metric_name')} {number(blessing.get('candidate_metric'))} vs the baseline's "
+                  f"{number(blessing.get('baseline_metric'))}: " if blessing.get("baseline_bundle") else "")
+        print(f"  retrain: blessed, {versus}{blessing.get('reason')}")
 
 
 def number(value: Any) -> str:

@@ -129,3 +129,39 @@ def test_an_empty_output_is_refused_by_name(tmp_path, capsys, no_pipeline, comma
     code = cli.main([*command, "--root", str(tmp_path / "root")] if command[0] == "run" else command)
     assert code == 2 and capsys.readouterr().err == f"edgepipe: error: {message}\n"
     assert not (tmp_path / "root").exists()
+
+
+def test_the_run_summary_says_how_a_retrain_was_blessed(tmp_path, capsys):
+    """A retrain's blessing was only in bundle.json, blessing.json and the report: one whose baseline could not judge
+    the new data ships unjudged, so the terminal says so; a compared one gives both metrics."""
+    from edgepipe.pipeline.display import print_summary
+
+    not_compared = ("'value' centre 548.7 baseline scales, scale x245 (bounds: 10 scales, 10x): the baseline cannot "
+                    "judge this data, not compared")
+    for blessing, line in [
+            ({"metric_name": "f1", "candidate_metric": 0.0, "baseline_metric": 0.4654, "baseline_bundle": "/b",
+              "reason": not_compared}, f"retrain: blessed, f1 0.000 vs the baseline's 0.465: {not_compared}"),
+            ({"metric_name": "f1", "candidate_metric": 0.8, "baseline_metric": None, "baseline_bundle": None,
+              "reason": "no earlier exported bundle of this pipeline: the first export"},
+             "retrain: blessed, no earlier exported bundle of this pipeline: the first export")]:
+        (tmp_path / "bundle.json").write_text(json.dumps({"blessing": blessing}))
+        print_summary(tmp_path)
+        assert line in capsys.readouterr().out
+
+
+def test_the_run_summary_counts_rejects_in_the_sources_unit(tmp_path, capsys):
+    """An image folder's rejects were "1 of 61 input rows rejected": the summary takes the source's own noun."""
+    from types import SimpleNamespace
+
+    from edgepipe.pipeline.display import print_rejects
+
+    def rejects(props):
+        record = SimpleNamespace(type="Rejects", uri=str(tmp_path), open=lambda: SimpleNamespace(properties=props))
+        return SimpleNamespace(outputs={"rejects": record})
+
+    result = SimpleNamespace(nodes={"ingest_images": rejects({"count": 1, "rows_read": 61, "unit": "images"}),
+                                    "ingest_csv": rejects({"count": 0, "rows_read": 300})})
+    print_rejects(result)
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"  ingest_images: 1 of 61 input images rejected (reasons in {tmp_path}/rejects.jsonl)",
+                   "  ingest_csv: 0 of 300 input rows rejected"]
