@@ -6,6 +6,7 @@ status code it deserves; anything unexpected is one line naming the exception ty
 """
 from __future__ import annotations
 
+import json
 import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ def create_app(root: str | os.PathLike, config_dirs: list[str | os.PathLike] | N
     queue = JobQueue(root, store, workdir=Path(workdir) if workdir else None)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["seconds"] = _seconds
+    templates.env.filters["num"] = number
+    templates.env.filters["size"] = size
     dirs = [Path(d).resolve() for d in (config_dirs or [])] or default_config_dirs()
     state = UIState(root, store, queue, dirs, templates, token, max_upload)
 
@@ -128,3 +131,32 @@ def _seconds(value: float | None) -> str:
         return f"{value:.1f}s"
     minutes, seconds = divmod(int(value), 60)
     return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def number(value: Any) -> str:
+    """A metric for reading: a float to 4 significant digits, a count exactly (never ``1.21e+04``), null as
+    ``n/a``; anything else (lists, strings) as JSON."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.4g}"
+    return json.dumps(value, default=str)
+
+
+def size(value: Any) -> str:
+    """Bytes with a unit: ``512 B``, ``48.2 KiB``, ``3.1 MiB``."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "-"
+    if abs(value) < 1024:
+        return f"{int(value)} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.1f} {unit}"
+    return "-"  # not reached

@@ -10,6 +10,7 @@ config and its validation are exactly the CLI's. Only configs from the allowed d
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import typing
 from pathlib import Path
@@ -121,6 +122,29 @@ def form_sections(config: Config, family: str | None = None) -> list[dict[str, A
     return sections
 
 
+def with_submitted(sections: list[dict[str, Any]], form: dict[str, list[str]],
+                   keep_hparams: bool = True) -> list[dict[str, Any]]:
+    """The sections showing what the user submitted rather than the file's values: a refused form, or one redrawn
+    for another family, comes back as the user left it. ``keep_hparams=False`` drops the old family's
+    hyperparameters (another family has other ones, with its own defaults)."""
+    for section in sections:
+        for field in section["fields"]:
+            values = form.get(field["key"])
+            if not values or (not keep_hparams and field["key"].startswith("model.hparams.")):
+                continue
+            text = values[-1]
+            if field["kind"] == "checkbox":
+                field["value"] = text.strip().lower() in ("1", "true", "on", "yes")
+            elif field["kind"] == "select":
+                match = [o for o in field["options"] if str(o) == text]
+                field["value"] = match[0] if match else text
+                if not match:
+                    field["options"] = [text, *field["options"]]
+            elif field["key"] != "model.family":
+                field["value"] = text
+    return sections
+
+
 def overrides_from_form(config: Config, form: dict[str, list[str]], family: str | None = None) -> list[str]:
     """The ``--set`` overrides for the fields whose submitted value differs from the config file's."""
     overrides = []
@@ -133,7 +157,9 @@ def overrides_from_form(config: Config, form: dict[str, list[str]], family: str 
             current = _parse(field, str(field["value"])) if field["kind"] == "yaml" else field["value"]
             if field["key"] == "model.family":
                 current = config.model.family
-            if submitted != current:
+            if isinstance(submitted, _Typed):  # not a number: the config's validation words it, as for --set
+                overrides.append(f"{field['key']}={submitted}")
+            elif submitted != current:
                 overrides.append(f"{field['key']}={inline(submitted)}")
     return overrides
 
@@ -146,10 +172,8 @@ def _parse(field: dict[str, Any], text: str) -> Any:
     try:
         if kind == "checkbox":
             return text.lower() in ("1", "true", "on", "yes")
-        if kind == "int":
-            return int(text)
-        if kind == "float":
-            return float(text)
+        if kind in ("int", "float"):
+            return _number(field, text)
         if kind in ("text", "select"):
             if kind == "select":
                 match = [o for o in field["options"] if str(o) == text]
@@ -160,6 +184,30 @@ def _parse(field: dict[str, Any], text: str) -> Any:
         return yaml.safe_load(text) if text else None
     except (ValueError, yaml.YAMLError) as err:
         raise ConfigError(f"{field['key']}: {str(err).splitlines()[0]} (got {text[:40]!r})") from None
+
+
+class _Typed(str):
+    """What the user typed in a number field that is no number: sent as typed (``key=TEXT``), so the refusal is
+    the pydantic line ``edgepipe run --set`` and ``/api/jobs`` give, naming the field and the text."""
+
+
+def _number(field: dict[str, Any], text: str) -> Any:
+    from edgepipe.pipeline.errors import ConfigError
+
+    if not text:
+        needed = "a whole number" if field["kind"] == "int" else "a number"
+        raise ConfigError(f"config key '{field['key']}' is empty: {needed} is needed")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    try:
+        number = float(text) if field["kind"] == "float" else int(text)
+    except ValueError:
+        return _Typed(text)
+    return number if math.isfinite(number) else _Typed(text)
 
 
 def check(path: Path, overrides: list[str]) -> Config:

@@ -28,6 +28,11 @@ def _config_path(request: Request, name: str):
 
 def _queue(request: Request, name: str, overrides: list[str]) -> dict[str, Any]:
     path = _config_path(request, name)
+    for override in overrides:
+        key = override.split("=", 1)[0].strip()
+        if key in forms.HIDDEN:  # the job runs with the UI's --root whatever it says: refuse, not ignore
+            raise UIError(400, f"override '{override}': {key} is set by the UI's --root ({ui(request).root}); "
+                               "leave it out")
     forms.check(path, overrides)  # ConfigError: the line `edgepipe run` would print, before anything queues
     return ui(request).queue.submit(path, overrides, label=name)
 
@@ -47,6 +52,8 @@ def new_page(request: Request, config: str = "", family: str = ""):
 
 @router.post("/new")
 async def new_submit(request: Request):
+    """Launch the submitted form; ``__refresh`` (the family select changed) redraws it for the chosen family
+    instead. Either way a form that comes back shows what the user submitted, never the file's values again."""
     form = await request.form()
     values: dict[str, list[str]] = {}
     for key, value in form.multi_items():
@@ -55,14 +62,20 @@ async def new_submit(request: Request):
     family = (values.get("model.family") or [""])[-1] or None
     path = _config_path(request, name)
     loaded = forms.check(path, [])
-    try:
-        overrides = forms.overrides_from_form(loaded, values, family)
-        _queue(request, name, overrides)
-    except ConfigError as err:
-        return ui(request).render(request, "new.html", code=400, choices=list(forms.config_choices(
-            ui(request).config_dirs)), config=name, sections=forms.form_sections(loaded, family),
-            family=family or loaded.model.family, error=str(err))
-    return RedirectResponse("/jobs", status_code=303)
+    drawn_for = (values.get("__family") or [""])[-1] or loaded.model.family
+    error = None
+    if not values.get("__refresh"):
+        try:
+            overrides = forms.overrides_from_form(loaded, values, family)
+            _queue(request, name, overrides)
+            return RedirectResponse("/jobs", status_code=303)
+        except ConfigError as err:
+            error = str(err)
+    sections = forms.with_submitted(forms.form_sections(loaded, family), values,
+                                    keep_hparams=(family or loaded.model.family) == drawn_for)
+    return ui(request).render(request, "new.html", code=400 if error else 200, choices=list(
+        forms.config_choices(ui(request).config_dirs)), config=name, sections=sections,
+        family=family or loaded.model.family, error=error)
 
 
 @router.get("/jobs", response_class=HTMLResponse)

@@ -19,6 +19,8 @@ from edgepipe.ui.security import resolve_inside
 router = APIRouter()
 STATUSES = ("running", "complete", "failed", "interrupted", "abandoned")
 MAX_REJECTS = 500
+INTERNAL_STATS = {"quantiles_exact"}  # how a statistic was computed, not one to show
+SPLIT_ORDER = ("train", "eval", "validation", "test")
 
 
 def _run(request: Request, run_id: str) -> dict[str, Any]:
@@ -61,7 +63,7 @@ def run_page(request: Request, run_id: str):
 
 @router.get("/runs/{run_id}/dag", response_class=HTMLResponse)
 def dag_fragment(request: Request, run_id: str):
-    """The DAG alone: the run page swaps it in when the live stream reports a node starting or ending."""
+    """The DAG alone, for scripts (the live run page refreshes graph, node panels and header from the page)."""
     info = _detail(request, run_id)
     return HTMLResponse(svg.dag(info["node_list"], info["edges"], info["planned"]))
 
@@ -146,11 +148,13 @@ def _statistics(folder: Path) -> dict[str, Any] | None:
     if not isinstance(doc, dict):
         return None
     splits = []
-    for split, body in (doc.get("splits") or {}).items():
+    order = lambda item: (SPLIT_ORDER.index(item[0]) if item[0] in SPLIT_ORDER else len(SPLIT_ORDER), item[0])  # noqa
+    for split, body in sorted((doc.get("splits") or {}).items(), key=order):
         rows = []
         for name, stats in ((body or {}).get("channels") or (body or {}).get("features") or {}).items():
             hist = stats.get("histogram") or {}
-            rows.append({"name": name, "stats": {k: v for k, v in stats.items() if isinstance(v, (int, float))},
+            rows.append({"name": name, "stats": {k: v for k, v in stats.items() if isinstance(v, (int, float))
+                                                 and not isinstance(v, bool) and k not in INTERNAL_STATS},
                          "hist": svg.histogram(hist.get("counts") or [], hist.get("edges") or [])})
         splits.append({"split": split, "rows": rows})
     return {"splits": splits, "raw_keys": sorted(doc)}
@@ -178,6 +182,10 @@ def compare_data(request: Request, run_ids: list[str]) -> dict[str, Any]:
     if len(run_ids) < 2:
         raise UIError(400, "compare needs two or more runs (tick them in the runs list)")
     infos = [_detail(request, run_id) for run_id in run_ids]
+    ids = [info["id"] for info in infos]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise UIError(400, f"compare needs two or more different runs: {', '.join(twice)} is given twice")
     configs = [R.flatten(info["config"]) for info in infos]
     keys = sorted(set().union(*configs))
     diff = [{"key": k, "values": [c.get(k) for c in configs]} for k in keys
@@ -211,5 +219,6 @@ def compare_api(request: Request, run: list[str] = Query(default=[])):
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(request: Request, run: list[str] = Query(default=[])):
     data = compare_data(request, run)
-    chart = svg.line_chart(data["overlay"], width=760, height=280, css_class="chart overlay")
+    height = max(280, 30 + 14 * len(data["overlay"]))  # room for the legend's lines beside the plot
+    chart = svg.line_chart(data["overlay"], width=1000, height=height, css_class="chart overlay", legend_width=260)
     return ui(request).render(request, "compare.html", chart=chart, **data)

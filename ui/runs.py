@@ -63,6 +63,31 @@ def headline(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
+MAX_FILES = 200
+
+
+def artifact_files(uri: str, limit: int = MAX_FILES) -> list[dict[str, Any]]:
+    """The artifact directory's files (relative path, bytes), as ``/artifacts/ID/PATH`` serves them: what a node
+    panel links, so the model, its C array and the bundle's files can be taken from the UI. Links and folders are
+    not listed (the server refuses what resolves outside the directory anyway); at most ``limit`` files."""
+    folder = Path(uri)
+    files: list[dict[str, Any]] = []
+    try:
+        paths = sorted(folder.rglob("*"))
+    except OSError:
+        return files
+    for path in paths:
+        if path.is_symlink() or not path.is_file():
+            continue
+        try:
+            files.append({"path": path.relative_to(folder).as_posix(), "size": path.stat().st_size})
+        except (OSError, ValueError):
+            continue
+        if len(files) >= limit:
+            break
+    return files
+
+
 def find_artifact(executions: list[dict[str, Any]], type_name: str) -> dict[str, Any] | None:
     for execution in reversed(executions):
         for artifact in execution["artifacts"]:
@@ -89,7 +114,7 @@ def summary(store: MetadataStore, run: dict[str, Any], executions: list[dict[str
         "nodes": len(executions), "cached": sum(1 for e in executions if e["cached"]),
         "metric": headline(rows), "bundle": bundle["id"] if bundle else None,
         "report": report["id"] if report and (Path(report["uri"]) / "report.html").is_file() else None,
-        "error": (run.get("error") or "").strip().splitlines()[-1:] or [""],
+        "error": ((run.get("error") or "").strip().splitlines() or [None])[-1],  # its last line; none: null
     }
 
 
@@ -142,7 +167,8 @@ def detail(store: MetadataStore, run: dict[str, Any]) -> dict[str, Any]:
             "name": execution["node"], "component": execution["component"], "id": execution["id"],
             "state": node_state(execution, info["status"]), "cached": bool(execution["cached"]),
             "seconds": max(0.0, ended - execution["started"]), "params": load_json(execution["params"], {}),
-            "metrics": load_json(execution["metrics"], {}) or {}, "artifacts": execution["artifacts"],
+            "metrics": load_json(execution["metrics"], {}) or {},
+            "artifacts": [{**a, "files": artifact_files(a["uri"])} for a in execution["artifacts"]],
             "inputs": inputs, "cached_from_run": source_run, "code_version": execution["code_version"],
             "error": execution["error"] or "",
         })

@@ -7,6 +7,8 @@ builds its parser from ``add_command`` even where the ``ui`` extra (FastAPI, Jin
 """
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 from pathlib import Path
 
@@ -22,14 +24,45 @@ def serve(root: str = ".edgepipe", host: str = "127.0.0.1", port: int = 8765, co
         token = new_token()
     app = create_app(root, config_dirs=[Path(c) for c in configs or []] or None, token=token,
                      max_upload=max_upload or DEFAULT_MAX_UPLOAD)
+    sock = listen(host, port)  # before the "open" line: the URL printed is this process's, or nothing is
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"edgepipe ui: root {Path(root).resolve()}, launching from "
           f"{', '.join(str(d) for d in app.state.ui.config_dirs)}", flush=True)
     print(f"edgepipe ui: open {url}" + ("  (the token is required: this address is not loopback)" if token else ""),
           flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The bound, listening socket uvicorn is handed: a port in use (another ``edgepipe ui``?) or an address this
+    machine does not have is one ``ConfigError`` line (exit 2), not uvicorn's log line and its exit 3."""
+    from edgepipe.pipeline.errors import ConfigError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as err:
+        raise ConfigError(f"--host {host}: not an address of this machine ({err.strerror}); pick --host") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart reuses the port
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        if err.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is in use (another edgepipe ui?); pick --port") from None
+        raise ConfigError(f"cannot listen on {host} port {port}: {err.strerror}; pick --host/--port") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def add_command(sub, port_number) -> None:

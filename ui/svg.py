@@ -76,6 +76,17 @@ def dag(nodes: list[dict[str, Any]], edges: list[tuple[str, str]], planned: Sequ
     return "".join(parts)
 
 
+def flat_range(lo: float, hi: float, nonnegative: bool) -> tuple[float, float]:
+    """A value axis that shows a flat series mid-height (padded by half its size, else 0.5), and never goes
+    below zero for values that cannot (a loss of 0.05 drawn on -0.45..0.55 reads as a negative loss)."""
+    if hi - lo < 1e-12:
+        pad = abs(lo) * 0.5 or 0.5
+        lo, hi = lo - pad, hi + pad
+    if nonnegative and lo < 0:
+        lo = 0.0
+    return lo, hi
+
+
 def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
     if not math.isfinite(lo) or not math.isfinite(hi) or hi <= lo:
         return [lo]
@@ -84,10 +95,12 @@ def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
 
 def line_chart(series: dict[str, Sequence[float | None]], width: int = 520, height: int = 220,
                x_label: str = "epoch", hlines: dict[str, float] | None = None,
-               marks: Sequence[int] = (), log: bool = False, css_class: str = "chart") -> str:
+               marks: Sequence[int] = (), log: bool = False, css_class: str = "chart", legend_width: int = 0) -> str:
     """One polyline per named series (x = index + 1 for epochs, index otherwise), optional horizontal lines
-    (thresholds) and marked x positions (alerts). ``None``/non-finite points break a line."""
-    left, right, top, bottom = 56, 12, 12, 34
+    (thresholds) and marked x positions (alerts). ``None``/non-finite points break a line. ``legend_width``: the
+    legend in a column of that width right of the plot (many series: inside it would cover the lines); series
+    beyond the palette's colours are dashed so that no two look the same."""
+    left, right, top, bottom = 56, 12 + legend_width, 12, 34
     values = [float(v) for s in series.values() for v in s if v is not None and math.isfinite(v)]
     values += list((hlines or {}).values())
     if log:
@@ -96,15 +109,13 @@ def line_chart(series: dict[str, Sequence[float | None]], width: int = 520, heig
         return f'<svg class="{css_class} empty" width="{width}" height="{height}"><text x="10" y="20">no data yet' \
                '</text></svg>'
     tf = (lambda v: math.log10(v)) if log else (lambda v: v)
-    lo, hi = min(map(tf, values)), max(map(tf, values))
-    if hi - lo < 1e-12:
-        lo, hi = lo - 0.5, hi + 0.5
+    lo, hi = flat_range(min(map(tf, values)), max(map(tf, values)), nonnegative=not log and min(values) >= 0)
     count = max((len(s) for s in series.values()), default=1)
     start = 1 if x_label == "epoch" else 0
     span = max(1, count - 1)
 
     def sx(i: float) -> float:
-        return left + (width - left - right) * ((i - start) / span if span else 0.5)
+        return left + (width - left - right) * ((i - start) / span if count > 1 else 0.5)
 
     def sy(v: float) -> float:
         return top + (height - top - bottom) * (1 - (tf(v) - lo) / (hi - lo))
@@ -137,11 +148,22 @@ def line_chart(series: dict[str, Sequence[float | None]], width: int = 520, heig
             current.append(f"{sx(i + start):.1f},{sy(v):.1f}")
         if current:
             runs.append(current)
+        dash = f' stroke-dasharray="{2 + 3 * (k // len(PALETTE))},2"' if k >= len(PALETTE) else ""
         for pts in runs:
             out.append(f'<polyline class="series" data-series="{escape(name)}" points="{" ".join(pts)}" '
-                       f'fill="none" stroke="{color}" stroke-width="1.6"/>')
-        out.append(f'<text x="{width - right - 8}" y="{top + 14 + 13 * k}" fill="{color}" class="legend" '
-                   f'text-anchor="end">{escape(name)}</text>')
+                       f'fill="none" stroke="{color}" stroke-width="1.6"{dash}/>')
+            if len(pts) == 1:  # a one-point line draws nothing: mark the point itself (one epoch, say)
+                cx, cy = pts[0].split(",")
+                out.append(f'<circle class="point" data-series="{escape(name)}" cx="{cx}" cy="{cy}" r="3.5" '
+                           f'fill="{color}"/>')
+        if legend_width:
+            y = top + 8 + 14 * k
+            out.append(f'<line class="legend-key" x1="{width - right + 8}" x2="{width - right + 30}" y1="{y - 4}" '
+                       f'y2="{y - 4}" stroke="{color}" stroke-width="2"{dash}/>'
+                       f'<text x="{width - right + 34}" y="{y}" fill="{color}" class="legend">{escape(name)}</text>')
+        else:
+            out.append(f'<text x="{width - right - 8}" y="{top + 14 + 13 * k}" fill="{color}" class="legend" '
+                       f'text-anchor="end">{escape(name)}</text>')
     out.append("</svg>")
     return "".join(out)
 

@@ -9,6 +9,7 @@ readers (its errors are the one line shown), and deleted at once.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,20 @@ def _load(request: Request, artifact: dict[str, Any]):
 
 @router.get("/bundles", response_class=HTMLResponse)
 def bundles_page(request: Request):
-    items = ui(request).store.artifacts_of_type("Bundle")
+    """Each bundle with what tells it from the others: its run's pipeline, template, data source and headline
+    metric, and when it was made (a date, as the runs list shows it)."""
+    from edgepipe.ui import runs as R
+
+    store = ui(request).store
+    items = []
+    for artifact in store.artifacts_of_type("Bundle"):
+        run = store.run(artifact["run_id"])
+        info = R.summary(store, run) if run else {}
+        config = R.load_json(run.get("config"), {}) if run else {}
+        items.append({**artifact, "created_text": time.strftime("%Y-%m-%d %H:%M:%S",
+                                                                time.localtime(artifact["created"])),
+                      "pipeline": info.get("pipeline", ""), "template": info.get("template", ""),
+                      "metric": info.get("metric"), "source": ((config or {}).get("data") or {}).get("source")})
     return ui(request).render(request, "bundles.html", bundles=items)
 
 
@@ -128,7 +142,10 @@ def _predict_file(bundle, filename: str, data: bytes, options: dict[str, str]) -
             drawn = [draw(bundle.predict(values, kind), name, values, kind)
                      for name, kind, values, _stamps in parts[:MAX_PARTS]]
         except RuntimeBundleError as err:
-            raise type(err)(str(err).replace(f"{tmp}/", "")) from None
+            message = str(err).replace(f"{tmp}/", "")
+            if not message.startswith(shown):  # the model's refusals (too short ...) name the file as the readers do
+                message = f"{shown}: {message}"
+            raise type(err)(message) from None
     return {"file": Path(filename).name, "parts": drawn, "more": max(0, len(parts) - MAX_PARTS)}
 
 

@@ -144,11 +144,11 @@ def test_compare_shows_config_diff_metrics_variants_and_curves(client, ui_fixtur
 
 def test_new_run_form_is_generated_from_the_typed_config(client, ui_fixture):
     page = client.get("/new", params={"config": "tiny"}).text
-    assert re.search(r'<input type="number" name="training.epochs" id="f-training.epochs" value="2" step="1">',
-                     page)
+    assert re.search(r'<input type="text" class="number" inputmode="numeric" name="training.epochs" '
+                     r'id="f-training.epochs" value="2">', page)
     assert re.search(r'<select name="model.family"[^>]*>.*?<option value="autoencoder" selected>', page, re.S)
     assert 'name="prune.enabled" id="f-prune.enabled" value="true" >' in page  # a checkbox, unticked
-    assert 'name="training.learning_rate"' in page and 'step="any"' in page
+    assert 'inputmode="decimal" name="training.learning_rate"' in page
     assert 'name="pipeline.root"' not in page  # where runs go is the UI's --root
     assert 'name="model.hparams.' in page  # the family's hyperparameters, one field each
     cnn = client.get("/new", params={"config": "tiny", "family": "cnn"}).text

@@ -6,6 +6,7 @@ that renders nothing fails even when the elements exist. Skipped with the reason
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -27,7 +28,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
     pytest.skip("chromium and chromium-driver are not installed (make chromium, as root with apt-get)",
@@ -40,11 +41,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(ui_fixture):
+@contextlib.contextmanager
+def serving(app):
+    """``app`` served by uvicorn on a free loopback port, for the duration of the block."""
     import uvicorn
 
-    app = create_app(ui_fixture.root, config_dirs=[ui_fixture.configs], workdir=ui_fixture.workdir)
     port = free_port()
     instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=instance.run, daemon=True)
@@ -53,9 +54,17 @@ def server(ui_fixture):
     while not instance.started and time.monotonic() < deadline:
         time.sleep(0.1)
     assert instance.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def server(ui_fixture):
+    with serving(create_app(ui_fixture.root, config_dirs=[ui_fixture.configs], workdir=ui_fixture.workdir)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +204,55 @@ def test_upload_a_csv_to_a_bundle_and_see_the_plot(browser, server, ui_fixture, 
     points = browser.find_element(By.CSS_SELECTOR, "#result svg.scores polyline.series").get_attribute("points")
     assert len(points.split()) > 100
     shot(browser, tmp_path, "bundle")
+
+
+def test_the_family_select_keeps_the_edits(browser, server, tmp_path):
+    """QA23 U12: choosing another family redraws the form for it without losing what was typed."""
+    browser.get(f"{server}/new?config=tiny")
+    source = browser.find_element(By.ID, "f-data.source")
+    source.clear()
+    source.send_keys("my-series.csv")
+    epochs = browser.find_element(By.ID, "f-training.epochs")
+    epochs.clear()
+    epochs.send_keys("abc")
+    Select(browser.find_element(By.ID, "f-model.family")).select_by_value("cnn")
+    wait(browser, 30).until(lambda d: d.find_elements(By.ID, "f-model.hparams.dense_units"))
+    assert browser.find_element(By.ID, "f-data.source").get_attribute("value") == "my-series.csv"
+    assert browser.find_element(By.ID, "f-training.epochs").get_attribute("value") == "abc"
+    browser.find_element(By.ID, "launch-button").click()  # U2/U11: refused in the CLI's words, edits kept
+    error = wait(browser, 30).until(lambda d: d.find_elements(By.ID, "form-error"))[0].text
+    assert error.startswith("--set training.epochs=abc: config key 'training.epochs': Input should be a valid")
+    assert browser.find_element(By.ID, "f-data.source").get_attribute("value") == "my-series.csv"
+    assert Select(browser.find_element(By.ID, "f-model.family")).first_selected_option.text == "cnn"
+    shot(browser, tmp_path, "family")
+
+
+def test_a_live_page_follows_nodes_started_after_it_loaded(browser, ui_fixture, tmp_path):
+    """QA23 U8: a node that starts after the page loaded gets its panel, and the header's cache count and
+    duration follow node events (the run's status does not change meanwhile)."""
+    from edgepipe.pipeline.metadata import MetadataStore
+
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(ui_fixture.root / "metadata.sqlite", root / "metadata.sqlite")
+    store = MetadataStore(root / "metadata.sqlite")
+    run_id = store.start_run("tiny", {"pipeline": {"template": "anomaly_detection"}, "model": {"family": "x"}})
+    first = store.start_execution(run_id, "ingest_timeseries", "ingest_timeseries", "v", "k1", {})
+    with serving(create_app(root, start_worker=False)) as url:
+        browser.get(f"{url}/runs/{run_id}")
+        assert browser.find_element(By.ID, "run-status").text == "running"
+        assert "0/1 cached" in browser.find_element(By.ID, "run-meta").text
+        assert not browser.find_elements(By.ID, "detail-compute_statistics")
+        store.complete_execution(first, {}, {}, {})
+        source = next(e["id"] for e in store.executions(ui_fixture.first) if e["node"] == "compute_statistics")
+        hit = store.start_execution(run_id, "compute_statistics", "compute_statistics", "v", "k2", {})
+        store.complete_execution(hit, {}, {}, {}, cached_from=source)  # a cache hit: the header counts it
+        store.start_execution(run_id, "normalize", "normalize", "v", "k3", {})
+        wait(browser, 30).until(lambda d: d.find_elements(By.ID, "detail-normalize"))
+        wait(browser, 10).until(lambda d: "1/3 cached" in d.find_element(By.ID, "run-meta").text)
+        assert "running" in browser.find_element(By.ID, "detail-normalize").text
+        assert browser.find_element(By.ID, "run-status").text == "running"
+        browser.find_element(By.ID, "node-normalize").click()
+        wait(browser, 10).until(lambda d: d.find_element(By.ID, "detail-normalize").get_attribute("open"))
+        shot(browser, tmp_path, "live-nodes")
+        store.end_run(run_id, "interrupted")

@@ -122,3 +122,18 @@ def test_a_missing_root_given_with_root_is_refused_not_created(tmp_path):
         f"edgepipe: error: no pipeline root at '{missing}' (no such directory); run 'edgepipe run --root {missing}' "
         "first, or leave --root out to use .edgepipe")
     assert not missing.exists()
+
+
+def test_a_port_in_use_is_one_line_and_no_url_is_printed(tmp_path):
+    """QA23 U13: the socket is bound before the "open" line, so a busy port prints no URL (it would be the other
+    process's UI) and is refused in one line with exit 2, not uvicorn's ERROR line and exit 3."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "edgepipe", "ui", "--root", str(tmp_path), "--port", str(port)],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"edgepipe: error: port {port} on 127.0.0.1 is in use (another edgepipe ui?); "
+                                   "pick --port")
+    assert "open http" not in done.stdout

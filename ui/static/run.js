@@ -10,10 +10,10 @@
       g.addEventListener("click", () => openNode(g.dataset.node));
     });
   }
-  function openNode(name) {
+  function openNode(name, scroll = true) {
     dag.querySelectorAll("g.node").forEach((g) => g.classList.toggle("selected", g.dataset.node === name));
     const panel = document.getElementById("detail-" + name);
-    if (panel) { panel.open = true; panel.scrollIntoView({ block: "nearest" }); }
+    if (panel) { panel.open = true; if (scroll) panel.scrollIntoView({ block: "nearest" }); }
   }
   bindNodes();
   if (dag.dataset.live !== "1") return;
@@ -32,7 +32,8 @@
       const W = 520, H = 200, L = 50, B = 24, T = 10, R = 10;
       const all = Object.values(series).flat().filter(Number.isFinite);
       let lo = Math.min(...all), hi = Math.max(...all);
-      if (!(hi > lo)) { lo -= 0.5; hi += 0.5; }
+      if (!(hi > lo)) { const pad = Math.abs(lo) * 0.5 || 0.5; lo -= pad; hi += pad; }  // as svg.flat_range
+      if (lo < 0 && Math.min(...all) >= 0) lo = 0;  // a loss axis never goes negative
       const n = Math.max(...Object.values(series).map((s) => s.length));
       const svg = document.createElementNS(SVGNS, "svg");
       svg.setAttribute("class", "chart live-loss");
@@ -50,6 +51,13 @@
         line.setAttribute("fill", "none"); line.setAttribute("stroke", colors[k % colors.length]);
         line.setAttribute("class", "series"); line.dataset.series = name;
         svg.appendChild(line);
+        if (values.length === 1 && Number.isFinite(values[0])) {  // a one-point line draws nothing: a marker
+          const dot = document.createElementNS(SVGNS, "circle");
+          dot.setAttribute("cx", x(0).toFixed(1)); dot.setAttribute("cy", y(values[0]).toFixed(1));
+          dot.setAttribute("r", 3.5); dot.setAttribute("fill", colors[k % colors.length]);
+          dot.setAttribute("class", "point"); dot.dataset.series = name;
+          svg.appendChild(dot);
+        }
         const label = document.createElementNS(SVGNS, "text");
         label.setAttribute("x", L + 8 + 120 * k); label.setAttribute("y", T + 14);
         label.setAttribute("fill", colors[k % colors.length]); label.setAttribute("class", "legend");
@@ -61,19 +69,26 @@
   }
 
   let redraw = null;
-  function refreshDag() {  // coalesce bursts of node events into one redraw
+  function refreshPage() {  // coalesce bursts of node events into one redraw
+    // The page's graph, node panels and header (duration, cache count) all follow the store: one fetch of the
+    // page itself swaps the three, so a node started after load gets its panel and the header never goes stale.
     if (redraw) return;
     redraw = setTimeout(() => {
-      redraw = null;
-      fetch(`/runs/${runId}/dag`).then((r) => r.ok ? r.text() : null).then((html) => {
-        if (html) {
-          const selected = dag.querySelector("g.node.selected");
-          dag.innerHTML = html;
-          bindNodes();
-          if (selected) openNode(selected.dataset.node);
-        }
-      });
-    }, 300);
+      fetch(`/runs/${runId}`).then((r) => r.ok ? r.text() : null).then((html) => {
+        redraw = null;
+        if (!html || dag.dataset.live !== "1") return;
+        const fresh = new DOMParser().parseFromString(html, "text/html");
+        const selected = dag.querySelector("g.node.selected");
+        const open = [...document.querySelectorAll("#node-list details[open]")].map((d) => d.id);
+        ["dag", "node-list", "run-meta"].forEach((id) => {
+          const now = document.getElementById(id), next = fresh.getElementById(id);
+          if (now && next) now.innerHTML = next.innerHTML;
+        });
+        open.forEach((id) => { const d = document.getElementById(id); if (d) d.open = true; });
+        bindNodes();
+        if (selected) openNode(selected.dataset.node, false);
+      }, () => { redraw = null; });
+    }, 1000);
   }
 
   const source = new EventSource(`/runs/${runId}/events`);
@@ -90,7 +105,7 @@
       drawCurves();
     }
   });
-  source.addEventListener("node", () => refreshDag());
+  source.addEventListener("node", () => refreshPage());
   source.addEventListener("run", (e) => {
     const run = JSON.parse(e.data);
     const badge = document.getElementById("run-status");
