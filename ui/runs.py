@@ -73,11 +73,12 @@ def artifact_files(uri: str, limit: int = MAX_FILES) -> list[dict[str, Any]]:
     folder = Path(uri)
     files: list[dict[str, Any]] = []
     try:
+        inside = folder.resolve()
         paths = sorted(folder.rglob("*"))
     except OSError:
         return files
     for path in paths:
-        if path.is_symlink() or not path.is_file():
+        if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(inside):
             continue
         try:
             files.append({"path": path.relative_to(folder).as_posix(), "size": path.stat().st_size})

@@ -128,3 +128,20 @@ def test_a_too_short_upload_is_named_like_every_other_upload_error(client, ui_fi
     assert page.status_code == 422
     error = html.unescape(re.search(r'<p class="error" id="predict-error">(.*?)</p>', page.text, re.S).group(1))
     assert error.strip().startswith("short.csv: ") and "fewer than one window" in error
+
+
+def test_artifact_listing_keeps_to_the_artifact_directory(tmp_path):
+    from edgepipe.ui.runs import artifact_files
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("x")
+    artifact = tmp_path / "artifact"
+    (artifact / "keras").mkdir(parents=True)
+    (artifact / "model.tflite").write_bytes(b"\0" * 10)
+    (artifact / "keras" / "weights.h5").write_bytes(b"\0" * 3)
+    (artifact / "link.txt").symlink_to(outside / "secret.txt")
+    (artifact / "linked-dir").symlink_to(outside, target_is_directory=True)
+    assert artifact_files(str(artifact)) == [{"path": "keras/weights.h5", "size": 3},
+                                             {"path": "model.tflite", "size": 10}]
+    assert artifact_files(str(tmp_path / "missing")) == []
