@@ -131,10 +131,9 @@ class MetadataStore:
 
         Only runs started on this host: a root on a shared disk may hold a live run of another machine, whose pid
         means nothing here (runs recorded before hosts were, in ``run_hosts``, count as this host's, as before)."""
-        here = socket.gethostname()
         stale = [row["id"] for row in self._query(
-                 "SELECT r.id, r.pid, h.host FROM runs r LEFT JOIN run_hosts h ON h.run_id = r.id "
-                 "WHERE r.status='running'") if row["host"] in (None, here) and not process_alive(row["pid"])]
+                 "SELECT r.id, r.status, r.pid, h.host FROM runs r LEFT JOIN run_hosts h ON h.run_id = r.id "
+                 "WHERE r.status='running'") if is_abandoned(dict(row))]
         if not stale:
             return 0
         with self._transaction() as db:
@@ -147,12 +146,14 @@ class MetadataStore:
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self._query(
             "SELECT r.*, (SELECT COUNT(*) FROM executions e WHERE e.run_id=r.id) AS n_exec, "
-            "(SELECT COUNT(*) FROM executions e WHERE e.run_id=r.id AND e.cached=1) AS n_cached "
+            "(SELECT COUNT(*) FROM executions e WHERE e.run_id=r.id AND e.cached=1) AS n_cached, "
+            "(SELECT host FROM run_hosts h WHERE h.run_id=r.id) AS host "
             "FROM runs r ORDER BY started DESC LIMIT ?", (limit,))
         return [dict(row) for row in rows]
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        rows = self._query("SELECT * FROM runs WHERE id=? OR id LIKE ? ORDER BY started DESC", (run_id, run_id + "%"))
+        rows = self._query("SELECT r.*, (SELECT host FROM run_hosts h WHERE h.run_id=r.id) AS host FROM runs r "
+                           "WHERE r.id=? OR r.id LIKE ? ORDER BY r.started DESC", (run_id, run_id + "%"))
         return dict(rows[0]) if rows else None
 
     # ---- executions ----------------------------------------------------------------------------------------------
@@ -315,3 +316,11 @@ def process_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def is_abandoned(run: dict[str, Any]) -> bool:
+    """A run recorded ``running`` whose process is gone, judged only where the pid means something: runs started on
+    this host (or recorded before hosts were, which count as this host's). One rule for ``mark_abandoned`` and for
+    readers that show a status without writing the store (the UI)."""
+    return (run["status"] == "running" and run.get("host") in (None, socket.gethostname())
+            and not process_alive(run.get("pid")))

@@ -25,7 +25,7 @@ from typing import Any
 
 from edgepipe.pipeline.metadata import MetadataStore
 
-EXIT_STATUS = {0: "complete", 130: "interrupted"}
+EXIT_STATUS = {0: "complete", 130: "interrupted", 143: "interrupted"}  # 143: SIGTERM, handled like Ctrl-C
 RUN_LINE = re.compile(r"^run (\S+) (complete|failed)")
 
 

@@ -12,17 +12,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgepipe.pipeline.metadata import MetadataStore, process_alive
+from edgepipe.pipeline.metadata import MetadataStore, is_abandoned
 
 SORT_KEYS = ("started", "id", "pipeline", "template", "family", "status", "duration", "cached", "metric")
 FINISHED = ("complete", "failed", "interrupted", "abandoned")
 
 
 def status_of(run: dict[str, Any]) -> str:
-    """The run's status as the next run will see it: ``running`` with a dead process is ``abandoned``."""
-    if run["status"] == "running" and not process_alive(run.get("pid")):
-        return "abandoned"
-    return run["status"]
+    """The run's status as the next run will see it: ``running`` with a dead process (on this host) is
+    ``abandoned``."""
+    return "abandoned" if is_abandoned(run) else run["status"]
 
 
 def load_json(text: str | None, default: Any = None) -> Any:

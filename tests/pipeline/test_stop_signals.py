@@ -89,3 +89,20 @@ def test_listing_runs_marks_dead_processes_of_this_host_abandoned(tmp_path, caps
     assert cli.main(["show", dead, "--root", str(root)]) == 0
     assert f"run {dead}  pipeline dead  status abandoned" in capsys.readouterr().out
     assert os.getpid() == store.run(alive)["pid"]
+
+
+def test_the_ui_reads_the_same_abandoned_rule_without_writing(tmp_path):
+    """The UI shows a status without writing the store: it used to call any dead pid abandoned, another host's
+    live run included; it now shares ``is_abandoned`` with ``mark_abandoned`` (and a SIGTERM's 143 is interrupted)."""
+    from edgepipe.ui import jobs, runs as ui_runs
+
+    store = MetadataStore(tmp_path / "metadata.sqlite")
+    dead, elsewhere = (store.start_run(name, {}) for name in ("dead", "elsewhere"))
+    pid = _dead_pid()
+    with store._transaction() as db:
+        db.execute("UPDATE runs SET pid=? WHERE id IN (?, ?)", (pid, dead, elsewhere))
+        db.execute("UPDATE run_hosts SET host='another-machine' WHERE run_id=?", (elsewhere,))
+    assert {r["pipeline"]: ui_runs.status_of(r) for r in store.runs()} == {"dead": "abandoned", "elsewhere": "running"}
+    assert ui_runs.status_of(store.run(elsewhere)) == "running"
+    assert [r["status"] for r in store.runs()] == ["running", "running"]  # nothing written
+    assert jobs.EXIT_STATUS[143] == "interrupted"
