@@ -3,6 +3,7 @@ trains one more epoch, so its data nodes are cache hits of the first), plus a di
 only one the UI under test may launch."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -55,3 +56,14 @@ def ui_fixture(tmp_path_factory) -> Fixture:
         ids.append(MetadataStore(root / "metadata.sqlite").runs(1)[0]["id"])
     nodes = [e["node"] for e in MetadataStore(root / "metadata.sqlite").executions(ids[0])]
     return Fixture(root, configs, ids[0], ids[1], base, nodes)
+
+
+def live_run(ui_fixture: Fixture, tmp_path: Path) -> tuple[Path, MetadataStore, str, int]:
+    """A copy of the fixture's store with one more run, started by this (live) process, at its first node:
+    ``(root, store, run_id, execution id of ingest_timeseries)``."""
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(ui_fixture.root / "metadata.sqlite", root / "metadata.sqlite")
+    store = MetadataStore(root / "metadata.sqlite")
+    run_id = store.start_run("tiny", {"pipeline": {"template": "anomaly_detection"}, "model": {"family": "x"}})
+    return root, store, run_id, store.start_execution(run_id, "ingest_timeseries", "ingest_timeseries", "v", "k1", {})

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from edgepipe.ui.app import create_app
+from tests.ui.conftest import live_run
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -230,14 +231,7 @@ def test_the_family_select_keeps_the_edits(browser, server, tmp_path):
 def test_a_live_page_follows_nodes_started_after_it_loaded(browser, ui_fixture, tmp_path):
     """QA23 U8: a node that starts after the page loaded gets its panel, and the header's cache count and
     duration follow node events (the run's status does not change meanwhile)."""
-    from edgepipe.pipeline.metadata import MetadataStore
-
-    root = tmp_path / "root"
-    root.mkdir()
-    shutil.copy(ui_fixture.root / "metadata.sqlite", root / "metadata.sqlite")
-    store = MetadataStore(root / "metadata.sqlite")
-    run_id = store.start_run("tiny", {"pipeline": {"template": "anomaly_detection"}, "model": {"family": "x"}})
-    first = store.start_execution(run_id, "ingest_timeseries", "ingest_timeseries", "v", "k1", {})
+    root, store, run_id, first = live_run(ui_fixture, tmp_path)
     with serving(create_app(root, start_worker=False)) as url:
         browser.get(f"{url}/runs/{run_id}")
         assert browser.find_element(By.ID, "run-status").text == "running"

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import threading
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 
-from edgepipe.pipeline.metadata import MetadataStore
 from edgepipe.ui.app import create_app
+from tests.ui.conftest import live_run
 
 
 @pytest.fixture
 def running(ui_fixture, tmp_path):
     """A copy of the fixture's store with one more run, started by this (live) process and at its second node."""
-    root = tmp_path / "root"
-    root.mkdir()
-    shutil.copy(ui_fixture.root / "metadata.sqlite", root / "metadata.sqlite")
-    store = MetadataStore(root / "metadata.sqlite")
-    run_id = store.start_run("tiny", {"pipeline": {"template": "anomaly_detection"}, "model": {"family": "x"}})
-    first = store.start_execution(run_id, "ingest_timeseries", "ingest_timeseries", "v", "k1", {})
+    root, store, run_id, first = live_run(ui_fixture, tmp_path)
     store.complete_execution(first, {}, {}, {})
     second = store.start_execution(run_id, "compute_statistics", "compute_statistics", "v", "k2", {})
     return root, store, run_id, second
