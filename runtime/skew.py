@@ -22,6 +22,14 @@ split's ``schema.json``), with the anomaly kinds of the pipeline's ``validate_ex
   (the mean of a handful of rows says little about the data's distribution); ``drift`` is always in ``columns``.
 
 A skew finding never fails a prediction: it is reported beside it (``predict`` output, ``serve`` response).
+
+A *series* (anomaly bundles: no schema, but the train split's normalization and the model's input domain,
+``input_clip``) gets the same report from :func:`series_skew`, with two differences: values beyond the train range
+count as skew only when they are more than ``SERIES_OUT_OF_RANGE`` of the input (a spike outside the range is what
+the detector is for; a level outside it for a twentieth of the input is data the model never saw, fed to it clipped,
+so its scores saturate); the mean drifts only beyond ``SERIES_MEAN_DRIFT`` train standard deviations (a stretch of a
+series sits away from its overall mean by nature: one machine's first 400 rows of the embedded sensors are 1.25 std
+off the pooled train mean); and the report is returned only when it finds something (a series' output is its steps).
 """
 from __future__ import annotations
 
@@ -37,6 +45,9 @@ OOV = "#oov"
 MAX_MEAN_DRIFT = 1.0
 MAX_MISSING_INCREASE = 0.05
 MIN_DRIFT_ROWS = 30
+SERIES_OUT_OF_RANGE = 0.05
+SERIES_MEAN_DRIFT = 3.0
+CLIP_SLACK = 1e-4  # train std: float32 rounding of input_clip, far below any skew worth reporting
 
 
 def onehot_names(name: str, vocab: list[str]) -> list[str]:
@@ -172,7 +183,10 @@ class Skew:
     def add(self, feature: str, kind: str, detail: str) -> None:
         self.anomalies.append({"feature": feature, "kind": kind, "detail": detail})
 
-    def numeric(self, name: str, raw: np.ndarray, text: int, want: dict[str, Any]) -> None:
+    def numeric(self, name: str, raw: np.ndarray, text: int, want: dict[str, Any], tolerance: float = 0.0,
+                max_drift: float = MAX_MEAN_DRIFT) -> None:
+        """``tolerance``: the share of values beyond the train range that is not yet skew (tables: none);
+        ``max_drift``: the mean's distance from train's, in train std, that is not yet skew."""
         finite = raw[np.isfinite(raw)]
         stats: dict[str, Any] = {"missing": int(len(raw) - len(finite))}
         if text:
@@ -181,16 +195,16 @@ class Skew:
         if len(finite) and want.get("min") is not None:
             outside = int(((finite < want["min"]) | (finite > want["max"])).sum())
             stats["out_of_range"] = outside
-            if outside:
+            if outside > tolerance * len(finite):
                 self.add(name, "out_of_range", f"{outside} of {len(finite)} value(s) ({outside / len(finite):.1%}) "
                                                f"outside the training range [{want['min']:.6g}, {want['max']:.6g}]")
         if len(finite) and want.get("mean") is not None:
             mean, std = float(finite.mean()), want.get("std") or 0.0
             drift = abs(mean - want["mean"]) / std if std > 0 else (0.0 if mean == want["mean"] else math.inf)
             stats.update(mean=mean, drift=drift)
-            if drift > MAX_MEAN_DRIFT and len(finite) >= MIN_DRIFT_ROWS:
+            if drift > max_drift and len(finite) >= MIN_DRIFT_ROWS:
                 self.add(name, "mean_drift", f"mean {mean:.6g} vs train {want['mean']:.6g} ({drift:.2f} train std "
-                                             f"> {MAX_MEAN_DRIFT})")
+                                             f"> {max_drift})")
         self.columns[name] = stats
 
     def strings(self, name: str, values: list[str], want: dict[str, Any], vocab: list[str]) -> None:
@@ -219,6 +233,26 @@ class Skew:
         for a in self.anomalies:
             counts[a["kind"]] = counts.get(a["kind"], 0) + 1
         return {"rows": self.rows, "anomalies": self.anomalies, "counts": counts, "columns": self.columns}
+
+
+def series_skew(series: np.ndarray, names: list[str], center: np.ndarray, scale: np.ndarray,
+                clip: tuple[float, float] | None, method: str | None) -> dict[str, Any] | None:
+    """The skew report of a raw series ``[T, C]`` against an anomaly bundle's training (module docstring), or None
+    when nothing is found. The train range is the model's input domain (``input_clip``, in normalized units) mapped
+    back through the normalization; the mean and spread are the normalization's own only for ``zscore`` (minmax and
+    robust centres are not a mean). The range is widened by ``CLIP_SLACK`` normalized units: ``input_clip`` is stored
+    in float32, and mapped back it put the floor of art_daily_no_noise (20.0, 42% of its steps) "outside" [20, 80]."""
+    skew = Skew(len(series))
+    for c, name in enumerate(names):
+        want: dict[str, Any] = {}
+        if clip is not None:
+            want.update(min=float(center[c] + scale[c] * (clip[0] - CLIP_SLACK)),
+                        max=float(center[c] + scale[c] * (clip[1] + CLIP_SLACK)))
+        if method == "zscore":
+            want.update(mean=float(center[c]), std=float(scale[c]))
+        skew.numeric(name, np.asarray(series[:, c], dtype=np.float64), 0, want, tolerance=SERIES_OUT_OF_RANGE,
+                     max_drift=SERIES_MEAN_DRIFT)
+    return skew.done() if skew.anomalies else None
 
 
 def _text(value: Any) -> str:

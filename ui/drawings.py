@@ -33,13 +33,16 @@ def draws(result_type: type):
 
 
 def draw(result: Any, name: str, values: Any, kind: str | None) -> dict[str, Any]:
-    """One part's picture (SVG or PNG data URI) and a short text summary: the drawer of the result's type (its
-    nearest registered base class), else its records as text."""
+    """One part's picture (SVG or PNG data URI), a short text summary, and ``skew``: the runtime's findings of how the
+    input differs from training (runtime/skew.py; a series thousands of train std away would otherwise show only
+    "every window anomalous"). The drawer of the result's type (its nearest registered base class), else its
+    records as text."""
+    skew = [f"{a['feature']}: {a['detail']}" for a in (getattr(result, "skew", None) or {}).get("anomalies", [])]
     for klass in type(result).__mro__:
         if klass in DRAWERS:
-            return DRAWERS[klass](result, name, values, kind)
+            return {**DRAWERS[klass](result, name, values, kind), "skew": skew}
     records = result.records() if hasattr(result, "records") else [result.to_dict()]
-    return {"name": name, "summary": f"{len(records)} predictions",
+    return {"name": name, "summary": f"{len(records)} predictions", "skew": skew,
             "items": [{"title": str(r)[:300], "svg": None, "image": None} for r in records[:MAX_EXAMPLES]]}
 
 

@@ -23,6 +23,7 @@ from edgepipe.runtime import preprocess, scores as window_score
 from edgepipe.runtime.errors import InputError, UsageError
 from edgepipe.runtime.likelihood import LikelihoodConfig, LikelihoodState
 from edgepipe.runtime.litert import MAX_BATCH
+from edgepipe.runtime.skew import series_skew
 from edgepipe.runtime.tasks.base import Task, register
 
 SCORE_CHUNK = 16 * MAX_BATCH  # windows scored at once (a multiple of the runner batch: same invokes)
@@ -49,6 +50,7 @@ class AnomalyResult:
     step_likelihood: np.ndarray | None = None  # float64 [T]: the last window ending at or before the step
     step_alert: np.ndarray | None = None  # bool [T]
     likelihood: LikelihoodConfig | None = None  # the parameters used
+    skew: dict[str, Any] | None = None  # a series far from what the model was trained on (runtime/skew.py)
 
     def alerts(self) -> list[dict[str, Any]]:
         """Alert events in time order: ``step`` (the window's last step), the window, its likelihood and score."""
@@ -102,6 +104,8 @@ class AnomalyResult:
                                 alert=self.step_alert.tolist())
             out["alerts"] = self.alerts()
             out["likelihood"] = self.likelihood.to_dict()
+        if self.skew is not None:
+            out["skew"] = self.skew
         return out
 
 
@@ -192,6 +196,8 @@ class AnomalyTask(Task):
         with np.errstate(invalid="ignore"):
             result.step_anomaly = np.nan_to_num(result.step_score, nan=-np.inf) > self.threshold
         _add_likelihood(result, len(series), config)
+        result.skew = series_skew(series, self.channel_names or [str(c) for c in range(self.channels)], self.center,
+                                  self.scale, self.clip, self.doc["normalization"].get("method"))
         return result
 
     def _result(self, offsets: np.ndarray, scores: np.ndarray) -> AnomalyResult:

@@ -200,6 +200,29 @@ def test_try_a_bundle_draws_anomaly_scores(client, ui_fixture):
     assert parts and all(int(w) > 0 for _, w, _ in parts)
     assert page.text.count('class="chart scores"') == len(parts)
     assert 'class="hline"' in page.text and 'class="series"' in page.text
+    assert 'class="skew"' not in page.text  # its own data: nothing unlike training
+
+
+def test_try_a_bundle_warns_when_the_upload_is_unlike_training(client, ui_fixture):
+    """QA23 U5: an upload far outside the bundle's training range showed "every window anomalous" and nothing else;
+    the runtime's skew report is shown beside the plot, naming the channel."""
+    bundle = client.get(f"/api/runs/{ui_fixture.first}").json()["bundle"]
+    rows = (REPO / "data" / "default" / "sensors.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    column = header.index("temperature")
+
+    def fahrenheit(line: str) -> str:
+        cells = line.split(",")
+        cells[column] = f"{float(cells[column]) * 1.8 + 32:.4f}"
+        return ",".join(cells)
+
+    csv = "\n".join([rows[0], *map(fahrenheit, rows[1:1001])]).encode()
+    page = client.post(f"/bundles/{bundle}/predict", files={"file": ("part.csv", csv, "text/csv")},
+                       data={"series_column": "machine"})
+    assert page.status_code == 200, page.text[-500:]
+    warnings = re.findall(r'<li class="warning">input unlike training: (\w+): ([^<]+)</li>', page.text)
+    assert warnings and {feature for feature, _ in warnings} == {"temperature"}, warnings
+    assert any("outside the training range" in detail for _, detail in warnings)
 
 
 def test_uploads_are_bounded_and_bad_input_is_one_line(client, ui_fixture):
