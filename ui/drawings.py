@@ -84,6 +84,7 @@ def _q_values(result: PolicyResult, name: str, values: Any, kind: str | None) ->
 @draws(AnomalyResult)
 def _scores(result: AnomalyResult, name: str, values: Any, kind: str | None) -> dict[str, Any]:
     scores = result.step_score if result.step_score is not None else result.window_score
+    length = len(scores)
     flags = result.step_anomaly if result.step_anomaly is not None else result.window_anomaly
     factor = max(1, int(np.ceil(len(scores) / MAX_POINTS)))  # max-pool: an alert never disappears when shrunk
     if factor > 1:
@@ -94,7 +95,8 @@ def _scores(result: AnomalyResult, name: str, values: Any, kind: str | None) -> 
     marks = np.flatnonzero(flags).tolist()
     axis = "step" if result.step_score is not None else "window"
     chart = svg.line_chart({"score": [None if not np.isfinite(v) else float(v) for v in scores]}, width=900,
-                           height=260, x_label=axis + (f" / {factor}" if factor > 1 else ""),
+                           height=260, x_label=axis + (f" (max of every {factor})" if factor > 1 else ""),
+                           x_span=(0, length - 1),
                            hlines={"threshold": result.threshold}, marks=marks, css_class="chart scores")
     alerts = int(result.window_anomaly.sum())
     return {"name": name, "summary": f"{len(result.window_score)} windows, {alerts} anomalous (threshold "

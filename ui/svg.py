@@ -95,11 +95,13 @@ def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
 
 def line_chart(series: dict[str, Sequence[float | None]], width: int = 520, height: int = 220,
                x_label: str = "epoch", hlines: dict[str, float] | None = None,
-               marks: Sequence[int] = (), log: bool = False, css_class: str = "chart", legend_width: int = 0) -> str:
+               marks: Sequence[int] = (), log: bool = False, css_class: str = "chart", legend_width: int = 0,
+               x_span: tuple[int, int] | None = None) -> str:
     """One polyline per named series (x = index + 1 for epochs, index otherwise), optional horizontal lines
     (thresholds) and marked x positions (alerts). ``None``/non-finite points break a line. ``legend_width``: the
     legend in a column of that width right of the plot (many series: inside it would cover the lines); series
-    beyond the palette's colours are dashed so that no two look the same."""
+    beyond the palette's colours are dashed so that no two look the same. ``x_span``: the x range the label states
+    when the points are a reduction of a longer series (default: the points' own indices)."""
     left, right, top, bottom = 56, 12 + legend_width, 12, 34
     values = [float(v) for s in series.values() for v in s if v is not None and math.isfinite(v)]
     values += list((hlines or {}).values())
@@ -129,7 +131,8 @@ def line_chart(series: dict[str, Sequence[float | None]], width: int = 520, heig
         shown = 10 ** t if log else t
         out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" class="tick">{shown:.3g}</text>')
     out.append(f'<text x="{(left + width) / 2:.0f}" y="{height - 6}" text-anchor="middle" class="tick">'
-               f'{escape(x_label)} ({start}..{count - 1 + start})</text>')
+               f'{escape(x_label)} ({x_span[0] if x_span else start}..{x_span[1] if x_span else count - 1 + start})'
+               '</text>')
     for i in marks:
         out.append(f'<line class="alert" x1="{sx(i + start):.1f}" x2="{sx(i + start):.1f}" y1="{top}" '
                    f'y2="{height - bottom}" stroke="#d62728" stroke-opacity="0.25"/>')

@@ -71,3 +71,19 @@ def test_a_result_type_is_drawn_by_its_registered_drawer_or_as_records():
         assert draw(result, "rows", None, "features")["summary"] == "drawn"
     finally:
         drawings.DRAWERS.pop(RegressionResult)
+
+
+def test_a_long_series_plot_is_labelled_in_its_own_steps():
+    """QA23 U4: a 7,267-step upload max-pooled to fit the plot was labelled "step / 4 (0..1816)", the reduced
+    indices; the axis states the series' steps and the reduction, and an alert survives the pooling."""
+    from edgepipe.runtime.tasks.anomaly import AnomalyResult
+
+    steps = 7267
+    flags = np.zeros(steps, dtype=bool)
+    flags[5000] = True
+    result = AnomalyResult(model="m", threshold=1.0, window_size=4, window_start=np.arange(steps - 3),
+                           window_score=np.zeros(steps - 3), window_anomaly=np.zeros(steps - 3, dtype=bool),
+                           step_score=np.where(flags, 2.0, 0.0), step_anomaly=flags)
+    chart = draw(result, "series", None, "series")["items"][0]["svg"]
+    assert re.search(r"step \(max of every \d+\) \(0\.\.7266\)", chart), chart[-400:]
+    assert chart.count('class="alert"') == 1
