@@ -3,7 +3,6 @@ trains one more epoch, so its data nodes are cache hits of the first), plus a di
 only one the UI under test may launch."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -60,10 +59,21 @@ def ui_fixture(tmp_path_factory) -> Fixture:
 
 def live_run(ui_fixture: Fixture, tmp_path: Path) -> tuple[Path, MetadataStore, str, int]:
     """A copy of the fixture's store with one more run, started by this (live) process, at its first node:
-    ``(root, store, run_id, execution id of ingest_timeseries)``."""
+    ``(root, store, run_id, execution id of ingest_timeseries)``.
+
+    Copied with SQLite's backup API, not as a file: opening and closing the database file in a process that holds
+    SQLite connections to it drops that process's POSIX locks on it, and this process's readers then kept an old
+    snapshot while another process wrote (the queue test, run after this, never saw its job's run start)."""
+    import sqlite3
+
     root = tmp_path / "root"
     root.mkdir()
-    shutil.copy(ui_fixture.root / "metadata.sqlite", root / "metadata.sqlite")
+    source, copy = sqlite3.connect(ui_fixture.root / "metadata.sqlite"), sqlite3.connect(root / "metadata.sqlite")
+    try:
+        source.backup(copy)
+    finally:
+        copy.close()
+        source.close()
     store = MetadataStore(root / "metadata.sqlite")
     run_id = store.start_run("tiny", {"pipeline": {"template": "anomaly_detection"}, "model": {"family": "x"}})
     return root, store, run_id, store.start_execution(run_id, "ingest_timeseries", "ingest_timeseries", "v", "k1", {})
