@@ -3,11 +3,13 @@
 Exit status: 0 success, 1 a component failed unexpectedly, 2 bad config/arguments/pipeline definition, 3 unusable
 input data, 4 a converted model failed verification (nothing exported), 5 a cloud SDK, credentials or service is
 missing or refused (``compile``/``submit``), 130 interrupted (Ctrl-C), 143 stopped by SIGTERM (see display.py).
+
+This module owns the parser, the error boundary (``main``) and ``run``; the read-only ``runs``/``show``/``models``
+live in cli_listing.py, the cloud commands in cli_cloud.py.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -19,10 +21,11 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
-from edgepipe.pipeline.errors import ConfigError, EdgepipeError, StorageError, describe, describe_os_error
+from edgepipe.pipeline.errors import EdgepipeError, StorageError, describe, describe_os_error
 from edgepipe.pipeline.display import (ProgressPrinter, interrupt_exit_code, interrupt_name, leave_after_interrupt,
                                        print_rejects, print_summary, stop_on_ctrl_c)
 from edgepipe.pipeline.cli_cloud import add_cloud_commands, cmd_compile, cmd_execute_node, cmd_submit
+from edgepipe.pipeline.cli_listing import check_root, cmd_models, cmd_runs, cmd_show
 from edgepipe.pipeline.scaffold import add_command as add_init_command, cmd_init
 from edgepipe.runtime import cli as runtime_cli
 
@@ -177,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = (user_pipeline.load_config if pipeline_ref else load_config)(config_name, args.overrides)
     if args.root:  # templates place per-root things (checkpoints, generated datasets) under pipeline.root
         config.pipeline.root = args.root
-    _check_root(Path(args.root or config.pipeline.root))
+    check_root(Path(args.root or config.pipeline.root))
     _check_output(args.output, Path(args.root or config.pipeline.root))
     if pipeline_ref:  # your pipeline (pipeline/user_pipeline.py): its function builds the DAG from the config
         pipeline = user_pipeline.load(pipeline_ref).build(config)
@@ -292,111 +295,6 @@ def _native_stderr_to(log_file: Path | None) -> Iterator[None]:
         sys.stderr = python_stderr
         os.dup2(terminal_fd, 2)
         os.close(terminal_fd)
-
-
-# ---- models -------------------------------------------------------------------------------------------------------
-def cmd_models(args: argparse.Namespace) -> int:
-    from edgepipe.models.registry import available, family, hyperparameters
-
-    if args.name:
-        fam = family(args.name)
-        print(f"{fam.name}: {fam.description}")
-        print(f"  trainer: {fam.trainer}; tasks: {', '.join(fam.tasks)}; variants: "
-              + (fam.variants or f"float32 only ({fam.float_reason})"))
-        for key, default in hyperparameters(args.name).items():
-            print(f"  {key} = {default!r}")
-        return 0
-    families = available()
-    width = max(map(len, families))
-    for name, description in families.items():
-        print(f"{name:<{width}}  {description}")
-    return 0
-
-
-# ---- runs / show ----------------------------------------------------------------------------------------------------
-def _check_root(root: Path) -> None:
-    """A pipeline root is a directory (created if missing); a file there is a wrong --root, not a crash later."""
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"pipeline root {root} is a file, not a directory (--root / pipeline.root)")
-
-
-def _store(root: str):
-    from edgepipe.pipeline.metadata import MetadataStore
-
-    _check_root(Path(root))
-    path = Path(root) / "metadata.sqlite"
-    if not path.exists():
-        raise ConfigError(f"no pipeline root at '{root}' (missing {path.name}); run 'edgepipe run' first")
-    return MetadataStore(path)
-
-
-def _mark_abandoned(store: Any) -> None:
-    """Listing shows a run whose process died (kill -9, a crash) as ``abandoned``, not ``running``, recording it as
-    the next run would; a store that cannot be written now (read-only, locked) is listed as it is."""
-    try:
-        store.mark_abandoned()
-    except (sqlite3.Error, EdgepipeError):
-        pass
-
-
-def cmd_runs(args: argparse.Namespace) -> int:
-    store = _store(args.root)
-    _mark_abandoned(store)
-    rows = store.runs(args.limit)
-    print(f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<11} {'STARTED':<20} {'DURATION':>9} {'CACHED':>8}")
-    for row in rows:
-        duration = f"{row['ended'] - row['started']:.1f}s" if row["ended"] else "-"
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started"]))
-        print(f"{row['id']:<24} {row['pipeline']:<12} {row['status']:<11} {started:<20} {duration:>9} "
-              f"{row['n_cached']:>3}/{row['n_exec']:<4}")
-    return 0
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    from edgepipe.pipeline.errors import ConfigError
-
-    store = _store(args.root)
-    _mark_abandoned(store)
-    run_id = args.run_id
-    if run_id == "latest":
-        runs = store.runs(1)
-        run_id = runs[0]["id"] if runs else run_id
-    run = store.run(run_id)
-    if run is None:
-        raise ConfigError(f"no run '{args.run_id}' in {args.root}")
-    executions = store.executions(run["id"])
-    if args.open:
-        return _open_report(run, executions)
-    if args.json:
-        print(json.dumps({"run": run, "executions": executions}, indent=2, default=str))
-        return 0
-    print(f"run {run['id']}  pipeline {run['pipeline']}  status {run['status']}")
-    if run.get("error"):
-        print(f"  error: {run['error']}")
-    for ex in executions:
-        seconds = f"{ex['ended'] - ex['started']:.1f}s" if ex["ended"] else "-"
-        state = "cached" if ex["cached"] else ex["status"]
-        print(f"- {ex['node']:<28} {state:<10} {seconds:>8}")
-        for artifact in ex["artifacts"]:
-            print(f"    {artifact['name']:<14} {artifact['type']:<18} {artifact['uri']}")
-        metrics = json.loads(ex["metrics"] or "{}")
-        if metrics:
-            print(f"    metrics: {json.dumps(metrics, default=str)[:300]}")
-        if ex["error"]:
-            print(f"    error: {ex['error'].splitlines()[-1]}")
-    return 0
-
-
-def _open_report(run: dict[str, Any], executions: list[dict[str, Any]]) -> int:
-    from edgepipe.components.report.locate import find_report, open_report
-    from edgepipe.pipeline.errors import ConfigError
-
-    path = find_report(executions)
-    if path is None:
-        raise ConfigError(f"run {run['id']} has no report (no render_report node, or it did not complete)")
-    print(path.resolve())
-    open_report(path)
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
