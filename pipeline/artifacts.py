@@ -8,18 +8,14 @@ at the cached location. Properties (small JSON metadata such as split names or a
 """
 from __future__ import annotations
 
-import fcntl
-import glob
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 from edgepipe.pipeline.contracts import EvaluationReport, ExamplesInfo, VariantRow, rows_from_json
+from edgepipe.pipeline.dir_replace import replace_with_copy
 
 ARTIFACT_META = "_artifact.json"
 
@@ -84,64 +80,13 @@ class Artifact:
 
     def copy_to(self, destination: str | os.PathLike,
                 may_replace: Callable[[Path], str | None] | None = None) -> Path:
-        """Copy the artifact's files to ``destination``, replacing what is there, safely against concurrent copies.
-
-        Why this shape: two runs may write the same ``--output`` at once, and a process may die at any point. So
-        every copy holds an exclusive ``flock`` on ``.<name>.lock`` beside the destination for its whole duration,
-        stages into a fresh ``mkdtemp`` folder beside it (same file system, so the renames are atomic), moves the
-        old destination aside under another unique name, renames the staged copy into place and only then deletes
-        the old one. Staging and old folders left behind by a killed copy are recognisable by name and, since they
-        can only exist while their owner holds the lock, deleted by the next copy. ``may_replace(destination)``
-        runs under the lock when the destination exists and returns why it must not be replaced (then
-        :class:`~edgepipe.pipeline.errors.ConfigError`, nothing touched) or None.
-        """
-        from edgepipe.pipeline.errors import ConfigError
-
-        destination = Path(os.path.abspath(destination))  # "out/." or "." named: the lock and staging need a name
-        parent, name = destination.parent, destination.name
-        parent.mkdir(parents=True, exist_ok=True)
-        with _exclusive_lock(parent / f".{name}.lock"):
-            for stale in (*parent.glob(glob.escape(f".{name}.partial-") + "*"),
-                          *parent.glob(glob.escape(f".{name}.old-") + "*")):
-                shutil.rmtree(stale, ignore_errors=True)
-            exists = destination.exists() or destination.is_symlink()
-            reason = may_replace(destination) if exists and may_replace is not None else None
-            if reason:
-                raise ConfigError(f"{destination}: {reason}")
-            staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent))
-            old = None
-            try:
-                shutil.copytree(self.path, staging / name, ignore=shutil.ignore_patterns(ARTIFACT_META))
-                if exists:
-                    old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent))
-                    destination.rename(old / name)
-                try:
-                    (staging / name).rename(destination)
-                except BaseException:
-                    if old is not None:  # interrupted between the renames: the earlier content goes back
-                        (old / name).rename(destination)
-                        old = None
-                    raise
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-                if old is not None:
-                    shutil.rmtree(old, ignore_errors=True)
-        return destination
+        """Copy the artifact's files (not its ``_artifact.json``) to ``destination``, replacing what is there,
+        safely against concurrent copies (:func:`~edgepipe.pipeline.dir_replace.replace_with_copy`, which says how);
+        ``may_replace(destination)`` returns why an existing destination must not be replaced, or None."""
+        return replace_with_copy(self.path, destination, may_replace, ignore=(ARTIFACT_META,))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
-
-
-@contextmanager
-def _exclusive_lock(lock_file: Path) -> Iterator[None]:
-    """Hold ``flock(LOCK_EX)`` on ``lock_file`` (created if missing, never deleted: unlinking a lock file that
-    another process is waiting on would let a third one lock a different inode)."""
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def _json_default(value: Any) -> Any:

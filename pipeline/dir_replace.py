@@ -1,0 +1,77 @@
+"""Replace a directory with a copy of another, safely against concurrent copies and a process killed midway.
+
+Kept apart from :mod:`edgepipe.pipeline.artifacts` because it is a file-system protocol (a lock, a staging folder,
+two renames), not a fact about any artifact type: the artifact classes say *what* is copied (which files, which
+destinations a copy may replace), this module only *how* a directory is swapped without ever leaving a half-written
+or missing one behind.
+"""
+from __future__ import annotations
+
+import fcntl
+import glob
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+
+def replace_with_copy(source: Path, destination: str | os.PathLike,
+                      may_replace: Callable[[Path], str | None] | None = None,
+                      ignore: tuple[str, ...] = ()) -> Path:
+    """Copy ``source``'s files (less those matching ``ignore``) to ``destination``, replacing what is there.
+
+    Why this shape: two runs may write the same ``--output`` at once, and a process may die at any point. So every
+    copy holds an exclusive ``flock`` on ``.<name>.lock`` beside the destination for its whole duration, stages into
+    a fresh ``mkdtemp`` folder beside it (same file system, so the renames are atomic), moves the old destination
+    aside under another unique name, renames the staged copy into place and only then deletes the old one. Staging
+    and old folders left behind by a killed copy are recognisable by name and, since they can only exist while
+    their owner holds the lock, deleted by the next copy. ``may_replace(destination)`` runs under the lock when the
+    destination exists and returns why it must not be replaced (then
+    :class:`~edgepipe.pipeline.errors.ConfigError`, nothing touched) or None.
+    """
+    from edgepipe.pipeline.errors import ConfigError
+
+    destination = Path(os.path.abspath(destination))  # "out/." or "." named: the lock and staging need a name
+    parent, name = destination.parent, destination.name
+    parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(parent / f".{name}.lock"):
+        for stale in (*parent.glob(glob.escape(f".{name}.partial-") + "*"),
+                      *parent.glob(glob.escape(f".{name}.old-") + "*")):
+            shutil.rmtree(stale, ignore_errors=True)
+        exists = destination.exists() or destination.is_symlink()
+        reason = may_replace(destination) if exists and may_replace is not None else None
+        if reason:
+            raise ConfigError(f"{destination}: {reason}")
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent))
+        old = None
+        try:
+            shutil.copytree(source, staging / name, ignore=shutil.ignore_patterns(*ignore))
+            if exists:
+                old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent))
+                destination.rename(old / name)
+            try:
+                (staging / name).rename(destination)
+            except BaseException:
+                if old is not None:  # interrupted between the renames: the earlier content goes back
+                    (old / name).rename(destination)
+                    old = None
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    return destination
+
+
+@contextmanager
+def _exclusive_lock(lock_file: Path) -> Iterator[None]:
+    """Hold ``flock(LOCK_EX)`` on ``lock_file`` (created if missing, never deleted: unlinking a lock file that
+    another process is waiting on would let a third one lock a different inode)."""
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
