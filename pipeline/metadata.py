@@ -306,7 +306,11 @@ class MetadataStore:
 
 
 def process_alive(pid: int | None) -> bool:
-    """Whether ``pid`` is a live process (a run marked running whose process is gone was abandoned)."""
+    """Whether ``pid`` is a live process (a run or UI job marked running whose process is gone was abandoned).
+
+    ``kill(pid, 0)`` refused with PermissionError means the process exists but belongs to another user: it is alive
+    (calling it dead would mark a live run abandoned); only ProcessLookupError says it is gone. The one rule for the
+    metadata store and the UI's job queue."""
     if not pid:
         return False
     try:

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from edgepipe.pipeline.metadata import MetadataStore
+from edgepipe.pipeline.metadata import MetadataStore, process_alive
 
 EXIT_STATUS = {0: "complete", 130: "interrupted", 143: "interrupted"}  # 143: SIGTERM, handled like Ctrl-C
 RUN_LINE = re.compile(r"^run (\S+) (complete|failed)")
@@ -60,7 +60,7 @@ class JobQueue:
         except (OSError, ValueError):
             return []
         for job in jobs:
-            if job["status"] == "running" and not _alive(job.get("pid")):
+            if job["status"] == "running" and not process_alive(job.get("pid")):
                 job["status"] = "abandoned"
         return jobs
 
@@ -191,16 +191,6 @@ class JobQueue:
             if run["pid"] == pid:
                 return run["id"]
         return None
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
 
 
 def _run_in_log(log: Path) -> str | None:
