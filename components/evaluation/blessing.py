@@ -41,6 +41,7 @@ import numpy as np
 from edgepipe.pipeline.artifacts import Examples, ModelBlessing, ModelEvaluation, TransformParams
 from edgepipe.pipeline.component import Input, InputPath, Output, component
 from edgepipe.pipeline.errors import DataError
+from edgepipe.runtime.tasks.anomaly import channel_names
 
 
 @dataclass
@@ -216,7 +217,7 @@ def _anomaly(bundle_path: Path, evaluation: ModelEvaluation, examples: Examples 
         raise DataError("retrain: an anomaly candidate is compared on its windows and fitted transform, not given")
     bundle = _load(bundle_path)
     meta, params = bundle.doc, transform.read_json("transform.json")
-    names = _channel_names(meta)
+    names = channel_names(meta) or []
     channels = list(params["channels"])
     missing = [n for n in names if n not in channels]
     if missing:
@@ -274,16 +275,11 @@ def _anomaly_fits(doc: dict[str, Any], given: dict[str, Any]) -> tuple[str, str]
         return "window.size", (f"{ours} differs from the baseline bundle's {size}: the models cannot be compared on "
                                "the same windows")
     columns = given.get("data.feature_columns")
-    missing = [n for n in _channel_names(doc) if n not in columns] if columns else []
+    missing = [n for n in channel_names(doc) or [] if n not in columns] if columns else []
     if missing:
         return "data.feature_columns", (f"{list(columns)} lacks channel {', '.join(map(repr, missing))} that the "
                                         "baseline bundle reads: the models cannot be compared on the same windows")
     return None
-
-
-def _channel_names(doc: dict[str, Any]) -> list[str]:
-    return list((doc.get("window") or {}).get("channel_names") or (doc.get("normalization") or {}).get("channels")
-                or [])
 
 
 def _drift(old: dict[str, Any], new: dict[str, Any], names: list[str]) -> dict[str, Any]:

@@ -125,6 +125,14 @@ class WindowScore:
                 "likelihood": self.likelihood, "alert": self.alert}
 
 
+def channel_names(doc: dict[str, Any]) -> list[str] | None:
+    """The series' channel names, in the order the model reads them, as a bundle.json states them:
+    ``window.channel_names``, else ``normalization.channels`` (a bundle may name them only there); None when it names
+    none. The one rule for the runtime and for the pipeline's retrain check of a baseline bundle (blessing.py), which
+    reads the raw document, so a missing section is no name rather than a KeyError."""
+    return (doc.get("window") or {}).get("channel_names") or (doc.get("normalization") or {}).get("channels")
+
+
 @register
 class AnomalyTask(Task):
     name = "anomaly_detection"
@@ -134,7 +142,7 @@ class AnomalyTask(Task):
         super().__init__(doc, model, runner)
         window, norm = doc["window"], doc["normalization"]
         self.size, self.stride, self.channels = int(window["size"]), int(window["stride"]), int(window["channels"])
-        self.channel_names: list[str] | None = window.get("channel_names") or norm.get("channels")
+        self.channel_names = channel_names(doc)
         self.center = np.asarray(norm["center"], dtype=np.float64)
         self.scale = np.asarray(norm["scale"], dtype=np.float64)
         self.threshold = float(model["threshold"])

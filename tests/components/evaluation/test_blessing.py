@@ -208,3 +208,17 @@ def test_what_the_baseline_bundle_json_says_up_front(baseline):
     key, why = incomparable(doc, tasks.get("classification"), {"window.size": size})
     assert key == "retrain.baseline" and why.startswith("the baseline bundle's task is anomaly_detection (")
     assert why.endswith("this pipeline's is classification: not comparable")
+
+
+def test_the_retrain_check_reads_a_baselines_channels_by_the_runtimes_rule():
+    """window.channel_names first, else normalization.channels (runtime/tasks/anomaly.py ``channel_names``, the
+    one rule for the runtime and the retrain check); a raw bundle.json without them names no channel."""
+    from edgepipe.runtime.tasks.anomaly import channel_names
+
+    only_norm = {"task": "anomaly_detection", "window": {"size": 8}, "normalization": {"channels": ["a", "b"]}}
+    both = {**only_norm, "window": {"size": 8, "channel_names": ["x"]}}
+    assert channel_names(only_norm) == ["a", "b"] and channel_names(both) == ["x"] and channel_names({}) is None
+    key, why = incomparable(only_norm, tasks.get("anomaly"), {"window.size": 8, "data.feature_columns": ["a"]})
+    assert key == "data.feature_columns" and "lacks channel 'b'" in why
+    assert incomparable(both, tasks.get("anomaly"), {"window.size": 8, "data.feature_columns": ["x"]}) is None
+    assert incomparable({"task": "anomaly_detection"}, tasks.get("anomaly"), {"data.feature_columns": ["x"]}) is None
