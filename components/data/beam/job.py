@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
+import weakref
 from typing import Any
 
 import apache_beam as beam
@@ -80,6 +82,9 @@ class Job:
     def __init__(self, beam_args: list[str] | None, report_dir: str | os.PathLike):
         self.beam_args = list(beam_args or [])
         self.pipeline = beam_pipeline(beam_args)
+        # Beam makes a local temp folder per pipeline and removes it only in ``run()``: a job abandoned before it
+        # runs (bad input found while building it) would leave it in the temp directory.
+        weakref.finalize(self, shutil.rmtree, self.pipeline.local_tempdir, ignore_errors=True)
         self.report_dir = self.uri(report_dir)
         self.reports: list[beam.PCollection] = []
 

@@ -1,6 +1,7 @@
 """How the data layer reads a ``beam_args`` list (moved from tests/pipeline/test_beam_options.py with the code):
 the runner, where workers open paths, and that the data layer imports no launcher module."""
 import ast
+import os
 from pathlib import Path
 
 from apache_beam.options.pipeline_options import StandardOptions
@@ -47,3 +48,44 @@ def test_the_data_layer_imports_only_the_pipeline_kernel():
             for name in names:
                 if name.startswith("edgepipe.pipeline."):
                     assert name.split(".")[2] in KERNEL, f"{path.relative_to(DATA)} imports {name}"
+
+
+def test_the_direct_runner_never_tries_prism_nor_leaves_temp_folders(tmp_path, monkeypatch):
+    """Beam's own DirectRunner first tries Prism, downloading its binary from GitHub, and leaves an empty
+    ``beam-temp*`` folder per job when that fails; edgepipe's DirectRunner is the FnApiRunner it falls back to."""
+    import tempfile
+
+    import apache_beam as beam
+    from apache_beam.runners.portability import prism_runner
+
+    from edgepipe.components.data.beam.options import LocalDirectRunner, beam_pipeline
+
+    def no_prism(*args, **kwargs):
+        raise AssertionError("Prism was started")
+
+    monkeypatch.setattr(prism_runner.PrismRunner, "run_pipeline", no_prism)
+    monkeypatch.setattr(prism_runner.PrismJobServer, "start", no_prism)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for args in ([], ["--runner=DirectRunner"], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]):
+        pipeline = beam_pipeline(args)
+        assert isinstance(pipeline.runner, LocalDirectRunner)
+        out = tmp_path / f"out{len(args)}"
+        with pipeline as p:
+            (p | beam.Create(range(20)) | beam.Map(lambda x: x * x) | beam.combiners.ToList()
+             | beam.Map(lambda xs, path=str(out): open(path, "w").write(str(sorted(xs)))))
+        assert out.read_text() == str([x * x for x in range(20)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out0", "out1", "out2"]
+    assert not isinstance(beam_pipeline(["--runner=PrismRunner"]).runner, LocalDirectRunner)
+
+
+def test_a_job_abandoned_before_it_runs_leaves_no_temp_folder(tmp_path):
+    import gc
+
+    from edgepipe.components.data.beam.job import Job
+
+    job = Job([], tmp_path / "reports")
+    temp = job.pipeline.local_tempdir
+    assert os.path.isdir(temp)
+    del job
+    gc.collect()
+    assert not os.path.exists(temp)
