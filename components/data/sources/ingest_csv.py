@@ -11,7 +11,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from edgepipe.components.data.beam.files import base_name, worker_uri
+from edgepipe.components.data.beam.files import base_name, remove_tree, worker_uri
 from edgepipe.components.data.beam.job import Job, count, reject, value
 from edgepipe.components.data.csv_rows import SPLIT_BYTES, RangeParser, open_text, plan_ranges, split_fields
 from edgepipe.components.data.csv_values import FLOAT32_MAX, has_surrogates
@@ -19,7 +19,7 @@ from edgepipe.components.data.ingest import read_header, record_rejects, resolve
 from edgepipe.components.data.sources.registry import source
 from edgepipe.components.data.sources.shared import (DEFAULT_SPLIT, MISSING, SPEC_DTYPE, TYPES, finish,
                                                      infer_column_types, write_batch)
-from edgepipe.components.data.splits import SplitSpec, hash_text, hash_values, mix64, parse_split
+from edgepipe.components.data.splits import SplitSpec, assign, hash_text, hash_values, mix64, parse_split
 from edgepipe.pipeline.artifacts import Examples, Rejects
 from edgepipe.pipeline.component import InputPath, Output, component
 from edgepipe.pipeline.errors import ConfigError, DataError
@@ -30,10 +30,11 @@ class ParseTable(RangeParser):
 
     def __init__(self, examples: str, spec: SplitSpec, headers: dict[str, list[str]], features: list[str],
                  types: dict[str, str], label: str | None, label_type: str | None, delimiter: str,
-                 missing: list[str]):
+                 missing: list[str], unseen: list[int] | None = None):
         self.examples, self.spec, self.headers, self.features = examples, spec, headers, features
         self.types, self.label, self.label_type = types, label, label_type
         self.delimiter, self.missing = delimiter, list(missing)
+        self.unseen = set(unseen or ())  # int labels absent from train: their eval/test rows are rejected
 
     def block(self, path, start, index, header, kind, rows, lines):
         table = rows if kind == "csv" else split_fields(rows, self.delimiter)
@@ -96,24 +97,27 @@ class ParseTable(RangeParser):
                 columns[name] = parsed.astype(np.float32)
                 if column != self.label:
                     yield count(f"missing/{column}", int((absent | np.isnan(parsed)).sum()))
-        key_cells = None
+        # a row's split depends on its own text (or key) alone, so rejecting other rows never moves it
         if self.spec.method == "hash":
-            key_cells = np.char.strip(table[:, index[self.spec.key]])
+            hashes = hash_values(np.char.strip(table[:, index[self.spec.key]]))
+        else:  # the row's own text (and file name): independent of how files are cut into ranges
+            text = np.array([self.delimiter.join(row) for row in table.tolist()], dtype=object)
+            hashes = mix64(hash_values(text) ^ np.uint64(hash_text(base_name(path))))
         ok = np.equal(reason, None)
+        if "label" in columns and columns["label"].dtype.kind == "i":
+            which = np.asarray(self.spec.names, dtype=object)[assign(self.spec, hashes)]
+            if self.unseen:
+                for i in np.flatnonzero(ok & (which != "train") & np.isin(columns["label"], list(self.unseen))):
+                    ok[i], reason[i] = False, f"label {columns['label'][i]} does not occur in the train split"
+            for name in self.spec.names:
+                yield value(f"label_values/{name}", np.unique(columns["label"][ok & (which == name)]).tolist())
         for i in np.flatnonzero(~ok):
             yield reject(path, int(lines[i]), reason[i], range=start)
         good = np.flatnonzero(ok)
         if len(good) == 0:
             return
         columns = {k: v[good] for k, v in columns.items()}
-        if "label" in columns and columns["label"].dtype.kind == "i":
-            yield value("label_values", np.unique(columns["label"]).tolist())
-        if key_cells is not None:
-            hashes = hash_values(key_cells[good])
-        else:  # the row's own text (and file name): independent of how files are cut into ranges
-            text = np.array([self.delimiter.join(row) for row in table[good].tolist()], dtype=object)
-            hashes = mix64(hash_values(text) ^ np.uint64(hash_text(base_name(path))))
-        yield from write_batch(self.examples, self.spec, columns, hashes, "csv", path, start, block)
+        yield from write_batch(self.examples, self.spec, columns, hashes[good], "csv", path, start, block)
 
 
 @source("csv", suffixes=(".csv", ".csv.gz"))
@@ -153,11 +157,21 @@ def ingest_csv(examples: Output[Examples], rejects: Output[Rejects], source: Inp
             raise DataError(f"{files[0]}: label column '{label_column}' holds strings: write its classes as integers "
                             f"0..k-1 (transform_features encodes features, not the label)")
 
-    job = Job(beam_args, examples.path / "_report")
-    job.report(job.pipeline | "Ranges" >> beam.Create(plan_ranges(files, split_bytes))
-               | "Parse" >> beam.ParDo(ParseTable(job.uri(examples.path), spec, headers, features, types, label_column,
-                                                  label_type, delimiter, missing_values)))
-    result = job.run()
+    def parse(unseen: list[int]):
+        job = Job(beam_args, examples.path / "_report")
+        job.report(job.pipeline | "Ranges" >> beam.Create(plan_ranges(files, split_bytes))
+                   | "Parse" >> beam.ParDo(ParseTable(job.uri(examples.path), spec, headers, features, types,
+                                                      label_column, label_type, delimiter, missing_values, unseen)))
+        return job, job.run()
+
+    job, result = parse([])
+    unseen = sorted(set(_label_values(result, spec, exclude="train")) - set(_label_values(result, spec, "train")))
+    if unseen and "train" in spec.names:
+        # Classes come from train (the model cannot learn a class it never saw, and a typo in an eval/test row
+        # must not add output units): parse again, rejecting those rows by name, into emptied split folders.
+        for name in spec.names:
+            remove_tree(job.uri(examples.path / f"Split-{name}"))
+        job, result = parse(unseen)
     records = resolve_lines(result.rejects, {k: v for k, v in result.values.items() if k.startswith("lines/")})
     rows_read = result.get("rows_read")
     record_rejects(rejects, records, rows_read, max_reject_fraction, "rows")
@@ -166,7 +180,7 @@ def ingest_csv(examples: Output[Examples], rejects: Output[Rejects], source: Inp
     if label_column:
         feature_spec["label"] = {"dtype": "int64" if label_type == "int" else "float32", "shape": []}
         if label_type == "int":
-            values = sorted({v for part in result.values.get("label_values", []) for v in part})
+            values = _label_values(result, spec, "train" if "train" in spec.names else None)
             props.update(label_values=values, num_classes=(max(values) + 1) if values else 0)
     missing = {c: result.get(f"missing/{c}") for c in features if result.get(f"missing/{c}")}
     metrics = finish(examples, spec, result, kind="table", source=str(source), feature_spec=feature_spec,
@@ -174,6 +188,12 @@ def ingest_csv(examples: Output[Examples], rejects: Output[Rejects], source: Inp
                      column_types={c: types[c] for c in features}, missing_counts=missing, **props)
     return {"rows_read": rows_read, "rows_rejected": len(records), "missing_values": sum(missing.values()),
             **metrics}
+
+
+def _label_values(result, spec: SplitSpec, split: str | None = None, exclude: str | None = None) -> list[int]:
+    """The int label values the parse saw in ``split`` (every split when None), less those of ``exclude``."""
+    names = [n for n in spec.names if (split is None or n == split) and n != exclude]
+    return sorted({v for n in names for part in result.values.get(f"label_values/{n}", []) for v in part})
 
 
 def _header(path: str, delimiter: str) -> list[str]:

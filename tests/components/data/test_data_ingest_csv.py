@@ -64,6 +64,45 @@ def test_penguins_class_labels(tmp_path, run):
     assert set(np.concatenate([d["label"] for d in data.values()]).tolist()) == {0, 1, 2}
 
 
+def _split_of(spec, row: list[str], name: str) -> str:
+    """The documented split rule (row text + file name) for one row, to place a typo where the test needs it."""
+    from edgepipe.components.data.splits import assign, hash_text, hash_values, mix64
+    hashes = mix64(hash_values(np.array([",".join(row)], dtype=object)) ^ np.uint64(hash_text(name)))
+    return spec.names[int(assign(spec, hashes)[0])]
+
+
+@needs_data
+def test_a_label_absent_from_train_rejects_its_eval_test_rows_by_line(tmp_path, run):
+    """T8: a typo class (11) on three eval/test penguins rows once made a 12-class model; classes come from train."""
+    import csv
+    from edgepipe.components.data.splits import parse_split
+    fractions = {"train": 0.7, "eval": 0.1, "test": 0.2}
+    spec = parse_split(fractions, fractions)
+    with open(PENGUINS, newline="") as handle:
+        header, *body = list(csv.reader(handle))
+    typo_lines = []
+    for i, row in enumerate(body):
+        changed = ["11", *row[1:]]
+        if len(typo_lines) < 3 and _split_of(spec, changed, "typo.csv") != "train":
+            body[i] = changed
+            typo_lines.append(i + 2)
+    source = tmp_path / "typo.csv"
+    source.write_text("\n".join(",".join(r) for r in [header, *body]) + "\n")
+    metrics, out = run(ingest_csv, tmp_path / "o", source=str(source), label_column="species", split=fractions)
+    ex = out["examples"]
+    assert ex.properties["num_classes"] == 3 and ex.properties["label_values"] == [0, 1, 2]
+    records = [json.loads(x) for x in out["rejects"].file("rejects.jsonl").read_text().splitlines()]
+    assert sorted((r["line"], r["reason"]) for r in records) == [
+        (line, "label 11 does not occur in the train split") for line in typo_lines]
+    assert metrics["rows_rejected"] == 3 and sum(ex.properties["counts"].values()) == len(body) - 3
+    labels = np.concatenate([ex.read_numpy(s)["label"] for s in ex.splits])
+    assert set(labels.tolist()) == {0, 1, 2}
+    # every other row stays in the split the documented rule gives it
+    expected = Counter(_split_of(spec, row, "typo.csv") for row in body)
+    expected.subtract(Counter(_split_of(spec, body[line - 2], "typo.csv") for line in typo_lines))
+    assert ex.properties["counts"] == dict(expected)
+
+
 BAD = ("id,x,kind,y\n"
        "1,0.5,a,0\n"
        "2,abc,b,1\n"            # 3: not a number
