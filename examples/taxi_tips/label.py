@@ -25,7 +25,12 @@ CLASS_NAMES = ["small_tip", "big_tip"]
 
 @component(version="1")
 def label_big_tippers(examples: Input[Examples], labeled: Output[Examples], fraction: float = BIG_TIP) -> dict:
-    """label = tips > fraction x fare (1/0); a missing fare or tip is a small tip."""
+    """label = tips > fraction x fare (1/0), in whole cents; a missing fare or tip is a small tip.
+
+    Why cents: the CSV holds dollars and cents, ingest stores them as float32, and float32 25.05 is 25.049999...
+    while 5.01 is 5.0100002: compared as stored, a tip of exactly 20% (51 of the 10,000 trips) would be a big tip.
+    Rounded back to the cents the file means, exactly 20% is not more than 20%; the 1e-6 cent margin absorbs the
+    float64 rounding of ``fraction x fare`` (0.2 x 2505 cents)."""
     spec = examples.feature_spec
     if "label" not in spec or "fare" not in spec:
         raise DataError(f"{examples.path}: needs the tips as 'label' (data.label_column: tips) and a 'fare' "
@@ -35,10 +40,10 @@ def label_big_tippers(examples: Input[Examples], labeled: Output[Examples], frac
         rows = big = 0
         for path in examples.split_files(split):
             columns = decode_columns(read_records(path), spec)
-            tips = np.asarray(columns["label"], np.float64).reshape(-1)
-            fare = np.asarray(columns["fare"], np.float64).reshape(-1)
+            tips = np.round(np.asarray(columns["label"], np.float64).reshape(-1) * 100)  # cents
+            fare = np.round(np.asarray(columns["fare"], np.float64).reshape(-1) * 100)
             with np.errstate(invalid="ignore"):
-                columns["label"] = (tips > fraction * fare).astype(np.int64)  # NaN compares False
+                columns["label"] = (tips - fraction * fare > 1e-6).astype(np.int64)  # NaN compares False
             write_shard(labeled, split, Path(path).name, encode_batch(columns))
             rows, big = rows + len(tips), big + int(columns["label"].sum())
         labeled.split_dir(split)

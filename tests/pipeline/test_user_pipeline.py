@@ -261,6 +261,40 @@ def _labeled(project: Path) -> str:
     return next(a["fingerprint"] for a in _executions(project)["label_big_tippers"]["artifacts"])
 
 
+def test_a_tip_of_exactly_20_percent_is_not_a_big_tip(tmp_path, monkeypatch):
+    """T1: float32 fare/tips compared as stored made 51 real trips with a tip of exactly 20% big tips."""
+    from decimal import Decimal
+
+    from edgepipe.components.data import ingest_csv
+    if not TAXI.exists():
+        pytest.skip(f"taxi data not found at {TAXI}")
+    monkeypatch.syspath_prepend(str(EXAMPLE.parent))
+    from taxi_tips.label import label_big_tippers
+    with TAXI.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = [r for r in reader if r["fare"] and r["tips"]]
+    exact = [r for r in rows if Decimal(r["tips"]) * 5 == Decimal(r["fare"]) and Decimal(r["fare"]) > 0]
+    sample = exact + rows[:200]
+    assert len(exact) >= 40  # 51 in the sample
+    with (tmp_path / "t.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(sample)
+
+    def call(comp, root, **params):
+        outputs = {name: typ(tmp_path / root / name) for name, typ in comp.outputs.items()}
+        metrics = comp.fn(**outputs, **params)
+        for artifact in outputs.values():
+            artifact.finalize()
+        return metrics, outputs
+
+    _, ingested = call(ingest_csv, "i", source=str(tmp_path / "t.csv"), label_column="tips",
+                       feature_columns=["fare", "company"], split={"train": 1.0})
+    _, labeled = call(label_big_tippers, "l", examples=ingested["examples"])
+    big = int(labeled["labeled"].read_numpy("train")["label"].sum())
+    assert big == sum(Decimal(r["tips"]) > Decimal("0.2") * Decimal(r["fare"]) for r in sample)
+
+
 @pytest.mark.slow
 def test_taxi_big_tipper_pipeline_of_your_own_end_to_end(taxi_project):
     first = _run(taxi_project)
