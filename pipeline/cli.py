@@ -23,7 +23,8 @@ from typing import Any, Iterator, Sequence
 
 from edgepipe.pipeline.errors import EdgepipeError, StorageError, describe, describe_os_error
 from edgepipe.pipeline.display import (ProgressPrinter, interrupt_exit_code, interrupt_name, leave_after_interrupt,
-                                       print_rejects, print_summary, stop_on_ctrl_c)
+                                       print_rejects, print_summary, print_validation,
+                                       stop_on_ctrl_c)
 from edgepipe.pipeline.cli_cloud import add_cloud_commands, cmd_compile, cmd_execute_node, cmd_submit
 from edgepipe.pipeline.cli_listing import check_root, cmd_models, cmd_runs, cmd_show
 from edgepipe.pipeline.scaffold import add_command as add_init_command, cmd_init
@@ -235,6 +236,7 @@ def _run_pipeline(args, config, pipeline, root: Path, log_file: Path | None) -> 
     bundle_node = next((n for n in reversed(pipeline.nodes) if "bundle" in n.component.outputs), None)
     print(f"run {result.run_id} complete in {elapsed:.1f}s ({result.cache_hits}/{len(result.nodes)} cached)")
     print_rejects(result)
+    print_validation(result)
     if bundle_node is None:
         return 0
     bundle = result.artifact(bundle_node.name, "bundle")

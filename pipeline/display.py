@@ -1,6 +1,6 @@
 """What ``edgepipe run`` shows while a pipeline runs, and how it stops: the progress printer the runner reports to,
 and the Ctrl-C and SIGTERM handling (first signal: stop after the current step; second: abort now), and the summary
-printed when it ends (rejected rows, the bundle's metrics and gates).
+printed when it ends (rejected rows, validation anomalies, the bundle's metrics and gates).
 
 Exit status of a stopped run: 130 (128 + SIGINT) after Ctrl-C, 143 (128 + SIGTERM) after SIGTERM, the codes a shell,
 ``docker stop``, systemd or a CI runner expect of a process that honoured the signal; the run ends ``interrupted``
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -178,6 +179,47 @@ def print_rejects(result: Any) -> None:
                 print(f"  {node}: {props['count']} of {props.get('rows_read', '?')} input {props.get('unit', 'rows')} "
                       "rejected"
                       + (f" (reasons in {record.uri}/rejects.jsonl)" if props["count"] else ""))
+
+
+# the anomaly kinds the summary names first: a shifted or unseen distribution matters more than a new extreme
+_VALIDATION_ORDER = ("missing_column", "type_change", "mean_drift", "new_category", "missing_values",
+                     "unexpected_column", "out_of_range")
+_VALIDATION_SHORT = {  # kind -> (pattern in the detail of components/data/schema.py, short text)
+    "mean_drift": (r"\(([\d.e+]+|inf) train std", "{feature} mean drift {0:.3g} train std in {split}"),
+    "new_category": (r"^(\d+) unseen values \(([\d.]+%)", "{feature} {0} new categories ({1}) in {split}"),
+    "missing_values": (r"^missing ([\d.]+%)", "{feature} {0} missing in {split}"),
+}
+
+
+def print_validation(result: Any, shown: int = 3) -> None:
+    """Anomalies of the data validation (``validation.json``) are part of the run summary: one line with their
+    count, the splits checked, the first few named, and where to read them all. Silent data problems (a feature
+    drifting 116 train standard deviations in test) must not need ``edgepipe show`` to be seen."""
+    for record in (r for node in result.nodes.values() for r in node.outputs.values()):
+        if record.type != "ValidationReport":
+            continue
+        path = Path(record.uri) / "validation.json"
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        anomalies = sorted(doc.get("anomalies") or [], key=lambda a: _VALIDATION_ORDER.index(a.get("kind"))
+                           if a.get("kind") in _VALIDATION_ORDER else len(_VALIDATION_ORDER))
+        if not anomalies:
+            continue
+        named = ", ".join(_short_anomaly(a) for a in anomalies[:shown]) + (", ..." if len(anomalies) > shown else "")
+        count = f"{len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'}"
+        print(f"  validation: {count} in {'/'.join(doc.get('checked') or [])} ({named}); see {path}")
+
+
+def _short_anomaly(anomaly: dict) -> str:
+    feature, kind, split = anomaly.get("feature"), anomaly.get("kind", ""), anomaly.get("split")
+    pattern, text = _VALIDATION_SHORT.get(kind, (None, None))
+    found = re.search(pattern, anomaly.get("detail") or "") if pattern else None
+    if found is None:
+        return f"{feature} {kind.replace('_', ' ')} in {split}"
+    values = [float(v) if kind == "mean_drift" else v for v in found.groups()]
+    return text.format(*values, feature=feature, split=split)
 
 
 def print_summary(bundle_dir: Path) -> None:

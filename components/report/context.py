@@ -16,7 +16,7 @@ import numpy as np
 
 from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import (ExampleStatistics, Examples, Model, ModelBlessing, ModelEvaluation,
-                                         Rejects, SearchResults, TFLiteModels)
+                                         Rejects, SearchResults, TFLiteModels, ValidationReport)
 from edgepipe.pipeline.contracts import EvaluationReport, VariantRow
 from edgepipe.pipeline.errors import ConfigError
 
@@ -63,6 +63,7 @@ class ReportContext:
     examples: Examples | None = None
     blessing: ModelBlessing | None = None  # a retrain's comparison with the last exported bundle
     search: SearchResults | None = None  # a budget search's trials (pipeline/search.py)
+    validation: ValidationReport | None = None  # validate_examples' anomalies of eval/test against train
     params: dict[str, Any] = field(default_factory=dict)
 
     def param(self, name: str, default: Any = None) -> Any:

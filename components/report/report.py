@@ -17,7 +17,7 @@ from edgepipe.components.report import html
 from edgepipe.components.report.context import ReportContext, resolve_task
 from edgepipe.components.report.sections import known_tasks, sections_for
 from edgepipe.pipeline.artifacts import (ExampleStatistics, Examples, Model, ModelBlessing, ModelEvaluation,
-                                         Rejects, Report, SearchResults, TFLiteModels)
+                                         Rejects, Report, SearchResults, TFLiteModels, ValidationReport)
 from edgepipe.pipeline.component import Input, Output, component
 
 
@@ -26,7 +26,7 @@ def render_report(report: Output[Report], statistics: Input[ExampleStatistics] |
                   rejects: Input[Rejects] | None = None, model: Input[Model] | None = None,
                   evaluation: Input[ModelEvaluation] | None = None, tflite: Input[TFLiteModels] | None = None,
                   examples: Input[Examples] | None = None, blessing: Input[ModelBlessing] | None = None,
-                  search: Input[SearchResults] | None = None,
+                  search: Input[SearchResults] | None = None, validation: Input[ValidationReport] | None = None,
                   title: str = "edgepipe run report",
                   task: str | None = None, max_series: int = 12, max_rejects: int = 20, max_examples: int = 10,
                   inspect_layer: str | None = None, inspect_inputs: int = 4, embedding_points: int = 1000,
@@ -54,7 +54,7 @@ def render_report(report: Output[Report], statistics: Input[ExampleStatistics] |
         except VerificationError:  # no variant fits the device target: the export refuses, the report still shows
             primary = None
     ctx = ReportContext(task=resolved, statistics=statistics, rejects=rejects, model=model, evaluation=evaluation,
-                        tflite=tflite, examples=examples, blessing=blessing, search=search,
+                        tflite=tflite, examples=examples, blessing=blessing, search=search, validation=validation,
                         params={"max_series": max_series, "max_rejects": max_rejects, "max_examples": max_examples,
                                 "inspect_layer": inspect_layer, "inspect_inputs": inspect_inputs,
                                 "embedding_points": embedding_points, "primary": primary,
@@ -69,7 +69,7 @@ def render_report(report: Output[Report], statistics: Input[ExampleStatistics] |
                              inputs=sorted(k for k, v in {"statistics": statistics, "rejects": rejects,
                                                           "model": model, "evaluation": evaluation, "tflite": tflite,
                                                           "examples": examples, "blessing": blessing,
-                                                          "search": search}.items()
+                                                          "search": search, "validation": validation}.items()
                                     if v))
     return {"report_bytes": len(page.encode("utf-8")), "plots": report.properties["plots"]}
 

@@ -84,7 +84,8 @@ def report_stage(cfg: Config, plan: Plan, ctx: Context) -> None:
     from edgepipe.components.report import render_report
 
     inputs = {k: v for k, v in {"statistics": ctx.statistics, "rejects": ctx.rejects, "examples": ctx.examples,
-                                "tflite": ctx.tflite, "blessing": ctx.blessing, "search": ctx.search}.items()
+                                "tflite": ctx.tflite, "blessing": ctx.blessing, "search": ctx.search,
+                                "validation": ctx.validation}.items()
               if v is not None}
     node = render_report(model=ctx.model, evaluation=ctx.evaluation, task=plan.task.name, primary=ctx.primary,
                          min_agreement=cfg.export.min_agreement, max_metric_drop=cfg.export.max_metric_drop,

@@ -30,6 +30,7 @@ class Context:
     examples: Any = None  # Examples the model trains on (windows for the anomaly autoencoder)
     statistics: Any = None
     rejects: Any = None
+    validation: Any = None  # validate_examples' report: the run report lists its anomalies
     transform: Any = None
     model: Any = None
     classifier: Any = None
@@ -95,6 +96,7 @@ def _examples(cfg: Config, plan: Plan, ctx: Context) -> None:
                                  max_mean_drift=sc.max_mean_drift, range_margin=sc.range_margin,
                                  max_missing_increase=sc.max_missing_increase, fail_on=list(sc.fail_on))
     ctx.nodes += [statistics, schema, validate]
+    ctx.validation = validate.outputs["report"]
     if ingest.component.name not in TABLE_INGESTS:
         given = [k for k in explicit_keys(cfg) if k.startswith("transform.")]
         if given:  # declared for the examples stage, but only a table reads them

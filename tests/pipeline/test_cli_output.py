@@ -165,3 +165,27 @@ def test_the_run_summary_counts_rejects_in_the_sources_unit(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out == [f"  ingest_images: 1 of 61 input images rejected (reasons in {tmp_path}/rejects.jsonl)",
                    "  ingest_csv: 0 of 300 input rows rejected"]
+
+
+def test_the_run_summary_names_the_validation_anomalies(tmp_path, capsys):
+    """T9: validation.json's anomalies were silent in the run summary; these are the QA's taxi leak run's own."""
+    from edgepipe.pipeline.display import print_validation
+
+    anomalies = [
+        {"split": "eval", "feature": "company", "kind": "new_category",
+         "detail": "11 unseen values (16.41% of values), e.g. 'LEAKCO Cab'"},
+        {"split": "eval", "feature": "fare", "kind": "out_of_range",
+         "detail": "[0, 99999] outside training range [0, 175.05]"},
+        {"split": "test", "feature": "fare", "kind": "mean_drift",
+         "detail": "mean 1324.12 vs train 12.7202 (116.39 train std > 1.0)"},
+        {"split": "test", "feature": "company", "kind": "missing_values", "detail": "missing 52.50% (train 34.00%)"}]
+    (tmp_path / "validation.json").write_text(json.dumps({"anomalies": anomalies, "checked": ["eval", "test"]}))
+    (tmp_path / "clean").mkdir()
+    (tmp_path / "clean" / "validation.json").write_text(json.dumps({"anomalies": [], "checked": ["eval"]}))
+    record = SimpleNamespace(type="ValidationReport", uri=str(tmp_path))
+    clean = SimpleNamespace(type="ValidationReport", uri=str(tmp_path / "clean"))
+    print_validation(SimpleNamespace(nodes={"validate_examples": SimpleNamespace(outputs={"report": record}),
+                                            "other": SimpleNamespace(outputs={"report": clean})}))
+    assert capsys.readouterr().out.splitlines() == [
+        "  validation: 4 anomalies in eval/test (fare mean drift 116 train std in test, company 11 new categories "
+        f"(16.41%) in eval, company 52.50% missing in test, ...); see {tmp_path}/validation.json"]

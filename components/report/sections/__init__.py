@@ -5,7 +5,7 @@ anywhere, e.g. a test) rather than edit the component. A section is ``fn(ctx: Re
 returning an HTML ``<section>`` (None: nothing to show). Sections without a task apply to every task (data,
 training curves, the variant table); a task replaces a common section by registering one with the same ``name``
 (the DQN's training history is a return curve, not a loss curve). Sections render in ``order``:
-10 data, 20 training, 30-59 the task's evaluation, 70 a look inside the network, 85 a retrain's blessing, 90 the
+10 data, 15 data validation, 20 training, 30-59 the task's evaluation, 70 a look inside the network, 85 a retrain's blessing, 90 the
 model comparison.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _load() -> None:
     """Import the built-in section modules (explicit imports: the cache key follows them)."""
     from edgepipe.components.report.sections import (anomaly, blessing, classification, common,  # noqa: F401
                                                      control, device, generation, network, reconstruction,
-                                                     regression, search, segmentation)
+                                                     regression, search, segmentation, validation)
 
 
 def sections_for(task: str | None) -> list[Section]:

@@ -257,8 +257,8 @@ def test_a_task_adds_and_replaces_sections_through_the_registry(classification, 
     def toy_training(ctx):
         return '<section id="training"><h2>Toy training</h2></section>'
 
-    assert [s.name for s in sections_for("toy_task")] == ["data", "training", "evaluation", "toy", "network",
-                                                         "blessing", "models", "device_energy", "search"]
+    assert [s.name for s in sections_for("toy_task")] == ["data", "validation", "training", "evaluation", "toy",
+                                                         "network", "blessing", "models", "device_energy", "search"]
     page, props = render(tmp_path, model=run["model"], evaluation=run["evaluation"], task="toy_task")
     metrics = run["evaluation"].read_json("evaluation.json")["metrics"]
     assert section_html(page, "toy") == f"<h2>Toy</h2>{metrics['accuracy']}"
