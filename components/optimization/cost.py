@@ -202,9 +202,19 @@ def _macs(g: Graph, name: str, ins: list[int], outs: list[int]) -> int:
     return 0
 
 
-def _compute_type(g: Graph, ins: list[int]) -> str:
-    """The arithmetic an op does: by its first non-constant input (hybrid ops compute in float)."""
-    act = next((t for t in ins if not g.const[t]), ins[0] if ins else None)
+# Ops whose data does not come first: input 0 (or 1) is a shape, indices or a condition -- an int32/bool tensor
+# the graph may compute at run time (TRANSPOSE_CONV's output_shape comes from SHAPE/PACK), which says nothing about
+# the arithmetic. The op computes in the type of the input named here.
+DATA_INPUT = {"TRANSPOSE_CONV": 2, "FILL": 1, "SCATTER_ND": 1, "SELECT": 1, "SELECT_V2": 1, "SPARSE_TO_DENSE": 2,
+              "ONE_HOT": 2}
+
+
+def _compute_type(g: Graph, ins: list[int], name: str = "") -> str:
+    """The arithmetic an op does: by its data input -- the first non-constant one, or for the ops of
+    :data:`DATA_INPUT` the input named there (hybrid ops compute in float)."""
+    first = DATA_INPUT.get(name, 0)
+    data = ins[first:]
+    act = next((t for t in data if not g.const[t]), data[0] if data else None)
     dtype = g.dtypes[act] if act is not None else "FLOAT32"
     return {"INT8": "int8", "UINT8": "int8", "INT16": "int32", "INT32": "int32", "INT64": "int32"}.get(dtype,
                                                                                                        "float32")
@@ -223,7 +233,7 @@ def op_costs(content: bytes | Graph, table: dict[str, float] | None = None,
     a_pj = table[f"{memory['activations']}_read_32bit"] / 4
     rows = []
     for name, ins, outs in g.ops:
-        kind = _compute_type(g, ins)
+        kind = _compute_type(g, ins, name)
         macs = _macs(g, name, ins, outs)
         density = g.density.get(ins[1], 1.0) if macs and len(ins) > 1 and g.const[ins[1]] else 1.0
         effective = int(round(macs * density)) if sparse else macs
