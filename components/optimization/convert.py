@@ -122,7 +122,7 @@ def _write_variants(tflite: TFLiteModels, names: list[str], sources: dict, loade
         if target is not None:
             from edgepipe.components.optimization.targets import fit
 
-            index[name]["target"] = fit(index[name], target)
+            index[name]["target"] = fit(index[name], target, content)
         progress.report("convert", done + 1, len(names), variant=name, bytes=len(content))
     return index
 

@@ -10,7 +10,8 @@ numbers given. Add a profile by adding an entry to :data:`PROFILES`.
 :func:`fit` judges one variant (``convert_tflite``'s ``variants.json`` entry with its cost under the target's
 table and memory): flash = the ``.tflite`` size (TFLM reads the flatbuffer in place from flash), RAM = the arena
 (``arena_bytes``: the planned activations + TFLM's bookkeeping), int8 only = a full-integer variant with no op left
-in float, op set = every op registered, latency = dense MACs and elementwise ops / MAC rate (TFLite kernels do not
+in float, op set = every op registered (and, for TFLite Micro, none of the inputs its kernels refuse:
+:func:`tflm_limits`), latency = dense MACs and elementwise ops / MAC rate (TFLite kernels do not
 skip zero weights), energy = the cost model's estimate. Each failed check is one reason with its numbers.
 
 Numbers are class figures from vendor datasheets, not a specific board: Cortex-M4 (STM32F407: 1 MB flash, 192 KB
@@ -95,10 +96,31 @@ def _kb(n: float) -> str:
     return f"{n / 1024:.1f} KB"
 
 
-def fit(entry: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
-    """Whether one variant (a ``variants.json`` entry with ``cost``) fits ``target``: ``{"target", "fits",
-    "reasons", "flash_bytes", "ram_bytes", "latency_ms", "energy_uj"}``; a cost that could not be computed is a
-    reason (unknown fit is not a fit)."""
+def tflm_limits(content: bytes) -> list[str]:
+    """What TFLite Micro's kernels refuse in a graph whose ops it all registers (each a reason, empty when none):
+    float16 weights (the converter's float16 mode stores them as float16 and DEQUANTIZEs them at run time; TFLM's
+    DEQUANTIZE takes int8/int16/uint8 only) and hybrid ops (dynamic-range mode: float activations with int8 weights;
+    TFLM's kernels: "Hybrid models are not supported on TFLite Micro"). Both fail when TFLM allocates tensors,
+    so such a variant cannot run on the device at all. Dynamic shapes are not a limit: the micro export freezes
+    them at batch 1 (``cost.freeze_shapes``)."""
+    from edgepipe.components.optimization.cost import Graph
+
+    g = Graph(content)
+    weights = ("INT8", "UINT8", "INT4")
+    f16 = any(name == "DEQUANTIZE" and any(g.dtypes[t] == "FLOAT16" for t in ins) for name, ins, _ in g.ops)
+    hybrid = sorted({name for name, ins, _ in g.ops if name not in ("DEQUANTIZE", "QUANTIZE")
+                     and any(not g.const[t] and g.dtypes[t] == "FLOAT32" for t in ins)
+                     and any(g.const[t] and g.dtypes[t] in weights for t in ins)})
+    reasons = ["TFLite Micro cannot dequantize float16 weights (DEQUANTIZE takes int8/int16/uint8)"] if f16 else []
+    if hybrid:
+        reasons.append(f"TFLite Micro has no hybrid (float activations x int8 weights) kernels: {', '.join(hybrid)}")
+    return reasons
+
+
+def fit(entry: dict[str, Any], target: dict[str, Any], content: bytes | None = None) -> dict[str, Any]:
+    """Whether one variant (a ``variants.json`` entry with ``cost``; ``content``: its ``.tflite``, for the checks
+    that read the graph) fits ``target``: ``{"target", "fits", "reasons", "flash_bytes", "ram_bytes", "latency_ms",
+    "energy_uj"}``; a cost that could not be computed is a reason (unknown fit is not a fit)."""
     cost = entry.get("cost") or {}
     reasons = []
     flash, ram = entry.get("size_bytes"), cost.get("arena_bytes")
@@ -120,6 +142,8 @@ def fit(entry: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
         missing = sorted(set(entry.get("ops") or []) - MICRO_OPS)
         if missing:
             reasons.append(f"TFLite Micro lacks op(s) {', '.join(missing)}")
+        if content is not None:
+            reasons.extend(tflm_limits(content))
     if target.get("latency_ms") is not None and latency is not None and latency > target["latency_ms"]:
         reasons.append(f"latency: ~{latency:.3g} ms > {target['latency_ms']:g} ms")
     if target.get("energy_uj") is not None and energy is not None and energy > target["energy_uj"]:
