@@ -308,6 +308,7 @@ def progress_callback(epochs: int):
 class Fitted:
     history: dict[str, list[float]]   # every epoch, those before a resume included
     resumed_at: int                   # epochs restored from a checkpoint (0: a fresh fit)
+    best_epoch: int | None = None     # 1-based: the epoch whose weights the model keeps (see :func:`_kept_epoch`)
 
 
 def fit(model, train, eval_ds, *, epochs: int, steps_per_epoch: int | None = None, learning_rate: float = 1e-3,
@@ -339,7 +340,7 @@ def fit(model, train, eval_ds, *, epochs: int, steps_per_epoch: int | None = Non
         initial_epoch = saver.restore()
         if saver.finished:  # the fit completed before; a later step of the component failed
             saver.close()
-            return Fitted(saver.history, initial_epoch)
+            return Fitted(saver.history, initial_epoch, _kept_epoch(cbs, saver.history))
     cbs.append(progress_callback(epochs))
     if saver is not None:
         cbs.append(saver.callback())  # last: sees the other callbacks' end-of-epoch state
@@ -354,8 +355,22 @@ def fit(model, train, eval_ds, *, epochs: int, steps_per_epoch: int | None = Non
         if saver is not None:
             saver.close()
     if saver is not None:
-        return Fitted(saver.history, initial_epoch)
-    return Fitted({k: [float(v) for v in vals] for k, vals in history.history.items()}, initial_epoch)
+        return Fitted(saver.history, initial_epoch, _kept_epoch(cbs, saver.history))
+    done = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    return Fitted(done, initial_epoch, _kept_epoch(cbs, done))
+
+
+def _kept_epoch(cbs: list, history: dict[str, list[float]]) -> int | None:
+    """The 1-based epoch whose weights the fitted model holds: EarlyStopping's best (``restore_best_weights``: tf_keras
+    restores it at the end of training, stopped early or not), else the last epoch. The report's "best epoch" says
+    which epoch's model was evaluated and shipped."""
+    import tf_keras as keras
+
+    last = len(next(iter(history.values()), []))
+    stopper = next((cb for cb in cbs if isinstance(cb, keras.callbacks.EarlyStopping)), None)
+    if stopper is not None and getattr(stopper, "best_weights", None) is not None:
+        return int(stopper.best_epoch) + 1
+    return last or None
 
 
 def remove_checkpoints(path: Path | None) -> None:

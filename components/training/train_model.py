@@ -102,8 +102,10 @@ def train_model(examples: Input[Examples], model: Output[Model], family: str, hp
         encoder(net).save(str(model.file("encoder.h5")), include_optimizer=False)
     monitor = "val_loss" if eval_ds is not None else "loss"
     final = phases.get("fine_tune") or history
+    kept = tuned.best_epoch if "fine_tune" in phases else first.best_epoch  # numbered across phases, as the curves
+    best_epoch = (len(history.get("loss", [])) + kept if "fine_tune" in phases else kept) if kept else None
     model.write_json("history.json", {
-        "phases": phases, "monitor": monitor, "train_examples": n_train, "eval_examples": n_eval,
+        "phases": phases, "monitor": monitor, "best_epoch": best_epoch, "train_examples": n_train, "eval_examples": n_eval,
         "global_batch_size": global_batch, "steps_per_epoch": steps, "resumed_at_epoch": resumed,
         "strategy": {"name": strategy, "class": type(dist).__name__, "replicas": replicas}, "run": run,
         "checkpoint_dir": str(ckpt) if ckpt else None})

@@ -29,8 +29,9 @@ def evaluation(ctx: ReportContext) -> str:
                             "evaluation")
     names = list(m.get("class_names") or range(len(m["confusion_matrix"])))
     split = ctx.doc.split or "?"
-    rows = [[name, c.get("precision"), c.get("recall"), c.get("f1"), c.get("support")]
-            for name, c in (m.get("per_class") or {}).items()]
+    per_class = m.get("per_class") or {}
+    rows = [[name, per_class[name].get("precision"), per_class[name].get("recall"), per_class[name].get("f1"),
+             per_class[name].get("support")] for name in _class_order(per_class, names)]
     body = [html.kpis([("accuracy", m.get("accuracy")), (f"{split} examples", m.get("examples")),
                        ("classes", len(names)), *variant_kpis(ctx)]),
             f"<h3>Confusion matrix (Keras model, {html.esc(split)} split)</h3>",
@@ -69,3 +70,12 @@ def lowest_confidence(ctx: ReportContext) -> str | None:
                 "least sure first; red: misclassified.</p>")
     return html.section("Lowest-confidence examples", note + html.figure(picture, "lowest-confidence examples")
                         + table, "lowest-confidence")
+
+
+def _class_order(per_class: dict, names: list) -> list[str]:
+    """The per-class rows in the confusion matrix's order (``class_names``), then any other class, integers by
+    value: evaluation.json's keys come back sorted as strings (0, 1, 10, 11, 2, ...)."""
+    position = {str(n): i for i, n in enumerate(names)}
+    return sorted(per_class, key=lambda k: (position.get(k, len(position)), *(
+        (0, int(k), "") if k.lstrip("-").isdigit() else (1, 0, k))))
+

@@ -303,3 +303,20 @@ def test_anomaly_report_with_the_windows_draws_embedding_by_label_and_activation
     network = section_html(page, "network")
     layer = re.search(r"<b>([^<]+)</b><span>inspected layer</span>", network).group(1)
     assert set(images(network)) == {f"activations of {layer}"} and layer.startswith("dec_")
+
+
+def test_per_class_rows_follow_the_confusion_matrix_not_string_order():
+    """T10: 12 integer classes came out 0, 1, 10, 11, 2, ... (evaluation.json's keys sorted as strings)."""
+    import json
+    from types import SimpleNamespace
+
+    from edgepipe.components.report.sections.classification import evaluation
+
+    n = 12
+    per_class = {str(c): {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": c + 1} for c in range(n)}
+    metrics = json.loads(json.dumps({"accuracy": 1.0, "confusion_matrix": np.diag(np.arange(1, n + 1)).tolist(),
+                                     "per_class": per_class}, sort_keys=True))  # as evaluation.json reads back
+    assert list(metrics["per_class"])[:4] == ["0", "1", "10", "11"]
+    page = evaluation(SimpleNamespace(metrics=metrics, doc=SimpleNamespace(split="test", agreement={})))
+    table = page[page.index("Per class"):]
+    assert re.findall(r'<tr><td class="l">(\d+)</td>', table) == [str(c) for c in range(n)]

@@ -186,3 +186,24 @@ def test_a_corrupt_checkpoint_is_refused_naming_its_folder(blobs, tmp_path):
     with pytest.raises(RuntimeError, match=f"{folder}: unusable training checkpoint .*delete the folder"):
         invoke(train_model, {"examples": blobs}, {"model": tmp_path / "b"}, params,
                execution=progress.Execution("train_model", "e2", "e" * 64))
+
+
+PENGUINS = Path(__file__).resolve().parents[3] / "../shared/datasets/penguins/penguins_processed.csv"
+
+
+@pytest.mark.skipif(not PENGUINS.exists(), reason="shared datasets not present")
+def test_history_records_the_epoch_whose_weights_the_model_keeps(tmp_path):
+    """T10: the report said "best epoch n/a" for every supervised run although EarlyStopping restored one."""
+    from edgepipe.components.data import ingest_csv
+
+    ingested, _ = invoke(ingest_csv, {}, {"examples": tmp_path / "ex", "rejects": tmp_path / "rej"},
+                         {"source": str(PENGUINS), "label_column": "species"})
+    examples = ingested["examples"]
+    stopped, _ = _train(examples, tmp_path / "es", epochs=8, patience=3, lr_schedule="constant",
+                        hparams={"units": [16], "dropout": 0.0, "learning_rate": 0.3})
+    history = stopped["model"].read_json("history.json")
+    val_loss = history["phases"]["phase1"]["val_loss"]
+    assert history["best_epoch"] == int(np.argmin(val_loss)) + 1  # restore_best_weights keeps the lowest val_loss
+    assert history["best_epoch"] < len(val_loss)  # stopped early here: the kept epoch is not the last one
+    plain, _ = _train(examples, tmp_path / "plain", epochs=3, patience=0)
+    assert plain["model"].read_json("history.json")["best_epoch"] == 3  # no early stopping: the last epoch
