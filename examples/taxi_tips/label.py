@@ -23,6 +23,15 @@ BIG_TIP = 0.2  # a tip above this fraction of the fare is a big tip (TFX's taxi 
 CLASS_NAMES = ["small_tip", "big_tip"]
 
 
+def big_tips(tips, fare, fraction: float = BIG_TIP) -> np.ndarray:
+    """1 where tips > fraction x fare, compared in whole cents (see :func:`label_big_tippers`), else 0 (also for a
+    missing tip or fare). One rule for the component and ``benchmarks/taxi_table.py``'s ``big_tipper`` column."""
+    tips = np.round(np.asarray(tips, np.float64).reshape(-1) * 100)  # cents
+    fare = np.round(np.asarray(fare, np.float64).reshape(-1) * 100)
+    with np.errstate(invalid="ignore"):
+        return (tips - fraction * fare > 1e-6).astype(np.int64)  # NaN compares False
+
+
 @component(version="1")
 def label_big_tippers(examples: Input[Examples], labeled: Output[Examples], fraction: float = BIG_TIP) -> dict:
     """label = tips > fraction x fare (1/0), in whole cents; a missing fare or tip is a small tip.
@@ -40,10 +49,8 @@ def label_big_tippers(examples: Input[Examples], labeled: Output[Examples], frac
         rows = big = 0
         for path in examples.split_files(split):
             columns = decode_columns(read_records(path), spec)
-            tips = np.round(np.asarray(columns["label"], np.float64).reshape(-1) * 100)  # cents
-            fare = np.round(np.asarray(columns["fare"], np.float64).reshape(-1) * 100)
-            with np.errstate(invalid="ignore"):
-                columns["label"] = (tips - fraction * fare > 1e-6).astype(np.int64)  # NaN compares False
+            tips = np.asarray(columns["label"], np.float64).reshape(-1)
+            columns["label"] = big_tips(tips, columns["fare"], fraction)
             write_shard(labeled, split, Path(path).name, encode_batch(columns))
             rows, big = rows + len(tips), big + int(columns["label"].sum())
         labeled.split_dir(split)
