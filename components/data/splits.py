@@ -12,6 +12,12 @@
   split (no leakage of a user, a patient, a machine across splits).
 * **time** (series): the first fraction of each series' steps in time order is train, and so on: exact counts, no
   future in training. Used by ``ingest_timeseries``.
+
+Split order is canonical, never the mapping's key order: a compiled Kubeflow spec (YAML/JSON structs, ``sort_keys``)
+hands the split back as ``{eval, test, train}``, and taking that order would put train *last* in time (training on
+the future) and move every fraction interval. So :func:`parse_split` orders names train, then eval/validation
+(``eval``, ``validation``, ``val``, ``valid``, ``dev``), then any other names alphabetically, then test last, whatever
+order the dict comes in: the earliest steps always train, the latest always test.
 """
 from __future__ import annotations
 
@@ -23,6 +29,12 @@ import numpy as np
 from edgepipe.pipeline.errors import ConfigError
 
 METHODS = ("fraction", "hash", "time")
+_RANK = {"train": 0, "eval": 1, "validation": 1, "val": 1, "valid": 1, "dev": 1, "test": 3}
+
+
+def canonical_order(names) -> list[str]:
+    """Split names in the fixed order the module docstring gives (train, eval/validation, others a-z, test)."""
+    return sorted(names, key=lambda name: (_RANK.get(name, 2), name))
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -65,7 +77,8 @@ def parse_split(split: dict | None, default: dict[str, float], allowed: tuple[st
         raise ConfigError(f"{where}: fractions must be numbers, got {raw}") from None
     if not fractions or any(f < 0 for f in fractions.values()) or abs(sum(fractions.values()) - 1.0) > 1e-6:
         raise ConfigError(f"{where}: split fractions must be >= 0 and sum to 1, got {fractions}")
-    return SplitSpec(tuple(fractions), tuple(fractions.values()), method, key)
+    names = tuple(canonical_order(fractions))
+    return SplitSpec(names, tuple(fractions[name] for name in names), method, key)
 
 
 def mix64(values: np.ndarray) -> np.ndarray:
