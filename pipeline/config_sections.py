@@ -281,4 +281,7 @@ class SearchSection(Section):
                 raise ValueError(f"unknown dimension '{name}' (known: {', '.join(DIMENSIONS)})")
             if not isinstance(choices, list) or not choices:
                 raise ValueError(f"'{name}' needs a non-empty list of choices")
+            refusal = DIMENSIONS[name].refusal(name, choices)
+            if refusal:
+                raise ValueError(refusal)
         return value

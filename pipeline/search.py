@@ -20,6 +20,7 @@ flash, arena, latency, energy) is computed afterwards over all trials with a met
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +36,37 @@ class Dimension:
     keys: tuple[str, ...]  # the config keys it sets
     apply: Callable[[dict[str, Any], Any], None]  # (raw config, chosen value): rewrite the raw config in place
     doc: str
+    valid: Callable[[Any], bool]  # a choice it can apply: checked when the config loads, not per trial
+    expects: str  # what ``valid`` accepts, for the error
+
+    def refusal(self, name: str, choices: list[Any]) -> str | None:
+        """Why ``search.space.<name>``'s choices cannot be tried (one line naming the bad values), or None."""
+        bad = [v for v in choices if not self.valid(v)]
+        if not bad:
+            return None
+        expects = self.expects.format(int8=_int8_names()) if "{int8}" in self.expects else self.expects
+        return (f"search.space.{name}: {', '.join(repr(v) for v in bad)} {'is' if len(bad) == 1 else 'are'} "
+                f"not {expects}")
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _count(v: Any) -> bool:  # a whole number >= 1 (2.0 is 2)
+    return _number(v) and v >= 1 and float(v).is_integer()
+
+
+def _int8_variant(v: Any) -> bool:
+    from edgepipe.tasks.variants import VARIANTS  # TensorFlow-free catalogue
+
+    return isinstance(v, str) and v in VARIANTS and VARIANTS[v].mode == "int8"
+
+
+def _int8_names() -> str:
+    from edgepipe.tasks.variants import VARIANTS
+
+    return ", ".join(n for n, v in VARIANTS.items() if v.mode == "int8")
 
 
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -65,15 +97,19 @@ def _quantization(raw: dict[str, Any], variant: str) -> None:
 
 # Applied in this order (depth before width: width scales the filters depth chose).
 DIMENSIONS: dict[str, Dimension] = {
-    "depth": Dimension(("model.filters",), _depth, "encoder convolutions (extra ones halve the last filters)"),
-    "width": Dimension(("model.filters",), _width, "multiplier of every layer's filters"),
+    "depth": Dimension(("model.filters",), _depth, "encoder convolutions (extra ones halve the last filters)",
+                       _count, "a whole number >= 1"),
+    "width": Dimension(("model.filters",), _width, "multiplier of every layer's filters",
+                       lambda v: _number(v) and v > 0, "a number > 0"),
     "window": Dimension(("window.size",), lambda raw, v: _section(raw, "window").update(size=int(v)),
-                        "window size in steps (the input resolution)"),
+                        "window size in steps (the input resolution)", _count, "a whole number >= 1"),
     "sparsity": Dimension(("prune.target_sparsity",),
                           lambda raw, v: _section(raw, "prune").update(target_sparsity=float(v)),
-                          "pruning's global target sparsity (pruned variants)"),
+                          "pruning's global target sparsity (pruned variants)",
+                          lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1 (exclusive)"),
     "quantization": Dimension(("convert.variants", "convert.primary"), _quantization,
-                              "the int8 variant made and shipped (int8_ptq, int8_qat, pruned_int8, pqat ...)"),
+                              "the int8 variant made and shipped (int8_ptq, int8_qat, pruned_int8, pqat ...)",
+                              _int8_variant, "an int8 variant (one of {int8})"),
 }
 
 
@@ -133,8 +169,10 @@ def measure(config, pipeline, result) -> dict[str, Any]:
 
 
 def pareto(trials: list[dict[str, Any]]) -> None:
-    """Mark each trial ``pareto``: no other trial is at least as good on every objective and better on one."""
-    scored = [t for t in trials if t.get("metric") is not None and all(t.get(k) is not None for k, _ in OBJECTIVES)]
+    """Mark each trial ``pareto``: no other trial is at least as good on every objective and better on one. A
+    repeat (``repeat_of``: the same parameters as an earlier trial) is that trial's point, never a second one."""
+    scored = [t for t in trials if t.get("metric") is not None and "repeat_of" not in t
+              and all(t.get(k) is not None for k, _ in OBJECTIVES)]
 
     def key(t: dict[str, Any]) -> tuple[float, ...]:
         return tuple(t[k] if sense == "min" else -t[k] for k, sense in OBJECTIVES)
@@ -148,8 +186,22 @@ def pareto(trials: list[dict[str, Any]]) -> None:
 
 def best(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The feasible trial with the best metric (ties: the smaller flash, then the earlier trial)."""
-    feasible = [t for t in trials if t.get("feasible")]
+    feasible = [t for t in trials if t.get("feasible") and "repeat_of" not in t]
     return min(feasible, key=lambda t: (-t["metric"], t.get("flash_bytes") or 0, t["number"]), default=None)
+
+
+class _TrialNotices:
+    """``stop_on_ctrl_c``'s printer for a whole search: each trial has its own progress printer (the runner's)."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def notice(self, text: str) -> None:
+        printer = getattr(self.runner, "progress", None)
+        if hasattr(printer, "notice"):
+            printer.notice(text)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
 
 def run_search(config, runner, on_trial: Callable[[dict[str, Any]], None] = lambda t: None,
@@ -160,6 +212,7 @@ def run_search(config, runner, on_trial: Callable[[dict[str, Any]], None] = lamb
         import optuna
     except ImportError:
         raise ConfigError("search.trials needs Optuna: pip install 'edgepipe[search]'") from None
+    from edgepipe.pipeline.display import stop_on_ctrl_c
     from edgepipe.pipeline.templates import build_pipeline
 
     s = config.search
@@ -168,13 +221,19 @@ def run_search(config, runner, on_trial: Callable[[dict[str, Any]], None] = lamb
     space = {name: list(choices) for name, choices in s.space.items()}
     trials: list[dict[str, Any]] = []
     runs: dict[int, Any] = {}  # trial number -> its Config
+    stopped: list[BaseException] = []  # the stop (Ctrl-C, SIGTERM) that ended a trial's run: no further trial
 
     def objective(trial: "optuna.Trial") -> float:
         params = {name: trial.suggest_categorical(name, choices) for name, choices in space.items()}
         record: dict[str, Any] = {"number": trial.number, "params": params}
-        earlier = next((t["number"] for t in trials if t["params"] == params), None)
-        if earlier is not None:  # TPE may propose a combination again: its run is all cache hits
-            record["repeat_of"] = earlier
+        earlier = next((t for t in trials if t["params"] == params and "repeat_of" not in t), None)
+        if earlier is not None:  # TPE may propose a combination again: the same run, so its result, not run again
+            record.update({k: v for k, v in earlier.items() if k not in ("number", "params", "pareto", "best")},
+                          repeat_of=earlier["number"])
+            trials.append(record)
+            trial.set_user_attr("constraint", [0.0 if record["feasible"] else 1.0])
+            on_trial(record)
+            return float(record.get("metric") or 0.0)
         try:
             trial_cfg = trial_config(base, params, source, root)
             pipeline = build_pipeline(trial_cfg)
@@ -183,7 +242,13 @@ def run_search(config, runner, on_trial: Callable[[dict[str, Any]], None] = lamb
         else:
             if progress_for is not None:
                 runner.progress = progress_for(pipeline)
-            result = runner.run(pipeline, trial_cfg.model_dump(mode="json"))
+            try:
+                result = runner.run(pipeline, trial_cfg.model_dump(mode="json"))
+            except KeyboardInterrupt as stop:  # the run ended `interrupted`: stop the study, re-raised after it
+                stopped.append(stop)
+                trial.set_user_attr("constraint", [1.0])
+                trial.study.stop()
+                return 0.0
             code = getattr(result.error, "exit_code", 0)
             if runner.stop_requested or code not in (0, 1, VerificationError.exit_code):
                 raise result.error or KeyboardInterrupt()  # bad data, storage, a stop: no other trial would do better
@@ -197,12 +262,17 @@ def run_search(config, runner, on_trial: Callable[[dict[str, Any]], None] = lamb
         on_trial(record)
         return float(record.get("metric") or 0.0)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR: Optuna logs a trial's exception as a WARNING with its traceback; edgepipe reports it as one line
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     # TPE's default 10 random start-up trials would be the whole of a small search: a third of them, 2 to 10
     sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(2, min(10, s.trials // 3)),
                                          multivariate=True, constraints_func=lambda t: t.user_attrs["constraint"])
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.optimize(objective, n_trials=s.trials, catch=())
+    # the final run's stop handling for every trial: first Ctrl-C/SIGTERM stops after the current step, one line
+    with stop_on_ctrl_c(runner, _TrialNotices(runner)):
+        study.optimize(objective, n_trials=s.trials, catch=())
+    if stopped:
+        raise stopped[0]
     pareto(trials)
     chosen = best(trials)
     target = config.target.resolved()
@@ -210,7 +280,8 @@ def run_search(config, runner, on_trial: Callable[[dict[str, Any]], None] = lamb
               "target": target, "best": chosen["number"] if chosen else None, "objectives": dict(OBJECTIVES)}
     if chosen is None:
         raise VerificationError(
-            f"search: none of {len(trials)} trials fits the target {target and target.get('name')}: "
+            f"search: none of {len(trials)} trials "
+            + (f"fits the target {target.get('name')}: " if target else "passes the export gate: ")
             + "; ".join(f"trial {t['number']} {t['params']}: {', '.join(t.get('reasons') or [t.get('error', '?')])}"
                         for t in trials))
     for t in trials:
@@ -257,7 +328,8 @@ def cmd_search(args, config, pipeline_ref: str | None, log_file: Path | None) ->
         cost = (f"{t.get('metric_name') or 'metric'} {number(t.get('metric'))}, flash {t.get('flash_bytes')} B, "
                 f"arena {t.get('arena_bytes')} B" if "metric" in t else t.get("error", ""))
         why = "" if t["feasible"] else f"  (not feasible: {'; '.join(t.get('reasons') or [t.get('error', '?')])})"
-        print(f"search trial {t['number']} {t['params']}: {cost}{why}", flush=True)
+        again = f" (repeat of trial {t['repeat_of']}, not run again)" if "repeat_of" in t else ""
+        print(f"search trial {t['number']} {t['params']}{again}: {cost}{why}", flush=True)
 
     record, best_cfg = run_search(config, runner, each, lambda p: ProgressPrinter(len(p.nodes)))
     pipeline = final_pipeline(best_cfg, record)

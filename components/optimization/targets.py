@@ -83,6 +83,9 @@ def resolve(profile: str | None = None, **overrides: Any) -> dict[str, Any] | No
     if bad:
         raise ConfigError(f"target.energy_table: unknown key(s) {', '.join(bad)} (allowed: {', '.join(ENERGY_45NM)}"
                           ", or <memory>_read_32bit)")
+    for key, price in base["energy_table"].items():
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or not price > 0:
+            raise ConfigError(f"target.energy_table.{key}: {price!r} is not a price in pJ > 0")
     unpriced = sorted({m for m in base["memory"].values() if f"{m}_read_32bit" not in table})
     if unpriced:
         raise ConfigError(f"target.memory names {', '.join(unpriced)} but target.energy_table has no "
