@@ -79,7 +79,7 @@ def compile_pipeline(config: Config, output: str | Path, *, image: str | None = 
 
     image = image or default_image()
     validate_beam_args(config.pipeline.beam_args)
-    pipeline = build_from_config(config, factory)
+    pipeline = build_from_config(config, factory, for_tasks=True)
     check_portable(pipeline, config)
     compiled = CompiledPipeline(Path(output), kfp_name(config.pipeline.name), image)
     source = generate_source(pipeline, config, factory, compiled)

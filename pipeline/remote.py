@@ -20,6 +20,8 @@ import math
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -32,6 +34,24 @@ from edgepipe.pipeline.executor import invoke
 
 DEFAULT_FACTORY = "edgepipe.pipeline.templates:build_pipeline"
 GCS_FUSE_ROOT = Path("/gcs")  # where Vertex AI mounts Cloud Storage in every task container
+# True while a pipeline is built for task containers (compiling, the resolve task): a factory then keeps portable
+# references such as ``builtin:digits`` instead of files it would generate on this machine (or in the resolve task's
+# container, which the node tasks never see); :func:`execute_spec` materialises them where the node runs.
+_FOR_TASKS: ContextVar[bool] = ContextVar("edgepipe_for_tasks", default=False)
+
+
+def building_for_tasks() -> bool:
+    """Whether the pipeline being built will run as task containers (see ``_FOR_TASKS``)."""
+    return _FOR_TASKS.get()
+
+
+@contextmanager
+def _for_tasks():
+    token = _FOR_TASKS.set(True)
+    try:
+        yield
+    finally:
+        _FOR_TASKS.reset(token)
 
 
 # ---- naming things by import path -----------------------------------------------------------------------------------
@@ -66,10 +86,15 @@ def component_ref(node: Node) -> str:
     return ref
 
 
-def build_from_config(config: Config, factory: str = DEFAULT_FACTORY) -> Pipeline:
-    """The pipeline a ``module:function`` factory (Config -> Pipeline) makes; the default is the template registry."""
+def build_from_config(config: Config, factory: str = DEFAULT_FACTORY, *, for_tasks: bool = False) -> Pipeline:
+    """The pipeline a ``module:function`` factory (Config -> Pipeline) makes; the default is the template registry.
+    ``for_tasks``: built to run as task containers (see :func:`building_for_tasks`)."""
     build: Callable[[Config], Pipeline] = import_ref(factory)
-    pipeline = build(config)
+    if for_tasks:
+        with _for_tasks():
+            pipeline = build(config)
+    else:
+        pipeline = build(config)
     if not isinstance(pipeline, Pipeline):
         raise ConfigError(f"pipeline factory '{factory}' returned {type(pipeline).__name__}, not a Pipeline")
     return pipeline
@@ -114,7 +139,7 @@ def resolve_node_specs(factory: str, base_config_json: str, overrides: Mapping[s
     for dotted, value in overrides.items():
         section, key = dotted.split(".", 1)
         raw.setdefault(section, {})[key] = copy.deepcopy(value)
-    pipeline = build_from_config(validate(raw, source="pipeline parameters", dumped=True), factory)
+    pipeline = build_from_config(validate(raw, source="pipeline parameters", dumped=True), factory, for_tasks=True)
     expected, actual = json.loads(expected_shape_json), pipeline_shape(pipeline)
     if actual != expected:
         changed = sorted(set(expected) ^ set(actual)) or sorted(n for n in expected if expected[n] != actual[n])
@@ -148,7 +173,7 @@ def execute_spec(spec: Mapping[str, Any], input_paths: Mapping[str, str], output
                               f"declares {sorted(declared)}")
     inputs = {name: component.inputs[name].open(path) for name, path in input_paths.items()}
     inputs.update({name: None for name in optional - set(input_paths)})
-    params = {name: _fuse_path(value) if name in component.path_params else param_value(value)
+    params = {name: _task_path(value) if name in component.path_params else param_value(value)
               for name, value in spec["params"].items()}
     scratch = None if is_chief() else tempfile.mkdtemp(prefix="edgepipe-replica-")
     if scratch:  # every replica of a multi-worker job runs the node; only the chief publishes its outputs
@@ -194,12 +219,20 @@ def run_task(spec_json: str, inputs: Mapping[str, Any], outputs: Mapping[str, An
     return metrics
 
 
-def _fuse_path(value: Any) -> Any:
-    """``gs://bucket/x`` -> ``/gcs/bucket/x`` where Vertex AI mounts buckets, since components open local files."""
+def _task_path(value: Any) -> Any:
+    """A file parameter as the task opens it: ``gs://bucket/x`` -> ``/gcs/bucket/x`` where Vertex AI mounts buckets
+    (components open local files); ``builtin:<name>`` of :mod:`edgepipe.data.synthetic` -> that dataset generated
+    here (deterministic, so every task that needs it makes the same bytes) under the temp folder."""
     if isinstance(value, list):
-        return [_fuse_path(v) for v in value]
+        return [_task_path(v) for v in value]
     if isinstance(value, str) and value.startswith("gs://") and GCS_FUSE_ROOT.is_dir():
         return str(GCS_FUSE_ROOT / value[len("gs://"):])
+    if isinstance(value, str) and value.startswith("builtin:"):
+        from edgepipe.data import synthetic
+
+        name = value.split(":", 1)[1]
+        if name in synthetic.DATASETS:
+            return str(synthetic.ensure(name, Path(tempfile.gettempdir()) / "edgepipe-datasets"))
     return value
 
 
