@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgepipe.components.data.beam.options import is_dataflow, pipeline_options
+from edgepipe.components.data.beam.options import beam_args_problem, is_dataflow, pipeline_options
 from edgepipe.pipeline.errors import ConfigError
 
 # Where the Dockerfile keeps setup.py and the sources (owned by the image's user: building the sdist writes there).
@@ -76,7 +76,11 @@ def merge_beam_args(base: list[str], extra: list[str]) -> list[str]:
 
 
 def validate_beam_args(beam_args: list[str] | None, *, launched_here: bool = False) -> None:
-    """Refuse a Dataflow configuration that cannot work; ``launched_here``: also check a local setup_file exists."""
+    """Refuse an unknown runner or flag (``beam_args_problem``) and a Dataflow configuration that cannot work;
+    ``launched_here``: also check a local setup_file exists."""
+    problem = beam_args_problem(beam_args)
+    if problem:
+        raise ConfigError(f"config key 'pipeline.beam_args': {problem}")
     if not is_dataflow(beam_args):
         return
     from apache_beam.options.pipeline_options import GoogleCloudOptions, SetupOptions, WorkerOptions

@@ -189,6 +189,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from edgepipe.pipeline.templates import build_pipeline  # imports components (TF, Beam): after validation
 
         pipeline = build_pipeline(config)
+    from edgepipe.pipeline.beam_options import validate_beam_args  # after the build: a project's Beam options count
+
+    validate_beam_args(config.pipeline.beam_args, launched_here=True)
     root = Path(args.root or config.pipeline.root)
     log_file = None if args.verbose else root / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
     with _native_stderr_to(log_file):

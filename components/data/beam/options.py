@@ -7,11 +7,15 @@ arguments and their validation) read the runner from here too, so the data layer
 """
 from __future__ import annotations
 
+import difflib
+import importlib.util
 import os
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
+
+from edgepipe.pipeline.errors import ConfigError
 
 RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
 # Runners whose workers are this machine's processes: they see the launcher's paths (a FUSE mount too).
@@ -21,17 +25,21 @@ LOCAL_RUNNERS = {"DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunn
 def pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions:
     """Options from command-line style args; DirectRunner unless ``--runner`` says otherwise; ``DaskRunner`` is
     accepted as a short name (Beam only knows it by its module path)."""
+    options = PipelineOptions(_aliased(beam_args))
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = "DirectRunner"
+    return options
+
+
+def _aliased(beam_args: list[str] | None) -> list[str]:
     args = []
     for arg in beam_args or []:
         if arg.startswith("--runner="):
             name = arg.split("=", 1)[1]
             arg = f"--runner={RUNNER_ALIASES.get(name, name)}"
         args.append(arg)
-    options = PipelineOptions(args)
-    standard = options.view_as(StandardOptions)
-    if not standard.runner:
-        standard.runner = "DirectRunner"
-    return options
+    return args
 
 
 class LocalDirectRunner(PipelineRunner):
@@ -57,8 +65,64 @@ class LocalDirectRunner(PipelineRunner):
         return fn_runner.FnApiRunner(provision_info=info).run_pipeline(pipeline, options)
 
 
+def beam_args_problem(beam_args: list[str] | None) -> str | None:
+    """Why ``beam_args`` cannot mean what was written, in one line, or None: a runner Beam does not know, or a flag
+    no options class registers. Beam itself would fail on the first only when a component builds its pipeline (a
+    ValueError that reads like a crash of that component) and silently drops the second (``--direct_num_wrokers=2``
+    runs with the default), so launchers check this before anything runs and :func:`beam_pipeline` again.
+
+    A flag counts as known when any imported ``PipelineOptions`` subclass registers it: Beam's own (Direct, Dataflow,
+    Flink, Spark, Prism, portable: one module), the Dask runner's (imported here when Dask is installed, else
+    ``--dask_*`` flags are let through rather than refused for a missing package), and a project's own options
+    classes once its modules are imported."""
+    options = pipeline_options(beam_args)
+    runner = options.view_as(StandardOptions).runner
+    problem = _runner_problem(runner) if isinstance(runner, str) else None
+    if problem:
+        return problem
+    try:
+        import apache_beam.runners.dask.dask_runner  # noqa: F401 - registers DaskOptions
+        dask_known = True
+    except ImportError:
+        dask_known = False
+    found: dict[str, list[str]] = {}
+
+    def parse(parser) -> None:  # Beam's own parser with every registered flag, before it parses anything
+        found["known"] = [flag for flag in parser._option_string_actions if flag.startswith("--")]
+        found["unknown"] = [arg.split("=", 1)[0] for arg in parser.parse_known_args(_aliased(beam_args))[1]
+                            if arg.startswith("-")]
+
+    options.get_all_options(retain_unknown_options=True, add_extra_args_fn=parse)
+    unknown = [flag for flag in found["unknown"] if dask_known or not flag.startswith("--dask_")]
+    if not unknown:
+        return None
+    close = difflib.get_close_matches(unknown[0], found["known"], n=1, cutoff=0.75)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown Beam flag {unknown[0]}{hint}"
+
+
+def _runner_problem(runner: str) -> str | None:
+    """None when Beam can create ``runner`` (a known name, with or without 'Runner', or an importable dotted path)."""
+    known = {path.rsplit(".", 1)[-1].lower(): path for path in StandardOptions.ALL_KNOWN_RUNNERS}
+    if runner.lower() in known or f"{runner.lower()}runner" in known:
+        return None
+    if "." in runner:
+        try:
+            if importlib.util.find_spec(runner.rsplit(".", 1)[0]) is not None:
+                return None
+        except (ImportError, ValueError):
+            pass
+    names = sorted({*StandardOptions.KNOWN_RUNNER_NAMES, *RUNNER_ALIASES})
+    close = difflib.get_close_matches(runner, names, n=1, cutoff=0.75)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"unknown Beam runner '{runner}' ({hint}known: {', '.join(names)}, or a module.Class path)"
+
+
 def beam_pipeline(beam_args: list[str] | None = None) -> beam.Pipeline:
     """The Beam pipeline ``beam_args`` describe; ``DirectRunner`` (the default) is :class:`LocalDirectRunner`."""
+    problem = beam_args_problem(beam_args)
+    if problem:
+        raise ConfigError(f"beam_args: {problem}")
     options = pipeline_options([*(beam_args or []), *dask_partitioning(beam_args)])
     runner = LocalDirectRunner() if runner_name(beam_args) == "DirectRunner" else None
     return beam.Pipeline(runner=runner, options=options)
