@@ -119,11 +119,12 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _primary_variant_is_produced(self) -> "Config":
-        from edgepipe.tasks.variants import active_variants, primary_variant  # noqa: I001 (config-time check)
+        from edgepipe.tasks.variants import active_variants, dropped_variants, primary_variant  # noqa: I001
         from edgepipe.pipeline.errors import ConfigError as _ConfigError
 
         try:
-            primary_variant(self.convert.primary, active_variants(list(self.convert.variants), self.enabled()))
+            names, enabled = list(self.convert.variants), self.enabled()
+            primary_variant(self.convert.primary, active_variants(names, enabled), dropped_variants(names, enabled))
         except _ConfigError as exc:
             raise ValueError(str(exc)) from None
         return self

@@ -56,6 +56,10 @@ NEEDS = {"float": (), "qat": ("qat",), "pruned": ("prune",), "pqat": ("prune", "
 DISTILLED = ("float32", "int8_ptq", "int8_qat")
 # Preference when convert.primary is "auto": the most optimized int8 model the config produces.
 AUTO_PRIMARY = ("pqat", "int8_qat", "pruned_int8", "int8_ptq")
+# ... then every other int8 variant, in catalogue order: a list of only clustered/cqat ships one of them
+AUTO_ORDER = AUTO_PRIMARY + tuple(n for n, v in VARIANTS.items() if v.mode == "int8" and n not in AUTO_PRIMARY)
+STAGE_KEYS = {"prune": "prune.enabled", "qat": "qat.enabled", "cluster": "cluster.enabled",
+              "prune_energy": "prune.policy: energy"}
 
 
 def check_names(names: list[str]) -> list[str]:
@@ -72,6 +76,18 @@ def active_variants(names: list[str], enabled: dict[str, bool]) -> list[str]:
     return chosen if "float32" in chosen else ["float32", *chosen]
 
 
+def dropped_variants(names: list[str], enabled: dict[str, bool]) -> dict[str, str]:
+    """``{variant: the config keys it needs that are off}`` for each listed variant ``active_variants`` leaves out
+    because a stage (prune, qat, cluster) is disabled. Not pruned_uniform_int8 under ``prune.policy: uniform``: it
+    is the energy policy's baseline, listed by default and made only under that policy by design."""
+    out = {}
+    for n in check_names(names):
+        off = [s for s in NEEDS[VARIANTS[n].source] if not enabled.get(s, False)]
+        if off and not (off == ["prune_energy"] and enabled.get("prune", False)):
+            out[n] = " and ".join(STAGE_KEYS[s] for s in off)
+    return out
+
+
 def gated_primary(primary: str, rows: Sequence[VariantRow | Mapping[str, Any]]) -> tuple[str, str | None]:
     """The variant shipped as ``model.tflite`` once the export gate has judged every row, and why, if it is not the
     first choice. A named ``primary`` is kept as it is (the gate then refuses it if it fails). ``auto`` means "the
@@ -86,9 +102,9 @@ def gated_primary(primary: str, rows: Sequence[VariantRow | Mapping[str, Any]]) 
     if primary != "auto":
         return primary, None
     produced = [r.variant for r in rows]
-    candidates = [n for n in AUTO_PRIMARY if n in produced]
+    candidates = [n for n in AUTO_ORDER if n in produced]
     if not candidates:
-        raise ConfigError(f"no int8 variant to ship as model.tflite (add one of {', '.join(AUTO_PRIMARY)})")
+        raise ConfigError(f"no int8 variant to ship as model.tflite (add one of {', '.join(AUTO_ORDER)})")
     by_name = {r.variant: r for r in rows}
     for name in candidates:
         if by_name[name].exported:
@@ -125,14 +141,17 @@ def _fitting_primary(primary: str, rows: list[VariantRow]) -> tuple[str, str | N
                           if passing else None)
 
 
-def primary_variant(primary: str, active: list[str]) -> str:
-    """The variant shipped as ``model.tflite``: ``primary`` itself, or for ``auto`` the first of AUTO_PRIMARY."""
+def primary_variant(primary: str, active: list[str], dropped: dict[str, str] | None = None) -> str:
+    """The variant shipped as ``model.tflite``: ``primary`` itself, or for ``auto`` the first of AUTO_ORDER.
+    ``dropped``: :func:`dropped_variants`, named when nothing int8 is left because of them."""
     if primary == "auto":
-        for name in AUTO_PRIMARY:
+        for name in AUTO_ORDER:
             if name in active:
                 return name
+        off = "; ".join(f"{n} is not built: {keys} is off" for n, keys in (dropped or {}).items()
+                        if VARIANTS[n].mode == "int8")
         raise ConfigError("convert.variants has no int8 variant to ship as model.tflite "
-                          f"(add one of {', '.join(AUTO_PRIMARY)})")
+                          + (f"({off})" if off else f"(add one of {', '.join(AUTO_ORDER)})"))
     check_names([primary])
     if VARIANTS[primary].mode != "int8":
         raise ConfigError(f"convert.primary '{primary}' is not a full-integer variant")

@@ -7,6 +7,8 @@ Evaluation stays per template (each family has its own metric); export gates on 
 """
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +27,14 @@ def variant_stage(cfg: Config, examples, float_model, task: str) -> VariantStage
     """Wire the fine-tuning nodes and convert_tflite for ``cfg.convert.variants`` (``examples``: the data the float
     model was trained on, windows for the autoencoder, the family's Examples otherwise)."""
     from edgepipe.components.optimization import convert_tflite
-    from edgepipe.tasks.variants import active_variants, primary_variant
+    from edgepipe.tasks.variants import DEFAULT_VARIANTS, active_variants, dropped_variants, primary_variant
 
     active = active_variants(list(cfg.convert.variants), cfg.enabled())
+    # a list of the user's own (the default one is "whatever the enabled stages make"): say what is not built, why
+    if list(cfg.convert.variants) != DEFAULT_VARIANTS:
+        for name, keys in dropped_variants(list(cfg.convert.variants), cfg.enabled()).items():
+            print(f"edgepipe: warning: convert.variants lists '{name}', not built: enable {keys}",
+                  file=sys.stderr, flush=True)
     optimized = _optimization_nodes(cfg, examples, float_model, active)
     convert = convert_tflite(
         examples=examples, model=float_model, task=task,
