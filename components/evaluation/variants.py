@@ -122,20 +122,30 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def device_header(rows: Sequence[VariantRow]) -> list[str]:
+    """The device-cost columns' headings, shared by the variant table and the reports' model comparisons."""
+    return ["MACs", "arena (B)", "energy (uJ)", "fits " + next((r.target for r in rows if r.target), "target")]
+
+
+def device_cells(row: VariantRow | None) -> list[str]:
+    """A row's device cost (MACs, arena, estimated energy) and its fit to the target with the reasons."""
+    if row is None:
+        return ["n/a"] * 3 + ["-"]
+    return [_fmt(row.macs), _fmt(row.arena_bytes), _fmt(row.energy_uj, 3),
+            "-" if row.fits is None else ("yes" if row.fits else "no: " + "; ".join(row.fit_reasons or []))]
+
+
 def _cells(row: VariantRow) -> list[str]:
     return [row.variant, row.label or "", _fmt(row.size_bytes), _fmt(row.gzip_bytes),
-            _fmt(row.params), _fmt(row.sparsity, 3), _fmt(row.latency_us, 3),
-            _fmt(row.macs), _fmt(row.arena_bytes), _fmt(row.energy_uj, 3),
-            "-" if row.fits is None else ("yes" if row.fits else "no: " + "; ".join(row.fit_reasons or [])),
+            _fmt(row.params), _fmt(row.sparsity, 3), _fmt(row.latency_us, 3), *device_cells(row),
             _fmt(row.metric), _fmt(row.metric_drop, 3), _fmt(row.agreement),
             "-" if row.exported is None else _fmt(row.exported), row.source or "", row.reason or ""]
 
 
 def _header(rows: list[VariantRow]) -> list[str]:
     metric = (rows[0].metric_name if rows else None) or "metric"
-    return ["variant", "model", "size (B)", "gzip (B)", "params", "sparsity", "latency (us)", "MACs", "arena (B)",
-            "energy (uJ)", "fits " + next((r.target for r in rows if r.target), "target"), metric,
-            f"{metric} drop", "agreement", "exported", "source", "note"]
+    return ["variant", "model", "size (B)", "gzip (B)", "params", "sparsity", "latency (us)", *device_header(rows),
+            metric, f"{metric} drop", "agreement", "exported", "source", "note"]
 
 
 def to_markdown(rows: list[VariantRow]) -> str:

@@ -35,7 +35,8 @@ def evaluation(ctx: ReportContext) -> str:
 
 @section(ANOMALY, order=90, name="models")
 def models(ctx: ReportContext) -> str:
-    return _models_section(ctx.doc, ctx.tflite, ctx.evaluation, ctx.param("primary"))
+    return _models_section(ctx.doc, ctx.tflite, ctx.evaluation, ctx.param("primary"),
+                           (float(ctx.param("min_agreement", 0.98)), ctx.params.get("max_metric_drop")))
 
 
 # ---- evaluation ------------------------------------------------------------------------------------------------------
@@ -124,9 +125,13 @@ def _timeline_rows(arrays: dict[str, np.ndarray], splits: list[str], model: str,
 
 # ---- models ----------------------------------------------------------------------------------------------------------
 def _models_section(doc: EvaluationReport | None, tflite: TFLiteModels | None,
-                    evaluation: ModelEvaluation | None = None, primary: str | None = None) -> str:
+                    evaluation: ModelEvaluation | None = None, primary: str | None = None,
+                    bounds: tuple[float, float | None] | None = None) -> str:
     """Size, detection quality and agreement per model; TFLite details from ``variants.json`` when present (the
-    TFLite artifact's for sizes/modes, the evaluation's for latency)."""
+    TFLite artifact's for sizes/modes, the evaluation's for latency), the device cost and target fit the variant
+    table has (its own formatter), and the agreement the export gate judges (clear windows; ``bounds``: the gate's
+    ``min_agreement``, ``max_metric_drop``) beside the all-windows one, so the shipped model's verdict is visible."""
+    from edgepipe.components.evaluation.variants import device_cells, device_header, gate
     variants: dict[str, Any] = {}
     if tflite is not None:
         index = tflite.path / "variants.json"
@@ -137,6 +142,9 @@ def _models_section(doc: EvaluationReport | None, tflite: TFLiteModels | None,
             entry.setdefault("size_bytes", tflite.variant_path(name).stat().st_size)
             entry.setdefault("file", f"{name}.tflite")
     rows_table = (evaluation.variant_rows() if evaluation is not None else None) or []
+    if bounds is not None and rows_table:
+        rows_table = gate(rows_table, *bounds)
+    by_variant = {r.variant: r for r in rows_table}
     latency = {r.variant: r.latency_us for r in rows_table}
     doc = doc or EvaluationReport()
     evaluated = doc.models
@@ -153,17 +161,27 @@ def _models_section(doc: EvaluationReport | None, tflite: TFLiteModels | None,
         agreement = doc.agreement_all(name)
         kib = [b / 1024 if b else None for b in (v.get("size_bytes"), v.get("gzip_bytes"))]
         io = "/".join(d for d in (v.get("input_dtype"), v.get("output_dtype")) if d) or None
+        row = by_variant.get(name)
+        near = (doc.agreement.get(name) or {}).get("near_threshold")
+        gated = None if name == doc.reference else doc.gated_agreement(name)
+        verdict = None if row is None or row.exported is None else ("passes" if row.exported else row.reason)
         rows.append([name, v.get("mode") or e.get("kind"), v.get("source"), io, *kib, v.get("sparsity"),
-                     latency.get(name), (doc.thresholds or {}).get(name), overall.get("f1"),
+                     latency.get(name), *device_cells(row), (doc.thresholds or {}).get(name), overall.get("f1"),
                      overall.get("auc"), 1.0 if name == doc.reference else agreement,
-                     e.get("score_relative_difference")])
+                     None if gated is None else f"{html.fmt(gated)}" + (f" ({near} near)" if near else ""),
+                     verdict, e.get("score_relative_difference")])
     highlight = {i for i, n in enumerate(names) if n == deployed}
+    scope = doc.agreement_gate.on if doc.agreement_gate is not None else "all"
     note = ("<p class=note>Highlighted: the model the plots show (the int8 variant the bundle ships). Agreement: "
             f"fraction of {html.esc(doc.pooled)} windows where the model's decision "
-            f"equals the reference ({html.esc(doc.reference or 'keras')}) model's; score drift: median relative score "
-            "difference to it; latency: per window, measured by the evaluation.</p>")
+            f"equals the reference ({html.esc(doc.reference or 'keras')}) model's; gated agreement: the one the "
+            f"export gate judges ({html.esc(scope)}: {html.esc(doc.gate_scope)}; near: windows left out as too "
+            f"close to the threshold)" + (f", against min agreement {html.fmt(bounds[0])}" if bounds else "")
+            + "; score drift: median relative score difference to it; latency: per window, measured by the "
+            "evaluation; MACs, arena and energy: estimated from the graph (variants.md).</p>")
     source = "<p class=note>TFLite details from variants.json.</p>" if tflite and (
         tflite.path / "variants.json").exists() else ""
     return html.section("Model comparison", note + html.table(
-        ["model", "mode", "source", "I/O dtype", "size KiB", "gzip KiB", "sparsity", "latency µs", "threshold",
-         "F1", "AUC", "agreement", "score drift"], rows, left=4, highlight=highlight) + source, "models")
+        ["model", "mode", "source", "I/O dtype", "size KiB", "gzip KiB", "sparsity", "latency µs",
+         *device_header(rows_table), "threshold", "F1", "AUC", "agreement (all)", "gated agreement", "export gate",
+         "score drift"], rows, left=4, highlight=highlight) + source, "models")
