@@ -97,6 +97,7 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
                          "int8": any(d["dtype"] in ("int8", "uint8") for d in inputs)},
         **parts.fields, **({"variants_file": "variants.json"} if rows is not None else {}),
         **({"blessing": blessed} if blessed is not None else {}), "versions": _versions()}
+    _name_primary_metrics(doc, chosen, keys[chosen])
     micro_files = {}
     if doc["quantization"]["int8"]:
         doc["micro"], micro_files = _micro(content[chosen], parts.verification, doc, seed, windows)
@@ -133,6 +134,20 @@ def export_bundle(model: Input[Model], evaluation: Input[ModelEvaluation], bundl
             "variants_refused": sum(r.exported is False for r in rows) if rows else 0,
             "max_abs_diff_vs_keras": diff, **({"blessed": True} if blessed is not None else {})}
 
+
+
+def _name_primary_metrics(doc: dict[str, Any], variant: str, key: str) -> None:
+    """The shipped model's metrics under its variant name too, as ``variants.json`` and ``evaluation.json`` name
+    it (``metrics.per_model[primary_variant]`` works). The model key ``int8`` stays: it is how the runtime
+    (``--model int8``, ``models``) and ``edgepipe run``'s summary (pipeline/display.py) find the shipped int8
+    model, so renaming it would break bundles' readers; the metrics carry both names, same values."""
+    metrics = doc.get("metrics")
+    if key == variant or not isinstance(metrics, dict):
+        return
+    for section in ("per_model", "agreement_with_keras"):
+        values = metrics.get(section)
+        if isinstance(values, dict) and key in values and variant not in values:
+            values[variant] = values[key]
 
 def _micro(content: bytes, verification: dict[str, np.ndarray], doc: dict[str, Any],
            seed: int, windows: Examples | None = None) -> tuple[dict[str, Any], dict[str, str]]:
