@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edgepipe.components.report.plots import _figure, _png
+from edgepipe.components.report.plots import _figure, _png, epoch_axis
 
 MASK_CMAP = "tab10"
 
@@ -36,7 +36,9 @@ def draw_input(ax, x: np.ndarray, title: str | None = None, color: str | None = 
         ax.set_xticks([])
         ax.set_yticks([])
     elif x.ndim == 2:
-        ax.plot(x, linewidth=0.9, color=color)
+        lines = ax.plot(x, linewidth=0.9, color=color)
+        for i, line in enumerate(lines):
+            line.set_label(f"channel {i}")
         ax.tick_params(labelsize=6)
     elif x.ndim == 3:  # [H, W, C] with C > 4: the channel mean
         ax.imshow(x.mean(-1), cmap="gray", interpolation="nearest")
@@ -233,8 +235,6 @@ def curves(panels: dict[str, tuple[Sequence[float], dict[str, Sequence[float]], 
     panels = {k: v for k, v in panels.items() if any(len(s) for s in v[1].values())}
     if not panels:
         return None
-    from matplotlib.ticker import MaxNLocator
-
     fig, axes = _figure(4.4 * len(panels), 2.9, 1, len(panels))
     for ax, (title, (x, series, xlabel)) in zip(axes[0], panels.items()):
         values = [v for s in series.values() for v in s if v is not None]
@@ -245,8 +245,15 @@ def curves(panels: dict[str, tuple[Sequence[float], dict[str, Sequence[float]], 
         if values and min(values) > 0 and max(values) / min(values) > 10 and "loss" in title:
             ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel(xlabel, fontsize=9)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if xlabel == "epoch":
+            epoch_axis(ax, max(len(s) for s in series.values()))
+        else:
+            from matplotlib.ticker import MaxNLocator
+
+            ax.set_xlabel(xlabel, fontsize=9)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_ylabel(("loss" if "loss" in title else "value") + (" (log scale)" if ax.get_yscale() == "log"
+                                                                   else ""), fontsize=9)
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=8)
     return _png(fig)
@@ -279,8 +286,16 @@ def activations(xs: np.ndarray, acts: np.ndarray, layer: str, channels: int = 8)
         vmax = np.abs(flat).max() if flat is not None else None
         ax.imshow(grid, aspect="auto", cmap="magma", interpolation="nearest", vmin=0 if vmax else None, vmax=vmax)
         ax.set_yticks([])
+        ax.set_ylabel("channel" if a.ndim == 2 else "", fontsize=6)
         ax.tick_params(labelsize=6)
         ax.set_title(f"{layer} {list(a.shape)}" + (" (time x channel)" if a.ndim == 2 else ""), fontsize=7)
+    series = np.asarray(xs[0]).ndim == 2 and not is_image(np.asarray(xs[0], dtype=np.float64))
+    if series:  # the input panels: which line is which channel, in what units
+        axes[0, 0].legend(fontsize=5, loc="upper right")
+        for r in range(len(xs)):
+            axes[r, 0].set_ylabel("normalized value", fontsize=6)
+        axes[-1, 0].set_xlabel("time step", fontsize=6)
+    axes[-1, 1].set_xlabel("time step" if acts.ndim == 3 else "unit", fontsize=6)
     return _png(fig)
 
 

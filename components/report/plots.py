@@ -42,16 +42,25 @@ def channel_histograms(stats: dict[str, Any]) -> str | None:
             density = counts / (counts.sum() * np.maximum(np.diff(edges), 1e-12))
             ax.stairs(density, edges, label=split, color=COLORS.get(split), linewidth=1.6)
         ax.set_title(channel, fontsize=10)
-        ax.set_yticks([])
+        ax.set_xlabel(f"{channel} (units as ingested)", fontsize=8)
+        ax.set_ylabel("density (fraction per unit)", fontsize=8)
         ax.tick_params(labelsize=8)
     axes[0][0].legend(fontsize=8)
     return _png(fig)
 
 
-def training_curves(curves: dict[str, dict[str, list[float]]]) -> str | None:
-    """Loss per epoch of each training stage (train, prune, QAT...), one panel per stage."""
+def epoch_axis(ax, epochs: int) -> None:
+    """An x axis of whole epochs 1..``epochs``: integer ticks only (one epoch: the tick 1, not 0.95 ... 1.05)."""
     from matplotlib.ticker import MaxNLocator
 
+    ax.set_xlabel("epoch", fontsize=9)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if epochs <= 1:
+        ax.set_xlim(0.5, 1.5)
+
+
+def training_curves(curves: dict[str, dict[str, list[float]]]) -> str | None:
+    """Loss per epoch of each training stage (train, prune, QAT...), one panel per stage."""
     curves = {k: v for k, v in curves.items() if any(v.values())}
     if not curves:
         return None
@@ -61,8 +70,8 @@ def training_curves(curves: dict[str, dict[str, list[float]]]) -> str | None:
             if values:
                 ax.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=name)
         ax.set_title(stage, fontsize=10)
-        ax.set_xlabel("epoch", fontsize=9)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        epoch_axis(ax, max(len(v) for v in series.values()))
+        ax.set_ylabel("loss (log scale)", fontsize=9)
         ax.set_yscale("log")
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=8)
@@ -88,7 +97,10 @@ def score_timelines(rows: list[dict[str, Any]], threshold: float | None, model: 
             ax.axvline(boundary, color="#888888", linestyle=":", linewidth=1)
         ax.set_yscale("log")
         ax.set_title(f"series {row['series']}  ({' | '.join(row['splits'])})", fontsize=10, loc="left")
+        ax.set_ylabel("window score\n(reconstruction MSE, log)", fontsize=8)
         ax.tick_params(labelsize=8)
+    timed = np.issubdtype(np.asarray(rows[-1]["x"]).dtype, np.datetime64)
+    axes[-1, 0].set_xlabel("window start time" if timed else "window start (step)", fontsize=9)
     axes[0, 0].legend(fontsize=8, loc="upper left", ncols=4)
     return _png(fig)
 
