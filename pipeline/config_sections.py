@@ -85,6 +85,7 @@ class DataSection(Section):
     series_column: str | None = "machine"
     feature_columns: list[str] | None = None
     label_column: str | None = "anomaly"
+    class_names: list[str] | None = None  # a CSV's integer label classes 0..k-1 by name: the bundle's labels
     labels_json: str | None = None
     labels_key: str | None = None
     split: dict[str, float] = Field(default_factory=lambda: {"train": 0.6, "eval": 0.2, "test": 0.2})

@@ -46,6 +46,7 @@ def _options(cfg: Config) -> dict[str, tuple[dict, bool]]:
     return {"feature_columns": ({"feature_columns": d.feature_columns}, True),
             "split": ({"split": dict(d.split)}, True),
             "label_column": ({"label_column": d.label_column}, False),
+            "class_names": ({"class_names": d.class_names}, False),
             "max_reject_fraction": ({"max_reject_fraction": d.max_reject_fraction}, False),
             "tfds": ({"splits": d.tfds.splits, "data_dir": d.tfds.data_dir and _local(d.tfds.data_dir)}, False),
             "image": ({"image_size": list(d.image.size), "channels": d.image.channels}, False)}

@@ -115,7 +115,7 @@ def _examples(cfg: Config, plan: Plan, ctx: Context) -> None:
 DATA = {  # task.data -> (stage, keys)
     "windows": (_series, {"data.*", "normalize.*", "window.*"}),
     "examples": (_examples, {"data.source", "data.format", "data.label_column", "data.feature_columns", "data.split",
-                             "data.max_reject_fraction", "data.tfds", "data.image",  # per source: sources.py
+                             "data.max_reject_fraction", "data.tfds", "data.image", "data.class_names",  # sources.py
                              "model.x_key", "model.y_key", "transform.*", "schema.*"}),
     "environment": (None, set()),
 }

@@ -126,10 +126,12 @@ def ingest_csv(examples: Output[Examples], rejects: Output[Rejects], source: Inp
                label_column: str | None = None, feature_columns: list[str] | None = None,
                column_types: dict[str, str] | None = None, delimiter: str = ",", split: dict | None = None,
                missing_values: list[str] = MISSING, max_reject_fraction: float = 0.01,
-               split_bytes: int = SPLIT_BYTES, beam_args: list[str] | None = None) -> dict:
+               split_bytes: int = SPLIT_BYTES, class_names: list[str] | None = None,
+               beam_args: list[str] | None = None) -> dict:
     """CSV files (a path or glob, with header) -> one Example per row: numeric columns float32 (missing -> NaN,
     counted) or int64, categorical columns string, ``label`` (int64 if the label column is integer, else float32);
-    bad rows to ``rejects``."""
+    bad rows to ``rejects``. ``class_names`` name an integer label's classes 0..k-1 (k from the train split): the
+    Examples' ``class_names``, which the model card and the bundle's ``labels`` carry to predict and serve."""
     files = resolve_files(worker_uri(source, beam_args), "ingest_csv", "a CSV path")
     headers = {path: read_header(path) if delimiter == "," else _header(path, delimiter) for path in files}
     first = headers[files[0]]
@@ -155,7 +157,10 @@ def ingest_csv(examples: Output[Examples], rejects: Output[Rejects], source: Inp
         label_type = types[label_column]
         if label_type == "string":  # the file's cells decide it, not the config: unusable data (exit 3)
             raise DataError(f"{files[0]}: label column '{label_column}' holds strings: write its classes as integers "
-                            f"0..k-1 (transform_features encodes features, not the label)")
+                            f"0..k-1 (transform_features encodes features, not the label; data.class_names names them)")
+    if class_names is not None and (label_type != "int" or len(set(class_names)) != len(class_names)):
+        why = "names repeat" if label_type == "int" else f"label column '{label_column}' is not integer classes"
+        raise ConfigError(f"ingest_csv class_names: {why} ({', '.join(map(str, class_names))})")
 
     def parse(unseen: list[int]):
         job = Job(beam_args, examples.path / "_report")
@@ -182,6 +187,12 @@ def ingest_csv(examples: Output[Examples], rejects: Output[Rejects], source: Inp
         if label_type == "int":
             values = _label_values(result, spec, "train" if "train" in spec.names else None)
             props.update(label_values=values, num_classes=(max(values) + 1) if values else 0)
+            if class_names is not None:
+                if len(class_names) != props["num_classes"]:
+                    raise ConfigError(f"ingest_csv class_names: {len(class_names)} names for {props['num_classes']} "
+                                      f"classes (train split labels {', '.join(map(str, values))}): name classes "
+                                      f"0..{props['num_classes'] - 1} in order")
+                props["class_names"] = [str(n) for n in class_names]
     missing = {c: result.get(f"missing/{c}") for c in features if result.get(f"missing/{c}")}
     metrics = finish(examples, spec, result, kind="table", source=str(source), feature_spec=feature_spec,
                      feature_columns=features, label_column=label_column,

@@ -202,3 +202,29 @@ def test_a_builtin_dataset_name_is_not_taken_for_a_missing_file(tmp_path, run):
     with pytest.raises(ConfigError, match=r"^data.source 'builtin:sensors' is a built-in dataset, which ingest_csv "
                                           r"cannot read: give a CSV path \(--set data.source=...\) or a CONFIG$"):
         run(ingest_csv, tmp_path / "o", source="builtin:sensors", label_column="fault")
+
+
+@needs_data
+def test_class_names_name_the_integer_classes_and_must_fit_them(tmp_path, run):
+    """T13: a table's classes could not be named, so predict/serve said "0"/"1"/"2" for penguins."""
+    names = ["Adelie", "Chinstrap", "Gentoo"]
+    _, out = run(ingest_csv, tmp_path / "n", source=str(PENGUINS), label_column="species", class_names=names)
+    assert out["examples"].properties["class_names"] == names and out["examples"].properties["num_classes"] == 3
+    with pytest.raises(ConfigError, match=r"class_names: 2 names for 3 classes \(train split labels 0, 1, 2\)"):
+        run(ingest_csv, tmp_path / "two", source=str(PENGUINS), label_column="species", class_names=names[:2])
+    with pytest.raises(ConfigError, match="class_names: names repeat"):
+        run(ingest_csv, tmp_path / "rep", source=str(PENGUINS), label_column="species", class_names=["a", "a", "b"])
+    with pytest.raises(ConfigError, match="label column 'culmen_length_mm' is not integer classes"):
+        run(ingest_csv, tmp_path / "f", source=str(PENGUINS), label_column="culmen_length_mm", class_names=names)
+
+
+def test_data_class_names_reach_the_ingest_node(tmp_path):
+    from edgepipe.pipeline.config import load_config
+    from edgepipe.pipeline.templates import build_pipeline
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"pipeline: {{name: p, template: supervised, root: {tmp_path}/root}}\n"
+                      f"data: {{source: {PENGUINS.resolve()}, label_column: species, class_names: [A, C, G]}}\n"
+                      "model: {family: mlp, task: classification}\n")
+    nodes = {node.name: node for node in build_pipeline(load_config(str(config))).nodes}
+    assert nodes["ingest_csv"].params["class_names"] == ["A", "C", "G"]
