@@ -83,7 +83,8 @@ class Bundle:
         return copy.deepcopy(self._doc)
 
     def predict(self, raw: Any, kind: str | None = None, **options: Any) -> Any:
-        """The task's result for raw input (anomaly: a [T, C] series or [n, size, C] windows); ``options``: task
+        """The task's result for raw input (anomaly: a [T, C] series or [n, size, C] windows; a table bundle with a
+        transform: raw rows -- a dict of columns, a list of row objects or ``{"rows": [...]}``); ``options``: task
         parameters for this call (anomaly: likelihood overrides such as ``threshold``, ``refractory``)."""
         return self.impl.predict(raw, kind, **options) if options else self.impl.predict(raw, kind)
 

@@ -68,7 +68,9 @@ def add_commands(sub) -> None:
     """Add the ``predict`` and ``serve`` sub-parsers to an ``add_subparsers()`` object."""
     predict = sub.add_parser("predict", help="run a bundle on a CSV, NPZ, JSON or image file")
     predict.add_argument("bundle", help="bundle directory (with bundle.json)")
-    predict.add_argument("input", help="CSV (columns named like the bundle's channels), NPZ, JSON or image")
+    predict.add_argument("input", help="CSV (columns named like the bundle's channels or table columns), NPZ, JSON "
+                                       "(one request body), JSON Lines (.jsonl: one row or one body per line) "
+                                       "or image")
     predict.add_argument("-o", "--output", help="file to write (default: stdout)")
     predict.add_argument("--format", choices=["jsonl", "csv"],
                          help="output format (default: csv for a .csv --output, else jsonl)")
@@ -147,6 +149,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(f"edgepipe: {_summary(results, written)}", file=sys.stderr)
     for name, skew in skews:
         found = ", ".join(f"{k} {v}" for k, v in sorted(skew["counts"].items())) or "none"
+        if skew.get("not_checked"):  # "none" must not read as "all checked" (runtime/skew.py)
+            found += f" (not checked: {'; '.join(skew['not_checked'])})"
         print(f"edgepipe: skew of {name} vs training ({skew['rows']} rows): {found}", file=sys.stderr)
         if fmt == "csv":  # a CSV has no room for it: the report as one JSON line
             print(f"edgepipe: skew report: {json.dumps(skew)}", file=sys.stderr)

@@ -7,7 +7,7 @@ grammar, and the values are read by NumPy's C parser, so the extra memory is a f
 
 Anything this parser does not fully vouch for (another key, strings, ``null``, NaN, ragged or empty lists, deep
 nesting, a value beyond float32's range) returns ``None`` and the caller falls back to ``json.loads`` +
-:func:`edgepipe.runtime.inputs.parse_body`, whose errors name the offending element; so accepting a body here never
+:func:`edgepipe.runtime.bodies.parse_body`, whose errors name the offending element; so accepting a body here never
 changes what is accepted or what it means, only what it costs.
 """
 from __future__ import annotations

@@ -1,17 +1,18 @@
-"""Raw inputs for ``predict``/``serve``: CSV, NPZ, JSON and image files, and JSON request bodies.
+"""Raw inputs for ``predict``/``serve``: CSV, NPZ, JSON, JSON Lines and image files, and JSON request bodies.
 
 Every reader returns named parts ``[(name, kind, array)]`` (a CSV with a series column yields one part per
 series, in order of first appearance) and reports unusable input as one InputError line naming the file, line
 or JSON path, so the CLI exits 3 and the server answers 4xx with the same text. NPZ files are read with
-``allow_pickle=False``: a bundle's input is data, never code.
+``allow_pickle=False``: a bundle's input is data, never code. A ``.json`` file is one document (a request body);
+a ``.jsonl`` file is JSON Lines, as ``predict`` writes them: one row object per line (a table bundle's raw rows)
+or one request body per line, each body its own input named ``stem:line``.
 """
 from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,15 +20,13 @@ from edgepipe.runtime import jsonsafe
 from edgepipe.runtime.checker import float32_problem
 from edgepipe.runtime.errors import InputError, UsageError
 from edgepipe.runtime.jsonsafe import NestingError
+from edgepipe.runtime.bodies import GENERATION_KEYS, _body_keys, _rows, parse_body
 from edgepipe.runtime.rejects import SeriesOrder, numeric_columns, table_value_problem
+from edgepipe.runtime.skew import Rows
 from edgepipe.runtime.tasks.base import usable_kinds
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 Part = tuple[str, str, Any]  # (name, kind, values)
-
-
-class BodyError(InputError):
-    """The request itself is malformed (not an object, unknown or missing keys): HTTP 400 rather than 422."""
 
 
 def read_input(path: str | Path, task, series_column: str | None = None,
@@ -42,7 +41,9 @@ def read_input(path: str | Path, task, series_column: str | None = None,
         return [(path.stem, "image", read_image(path, task), None)]
     if suffix == ".npz":
         return [(*part, None) for part in read_npz(path, task)]
-    if suffix in (".json", ".jsonl"):
+    if suffix == ".jsonl":
+        return read_json_lines(path, task)
+    if suffix == ".json":
         body = _load_json(path)
         try:
             return [(path.stem, *parse_body(body, task), None)]
@@ -50,7 +51,7 @@ def read_input(path: str | Path, task, series_column: str | None = None,
             raise type(err)(f"{path}: {err}") from None
     if suffix in (".csv", ".txt", ".gz"):
         return read_csv(path, task, series_column, timestamp_column)
-    raise UsageError(f"{path}: unknown input type '{suffix}' (use .csv, .npz, .json or an image)")
+    raise UsageError(f"{path}: unknown input type '{suffix}' (use .csv, .npz, .json, .jsonl or an image)")
 
 
 def _load_json(path: Path) -> Any:
@@ -60,6 +61,43 @@ def _load_json(path: Path) -> Any:
         raise InputError(f"{path}: {err}") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: not valid JSON ({err})") from None
+
+
+def read_json_lines(path: Path, task) -> list[tuple[str, str, Any, None]]:
+    """JSON Lines: every non-blank line one JSON object -- all of them raw rows of a table bundle (one input, each
+    row's line kept for the skew report) or all of them request bodies (one input per line, ``stem:line``)."""
+    objects: list[tuple[int, Any]] = []
+    for number, line in enumerate(_read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = jsonsafe.loads(line)
+        except NestingError as err:
+            raise InputError(f"{path}:{number}: {err}") from None
+        except ValueError as err:  # the decoder's "line 1 column 5" would contradict the file's line
+            what = f"{err.msg} at column {err.colno}" if hasattr(err, "colno") else str(err)
+            raise InputError(f"{path}:{number}: not valid JSON ({what})") from None
+        if not isinstance(value, dict):
+            raise InputError(f"{path}:{number}: not a JSON object (one row or one request body per line)")
+        objects.append((number, value))
+    if not objects:
+        raise InputError(f"{path}: no JSON lines")
+    keys = set(_body_keys(task)) | set(GENERATION_KEYS if "latent" in task.input_kinds else ())
+    bodies = [(n, v) for n, v in objects if v and set(v) <= keys]
+    if "rows" in task.input_kinds and len(bodies) < len(objects):
+        if bodies:
+            raise InputError(f"{path}:{bodies[0][0]}: a request body among row objects (one kind per file)")
+        rows = [v for _, v in objects]
+        columns = _rows({"rows": rows}, ["rows"], numeric_columns(task.table),
+                        lambda i: f"{path}:{objects[i][0]}")
+        return [(path.stem, "rows", Rows(columns, [n for n, _ in objects]), None)]
+    parts = []
+    for number, body in objects:
+        try:
+            parts.append((f"{path.stem}:{number}", *parse_body(body, task), None))
+        except InputError as err:
+            raise type(err)(f"{path}:{number}: {err}") from None
+    return parts
 
 
 def channel_names(task) -> list[str] | None:
@@ -75,11 +113,7 @@ def read_csv(path: Path, task, series_column: str | None, timestamp_column: str 
     if "series" not in task.input_kinds:
         raise UsageError(f"{path}: task '{task.name}' does not take CSV time series")
     names = channel_names(task)
-    text = _read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in next(reader, [])]
-    if not header:
-        raise InputError(f"{path}: empty file (no header)")
+    reader, header = _csv_header(path)
     if names is None:
         raise UsageError(f"{path}: the bundle does not name its channels; pass an NPZ or JSON array instead")
     missing = [n for n in names if n not in header]
@@ -113,6 +147,19 @@ def read_csv(path: Path, task, series_column: str | None, timestamp_column: str 
             for key, (rows, stamps) in groups.items()]
 
 
+def _csv_header(path: Path):
+    """``(reader after the header, header)``; an empty file or a column named twice is refused, as ingest refuses
+    it (components/data/ingest.py read_header): which of the two would be used is a guess."""
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    header = [h.strip() for h in next(reader, [])]
+    if not header:
+        raise InputError(f"{path}: empty file (no header)")
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise InputError(f"{path}:1: duplicate column name(s) in the header: {', '.join(map(repr, twice))}")
+    return reader, header
+
+
 def _parse_row(row: list[str], header: list[str], names: list[str], cols: list[int], path: Path,
                line: int) -> list[float]:
     """The named columns of one CSV row as finite floats; anything else is one error naming file, line, column."""
@@ -138,10 +185,7 @@ def read_table(path: Path, task):
     transformed table (``task.table``) reads its raw columns as text, ``[(stem, "rows", {column: [cells]})]``:
     blanks, strings and absent columns are the transform's and the skew report's business (runtime/skew.py)."""
     names = list(task.feature_names)
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
-    header = [h.strip() for h in next(reader, [])]
-    if not header:
-        raise InputError(f"{path}: empty file (no header)")
+    reader, header = _csv_header(path)
     if getattr(task, "table", None) is not None:
         return [(path.stem, "rows", _raw_columns(reader, header, names, path, numeric_columns(task.table)), None)]
     missing = [n for n in names if n not in header]
@@ -159,15 +203,16 @@ def read_table(path: Path, task):
     return [(path.stem, "features", np.asarray(rows, dtype=np.float64), None)]
 
 
-def _raw_columns(reader, header: list[str], names: list[str], path: Path,
-                 numeric: set[str]) -> dict[str, list[str]]:
-    """The bundle's columns present in the header, as cell text per row (a row of the wrong width, or a value
-    beyond float32 in a ``numeric`` column, is an error)."""
+def _raw_columns(reader, header: list[str], names: list[str], path: Path, numeric: set[str]) -> Rows:
+    """The bundle's columns present in the header, as cell text per row, with each row's file line (a row of the
+    wrong width, or a value beyond float32 in a ``numeric`` column, is an error)."""
     cols = {n: header.index(n) for n in names if n in header}
     out: dict[str, list[str]] = {n: [] for n in cols}
+    lines: list[int] = []
     for row in reader:
         if not row:
             continue
+        lines.append(reader.line_num)
         if len(row) != len(header):
             raise InputError(f"{path}:{reader.line_num}: {len(row)} fields, the header has {len(header)}")
         for name, i in cols.items():
@@ -179,7 +224,7 @@ def _raw_columns(reader, header: list[str], names: list[str], path: Path,
                          f"({', '.join(header)})")
     if not next(iter(out.values())):
         raise InputError(f"{path}: no data rows after the header")
-    return out
+    return Rows(out, lines)
 
 
 def _read_text(path: Path) -> str:
@@ -270,124 +315,3 @@ def read_image(path: Path, task) -> np.ndarray:
     except OSError as err:
         raise InputError(f"{path}: unreadable image ({err})") from None
     return array[..., None] if array.ndim == 2 else array
-
-
-# ---- JSON bodies -------------------------------------------------------------------------------------------------
-GENERATION_KEYS = ("latent", "label", "n", "seed")
-
-
-def parse_body(body: Any, task) -> tuple[str | None, Any]:
-    """``{"series": [[...], ...]}`` or ``{"windows": [[[...]]]}`` (anomaly), ``{"features": [...]}`` (vector
-    tasks; ``{"observations": [...]}`` for a policy) -> (kind, float64 array), with every value checked to be a JSON
-    number (no strings, booleans, null). A generator takes ``{"latent": [[...]], "label": [...]}`` or
-    ``{"n": 8, "seed": 0, "label": [...]}`` -> ``(None, request dict)``, which the task itself checks."""
-    keys_allowed = _body_keys(task)
-    if not isinstance(body, dict):
-        raise BodyError(f"body must be a JSON object with one of: {', '.join(keys_allowed)}")
-    if "latent" in task.input_kinds:
-        return None, _generation_request(body)
-    if "rows" in task.input_kinds and "rows" in body:
-        return "rows", _rows(body, keys_allowed, numeric_columns(getattr(task, "table", None)))
-    keys = [k for k in keys_allowed if k in body]
-    unknown = sorted(set(body) - set(keys_allowed))
-    if unknown:
-        raise BodyError(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(keys_allowed)})")
-    if len(keys) != 1:
-        raise BodyError(f"body must have exactly one of: {', '.join(keys_allowed)}")
-    key = keys[0]
-    array = np.asarray(_numbers(body[key], key), dtype=np.float64)
-    return ("features" if key == "observations" else key), array
-
-
-def _rows(body: dict, keys_allowed: list[str], numeric: set[str]) -> dict[str, list[Any]]:
-    """``{"rows": [{column: number | string | null, ...}, ...]}`` (a transformed table's raw rows) -> columns;
-    a column absent from every row stays absent (the skew report names it); a value beyond float32 in a ``numeric``
-    column is refused, as in a CSV."""
-    if len(body) != 1:
-        raise BodyError(f"body must have exactly one of: {', '.join(keys_allowed)}")
-    rows = body["rows"]
-    if not isinstance(rows, list) or not rows:
-        raise InputError("rows: must be a non-empty list of objects")
-    names: dict[str, None] = {}
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise InputError(f"rows[{i}]: not an object")
-        for name, value in row.items():
-            if value is not None and (isinstance(value, (bool, dict, list)) or not isinstance(value, (int, float, str))):
-                raise InputError(f"rows[{i}].{name}: must be a number, a string or null, got {_excerpt(value)}")
-            if name in numeric and (problem := table_value_problem(value)):
-                raise InputError(f"rows[{i}].{name}: {problem}")
-            names.setdefault(name)
-    return {name: [row.get(name) for row in rows] for name in names}
-
-
-def _body_keys(task) -> list[str]:
-    if "latent" in task.input_kinds:
-        return list(GENERATION_KEYS)
-    keys = [k for k in ("series", "windows", "features", "rows") if k in task.input_kinds]
-    return [*keys, "observations"] if getattr(task, "name", None) == "policy" else keys
-
-
-def _generation_request(body: dict) -> dict[str, Any]:
-    """A generator's request: exactly one of ``latent`` (numbers [n, latent_dim]) or ``n`` (+ optional ``seed``),
-    optional ``label`` (integers, one per sample); value ranges and shapes are the task's to check."""
-    unknown = sorted(set(body) - set(GENERATION_KEYS))
-    if unknown:
-        raise BodyError(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(GENERATION_KEYS)})")
-    if ("latent" in body) == ("n" in body):
-        raise BodyError("body must have exactly one of: latent, n (with an optional seed)")
-    if "latent" in body and "seed" in body:
-        raise BodyError("seed goes with n, not with latent")
-    request: dict[str, Any] = {}
-    if "latent" in body:
-        request["latent"] = _numbers(body["latent"], "latent")
-    else:
-        for key in ("n", "seed"):
-            if key in body and (isinstance(body[key], bool) or not isinstance(body[key], int)):
-                raise InputError(f"{key}: must be an integer, got {_excerpt(body[key])}")
-        request.update({key: body[key] for key in ("n", "seed") if key in body})
-    if "label" in body:
-        label = body["label"]
-        request["label"] = _numbers(label, "label") if isinstance(label, list) else _numbers([label], "label")[0]
-    return request
-
-
-def _numbers(value: Any, where: str, depth: int = 0) -> Any:
-    """Validate a nested list of JSON numbers (rectangular); return it unchanged."""
-    if isinstance(value, list):
-        if not value:
-            raise InputError(f"{where}: empty list")
-        if depth > 4:
-            raise InputError(f"{where}: nested too deeply")
-        first = _shape(value[0])
-        for i, item in enumerate(value):
-            _numbers(item, f"{where}[{i}]", depth + 1)
-            if _shape(item) != first:
-                raise InputError(f"{where}[{i}]: has {_describe(item)}, {where}[0] has {_describe(value[0])}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{where}: not a number: {_excerpt(value)}")
-    problem = float32_problem(value, json.dumps(value))
-    if problem:
-        raise InputError(f"{where}: {problem}")
-    return value
-
-
-def _excerpt(value: Any) -> str:
-    """At most 40 characters of a JSON value for an error line (a deeply nested one is named by its type)."""
-    if isinstance(value, (dict, list)):
-        return "an object" if isinstance(value, dict) else "a list"
-    return json.dumps(value)[:40]
-
-
-def _shape(value: Any) -> Sequence[int]:
-    shape = []
-    while isinstance(value, list):
-        shape.append(len(value))
-        value = value[0] if value else None
-    return shape
-
-
-def _describe(value: Any) -> str:
-    shape = _shape(value)
-    return f"{shape[0]} values" if len(shape) == 1 else ("a single number" if not shape else f"shape {shape}")

@@ -6,7 +6,7 @@
     GET  /healthz   liveness: {"status": "ok", ...}
     GET  /metadata  what the bundle expects and returns (channels, window, threshold, tensors, versions)
 
-Why bodies are parsed by hand (``inputs.parse_body``) rather than by pydantic models: the error must say which
+Why bodies are parsed by hand (``bodies.parse_body``) rather than by pydantic models: the error must say which
 element is wrong in the bundle's own terms (``series[3][1]: not a number``, ``2 channels, the bundle expects 3``),
 and the same validation serves the CLI. Bodies are bounded: a ``Content-Length`` over the limit is refused before
 reading, and a chunked body is counted while it streams (413 either way). Status codes: 400 malformed request
@@ -34,10 +34,10 @@ from starlette.requests import ClientDisconnect
 from edgepipe.runtime import jsonsafe
 from edgepipe.runtime.admission import (DEFAULT_WAIT_S, EXPANSION, BudgetExceeded, MemoryBudget, RequestLimiter,
                                         tune_malloc)
+from edgepipe.runtime.bodies import BodyError, _body_keys, parse_body
 from edgepipe.runtime.bundle import Bundle
 from edgepipe.runtime.errors import InputError, UsageError
 from edgepipe.runtime.fastbody import parse_numeric_body
-from edgepipe.runtime.inputs import BodyError, _body_keys, parse_body
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 LIMIT_CONCURRENCY = 64  # requests in the app beyond this get 503 instead of queueing without bound (not /healthz)

@@ -19,8 +19,10 @@ so every model input is a scalar column and a table model's input is their conca
 ``transform.json`` holds exactly what a runtime must apply::
 
     {"numeric": "zscore", "categorical": "onehot", "impute": "mean", "label": "label", "passthrough": [...],
-     "features": {"fare": {"kind": "numeric", "center": 12.5, "scale": 10.1, "fill": 12.5, "train_missing": 0},
-                  "company": {"kind": "categorical", "encoding": "onehot", "vocab": [...], "oov_index": 17}},
+     "features": {"fare": {"kind": "numeric", "center": 12.5, "scale": 10.1, "fill": 12.5, "train_missing": 0,
+                           "train_rows": 7000},
+                  "company": {"kind": "categorical", "encoding": "onehot", "vocab": [...], "oov_index": 17,
+                              "train_missing": 2380, "train_rows": 7000}},
      "outputs": ["fare", "company=Flash Cab", ..., "company#oov"], "schema": {...schema.json of train...}}
 """
 from __future__ import annotations
@@ -64,12 +66,12 @@ def fit_transform(stats: dict, spec: dict, numeric: str, categorical: str, vocab
         elif desc["dtype"] == "string":
             vocab = [v for v, _ in st.get("top", [])][:vocab_max_size]
             features[name] = {"kind": "categorical", "encoding": categorical, "vocab": vocab,
-                              "oov_index": len(vocab)}
+                              "oov_index": len(vocab), **_train_missing(st)}
             outputs += [name] if categorical == "index" else onehot_names(name, vocab)
         else:
             center, scale = fit(st, numeric) if numeric != "none" else (0.0, 1.0)
             rule = {"kind": "numeric", "center": center, "scale": scale, "fill": _fill(st, impute, fill_value),
-                    "train_missing": int(st.get("missing", 0))}
+                    **_train_missing(st)}
             outputs.append(name)
             if missing_indicator and st.get("missing", 0):
                 rule["indicator"] = name + "__missing"
@@ -78,6 +80,13 @@ def fit_transform(stats: dict, spec: dict, numeric: str, categorical: str, vocab
     return {"numeric": numeric, "categorical": categorical, "impute": impute, "clip": clip,
             "missing_indicator": bool(missing_indicator), "label": "label" if "label" in spec else None,
             "passthrough": passthrough, "features": features, "outputs": outputs}
+
+
+def _train_missing(st: dict) -> dict:
+    """The train split's missing count and rows of one column: the runtime's skew report compares a request's
+    missing share with training's even in a bundle without the train schema (runtime/skew.py)."""
+    missing = int(st.get("missing", 0))
+    return {"train_missing": missing, "train_rows": int(st.get("count", 0)) + missing}
 
 
 def _fill(st: dict, impute: str, fill_value: float) -> float | None:

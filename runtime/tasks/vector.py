@@ -2,8 +2,11 @@
 
 Both take a batch of inputs shaped like the model's input without the batch dimension (``features``; for an image
 model [H, W, C], also decoded images), apply the optional ``normalization`` (``(x - center) / scale`` over the last
-axis), quantize, run and dequantize. Classification applies a softmax when ``output_kind`` is ``logits``;
-regression undoes ``target_normalization`` (``y * scale + center``).
+axis), quantize, run and dequantize. A table bundle with a fitted transform takes raw rows only (``rows``, the
+default kind): its model input is z-scored, encoded and ordered by the transform, so numbers sent as ``features``
+would skip it and give confident wrong answers; they are refused, saying to send rows. Only an explicit
+``kind="transformed"`` (Python) takes the already-transformed model input, as the pipeline's parity checks do. Classification applies a
+softmax when ``output_kind`` is ``logits``; regression undoes ``target_normalization`` (``y * scale + center``).
 """
 from __future__ import annotations
 
@@ -12,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from edgepipe.runtime.bodies import refuse_model_input
 from edgepipe.runtime.errors import InputError
 from edgepipe.runtime.scores import window_scores
 from edgepipe.runtime.skew import TableTransform
-from edgepipe.runtime.tasks.base import Task, register
+from edgepipe.runtime.tasks.base import Task, register, usable_kinds
 
 
 def _affine(doc: dict[str, Any], key: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -36,7 +40,7 @@ class VectorTask(Task):
         #: a transformed table: raw rows -> model input, and the skew report (runtime/skew.py)
         self.table = TableTransform(pre) if isinstance(pre.get("transform"), dict) else None
         if self.table is not None:
-            self.input_kinds = (*self.input_kinds, "rows")
+            self.input_kinds = ("rows",)
         #: table bundles: the CSV columns read (a transformed table: its raw columns; else the model inputs in order)
         self.feature_names: list[str] | None = (self.table.columns if self.table is not None else
                                                 pre.get("features") if pre.get("kind") == "table" else None)
@@ -48,13 +52,24 @@ class VectorTask(Task):
         return len(self.feature_shape) == 3
 
     def prepare(self, raw: Any, kind: str | None = None) -> tuple[np.ndarray, dict[str, Any] | None]:
-        """``(model input, skew report or None)``: ``rows`` (a transformed table's raw columns, ``{name: [cell,
-        ...]}``) go through the bundle's transform and are checked against its schema; anything else is
-        :meth:`batch`'s."""
+        """``(model input, skew report or None)``: ``rows`` (a transformed table's raw rows: a dict of columns, a
+        list of row objects or ``{"rows": [...]}``; the default kind of such a bundle) go through the bundle's
+        transform and are checked against training; anything else is :meth:`batch`'s."""
+        if self.table is not None and kind is None:  # numbers are model input, refused in check_kind
+            numbers = isinstance(raw, np.ndarray) or (isinstance(raw, (list, tuple)) and bool(raw)
+                                                      and not isinstance(raw[0], dict))
+            kind = "features" if numbers else "rows"
         if kind == "rows":
             self.check_kind(kind)
             return self.table.prepare(raw)
+        if kind == "transformed" and self.table is not None:  # Python only, explicit: the pipeline's own model
+            return self.batch(raw), None  # input (preprocessing.features order), as parity checks feed it
         return self.batch(raw, kind), None
+
+    def check_kind(self, kind: str) -> None:
+        if self.table is not None and kind != "rows":
+            refuse_model_input(self)
+        super().check_kind(kind)
 
     def batch(self, raw: Any, kind: str | None = None) -> np.ndarray:
         """Model input for raw ``features`` (values as in the pipeline's data) or ``image`` (8-bit pixel values,
@@ -84,7 +99,8 @@ class VectorTask(Task):
         return x.astype(np.float32)
 
     def metadata(self) -> dict[str, Any]:
-        return {**super().metadata(), "feature_shape": list(self.feature_shape), "images": self.takes_images,
+        return {**super().metadata(), "input_kinds": usable_kinds(self), "feature_shape": list(self.feature_shape),
+                "images": self.takes_images,
                 "feature_names": self.feature_names, **({"columns": self.table.columns} if self.table else {})}
 
 

@@ -23,6 +23,7 @@ import edgepipe  # noqa: F401
 from edgepipe.pipeline.config import load_config
 from edgepipe.pipeline.runner import LocalRunner
 from edgepipe.pipeline.templates import build_pipeline
+from edgepipe.runtime.bodies import RowsOnly
 from edgepipe.runtime.bundle import Bundle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -121,7 +122,9 @@ def test_mlp_csv_rows_match_the_evaluation(runs, tmp_path):
     assert [r["class"] for r in rows] == expected.argmax(1).tolist()
     np.testing.assert_allclose([r["probabilities"] for r in rows], expected, atol=1e-6)
     assert [r["skew"]["rows"] for r in records if "skew" in r] == [len(x)] == [skew["rows"]]
-    assert bundle.predict(x).probabilities.tolist() == expected.tolist()
+    assert bundle.predict(x, kind="transformed").probabilities.tolist() == expected.tolist()  # explicit opt-in
+    with pytest.raises(RowsOnly, match=r'send them as \{"rows"'):  # numbers alone would skip the transform
+        bundle.predict(x)
 
 
 def test_cnn_npz_and_image_files_match_the_evaluation(runs, tmp_path):
@@ -248,7 +251,7 @@ def test_predicting_a_classification_bundle_imports_no_tensorflow(runs):
     code = ("import sys, numpy as np\n"
             "from edgepipe.runtime.bundle import Bundle\n"
             f"b = Bundle.load({str(run['bundle'])!r})\n"
-            "r = b.predict(np.zeros((2, 4)))\n"
+            "r = b.predict([{'body_mass_g': 4000.0}, {'culmen_length_mm': 44.5}])\n"  # raw rows, the default
             "bad = [m for m in ('tensorflow', 'tf_keras', 'apache_beam') if m in sys.modules]\n"
             "print(len(r.classes), bad)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -262,7 +262,7 @@ def test_table_bundle_suggests_only_what_it_takes(table_task, tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "g.png")
     with pytest.raises(UsageError) as info:
         read_input(tmp_path / "g.png", table_task)
-    assert "takes features or rows input, not images" in str(info.value) and "series" not in str(info.value)
+    assert "takes rows input, not images" in str(info.value) and "series" not in str(info.value)
     (tmp_path / "s.json").write_text(json.dumps({"series": [[1.0]]}))
     with pytest.raises(InputError, match=rf"^{tmp_path / 's.json'}: unknown key\(s\) series"):
         read_input(tmp_path / "s.json", table_task)
