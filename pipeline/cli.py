@@ -218,6 +218,11 @@ def _check_output(output: str, root: Path) -> None:
     reason = Bundle.replace_refusal(output)
     if reason:
         raise ConfigError(f"--output {output} {reason}")
+    from edgepipe.pipeline.dir_replace import write_problem
+
+    problem = write_problem(output)
+    if problem:  # exit 1 like the copy's own failure (README: unwritable --output), but before anything runs
+        raise StorageError(f"could not write the bundle to {output}: {problem}")
 
 
 def _run_pipeline(args, config, pipeline, root: Path, log_file: Path | None) -> int:
@@ -237,14 +242,19 @@ def _run_pipeline(args, config, pipeline, root: Path, log_file: Path | None) -> 
         print(f"run {result.run_id} failed after {elapsed:.1f}s{where}", flush=True)
         raise result.error
     bundle_node = next((n for n in reversed(pipeline.nodes) if "bundle" in n.component.outputs), None)
+    bundle = result.artifact(bundle_node.name, "bundle") if bundle_node is not None else None
+    try:  # copied before the run is called complete: a run whose bundle never reached --output is not
+        destination = _copy_bundle(bundle, args.output) if bundle is not None else None
+    except EdgepipeError as err:
+        runner.store.end_run(result.run_id, "failed", str(err))
+        print(f"run {result.run_id} failed after {elapsed:.1f}s: its bundle could not be written", flush=True)
+        raise
     print(f"run {result.run_id} complete in {elapsed:.1f}s ({result.cache_hits}/{len(result.nodes)} cached)")
     print_rejects(result)
     print_validation(result)
-    if bundle_node is None:
+    if bundle is None:
         return 0
-    bundle = result.artifact(bundle_node.name, "bundle")
     print_summary(bundle.path)
-    destination = _copy_bundle(bundle, args.output)
     print(f"bundle written to {destination.resolve()}")
     return 0
 

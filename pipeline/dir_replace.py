@@ -65,6 +65,24 @@ def replace_with_copy(source: Path, destination: str | os.PathLike,
     return destination
 
 
+def write_problem(destination: str | os.PathLike) -> str | None:
+    """Why :func:`replace_with_copy` could not write ``destination`` ('permission denied at PATH', 'read-only
+    file system at PATH'), or None. It creates the lock and the staging folder in the parent (or in the parent's
+    first existing ancestor, for folders it would create) and renames an existing destination aside, which needs
+    write access to the parent and to the destination directory itself. Asked before a run, so an unwritable
+    ``--output`` is known in a second instead of after the whole pipeline; a full disk is found only when copying."""
+    destination = Path(os.path.abspath(destination))
+    ancestor = destination.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    checks = [ancestor, *([destination] if destination.is_dir() and not destination.is_symlink() else [])]
+    for path in checks:
+        if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+            read_only = os.statvfs(path).f_flag & os.ST_RDONLY
+            return f"{'read-only file system' if read_only else 'permission denied'} at {path}"
+    return None
+
+
 @contextmanager
 def _exclusive_lock(lock_file: Path) -> Iterator[None]:
     """Hold ``flock(LOCK_EX)`` on ``lock_file`` (created if missing, never deleted: unlinking a lock file that
