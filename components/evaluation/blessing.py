@@ -300,6 +300,21 @@ def _drift(old: dict[str, Any], new: dict[str, Any], names: list[str]) -> dict[s
             "largest_shift": abs(per[worst]["center_shift"]) if worst else None}
 
 
+# Per-column train counts the runtime's skew report reads: they describe the train split, not what the model is fed
+# (added to bundles after some were made, so a baseline without them is still the same transform).
+_REPORT_ONLY = ("train_missing", "train_rows")
+
+
+def _model_input_rule(transform: dict) -> dict:
+    """A table transform without what does not change the model's input: the train schema and the skew report's
+    per-column train counts."""
+    rule = {k: v for k, v in transform.items() if k != "schema"}
+    if isinstance(rule.get("features"), dict):
+        rule["features"] = {name: {k: v for k, v in f.items() if k not in _REPORT_ONLY} if isinstance(f, dict) else f
+                            for name, f in rule["features"].items()}
+    return rule
+
+
 @baseline_scorer("supervised")
 def _supervised(bundle_path: Path, evaluation: ModelEvaluation, examples: Examples | None,
                 transform: TransformParams | None, task: str, variant: str) -> BaselineScore:
@@ -313,8 +328,8 @@ def _supervised(bundle_path: Path, evaluation: ModelEvaluation, examples: Exampl
     bundle = _load(bundle_path)
     fitted = (bundle.doc.get("preprocessing") or {}).get("transform")
     if isinstance(fitted, dict):  # a table transform fitted on the baseline's train split
-        mine = {k: v for k, v in transform.read_json("transform.json").items() if k != "schema"} if transform else None
-        if mine != fitted:
+        mine = transform.read_json("transform.json") if transform else None
+        if mine is None or _model_input_rule(mine) != _model_input_rule(fitted):
             raise DataError(f"retrain: the baseline bundle {bundle_path} transforms table rows with parameters fitted "
                             "on its own train split, which differ from the candidate's: the candidate's transformed "
                             "evaluation inputs are not the baseline's inputs, so they cannot be compared")

@@ -222,3 +222,17 @@ def test_the_retrain_check_reads_a_baselines_channels_by_the_runtimes_rule():
     assert key == "data.feature_columns" and "lacks channel 'b'" in why
     assert incomparable(both, tasks.get("anomaly"), {"window.size": 8, "data.feature_columns": ["x"]}) is None
     assert incomparable({"task": "anomaly_detection"}, tasks.get("anomaly"), {"data.feature_columns": ["x"]}) is None
+
+
+def test_a_baseline_made_before_the_skew_counts_has_the_same_table_transform():
+    """Bundles made before fit_transform wrote train_missing/train_rows per column transform rows the same way:
+    a retrain against one must not be refused as 'fitted differently'; a moved center still is."""
+    from edgepipe.components.evaluation.blessing import _model_input_rule
+
+    old = {"numeric": "zscore", "features": {"fare": {"kind": "numeric", "center": 12.5, "scale": 10.1, "fill": 12.5,
+                                                      "train_missing": 0}},
+           "outputs": ["fare"]}
+    new = {**old, "schema": {"fare": {}}, "features": {"fare": {**old["features"]["fare"], "train_rows": 7000}}}
+    assert _model_input_rule(new) == _model_input_rule(old)
+    moved = {**old, "features": {"fare": {**old["features"]["fare"], "center": 13.0}}}
+    assert _model_input_rule(moved) != _model_input_rule(old)
