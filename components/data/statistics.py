@@ -9,7 +9,8 @@ on NumPy arrays and the partial summaries merge in a ``CombineFn``.
 
 Why one pass with a mergeable accumulator: statistics must scale with the data and be computed the same way on
 DirectRunner and a cluster, so every figure is built by a ``CombineFn`` whose partial results merge exactly:
-moments with Chan's parallel update (numerically stable, ``std`` is the population std, ddof=0), min/max, and
+moments with Chan's parallel update over the shards' partial moments in sorted order (numerically stable and
+independent of how a runner partitions and merges; ``std`` is the population std, ddof=0), min/max, and
 quantiles/histogram from a :class:`QuantileSketch`.
 
 Quantiles are EXACT (NumPy's default linear interpolation over all finite values, merged as sorted arrays) as long
@@ -132,26 +133,42 @@ class QuantileSketch:
 
 
 class SplitStats:
-    """Accumulator of one split: moments per channel, label counts, one sketch per channel."""
+    """Accumulator of one split: moments per channel, label counts, one sketch per channel.
+
+    Moments are kept as the list of the parts added (``count``, ``mean``, ``M2`` per channel of each batch: one
+    shard's values, the same shard whatever the runner) and combined only when read, in sorted order. Why: float64
+    sums depend on their order, and the order in which Beam merges accumulators depends on how bundles are
+    partitioned (in-process vs ``multi_processing`` gave means that differed in the last digit); sorted, the same
+    parts always combine to the same bits (docs/data.md: same bytes on every runner)."""
 
     def __init__(self, channels: int, capacity: int):
         self.examples = self.steps = self.label_count = self.label_positive = 0
-        self.count = np.zeros(channels, np.int64)
+        self.parts: list[tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]] = []
         self.missing = np.zeros(channels, np.int64)
-        self.mean = np.zeros(channels)
-        self.m2 = np.zeros(channels)
         self.min = np.full(channels, np.inf)
         self.max = np.full(channels, -np.inf)
         self.sketches = [QuantileSketch(capacity) for _ in range(channels)]
 
     def add_moments(self, count, mean, m2) -> None:
-        """Chan et al.: combine (count, mean, M2) of two disjoint parts exactly."""
-        total = self.count + count
-        safe = np.maximum(total, 1)
-        delta = mean - self.mean
-        self.mean = self.mean + delta * count / safe
-        self.m2 = self.m2 + m2 + delta ** 2 * self.count * count / safe
-        self.count = total
+        """One disjoint part's (count, mean, M2) per channel; combined by :meth:`moments`."""
+        self.parts.append((tuple(int(c) for c in count), tuple(float(m) for m in mean), tuple(float(v) for v in m2)))
+
+    def merge_moments(self, other: "SplitStats") -> None:
+        self.parts.extend(other.parts)
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(count, mean, M2) per channel: Chan et al.'s exact parallel update over the parts in sorted order."""
+        channels = len(self.missing)
+        count, mean, m2 = np.zeros(channels, np.int64), np.zeros(channels), np.zeros(channels)
+        for part_count, part_mean, part_m2 in sorted(self.parts):
+            part_count = np.asarray(part_count, np.int64)
+            total = count + part_count
+            safe = np.maximum(total, 1)
+            delta = np.asarray(part_mean) - mean
+            mean = mean + delta * part_count / safe
+            m2 = m2 + np.asarray(part_m2) + delta ** 2 * count * part_count / safe
+            count = total
+        return count, mean, m2
 
 
 class StatsCombineFn(beam.CombineFn):
@@ -202,7 +219,7 @@ def merge_stats(accumulators) -> SplitStats:
             acc.label_count += other.label_count
             acc.label_positive += other.label_positive
             acc.missing += other.missing
-            acc.add_moments(other.count, other.mean, other.m2)
+            acc.merge_moments(other)
             acc.min, acc.max = np.minimum(acc.min, other.min), np.maximum(acc.max, other.max)
             for mine, theirs in zip(acc.sketches, other.sketches):
                 mine.merge(theirs)
@@ -212,13 +229,14 @@ def merge_stats(accumulators) -> SplitStats:
 def summarize(acc: SplitStats) -> dict:
     """JSON-ready statistics of one split."""
     channels = []
+    count, mean, m2 = acc.moments()
     for c, sketch in enumerate(acc.sketches):
-        n = int(acc.count[c])
+        n = int(count[c])
         stats = {"count": n, "missing": int(acc.missing[c]), "mean": None, "std": None, "min": None, "max": None,
                  "quantiles": None, "histogram": None, "quantiles_exact": sketch.exact}
         if n:
             lo, hi = float(acc.min[c]), float(acc.max[c])
-            stats.update(mean=float(acc.mean[c]), std=float(np.sqrt(acc.m2[c] / n)), min=lo, max=hi,
+            stats.update(mean=float(mean[c]), std=float(np.sqrt(m2[c] / n)), min=lo, max=hi,
                          quantiles=dict(zip(map(quantile_key, QUANTILES), sketch.quantiles(QUANTILES))),
                          histogram=sketch.histogram(lo, hi, HISTOGRAM_BINS))
         channels.append(stats)
