@@ -104,18 +104,20 @@ def _compile(compiler, dsl, namespace: dict[str, Any], compiled: CompiledPipelin
 
 
 # ---- portability checks ---------------------------------------------------------------------------------------------
-def check_portable(pipeline: Pipeline, config: Config | None = None) -> None:
-    """Refuse file parameters a cloud worker cannot see, and components a task container cannot import."""
+def check_portable(pipeline: Pipeline, config: Config | None = None, *, on_worker: bool = False) -> None:
+    """Refuse file parameters a cloud worker cannot see, and components a task container cannot import.
+    ``on_worker``: checked in the resolve task, on the run's parameter values (see :func:`local_path_problem`)."""
     pipeline_shape(pipeline)  # raises for components that are not importable by module path
     for node in pipeline.nodes:
         params = node.component.resolved_params(node)
         for name in sorted(node.component.path_params):
             values = params.get(name)
             for value in values if isinstance(values, list) else [values]:
-                problem = local_path_problem(value)
+                problem = local_path_problem(value, on_worker=on_worker)
                 if problem:
                     key = config_key_of(config, name, value) if config is not None else None
-                    hint = f" (e.g. --set {key}=gs://...)" if key else ""
+                    hint = ((f" (the run parameter {key.replace('.', '_')})" if on_worker
+                             else f" (e.g. --set {key}=gs://...)") if key else "")
                     raise ConfigError(
                         f"node '{node.name}': parameter '{name}' is {problem} '{value}', which a cloud worker "
                         f"cannot read; copy it to a bucket and pass gs://BUCKET/...{hint}")
@@ -139,8 +141,10 @@ def _flat_config(config: Config) -> list[tuple[str, Any]]:
             if isinstance(values, dict) for key, value in values.items()]
 
 
-def local_path_problem(value: Any) -> str | None:
-    """Why ``value`` names a file only this machine has ('a relative path', 'the local path'), or None."""
+def local_path_problem(value: Any, *, on_worker: bool = False) -> str | None:
+    """Why ``value`` names a file only this machine has ('a relative path', 'the local path'), or None.
+    ``on_worker``: asked in a task container, where an absolute path that exists is a mounted volume, not the
+    compiling machine's file; relative and ``file://`` paths are refused there as here."""
     if not isinstance(value, str) or not value or value.startswith("builtin:"):
         return None
     scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]+)://", value)
@@ -149,6 +153,8 @@ def local_path_problem(value: Any) -> str | None:
     path = Path(value).expanduser()
     if not path.is_absolute():
         return "a relative path"
+    if on_worker:
+        return None
     if path.parts[:2] == ("/", "gcs") or _inside_package(path):
         return None  # Vertex's Cloud Storage mount; files shipped in the edgepipe package (rebuilt in the image)
     if path.exists() or glob.glob(str(path), recursive=True):

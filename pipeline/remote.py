@@ -133,19 +133,27 @@ def resolve_node_specs(factory: str, base_config_json: str, overrides: Mapping[s
 
     ``overrides`` maps dotted config keys to the values the run was given. The rebuilt DAG must have the compiled
     shape: a parameter that adds or removes nodes (``prune.enabled``) needs a recompile, and saying so here beats a
-    task failing later with a missing input.
+    task failing later with a missing input. The run's values get the compile-time checks too: a relative or
+    ``file://`` path (an absolute one may be a volume mounted here) and ``pipeline.beam_args``.
     """
     raw = json.loads(base_config_json)
     for dotted, value in overrides.items():
         section, key = dotted.split(".", 1)
         raw.setdefault(section, {})[key] = copy.deepcopy(value)
-    pipeline = build_from_config(validate(raw, source="pipeline parameters", dumped=True), factory, for_tasks=True)
+    config = validate(raw, source="pipeline parameters", dumped=True)
+    pipeline = build_from_config(config, factory, for_tasks=True)
     expected, actual = json.loads(expected_shape_json), pipeline_shape(pipeline)
     if actual != expected:
         changed = sorted(set(expected) ^ set(actual)) or sorted(n for n in expected if expected[n] != actual[n])
         raise PipelineDefinitionError(
             f"the run's parameters change the pipeline's shape (nodes {', '.join(changed)}) from what was compiled; "
             "recompile with those values instead of passing them at submission")
+    # the compile-time checks, now on the run's values: one line here beats a node task failing later
+    from edgepipe.pipeline.beam_options import validate_beam_args
+    from edgepipe.pipeline.kfp_compiler import check_portable
+
+    check_portable(pipeline, config, on_worker=True)
+    validate_beam_args(config.pipeline.beam_args)
     specs = {}
     for node in pipeline.nodes:
         specs[node.name] = encode_spec(node_spec(node))
