@@ -23,8 +23,9 @@ def replace_with_copy(source: Path, destination: str | os.PathLike,
     """Copy ``source``'s files (less those matching ``ignore``) to ``destination``, replacing what is there.
 
     Why this shape: two runs may write the same ``--output`` at once, and a process may die at any point. So every
-    copy holds an exclusive ``flock`` on ``.<name>.lock`` beside the destination for its whole duration, stages into
-    a fresh ``mkdtemp`` folder beside it (same file system, so the renames are atomic), moves the old destination
+    copy holds an exclusive ``flock`` on ``.<name>.lock`` beside the destination for its whole duration (deleted
+    when released, see :func:`_exclusive_lock`; one killed meanwhile leaves it to the next copy), stages into a
+    fresh ``mkdtemp`` folder beside it (same file system, so the renames are atomic), moves the old destination
     aside under another unique name, renames the staged copy into place and only then deletes the old one. Staging
     and old folders left behind by a killed copy are recognisable by name and, since they can only exist while
     their owner holds the lock, deleted by the next copy. ``may_replace(destination)`` runs under the lock when the
@@ -85,11 +86,33 @@ def write_problem(destination: str | os.PathLike) -> str | None:
 
 @contextmanager
 def _exclusive_lock(lock_file: Path) -> Iterator[None]:
-    """Hold ``flock(LOCK_EX)`` on ``lock_file`` (created if missing, never deleted: unlinking a lock file that
-    another process is waiting on would let a third one lock a different inode)."""
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    """Hold ``flock(LOCK_EX)`` on ``lock_file`` (created if missing), and delete it on release, so no zero-byte
+    ``.<name>.lock`` is left beside the user's output.
+
+    Why deleting is safe here: unlinking a lock file alone is not (a process waiting on the old inode would get its
+    lock while a newcomer locks a fresh file of the same name, and both would copy at once). So the file is
+    unlinked only while its lock is held, and whoever obtains a lock checks that the path still names the inode it
+    locked; if not (unlinked or replaced meanwhile) it closes and tries again on the current file. At any moment
+    only the holder of the lock on the inode the path names proceeds."""
+    while True:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.path.samestat(os.fstat(fd), os.stat(lock_file))
+            except FileNotFoundError:
+                current = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if current:
+            break
+        os.close(fd)  # locked a file its holder had deleted: the next one is the lock now
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
+        try:
+            os.unlink(lock_file)  # still held: a waiter on this inode sees it is gone and retries
+        except OSError:
+            pass
         os.close(fd)  # closing releases the lock

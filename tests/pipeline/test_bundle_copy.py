@@ -55,7 +55,7 @@ def test_two_processes_copying_to_one_destination_leave_exactly_one_bundle(tmp_p
         assert [w.exitcode for w in workers] == [0, 0]
         assert errors.empty(), errors.get()
         assert contents(destination) in expected, f"round {round_}: a mix of both bundles"
-    assert sorted(p.name for p in destination.parent.iterdir()) == [".bundle.lock", "bundle"]
+    assert sorted(p.name for p in destination.parent.iterdir()) == ["bundle"]
 
 
 def test_leftovers_of_a_copy_killed_between_its_renames_are_cleared(tmp_path, monkeypatch):
@@ -83,7 +83,7 @@ def test_leftovers_of_a_copy_killed_between_its_renames_are_cleared(tmp_path, mo
     (tmp_path / ".out.partial-z3" / "out").mkdir(parents=True)
     b.copy_to(destination)
     assert contents(destination)["only_in_B.txt"] == b"B"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "a", "b", "out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "out"]
 
 
 def test_a_bundle_never_replaces_foreign_files(tmp_path):
@@ -94,7 +94,7 @@ def test_a_bundle_never_replaces_foreign_files(tmp_path):
     with pytest.raises(ConfigError, match=r"u: holds files that are not an edgepipe bundle \(notes.txt, sub/\)"):
         bundle.copy_to(user)
     assert (user / "notes.txt").read_text() == "mine" and (user / "sub").is_dir()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".u.lock", "a", "u"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "u"]
 
 
 def test_a_bundle_replaces_an_earlier_bundle_or_an_empty_folder(tmp_path):
@@ -133,4 +133,4 @@ def test_a_destination_spelled_with_a_dot_is_named_by_its_folder(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     assert bundle.copy_to("out/.") == tmp_path / "out"
     assert contents(tmp_path / "out")["only_in_A.txt"] == b"A"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "a", "out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "out"]
