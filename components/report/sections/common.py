@@ -172,7 +172,7 @@ def models(ctx: ReportContext) -> str:
     """The evaluations' variant table: size, latency, the task metric, its drop and agreement with Keras, and what
     the export gate (``min_agreement``, ``max_metric_drop``) says of each variant, so a refused or replaced int8
     model is explained where it is compared."""
-    from edgepipe.components.evaluation.variants import gate
+    from edgepipe.components.evaluation.variants import device_cells, device_header, gate
 
     rows = ctx.variant_rows
     if not rows:
@@ -182,12 +182,10 @@ def models(ctx: ReportContext) -> str:
     metric = next((r.metric_name for r in rows if r.metric_name), "metric")
     primary = ctx.param("primary")
     table = [[r.variant, r.mode or r.source, r.input_dtype,
-              r.size_bytes / 1024 if r.size_bytes else None, r.sparsity, r.latency_us,
-              r.energy_uj, None if r.fits is None else ("yes" if r.fits else "no: " + "; ".join(r.fit_reasons or [])),
+              r.size_bytes / 1024 if r.size_bytes else None, r.sparsity, r.latency_us, *device_cells(r),
               r.metric, r.metric_drop, r.agreement,
               "reference" if r.exported is None else ("passes" if r.exported else r.reason)]
              for r in rows]
-    target = next((r.target for r in rows if r.target), None)
     highlight = {i for i, r in enumerate(rows) if r.variant == primary}
     bounds = f"min agreement {html.fmt(ctx.param('min_agreement', 0.98))}, max metric drop " \
              f"{html.fmt(ctx.params.get('max_metric_drop'))}"
@@ -195,6 +193,5 @@ def models(ctx: ReportContext) -> str:
             f"Keras model; latency per example, measured by the evaluation; export gate: {bounds}."
             + (" Highlighted: the primary variant." if highlight else "") + "</p>")
     return html.section("Model comparison", note + html.table(
-        ["model", "mode", "input dtype", "size KiB", "sparsity", "latency µs", "energy µJ (est.)",
-         f"fits {target}" if target else "device target", metric, "drop", "agreement", "export gate"], table, left=3,
+        ["model", "mode", "input dtype", "size KiB", "sparsity", "latency µs", *device_header(rows), metric, "drop", "agreement", "export gate"], table, left=3,
         highlight=highlight), "models")
