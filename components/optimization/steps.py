@@ -13,6 +13,7 @@ import numpy as np
 from edgepipe.models.card import ModelCard
 from edgepipe.pipeline.artifacts import Examples, Model
 from edgepipe.pipeline.component import Input, Output, component
+from edgepipe.pipeline import progress
 from edgepipe.pipeline.errors import DataError
 
 
@@ -49,6 +50,7 @@ def _fine_tune_data(examples: Examples, model: Model, batch_size: int, seed: int
     # "normal" needs labels: windows without a label feature are all kept, as load_windows did
     only_normal = check_train_on(ModelCard.of(model).train_on) and "label" in examples.feature_spec
     n = count_windows(examples, "train", only_normal)
+    progress.check_stop()  # counting read every window: a stop asked meanwhile ends here, not after the first batch
     if n == 0:
         raise DataError(f"train split of {examples.path} has no windows to fine-tune on")
     return autoencoder_dataset(examples, "train", batch_size, only_normal, shuffle=True, seed=seed), None, "mse", n

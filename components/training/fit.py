@@ -289,6 +289,9 @@ def progress_callback(epochs: int):
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
 
+        def on_train_batch_begin(self, batch, logs=None):  # before the first step is traced (seconds under load),
+            progress.check_stop()  # so a stop during the setup (data, model, pruning wrappers) ends here
+
         def on_train_batch_end(self, batch, logs=None):
             progress.check_stop()
             if progress.would_report("batch"):
