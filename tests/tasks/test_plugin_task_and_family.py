@@ -81,7 +81,7 @@ def test_a_plugin_task_and_family_run_end_to_end_to_a_validated_bundle(table, tm
     bundle = Bundle.load(out)
     with np.load(out / "verification.npz") as check:  # the device-side check: same inputs, same outputs
         x, expected = check["x"], check["output"]
-    got = bundle.predict(x).values
+    got = bundle.predict(x, kind="transformed").values  # verification.npz holds the transformed model input
     np.testing.assert_allclose(got.reshape(len(expected), -1), expected.reshape(len(expected), -1), atol=1e-5)
-    answer = bundle.predict(np.array([[1.0, 1.0, -1.0, 1.0]], np.float32))
+    answer = bundle.predict({"a": [1.0], "b": [1.0], "c": [-1.0], "d": [1.0]})  # raw rows, transformed by the bundle
     assert answer.names == ["count"] and round(float(answer.values[0, 0])) == 3, answer
