@@ -178,13 +178,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edgepipe.pipeline import user_pipeline
 
     pipeline_ref, config_name = user_pipeline.split_targets(args.config, args.pipeline_config)
+    # your pipeline's module first: the families and tasks it imports are then valid config values (model.family)
+    function = user_pipeline.load(pipeline_ref) if pipeline_ref else None
     config = (user_pipeline.load_config if pipeline_ref else load_config)(config_name, args.overrides)
     if args.root:  # templates place per-root things (checkpoints, generated datasets) under pipeline.root
         config.pipeline.root = args.root
     check_root(Path(args.root or config.pipeline.root))
     _check_output(args.output, Path(args.root or config.pipeline.root))
     if pipeline_ref:  # your pipeline (pipeline/user_pipeline.py): its function builds the DAG from the config
-        pipeline = user_pipeline.load(pipeline_ref).build(config)
+        pipeline = function.build(config)
     elif not config.search.trials:  # a budget search builds one pipeline per trial (pipeline/search.py)
         from edgepipe.pipeline.templates import build_pipeline  # imports components (TF, Beam): after validation
 

@@ -223,6 +223,7 @@ def validate(raw: dict[str, Any], source: str = "config", dumped: bool = False, 
     """``raw`` -> Config. ``dumped``: ``raw`` is a whole ``model_dump`` (``--config-json``, a compiled pipeline's
     parameters), where every key is present, so only values that differ from the defaults count as given.
     ``overrides``: the ``--set`` items applied to ``raw``, so an error in one of them names it, not ``source``."""
+    import_plugins(raw, source, overrides or [])
     deferred: list[str] = []
     try:
         config = Config.model_validate(raw, context={"deferred": deferred} if defer_window_check else None)
@@ -241,6 +242,47 @@ def validate(raw: dict[str, Any], source: str = "config", dumped: bool = False, 
             section.__pydantic_fields_set__ = {key for key in section.model_fields_set
                                                if getattr(section, key) != getattr(default, key)}
     return config
+
+
+def import_plugins(raw: dict[str, Any], source: str, overrides: list[str]) -> None:
+    """Import the modules ``pipeline.plugins`` names before the config is validated, so the families and tasks they
+    register (``models.registry.register``, ``tasks.register``) are valid ``model.family``/``model.task`` values.
+
+    Why a config key (not a ``--import`` option or an entry-point group): the config that says ``model.family:
+    tiny_dense`` then also says where that family comes from, so every command given the config (``run``,
+    ``compile``; a compiled task validating its dumped config) imports it, and a plain module beside the project
+    works without packaging. Found like ``python -m`` finds one: installed, or in the current folder. One that
+    cannot be imported is exit 2 naming it and the key's ``--set`` or file."""
+    section = raw.get("pipeline")
+    plugins = section.get("plugins") if isinstance(section, dict) else None
+    if not isinstance(plugins, list) or not all(isinstance(name, str) for name in plugins):
+        return  # absent, or not a list of names: the field's own error says so
+    import importlib
+
+    from edgepipe.pipeline.errors import raised_at
+    from edgepipe.pipeline.user_pipeline import _ensure_on_path, _first_line
+
+    origin = _origin({"type": "given", "loc": ("pipeline", "plugins"), "msg": ""}, source, overrides)
+    _ensure_on_path(Path.cwd())
+    for name in plugins:
+        where = f"{origin}: config key 'pipeline.plugins'"
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name and (name == err.name or name.startswith(f"{err.name}.")):
+                raise ConfigError(f"{where}: cannot import '{name}' (no module named '{err.name}' installed or in "
+                                  f"the current folder {Path.cwd()})") from None
+            raise ConfigError(f"{where}: importing '{name}' failed{_at(raised_at(err, within=Path.cwd()))}: no module named "
+                              f"'{err.name}'") from None
+        except ConfigError:
+            raise
+        except Exception as err:  # the plugin's own bug (a SyntaxError included): where, in one line
+            raise ConfigError(f"{where}: importing '{name}' failed{_at(raised_at(err, within=Path.cwd()))}: "
+                              f"{type(err).__name__}: {_first_line(err)}") from None
+
+
+def _at(where: str | None) -> str:
+    return f" at {where}" if where else ""
 
 
 def raise_deferred(config: Config) -> None:
@@ -272,9 +314,20 @@ def _origin(error: dict[str, Any], source: str, overrides: list[str]) -> str:
 
 
 def key_origin(config: Config, key: str) -> str:
-    """Where an explicitly given dotted ``key`` came from: the last ``--set`` that set it (or a section holding it),
-    else the YAML file."""
-    return _origin({"type": "given", "loc": tuple(key.split(".")), "msg": ""}, config._source, config._overrides)
+    """Where an explicitly given dotted ``key`` came from: the last ``--set`` that set it, a section holding it or a
+    part of its value (``--set data.split.train=1.0`` for ``data.split``), else the YAML file."""
+    loc = tuple(key.split("."))
+    for override in reversed(config._overrides):
+        keys = tuple(k for k in override.split("=", 1)[0].strip().split(".") if k)
+        if keys and len(keys) > len(loc) and keys[:len(loc)] == loc:
+            return f"--set {override}"
+    return _origin({"type": "given", "loc": loc, "msg": ""}, config._source, config._overrides)
+
+
+def keys_origin(config: Config, keys: list[str]) -> str:
+    """Where explicitly given ``keys`` came from, for one error line naming them all: each distinct
+    :func:`key_origin`, in the keys' order (``--set a=1, --set b=2``, or ``--set a=1, configs/x.yaml``)."""
+    return ", ".join(dict.fromkeys(key_origin(config, key) for key in keys))
 
 
 def explicit_keys(config: Config) -> list[str]:

@@ -47,6 +47,7 @@ class PipelineSection(Section):
     root: str = ".edgepipe"
     beam_args: list[str] = Field(default_factory=lambda: ["--runner=DirectRunner"])
     max_workers: PositiveInt = 1
+    plugins: list[str] = Field(default_factory=list)  # modules imported before validation (config.import_plugins)
 
 
 SourceFormat = Annotated[str, registered("data sources: components/data/sources", lambda: __import__(

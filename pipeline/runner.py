@@ -37,7 +37,7 @@ from edgepipe.pipeline.artifacts import ARTIFACT_META, Artifact, artifact_type
 from edgepipe.pipeline.cache import artifact_damage, cache_key, file_signature
 from edgepipe.pipeline.component import Node
 from edgepipe.pipeline.dag import Pipeline
-from edgepipe.pipeline.errors import ComponentError, storage_failure
+from edgepipe.pipeline.errors import ComponentError, EdgepipeError, storage_failure
 from edgepipe.pipeline.executor import invoke
 from edgepipe.pipeline.metadata import MetadataStore
 
@@ -193,7 +193,9 @@ class LocalRunner:
         except BaseException as err:
             if storage_failure(err) is not None:  # half-written outputs of a full disk: worthless, and in the way
                 shutil.rmtree(staging, ignore_errors=True)
-            self._keep_for_inspection(staging, node.name, execution_id)
+            kept = self._keep_for_inspection(staging, node.name, execution_id)
+            if kept and isinstance(err, EdgepipeError) and len(err.args) == 1 and str(staging) in str(err.args[0]):
+                err.args = (str(err.args[0]).replace(str(staging), str(kept)),)  # a file it names moved there
             interrupted = isinstance(err, KeyboardInterrupt)
             wrapped = ComponentError(node.name, err, writing=staging) if isinstance(err, Exception) else None
             # the store records the line the user saw (where and what), so `edgepipe show` says the same
@@ -224,14 +226,15 @@ class LocalRunner:
         self.store.record_progress(event.execution_id, event.kind, event.step, event.total, event.values, event.time)
         self.progress("progress", node, {"event": event})
 
-    def _keep_for_inspection(self, staging: Path, node: str, execution_id: str) -> None:
-        """A failed component's partial outputs move to ``failed/`` for debugging; they are never registered, so
-        no later run can reuse them."""
+    def _keep_for_inspection(self, staging: Path, node: str, execution_id: str) -> Path | None:
+        """A failed component's partial outputs move to ``failed/`` for debugging (returned; None: it wrote
+        nothing); they are never registered, so no later run can reuse them."""
         if not staging.exists():
-            return
+            return None
         target = self.root / "failed" / node / execution_id
         target.parent.mkdir(parents=True, exist_ok=True)
         staging.rename(target)
+        return target
 
     def _cache_damage(self, cached: dict[str, Any], expected_outputs: dict[str, type]) -> str | None:
         """Why a cache hit cannot be reused, or None. Every declared output must be registered, finished

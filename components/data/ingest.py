@@ -202,12 +202,14 @@ def record_rejects(rejects: Rejects, records: list[dict], read: int, max_reject_
 
     ``unit`` is what a source reads one at a time (rows, records, images, examples): the refusal and the run summary
     count in it. ``rows_read`` keeps its name for the readers that predate images and records (the CLI, the UI)."""
-    rejects.file("rejects.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    listing = rejects.file("rejects.jsonl")
+    listing.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     fraction = len(records) / max(read, 1)
-    if records and fraction > max_reject_fraction:
+    if records and fraction > max_reject_fraction:  # the listing stays with the failed outputs: said where
         first = records[0]
         raise DataError(f"{len(records)} of {read} {unit} rejected ({fraction:.2%} > max_reject_fraction "
-                        f"{max_reject_fraction:.2%}); first: {reject_place(first)}: {first['reason']}")
+                        f"{max_reject_fraction:.2%}); first: {reject_place(first)}: {first['reason']}; all "
+                        f"rejects: {listing}")
     rejects.properties.update(count=len(records), rows_read=read, unit=unit)
 
 

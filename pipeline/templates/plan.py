@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from edgepipe import tasks
 from edgepipe.models.registry import Family, families
-from edgepipe.pipeline.config import Config, explicit_keys
+from edgepipe.pipeline.config import Config, explicit_keys, key_origin, keys_origin
 from edgepipe.pipeline.errors import ConfigError
 from edgepipe.tasks.base import Task
 
@@ -50,17 +50,16 @@ class Plan:
 def resolve(cfg: Config) -> Plan:
     """The plan for ``cfg``: its task is the one task of the template the family does, or ``model.task`` when the
     family does several (an MLP classifies or regresses)."""
-    source = getattr(cfg, "_source", "config")
     name = cfg.pipeline.template
     template = templates()[name]
     if cfg.model.family not in template.families:
-        raise ConfigError(f"{source}: config key 'model.family': template '{name}' trains "
+        raise ConfigError(f"{key_origin(cfg, 'model.family')}: config key 'model.family': template '{name}' trains "
                           f"{', '.join(template.families)}, not '{cfg.model.family}'")
     family = families()[cfg.model.family]
     possible = [t for t in family.tasks if t in template.tasks]
     task_name = tasks.chosen(template.tasks, tuple(family.tasks), cfg.model.task)  # as the config's evaluate section
     if task_name not in possible:
-        raise ConfigError(f"{source}: config key 'model.task': model family '{family.name}' does not do task "
+        raise ConfigError(f"{key_origin(cfg, 'model.task')}: config key 'model.task': model family '{family.name}' does not do task "
                           f"'{task_name}' (supported: {', '.join(possible)})")
     task = tasks.get(task_name)
     variants, reason = family.variants, family.float_reason
@@ -71,15 +70,15 @@ def resolve(cfg: Config) -> Plan:
 
 def check_config(cfg: Config, plan: Plan, uses: frozenset[str], eval_splits: tuple[str, ...] | None) -> None:
     """Keys the active stages would ignore, and splits the evaluation needs but ``data.split`` does not make."""
-    source = getattr(cfg, "_source", "config")
     name = plan.template
     unused = [key for key in explicit_keys(cfg) if key not in uses and f"{key.split('.')[0]}.*" not in uses]
-    if unused:
+    if unused:  # named where they came from: their --set, else the file
+        source = keys_origin(cfg, unused)
         many = len(unused) > 1
         raise ConfigError(f"{source}: config key{'s' if many else ''} {', '.join(map(repr, unused))} "
                           f"{'are' if many else 'is'} not used by template '{name}' (remove {'them' if many else 'it'}"
                           f", or choose the template that reads {'them' if many else 'it'})")
     if eval_splits is not None and not any(split in cfg.data.split for split in eval_splits):
-        raise ConfigError(f"{source}: config key 'data.split' is {dict(cfg.data.split)}: template '{name}' "
+        raise ConfigError(f"{key_origin(cfg, 'data.split')}: config key 'data.split' is {dict(cfg.data.split)}: template '{name}' "
                           f"evaluates (and gates the export) on split {' or '.join(map(repr, eval_splits))}, "
                           "which it does not make")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgepipe.pipeline.config import Config
+from edgepipe.pipeline.config import Config, keys_origin
 from edgepipe.pipeline.errors import ConfigError
 
 BUILTIN_SERIES = {"builtin:sensors": "default_dataset_path"}
@@ -90,8 +90,8 @@ def examples_ingest(cfg: Config, plan):
     refused = [f"data.{key}" for key, (values, _) in options.items()
                if key in given and key not in _ALSO_READ and not set(values) & set(params)]
     if refused:
-        raise ConfigError(f"config key{'s' if len(refused) > 1 else ''} {', '.join(map(repr, refused))}: not read by "
-                          f"the {found.name} source ({found.component.name} for '{cfg.data.source}'; it takes "
+        raise ConfigError(f"{keys_origin(cfg, refused)}: config key{'s' if len(refused) > 1 else ''} {', '.join(map(repr, refused))}: "
+                          f"not read by the {found.name} source ({found.component.name} for '{cfg.data.source}'; it takes "
                           f"{', '.join(takes) or 'none of the data options'})")
     arguments = {"y_key": "mask" if plan.task.label == "mask" else "y", "beam_args": list(cfg.pipeline.beam_args)}
     for key, (values, always) in options.items():

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from edgepipe.pipeline.config import Config, explicit_keys
+from edgepipe.pipeline.config import Config, explicit_keys, key_origin
 from edgepipe.pipeline.errors import ConfigError
 from edgepipe.pipeline.templates.plan import Plan
 from edgepipe.pipeline.templates.sources import examples_ingest, series_source
@@ -57,11 +57,23 @@ def _execution(cfg: Config) -> dict:
 
 
 # ---- data ------------------------------------------------------------------------------------------------------
+# The data keys ingest_timeseries is given (below): named one by one, not ``data.*``, so a data option only another
+# source reads (data.image, data.tfds, data.class_names) is refused by check_config instead of silently ignored.
+SERIES_DATA_KEYS = {f"data.{key}" for key in (
+    "source", "format", "timestamp_column", "series_column", "feature_columns", "label_column", "labels_json",
+    "labels_key", "split", "max_reject_fraction", "chunk_size", "resample", "gaps", "bucket_rows")}
+SERIES_FORMATS = (None, "csv")  # a series is read from CSV; any other data.format asks for another source
+
+
 def _series(cfg: Config, plan: Plan, ctx: Context) -> None:
     """ingest -> statistics -> normalize -> windows: a sensor series becomes normalized windows."""
     from edgepipe.components.data import compute_statistics, ingest_timeseries, make_windows, normalize
 
     d, beam = cfg.data, _beam(cfg)
+    if d.format not in SERIES_FORMATS:  # images, tfrecord, npz...: a source this template cannot read
+        raise ConfigError(f"{key_origin(cfg, 'data.format')}: config key 'data.format' is '{d.format}': template "
+                          f"'{plan.template}' reads a CSV series (data.format: csv, or leave it unset), not the "
+                          f"'{d.format}' source (the templates whose tasks read Examples do: supervised, gan)")
     ingest = ingest_timeseries(
         source=series_source(d.source), timestamp_column=d.timestamp_column, series_column=d.series_column,
         feature_columns=d.feature_columns, label_column=d.label_column, labels_json=d.labels_json,
@@ -100,7 +112,7 @@ def _examples(cfg: Config, plan: Plan, ctx: Context) -> None:
     if ingest.component.name not in TABLE_INGESTS:
         given = [k for k in explicit_keys(cfg) if k.startswith("transform.")]
         if given:  # declared for the examples stage, but only a table reads them
-            raise ConfigError(f"config key '{given[0]}': the transform applies to tables (a CSV source); "
+            raise ConfigError(f"{key_origin(cfg, given[0])}: config key '{given[0]}': the transform applies to tables (a CSV source); "
                               f"data.source '{cfg.data.source}' is read by {ingest.component.name}")
         return
     transform = transform_features(examples=ctx.examples, statistics=statistics.outputs["statistics"],
@@ -113,7 +125,7 @@ def _examples(cfg: Config, plan: Plan, ctx: Context) -> None:
 
 
 DATA = {  # task.data -> (stage, keys)
-    "windows": (_series, {"data.*", "normalize.*", "window.*"}),
+    "windows": (_series, {*SERIES_DATA_KEYS, "normalize.*", "window.*"}),
     "examples": (_examples, {"data.source", "data.format", "data.label_column", "data.feature_columns", "data.split",
                              "data.max_reject_fraction", "data.tfds", "data.image", "data.class_names",  # sources.py
                              "model.x_key", "model.y_key", "transform.*", "schema.*"}),
