@@ -73,10 +73,10 @@ def _load(args: argparse.Namespace, check_image: bool = False):
     pipeline_ref, config_name = split_targets(args.config, args.pipeline_config)
     if not pipeline_ref:
         return load_config(config_name, args.overrides), _factory(args)
-    config = load_user_config(config_name, args.overrides)
     if args.pipeline_factory:
         raise ConfigError(f"give either a pipeline ({pipeline_ref}) or --pipeline-factory, not both")
-    user = load(pipeline_ref)
+    user = load(pipeline_ref)  # before the config: the families and tasks it imports are then valid choices
+    config = load_user_config(config_name, args.overrides)
     if check_image:
         check_image_imports(user.build(config), user.factory)
     else:  # not built here: the window check load_user_config held back for build() is due now

@@ -159,3 +159,14 @@ def test_too_many_rejects_name_the_kept_list(tmp_path):
     listing = Path(message.rsplit("all rejects: ", 1)[1])
     assert listing.parents[2] == tmp_path / "root" / "failed" / "ingest_timeseries"
     assert len(listing.read_text().splitlines()) == 2
+
+
+def test_compile_imports_the_users_pipeline_before_reading_the_config(plugin_dir):
+    import argparse
+
+    from edgepipe.pipeline.cli_cloud import _load
+
+    args = argparse.Namespace(config="qa_d2_pipeline.py", pipeline_config="cfg.yaml", overrides=[],
+                              pipeline_factory=None)
+    config, factory = _load(args)
+    assert (config.model.family, factory) == (FAMILY, "qa_d2_pipeline:create_pipeline")
