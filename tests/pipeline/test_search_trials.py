@@ -50,7 +50,7 @@ def fake_pipeline(monkeypatch):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_during_a_trial_stops_the_search_with_one_line(fake_pipeline, capfd, signum):
+def test_a_stop_during_a_trial_stops_the_search_with_one_line(fake_pipeline, capfd, signum, live_sigint):
     config = load_config(None, ["search.trials=3", "search.space={width: [0.25, 0.5, 1.0]}"])
     runner = FakeRunner(signum)
     before = signal.getsignal(signum)
