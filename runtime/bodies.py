@@ -77,7 +77,7 @@ def _rows(body: dict, keys_allowed: list[str], numeric: set[str],
     names: dict[str, None] = {}
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise InputError(f"{where(i)}: not an object")
+            raise InputError(f"{where(i)}: not a row object ({{column: value, ...}})")
         for name, value in row.items():
             if value is not None and (isinstance(value, (bool, dict, list)) or not isinstance(value, (int, float, str))):
                 raise InputError(f"{where(i)}.{name}: must be a number, a string or null, got {_excerpt(value)}")

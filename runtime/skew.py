@@ -68,16 +68,9 @@ class Rows(dict):
 
 
 def as_columns(raw: Any) -> dict[str, list[Any]]:
-    """A table's raw rows in any of the forms a caller has -- a dict of columns (``{name: [cell, ...]}``, or
-    ``{name: cell}`` for one row), a list of row objects, or a request body ``{"rows": [...]}`` -- as columns."""
-    if isinstance(raw, dict) and set(raw) == {"rows"} and isinstance(raw["rows"], list):
-        raw = raw["rows"]
-    if isinstance(raw, list):
-        bad = next((i for i, row in enumerate(raw) if not isinstance(row, dict)), None)
-        if bad is not None:
-            raise InputError(f"rows[{bad}]: not a row object ({{column: value, ...}}); a table bundle takes raw rows: "
-                             "a list of row objects, a dict of columns or {\"rows\": [...]}")
-        return Rows({name: [row.get(name) for row in raw] for name in dict.fromkeys(k for r in raw for k in r)})
+    """A dict of columns (``{name: [cell, ...]}``, or ``{name: cell}`` for one row) as columns. Row objects (a list
+    of them, or a body ``{"rows": [...]}``) are converted and checked by ``runtime/bodies.py`` ``_rows``, the one
+    reader of rows for requests, JSON Lines files and Python callers alike."""
     if not isinstance(raw, dict):
         raise InputError(f"rows: expected a dict of columns, a list of row objects or {{\"rows\": [...]}}, got "
                          f"{type(raw).__name__}")

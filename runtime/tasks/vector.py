@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from edgepipe.runtime.bodies import refuse_model_input
+from edgepipe.runtime.bodies import _rows, refuse_model_input
 from edgepipe.runtime.errors import InputError
+from edgepipe.runtime.rejects import numeric_columns
 from edgepipe.runtime.scores import window_scores
 from edgepipe.runtime.skew import TableTransform
 from edgepipe.runtime.tasks.base import Task, register, usable_kinds
@@ -61,6 +62,10 @@ class VectorTask(Task):
             kind = "features" if numbers else "rows"
         if kind == "rows":
             self.check_kind(kind)
+            if isinstance(raw, list):
+                raw = {"rows": raw}
+            if isinstance(raw, dict) and set(raw) == {"rows"} and isinstance(raw["rows"], list):
+                raw = _rows(raw, ["rows"], numeric_columns(self.table))  # checked as a request's rows are
             return self.table.prepare(raw)
         if kind == "transformed" and self.table is not None:  # Python only, explicit: the pipeline's own model
             return self.batch(raw), None  # input (preprocessing.features order), as parity checks feed it
