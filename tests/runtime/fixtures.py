@@ -17,6 +17,7 @@ import numpy as np
 from edgepipe.pipeline.metadata import MetadataStore
 
 REPO = Path(__file__).resolve().parents[2]
+TAXI = REPO.parent / "shared" / "datasets" / "taxi" / "data.csv"
 SENSORS = REPO / "data" / "default" / "sensors.csv"
 SMALL = ["training.epochs=3", "prune.epochs=1", "qat.epochs=1"]
 CHANNELS = ["vibration", "temperature", "current"]
@@ -75,3 +76,15 @@ def split_bounds(length: int) -> dict[str, tuple[int, int]]:
     bounds = np.round(np.cumsum([0.0, *SPLIT.values()]) * length).astype(int)
     bounds[-1] = length
     return {name: (int(lo), int(hi)) for name, lo, hi in zip(SPLIT, bounds[:-1], bounds[1:])}
+
+
+def taxi_head(n: int = 40) -> tuple[list[str], list[list[str]]]:
+    """The shared taxi sample's header and first ``n`` rows as text (the test is skipped without ../shared)."""
+    import pytest
+
+    if not TAXI.is_file():
+        pytest.skip(f"taxi data not found at {TAXI}")
+    with TAXI.open(newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        return header, [row for _, row in zip(range(n), reader)]

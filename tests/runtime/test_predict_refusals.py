@@ -26,11 +26,10 @@ from edgepipe.runtime.cli import main
 from edgepipe.runtime.inputs import parse_body, read_input
 from edgepipe.runtime.rejects import SeriesOrder, epoch_seconds
 from edgepipe.runtime.tasks import TASKS
-from tests.runtime.fixtures import REPO, SENSORS, default_run
+from tests.runtime.fixtures import REPO, SENSORS, default_run, taxi_head
 from tests.runtime.test_tasks import StubRunner, vector_doc
 
 NAB = REPO.parent / "shared" / "datasets" / "nab"
-TAXI = REPO.parent / "shared" / "datasets" / "taxi" / "data.csv"
 
 
 @pytest.fixture(scope="module")
@@ -246,14 +245,8 @@ def table_task():
 
 
 @pytest.fixture
-def taxi_rows(tmp_path):
-    if not TAXI.is_file():
-        pytest.skip(f"taxi data not found at {TAXI}")
-    with TAXI.open(newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        rows = [row for _, row in zip(range(40), reader)]
-    return header, rows
+def taxi_rows():
+    return taxi_head()
 
 
 def test_table_bundle_suggests_only_what_it_takes(table_task, tmp_path):

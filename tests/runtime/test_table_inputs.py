@@ -20,10 +20,9 @@ from edgepipe.runtime.bodies import RowsOnly
 from edgepipe.runtime.cli import main
 from edgepipe.runtime.inputs import parse_body, read_input
 from edgepipe.runtime.tasks import TASKS
-from tests.runtime.fixtures import REPO
+from tests.runtime.fixtures import taxi_head
 from tests.runtime.test_tasks import StubRunner, vector_doc
 
-TAXI = REPO.parent / "shared" / "datasets" / "taxi" / "data.csv"
 COLUMNS = ["company", "fare", "payment_type", "trip_miles", "trip_seconds"]
 COMPANIES = ["Taxi Affiliation Services", "Dispatch Taxi Affiliation", "Blue Ribbon Taxi Association Inc.",
              "Choice Taxi Association", "Northwest Management LLC", "KOAM Taxi Association", "Top Cab Affiliation",
@@ -73,14 +72,8 @@ def bundle(tmp_path: Path, pre: dict) -> Bundle:
 
 
 @pytest.fixture
-def taxi(tmp_path):
-    if not TAXI.is_file():
-        pytest.skip(f"taxi data not found at {TAXI}")
-    with TAXI.open(newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        rows = [row for _, row in zip(range(40), reader)]
-    return header, rows
+def taxi():
+    return taxi_head()
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
