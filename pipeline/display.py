@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import sys
@@ -184,10 +183,12 @@ def print_rejects(result: Any) -> None:
 # the anomaly kinds the summary names first: a shifted or unseen distribution matters more than a new extreme
 _VALIDATION_ORDER = ("missing_column", "type_change", "mean_drift", "new_category", "missing_values",
                      "unexpected_column", "out_of_range")
-_VALIDATION_SHORT = {  # kind -> (pattern in the detail of components/data/schema.py, short text)
-    "mean_drift": (r"\(([\d.e+]+|inf) train std", "{feature} mean drift {0:.3g} train std in {split}"),
-    "new_category": (r"^(\d+) unseen values \(([\d.]+%)", "{feature} {0} new categories ({1}) in {split}"),
-    "missing_values": (r"^missing ([\d.]+%)", "{feature} {0} missing in {split}"),
+# kind -> its short text from the anomaly's ``measure`` (components/data/schema.py check_split); a null drift is
+# an infinite one (train std 0)
+_VALIDATION_SHORT = {
+    "mean_drift": lambda m: "mean drift " + ("inf" if m["drift"] is None else f"{m['drift']:.3g}") + " train std",
+    "new_category": lambda m: f"{m['unseen']} new categories ({m['share']:.2%})",
+    "missing_values": lambda m: f"{m['fraction']:.2%} missing",
 }
 
 
@@ -214,12 +215,10 @@ def print_validation(result: Any, shown: int = 3) -> None:
 
 def _short_anomaly(anomaly: dict) -> str:
     feature, kind, split = anomaly.get("feature"), anomaly.get("kind", ""), anomaly.get("split")
-    pattern, text = _VALIDATION_SHORT.get(kind, (None, None))
-    found = re.search(pattern, anomaly.get("detail") or "") if pattern else None
-    if found is None:
+    short, measure = _VALIDATION_SHORT.get(kind), anomaly.get("measure")
+    if short is None or not measure:  # a kind without numbers, or a validation.json written before measures
         return f"{feature} {kind.replace('_', ' ')} in {split}"
-    values = [float(v) if kind == "mean_drift" else v for v in found.groups()]
-    return text.format(*values, feature=feature, split=split)
+    return f"{feature} {short(measure)} in {split}"
 
 
 def print_summary(bundle_dir: Path) -> None:

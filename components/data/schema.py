@@ -4,8 +4,9 @@
 "float"|"int"|"string", "shape", "required", "min", "max", "mean", "std", "missing_fraction", "domain"}}}``
 (``domain``: the string values seen in train, when there are at most ``max_domain_size``).
 
-``validation.json``: ``{"anomalies": [{"split", "feature", "kind", "detail"}], "counts": {kind: n}, "checked":
-[splits], "failed": bool}``. Anomaly kinds:
+``validation.json``: ``{"anomalies": [{"split", "feature", "kind", "detail", "measure"}], "counts": {kind: n},
+"checked": [splits], "failed": bool}`` (``measure``, where a kind has numbers: ``drift``; ``unseen``, ``share``;
+``fraction``). Anomaly kinds:
 
 * ``missing_column``: a feature of the schema is absent from the split's statistics;
 * ``unexpected_column``: a feature the schema does not know;
@@ -18,6 +19,8 @@
 Every anomaly is reported; the run fails (DataError, one line) only for kinds listed in ``fail_on``.
 """
 from __future__ import annotations
+
+import math
 
 from edgepipe.pipeline.artifacts import ExampleStatistics, Schema, ValidationReport
 from edgepipe.pipeline.component import Input, Output, component
@@ -59,8 +62,13 @@ def check_split(split: str, stats: dict, schema: dict, max_mean_drift: float, ra
     expected = schema["features"]
     anomalies = []
 
-    def add(feature, kind, detail):
-        anomalies.append({"split": split, "feature": feature, "kind": kind, "detail": detail})
+    def add(feature, kind, detail, **measure):
+        """``measure``: the finding's numbers, for readers that summarize it (the run summary) without parsing
+        ``detail``; an infinite drift (train std 0) is stored as null, which strict JSON can hold."""
+        record = {"split": split, "feature": feature, "kind": kind, "detail": detail}
+        if measure:
+            record["measure"] = {k: (v if v is None or math.isfinite(v) else None) for k, v in measure.items()}
+        anomalies.append(record)
 
     for name, want in expected.items():
         got = found.get(name)
@@ -74,7 +82,8 @@ def check_split(split: str, stats: dict, schema: dict, max_mean_drift: float, ra
         present = got.get("count", 0) + got.get("missing", 0)
         fraction = got.get("missing", 0) / present if present else 0.0
         if fraction > want.get("missing_fraction", 0.0) + max_missing_increase:
-            add(name, "missing_values", f"missing {fraction:.2%} (train {want.get('missing_fraction', 0):.2%})")
+            add(name, "missing_values", f"missing {fraction:.2%} (train {want.get('missing_fraction', 0):.2%})",
+                fraction=fraction)
         if want["type"] == "string":
             domain = want.get("domain")
             if domain is not None and got.get("count", 0):
@@ -82,7 +91,7 @@ def check_split(split: str, stats: dict, schema: dict, max_mean_drift: float, ra
                 if unseen:
                     share = sum(c for _, c in unseen) / got["count"]
                     add(name, "new_category", f"{len(unseen)} unseen values ({share:.2%} of values), e.g. "
-                                              f"{unseen[0][0]!r}")
+                                              f"{unseen[0][0]!r}", unseen=len(unseen), share=share)
             continue
         if not got.get("count") or want.get("min") is None:
             continue
@@ -96,7 +105,7 @@ def check_split(split: str, stats: dict, schema: dict, max_mean_drift: float, ra
                                                                         else float("inf"))
         if drift > max_mean_drift:
             add(name, "mean_drift", f"mean {got['mean']:.6g} vs train {want['mean']:.6g} "
-                                    f"({drift:.2f} train std > {max_mean_drift})")
+                                    f"({drift:.2f} train std > {max_mean_drift})", drift=drift)
     for name in found:
         if name not in expected:
             add(name, "unexpected_column", f"feature '{name}' is not in the schema")

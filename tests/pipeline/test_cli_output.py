@@ -173,12 +173,13 @@ def test_the_run_summary_names_the_validation_anomalies(tmp_path, capsys):
 
     anomalies = [
         {"split": "eval", "feature": "company", "kind": "new_category",
-         "detail": "11 unseen values (16.41% of values), e.g. 'LEAKCO Cab'"},
+         "detail": "11 unseen values (16.41% of values), e.g. 'LEAKCO Cab'", "measure": {"unseen": 11, "share": 0.1641}},
         {"split": "eval", "feature": "fare", "kind": "out_of_range",
          "detail": "[0, 99999] outside training range [0, 175.05]"},
         {"split": "test", "feature": "fare", "kind": "mean_drift",
-         "detail": "mean 1324.12 vs train 12.7202 (116.39 train std > 1.0)"},
-        {"split": "test", "feature": "company", "kind": "missing_values", "detail": "missing 52.50% (train 34.00%)"}]
+         "detail": "mean 1324.12 vs train 12.7202 (116.39 train std > 1.0)", "measure": {"drift": 116.39}},
+        {"split": "test", "feature": "company", "kind": "missing_values", "detail": "missing 52.50% (train 34.00%)",
+         "measure": {"fraction": 0.525}}]
     (tmp_path / "validation.json").write_text(json.dumps({"anomalies": anomalies, "checked": ["eval", "test"]}))
     (tmp_path / "clean").mkdir()
     (tmp_path / "clean" / "validation.json").write_text(json.dumps({"anomalies": [], "checked": ["eval"]}))
@@ -189,3 +190,28 @@ def test_the_run_summary_names_the_validation_anomalies(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == [
         "  validation: 4 anomalies in eval/test (fare mean drift 116 train std in test, company 11 new categories "
         f"(16.41%) in eval, company 52.50% missing in test, ...); see {tmp_path}/validation.json"]
+
+
+def test_the_summary_reads_the_numbers_validation_records_not_its_wording(tmp_path, capsys):
+    """check_split records each finding's numbers (``measure``) and the summary line is made from them, so rewording
+    a ``detail`` cannot silently drop the numbers from the summary; an infinite drift (train std 0) is strict JSON."""
+    from edgepipe.components.data.schema import check_split
+    from edgepipe.pipeline.display import print_validation
+
+    schema = {"features": {
+        "fare": {"type": "float", "min": 0.0, "max": 175.05, "mean": 12.72, "std": 11.13, "missing_fraction": 0.0},
+        "tolls": {"type": "float", "min": 0.0, "max": 0.0, "mean": 0.0, "std": 0.0, "missing_fraction": 0.0},
+        "company": {"type": "string", "domain": ["Flash Cab"], "missing_fraction": 0.34}}}
+    stats = {"features": {
+        "fare": {"type": "float", "count": 40, "missing": 0, "min": 3.0, "max": 90.0, "mean": 1304.0, "std": 1.0},
+        "tolls": {"type": "float", "count": 40, "missing": 0, "min": 0.0, "max": 2.0, "mean": 0.5, "std": 0.1},
+        "company": {"type": "string", "count": 19, "missing": 21, "top": [["LEAKCO Cab", 4], ["Flash Cab", 15]]}}}
+    anomalies = check_split("test", stats, schema, max_mean_drift=1.0, range_margin=0.0, max_missing_increase=0.05)
+    (tmp_path / "validation.json").write_text(json.dumps({"anomalies": anomalies, "checked": ["test"]},
+                                                         allow_nan=False))
+    record = SimpleNamespace(type="ValidationReport", uri=str(tmp_path))
+    print_validation(SimpleNamespace(nodes={"validate_examples": SimpleNamespace(outputs={"report": record})}), 4)
+    line = capsys.readouterr().out
+    for named in ("fare mean drift 116 train std in test", "tolls mean drift inf train std in test",
+                  "company 1 new categories (21.05%) in test", "company 52.50% missing in test"):
+        assert named in line, line
